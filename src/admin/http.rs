@@ -1,0 +1,1 @@
+//! Admin HTTP (to be filled in).

@@ -1,0 +1,64 @@
+//! The node's metrics, rendered as Prometheus text on the admin `/metrics` endpoint.
+//!
+//! Each node owns its own recorder (not the process-global one) so that several nodes in one
+//! test process keep separate figures.
+
+use std::sync::Arc;
+
+use metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata, Recorder};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+
+/// Handles on every metric a node reports.
+pub struct Metrics {
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
+    /// Dirty rows waiting to be written (queued plus in flight).
+    pub flush_backlog: Gauge,
+    /// Seconds from the start of a flush to its commit.
+    pub flush_latency: Histogram,
+    pub rows_written: Counter,
+    pub flush_failures: Counter,
+    /// Transactions and flushes retried after 40001 or a lost connection.
+    pub db_retries: Counter,
+    /// Writes refused because a newer claim owns the row.
+    pub fenced_writes: Counter,
+    pub claims: Counter,
+}
+
+static META: Metadata<'static> = Metadata::new("serai", Level::INFO, Some("serai"));
+
+impl Metrics {
+    pub fn new(node_id: &str) -> Arc<Metrics> {
+        let recorder = PrometheusBuilder::new().add_global_label("node", node_id).build_recorder();
+        let handle = recorder.handle();
+        let key = |name: &'static str| Key::from_static_name(name);
+        Arc::new(Metrics {
+            flush_backlog: recorder.register_gauge(&key("serai_flush_backlog_rows"), &META),
+            flush_latency: recorder.register_histogram(&key("serai_flush_latency_seconds"), &META),
+            rows_written: recorder.register_counter(&key("serai_rows_written_total"), &META),
+            flush_failures: recorder.register_counter(&key("serai_flush_failures_total"), &META),
+            db_retries: recorder.register_counter(&key("serai_db_retries_total"), &META),
+            fenced_writes: recorder.register_counter(&key("serai_fenced_writes_total"), &META),
+            claims: recorder.register_counter(&key("serai_claims_total"), &META),
+            recorder,
+            handle,
+        })
+    }
+
+    /// The gauge of active actors of one kind (`character`, `market`, …).
+    pub fn active_actors(&self, kind: &'static str) -> Gauge {
+        let key = Key::from_parts("serai_active_actors", vec![Label::new("kind", kind)]);
+        self.recorder.register_gauge(&key, &META)
+    }
+
+    /// A counter with one label, for figures that are counted per kind or per outcome.
+    pub fn counter(&self, name: &'static str, label: &'static str, value: &'static str) -> Counter {
+        let key = Key::from_parts(name, vec![Label::new(label, value)]);
+        self.recorder.register_counter(&key, &META)
+    }
+
+    /// Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        self.handle.render()
+    }
+}

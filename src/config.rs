@@ -1,0 +1,336 @@
+//! Node configuration: a TOML file, then `SERAI_*` environment overrides, validated once.
+//!
+//! [`RawConfig`] is what a file may say (unknown keys are refused so a typo never silently
+//! falls back to a default); [`Config`] is the validated form the node runs with. A bad value
+//! becomes a [`ConfigError`] naming the field, which `main` prints on one line before exiting
+//! with status 2.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Which SQL dialect the database speaks. CockroachDB-only features hide behind this switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dialect {
+    Postgres,
+    Cockroach,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The validated configuration of one node.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub node_id: String,
+    pub client_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub peer_addr: SocketAddr,
+    pub database_url: String,
+    pub database_pool_size: usize,
+    pub dialect: Dialect,
+    /// Nakama's server key: clients send it as `Basic base64(key:)` to authenticate.
+    pub server_key: String,
+    /// Key for server-to-server RPC calls (`?http_key=`).
+    pub http_key: String,
+    pub session_encryption_key: String,
+    pub session_token_expiry: Duration,
+    pub refresh_encryption_key: String,
+    pub refresh_token_expiry: Duration,
+    pub admin_token: String,
+    pub cluster_secret: String,
+    pub flush_interval: Duration,
+    pub flush_batch_size: usize,
+    pub idle_timeout: Duration,
+    pub log_format: LogFormat,
+    /// Largest inbound WebSocket frame from a client, in bytes.
+    pub max_message_size: usize,
+}
+
+/// A configuration value that cannot be used: the field's name and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid config: {field}: {problem}")]
+pub struct ConfigError {
+    pub field: String,
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(field: &str, problem: impl Into<String>) -> Self {
+        ConfigError { field: field.to_string(), problem: problem.into() }
+    }
+}
+
+/// What a config file may contain; every field optional, unknown fields refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub node_id: Option<String>,
+    pub client_addr: Option<String>,
+    pub admin_addr: Option<String>,
+    pub peer_addr: Option<String>,
+    pub database_url: Option<String>,
+    pub database_pool_size: Option<i64>,
+    pub dialect: Option<String>,
+    pub server_key: Option<String>,
+    pub http_key: Option<String>,
+    pub session_encryption_key: Option<String>,
+    pub session_token_expiry_secs: Option<i64>,
+    pub refresh_encryption_key: Option<String>,
+    pub refresh_token_expiry_secs: Option<i64>,
+    pub admin_token: Option<String>,
+    pub cluster_secret: Option<String>,
+    pub flush_interval_ms: Option<i64>,
+    pub flush_batch_size: Option<i64>,
+    pub idle_timeout_secs: Option<i64>,
+    pub log_format: Option<String>,
+    pub max_message_size: Option<i64>,
+}
+
+/// Environment variables that override file values: (variable, field).
+const ENV_OVERRIDES: &[(&str, &str)] = &[
+    ("SERAI_NODE_ID", "node_id"),
+    ("SERAI_CLIENT_ADDR", "client_addr"),
+    ("SERAI_ADMIN_ADDR", "admin_addr"),
+    ("SERAI_PEER_ADDR", "peer_addr"),
+    ("SERAI_DATABASE_URL", "database_url"),
+    ("SERAI_DATABASE_POOL_SIZE", "database_pool_size"),
+    ("SERAI_DIALECT", "dialect"),
+    ("SERAI_SERVER_KEY", "server_key"),
+    ("SERAI_HTTP_KEY", "http_key"),
+    ("SERAI_SESSION_ENCRYPTION_KEY", "session_encryption_key"),
+    ("SERAI_REFRESH_ENCRYPTION_KEY", "refresh_encryption_key"),
+    ("SERAI_ADMIN_TOKEN", "admin_token"),
+    ("SERAI_CLUSTER_SECRET", "cluster_secret"),
+    ("SERAI_FLUSH_INTERVAL_MS", "flush_interval_ms"),
+    ("SERAI_FLUSH_BATCH_SIZE", "flush_batch_size"),
+    ("SERAI_IDLE_TIMEOUT_SECS", "idle_timeout_secs"),
+    ("SERAI_LOG_FORMAT", "log_format"),
+];
+
+impl RawConfig {
+    /// Reads a TOML file; a missing path means "all defaults".
+    pub fn from_file(path: Option<&Path>) -> Result<RawConfig, ConfigError> {
+        let Some(path) = path else { return Ok(RawConfig::default()) };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new("config", format!("cannot read {}: {e}", path.display())))?;
+        toml::from_str(&text).map_err(|e| {
+            let msg = e.message().to_string();
+            let field = msg
+                .strip_prefix("unknown field `")
+                .and_then(|rest| rest.split('`').next())
+                .unwrap_or("config");
+            ConfigError::new(field, msg.replace('\n', " "))
+        })
+    }
+
+    /// Applies `SERAI_*` overrides from `lookup` (the process environment in production).
+    pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        for (var, field) in ENV_OVERRIDES {
+            if let Some(value) = lookup(var) {
+                self.set(field, value)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn set(&mut self, field: &str, value: String) -> Result<(), ConfigError> {
+        let int = |v: &str| {
+            v.trim().parse::<i64>().map_err(|_| ConfigError::new(field, format!("`{v}` is not an integer")))
+        };
+        match field {
+            "node_id" => self.node_id = Some(value),
+            "client_addr" => self.client_addr = Some(value),
+            "admin_addr" => self.admin_addr = Some(value),
+            "peer_addr" => self.peer_addr = Some(value),
+            "database_url" => self.database_url = Some(value),
+            "database_pool_size" => self.database_pool_size = Some(int(&value)?),
+            "dialect" => self.dialect = Some(value),
+            "server_key" => self.server_key = Some(value),
+            "http_key" => self.http_key = Some(value),
+            "session_encryption_key" => self.session_encryption_key = Some(value),
+            "refresh_encryption_key" => self.refresh_encryption_key = Some(value),
+            "admin_token" => self.admin_token = Some(value),
+            "cluster_secret" => self.cluster_secret = Some(value),
+            "flush_interval_ms" => self.flush_interval_ms = Some(int(&value)?),
+            "flush_batch_size" => self.flush_batch_size = Some(int(&value)?),
+            "idle_timeout_secs" => self.idle_timeout_secs = Some(int(&value)?),
+            "log_format" => self.log_format = Some(value),
+            other => return Err(ConfigError::new(other, "not a known field")),
+        }
+        Ok(())
+    }
+
+    /// Checks every field and fills in defaults.
+    pub fn validate(self) -> Result<Config, ConfigError> {
+        let secs = |field: &str, v: Option<i64>, default: u64, min: u64, max: u64| {
+            bounded(field, v, default, min, max).map(Duration::from_secs)
+        };
+        let config = Config {
+            node_id: node_id(self.node_id)?,
+            client_addr: addr("client_addr", self.client_addr, "127.0.0.1:7350")?,
+            admin_addr: addr("admin_addr", self.admin_addr, "127.0.0.1:7351")?,
+            peer_addr: addr("peer_addr", self.peer_addr, "127.0.0.1:7352")?,
+            database_url: database_url(self.database_url)?,
+            database_pool_size: bounded("database_pool_size", self.database_pool_size, 16, 1, 1024)? as usize,
+            dialect: parse_enum("dialect", self.dialect, Dialect::Postgres)?,
+            server_key: secret("server_key", self.server_key, "defaultkey", 1)?,
+            http_key: secret("http_key", self.http_key, "defaulthttpkey", 1)?,
+            session_encryption_key: secret("session_encryption_key", self.session_encryption_key, "defaultencryptionkey", 8)?,
+            session_token_expiry: secs("session_token_expiry_secs", self.session_token_expiry_secs, 7200, 120, 31_536_000)?,
+            refresh_encryption_key: secret("refresh_encryption_key", self.refresh_encryption_key, "defaultrefreshencryptionkey", 8)?,
+            refresh_token_expiry: secs("refresh_token_expiry_secs", self.refresh_token_expiry_secs, 86_400, 3_700, 31_536_000)?,
+            admin_token: secret("admin_token", self.admin_token, "defaultadmintoken", 8)?,
+            cluster_secret: secret("cluster_secret", self.cluster_secret, "defaultclustersecret", 8)?,
+            flush_interval: Duration::from_millis(bounded("flush_interval_ms", self.flush_interval_ms, 200, 1, 60_000)?),
+            flush_batch_size: bounded("flush_batch_size", self.flush_batch_size, 500, 1, 10_000)? as usize,
+            idle_timeout: secs("idle_timeout_secs", self.idle_timeout_secs, 300, 1, 86_400)?,
+            log_format: parse_enum("log_format", self.log_format, LogFormat::Text)?,
+            max_message_size: bounded("max_message_size", self.max_message_size, 4096, 256, 1 << 20)? as usize,
+        };
+        if config.session_encryption_key == config.refresh_encryption_key {
+            return Err(ConfigError::new("refresh_encryption_key", "must differ from session_encryption_key"));
+        }
+        Ok(config)
+    }
+}
+
+fn node_id(v: Option<String>) -> Result<String, ConfigError> {
+    let id = v.unwrap_or_else(|| "serai-0".to_string());
+    let ok = !id.is_empty()
+        && id.len() <= 63
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if ok {
+        Ok(id)
+    } else {
+        Err(ConfigError::new("node_id", "must be 1-63 characters of letters, digits, '-', '_' or '.'"))
+    }
+}
+
+fn addr(field: &str, v: Option<String>, default: &str) -> Result<SocketAddr, ConfigError> {
+    let text = v.unwrap_or_else(|| default.to_string());
+    text.parse()
+        .map_err(|_| ConfigError::new(field, format!("`{text}` is not an address like 127.0.0.1:7350")))
+}
+
+fn database_url(v: Option<String>) -> Result<String, ConfigError> {
+    let url = v.unwrap_or_else(|| "postgresql://postgres@127.0.0.1:5432/serai".to_string());
+    url.parse::<tokio_postgres::Config>()
+        .map_err(|e| ConfigError::new("database_url", format!("not a PostgreSQL URL: {e}")))?;
+    Ok(url)
+}
+
+fn secret(field: &str, v: Option<String>, default: &str, min_len: usize) -> Result<String, ConfigError> {
+    let s = v.unwrap_or_else(|| default.to_string());
+    if s.len() < min_len {
+        return Err(ConfigError::new(field, format!("must be at least {min_len} characters")));
+    }
+    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(ConfigError::new(field, "must not contain whitespace or control characters"));
+    }
+    Ok(s)
+}
+
+fn bounded(field: &str, v: Option<i64>, default: u64, min: u64, max: u64) -> Result<u64, ConfigError> {
+    let Some(v) = v else { return Ok(default) };
+    if v < min as i64 || v > max as i64 {
+        return Err(ConfigError::new(field, format!("{v} is outside {min}..={max}")));
+    }
+    Ok(v as u64)
+}
+
+fn parse_enum<T: for<'de> Deserialize<'de>>(field: &str, v: Option<String>, default: T) -> Result<T, ConfigError> {
+    let Some(text) = v else { return Ok(default) };
+    T::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(&text))
+        .map_err(|_| ConfigError::new(field, format!("`{text}` is not one of the allowed values")))
+}
+
+impl Config {
+    /// Loads a file (if any), applies the process environment and validates.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut raw = RawConfig::from_file(path)?;
+        raw.apply_env(|k| std::env::var(k).ok())?;
+        raw.validate()
+    }
+
+    /// A config for tests: ephemeral ports on loopback, fast flushes, the given database.
+    pub fn for_test(database_url: &str) -> Config {
+        let mut config = RawConfig::default().validate().expect("defaults are valid");
+        let any = "127.0.0.1:0".parse().expect("loopback");
+        config.node_id = "test-0".to_string();
+        config.client_addr = any;
+        config.admin_addr = any;
+        config.peer_addr = any;
+        config.database_url = database_url.to_string();
+        config.database_pool_size = 8;
+        config.flush_interval = Duration::from_millis(20);
+        config.flush_batch_size = 200;
+        config.idle_timeout = Duration::from_secs(60);
+        config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = RawConfig::default().validate().unwrap();
+        assert_eq!(c.client_addr.port(), 7350);
+        assert_eq!(c.admin_addr.port(), 7351);
+        assert_eq!(c.peer_addr.port(), 7352);
+        assert_eq!(c.server_key, "defaultkey");
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let mut raw: RawConfig = toml::from_str("node_id = \"a\"\nflush_batch_size = 10").unwrap();
+        raw.apply_env(env(&[("SERAI_NODE_ID", "b"), ("SERAI_CLIENT_ADDR", "0.0.0.0:9000")])).unwrap();
+        let c = raw.validate().unwrap();
+        assert_eq!(c.node_id, "b");
+        assert_eq!(c.client_addr.port(), 9000);
+        assert_eq!(c.flush_batch_size, 10);
+    }
+
+    #[test]
+    fn unknown_field_is_named() {
+        let dir = std::env::temp_dir().join(format!("serai-cfg-{}", uuid::Uuid::new_v4()));
+        std::fs::write(&dir, "flush_intervall_ms = 5\n").unwrap();
+        let err = RawConfig::from_file(Some(&dir)).unwrap_err();
+        std::fs::remove_file(&dir).ok();
+        assert_eq!(err.field, "flush_intervall_ms");
+    }
+
+    #[test]
+    fn bad_values_name_their_field() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("SERAI_CLIENT_ADDR", "nowhere", "client_addr"),
+            ("SERAI_NODE_ID", "has space", "node_id"),
+            ("SERAI_DATABASE_URL", "postgresql://host:notaport/db", "database_url"),
+            ("SERAI_FLUSH_BATCH_SIZE", "0", "flush_batch_size"),
+            ("SERAI_FLUSH_INTERVAL_MS", "soon", "flush_interval_ms"),
+            ("SERAI_LOG_FORMAT", "xml", "log_format"),
+            ("SERAI_ADMIN_TOKEN", "short", "admin_token"),
+        ];
+        for (var, value, field) in cases {
+            let mut raw = RawConfig::default();
+            let err = raw.apply_env(env(&[(var, value)])).and_then(|_| raw.validate().map(|_| ())).unwrap_err();
+            assert_eq!(&err.field, field, "{var}={value}");
+            assert!(err.to_string().starts_with(&format!("invalid config: {field}: ")));
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! The database handle: a deadpool of tokio-postgres connections plus the critical path.
+
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts};
+use futures_util::future::BoxFuture;
+pub use tokio_postgres::Transaction;
+use tokio_postgres::{error::SqlState, NoTls};
+
+use super::retry::Backoff;
+use crate::admin::metrics::Metrics;
+use crate::config::Dialect;
+use std::sync::Arc;
+
+/// Errors of the persistence layer.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Sql(#[from] tokio_postgres::Error),
+    /// The row is owned by a newer claim: this node's copy is stale.
+    #[error("fenced: {0} is owned by a newer claim")]
+    Fenced(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A rule of the change itself refused it (e.g. not enough gold); never retried.
+    #[error("{0}")]
+    Rejected(String),
+    #[error("migration failed: {0}")]
+    Migration(String),
+}
+
+impl DbError {
+    /// SQLSTATE of the underlying error, if any.
+    pub fn sqlstate(&self) -> Option<&SqlState> {
+        match self {
+            DbError::Sql(e) => e.code(),
+            _ => None,
+        }
+    }
+
+    /// Whether running the same work again may succeed: serialization failures (40001),
+    /// deadlocks, and lost or unavailable connections.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            DbError::Unavailable(_) => true,
+            DbError::Sql(e) => match e.code() {
+                Some(code) => {
+                    *code == SqlState::T_R_SERIALIZATION_FAILURE
+                        || *code == SqlState::T_R_DEADLOCK_DETECTED
+                        || *code == SqlState::ADMIN_SHUTDOWN
+                        || *code == SqlState::CANNOT_CONNECT_NOW
+                        || code.code().starts_with("08")
+                }
+                None => e.is_closed() || e.to_string().contains("connection"),
+            },
+            _ => false,
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for DbError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        match e {
+            deadpool_postgres::PoolError::Backend(e) => DbError::Sql(e),
+            other => DbError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+/// A cloneable handle on the node's connection pool.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool,
+    dialect: Dialect,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("dialect", &self.dialect).field("status", &self.pool.status()).finish()
+    }
+}
+
+/// How many times the critical path retries a transaction before giving up.
+const MAX_TRANSACT_ATTEMPTS: u32 = 12;
+
+impl Db {
+    /// Builds the pool. No connection is made until first use; deadpool's timeouts default to
+    /// none, so wait/create/recycle are all set here or a dead database would hang callers.
+    pub fn connect(url: &str, pool_size: usize, dialect: Dialect, metrics: Arc<Metrics>) -> Result<Db, DbError> {
+        let mut pg: tokio_postgres::Config =
+            url.parse().map_err(|e| DbError::Unavailable(format!("bad database url: {e}")))?;
+        pg.connect_timeout(Duration::from_secs(5));
+        pg.application_name("serai");
+        let manager = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let timeouts = Timeouts {
+            wait: Some(Duration::from_secs(5)),
+            create: Some(Duration::from_secs(5)),
+            recycle: Some(Duration::from_secs(5)),
+        };
+        let pool = Pool::builder(manager)
+            .max_size(pool_size)
+            .timeouts(timeouts)
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| DbError::Unavailable(e.to_string()))?;
+        Ok(Db { pool, dialect, metrics })
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, DbError> {
+        Ok(self.pool.get().await?)
+    }
+
+    /// Whether the database answers a trivial query.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        let client = self.client().await?;
+        client.simple_query("SELECT 1").await?;
+        Ok(())
+    }
+
+    /// Runs `work` in one SERIALIZABLE transaction and commits; on a retryable error the whole
+    /// transaction is run again with backoff. Returns only after the commit succeeded.
+    pub async fn transact<T, F>(&self, work: F) -> Result<T, DbError>
+    where
+        F: for<'t> Fn(&'t Transaction<'t>) -> BoxFuture<'t, Result<T, DbError>>,
+    {
+        let mut backoff = Backoff::database();
+        loop {
+            match self.transact_once(&work).await {
+                Ok(v) => return Ok(v),
+                Err(e) if e.is_retryable() && backoff.attempts() < MAX_TRANSACT_ATTEMPTS => {
+                    tracing::debug!(error = %e, attempt = backoff.attempts(), "retrying transaction");
+                    self.metrics.db_retries.increment(1);
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn transact_once<T, F>(&self, work: &F) -> Result<T, DbError>
+    where
+        F: for<'t> Fn(&'t Transaction<'t>) -> BoxFuture<'t, Result<T, DbError>>,
+    {
+        let mut client = self.client().await?;
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::Serializable)
+            .start()
+            .await?;
+        let value = work(&tx).await?;
+        tx.commit().await?;
+        Ok(value)
+    }
+}

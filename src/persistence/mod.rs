@@ -1,0 +1,16 @@
+//! Everything that speaks SQL lives here; no other module imports tokio-postgres.
+//!
+//! - [`Db`]: the pool, the dialect, and [`Db::transact`], the critical path (one transaction,
+//!   retried whole on SQLSTATE 40001, answered only after commit).
+//! - `batch`: pure coalescing of dirty rows (latest wins per row key).
+//! - `actor`: the per-node persistence actor that flushes batches, fenced by owner epoch.
+//! - `pg`: the multi-row flush statements (`unnest` arrays).
+//! - `claims`: ownership claims (owner node + epoch) on entity rows.
+//! - `migrate`: numbered migrations from `schema/`, safe to run from several nodes at once.
+//! - `catalog`: reading the static catalog tables.
+//! - `accounts`: users, device ids and custom ids.
+
+mod db;
+pub mod retry;
+
+pub use db::{Db, DbError};
