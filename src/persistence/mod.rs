@@ -14,3 +14,10 @@ mod db;
 pub mod retry;
 
 pub use db::{Db, DbError};
+pub mod actor;
+pub mod batch;
+pub mod claims;
+pub mod messages;
+pub mod pg;
+
+pub use actor::{FlushPolicy, PersistenceActor};
