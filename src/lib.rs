@@ -17,4 +17,5 @@ pub mod admin;
 pub mod config;
 pub mod localdb;
 pub mod persistence;
+pub mod routing;
 pub mod shutdown;

@@ -1,0 +1,14 @@
+//! Where a message for an entity goes: key → owner node → the local registry, which activates
+//! the entity's actor on demand.
+//!
+//! Today every owner is this node ([`placement::Placement::single`]); the cluster work swaps in
+//! the consistent-hash ring without touching callers of [`Router::send`].
+
+mod entity;
+pub mod placement;
+mod registry;
+mod router;
+
+pub use entity::{Entity, RouteKey};
+pub use registry::Registry;
+pub use router::{RouteError, Router};
