@@ -18,6 +18,7 @@ pub mod actor;
 pub mod batch;
 pub mod claims;
 pub mod messages;
+pub mod migrate;
 pub mod pg;
 
 pub use actor::{FlushPolicy, PersistenceActor};
