@@ -65,7 +65,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn new(field: &str, problem: impl Into<String>) -> Self {
-        ConfigError { field: field.to_string(), problem: problem.into() }
+        ConfigError {
+            field: field.to_string(),
+            problem: problem.into(),
+        }
     }
 }
 
@@ -119,9 +122,12 @@ const ENV_OVERRIDES: &[(&str, &str)] = &[
 impl RawConfig {
     /// Reads a TOML file; a missing path means "all defaults".
     pub fn from_file(path: Option<&Path>) -> Result<RawConfig, ConfigError> {
-        let Some(path) = path else { return Ok(RawConfig::default()) };
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::new("config", format!("cannot read {}: {e}", path.display())))?;
+        let Some(path) = path else {
+            return Ok(RawConfig::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new("config", format!("cannot read {}: {e}", path.display()))
+        })?;
         toml::from_str(&text).map_err(|e| {
             let msg = e.message().to_string();
             let field = msg
@@ -133,7 +139,10 @@ impl RawConfig {
     }
 
     /// Applies `SERAI_*` overrides from `lookup` (the process environment in production).
-    pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    pub fn apply_env(
+        &mut self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
         for (var, field) in ENV_OVERRIDES {
             if let Some(value) = lookup(var) {
                 self.set(field, value)?;
@@ -144,7 +153,9 @@ impl RawConfig {
 
     fn set(&mut self, field: &str, value: String) -> Result<(), ConfigError> {
         let int = |v: &str| {
-            v.trim().parse::<i64>().map_err(|_| ConfigError::new(field, format!("`{v}` is not an integer")))
+            v.trim()
+                .parse::<i64>()
+                .map_err(|_| ConfigError::new(field, format!("`{v}` is not an integer")))
         };
         match field {
             "node_id" => self.node_id = Some(value),
@@ -180,24 +191,68 @@ impl RawConfig {
             admin_addr: addr("admin_addr", self.admin_addr, "127.0.0.1:7351")?,
             peer_addr: addr("peer_addr", self.peer_addr, "127.0.0.1:7352")?,
             database_url: database_url(self.database_url)?,
-            database_pool_size: bounded("database_pool_size", self.database_pool_size, 16, 1, 1024)? as usize,
+            database_pool_size: bounded("database_pool_size", self.database_pool_size, 16, 1, 1024)?
+                as usize,
             dialect: parse_enum("dialect", self.dialect, Dialect::Postgres)?,
             server_key: secret("server_key", self.server_key, "defaultkey", 1)?,
             http_key: secret("http_key", self.http_key, "defaulthttpkey", 1)?,
-            session_encryption_key: secret("session_encryption_key", self.session_encryption_key, "defaultencryptionkey", 8)?,
-            session_token_expiry: secs("session_token_expiry_secs", self.session_token_expiry_secs, 7200, 120, 31_536_000)?,
-            refresh_encryption_key: secret("refresh_encryption_key", self.refresh_encryption_key, "defaultrefreshencryptionkey", 8)?,
-            refresh_token_expiry: secs("refresh_token_expiry_secs", self.refresh_token_expiry_secs, 86_400, 3_700, 31_536_000)?,
+            session_encryption_key: secret(
+                "session_encryption_key",
+                self.session_encryption_key,
+                "defaultencryptionkey",
+                8,
+            )?,
+            session_token_expiry: secs(
+                "session_token_expiry_secs",
+                self.session_token_expiry_secs,
+                7200,
+                120,
+                31_536_000,
+            )?,
+            refresh_encryption_key: secret(
+                "refresh_encryption_key",
+                self.refresh_encryption_key,
+                "defaultrefreshencryptionkey",
+                8,
+            )?,
+            refresh_token_expiry: secs(
+                "refresh_token_expiry_secs",
+                self.refresh_token_expiry_secs,
+                86_400,
+                3_700,
+                31_536_000,
+            )?,
             admin_token: secret("admin_token", self.admin_token, "defaultadmintoken", 8)?,
-            cluster_secret: secret("cluster_secret", self.cluster_secret, "defaultclustersecret", 8)?,
-            flush_interval: Duration::from_millis(bounded("flush_interval_ms", self.flush_interval_ms, 200, 1, 60_000)?),
-            flush_batch_size: bounded("flush_batch_size", self.flush_batch_size, 500, 1, 10_000)? as usize,
+            cluster_secret: secret(
+                "cluster_secret",
+                self.cluster_secret,
+                "defaultclustersecret",
+                8,
+            )?,
+            flush_interval: Duration::from_millis(bounded(
+                "flush_interval_ms",
+                self.flush_interval_ms,
+                200,
+                1,
+                60_000,
+            )?),
+            flush_batch_size: bounded("flush_batch_size", self.flush_batch_size, 500, 1, 10_000)?
+                as usize,
             idle_timeout: secs("idle_timeout_secs", self.idle_timeout_secs, 300, 1, 86_400)?,
             log_format: parse_enum("log_format", self.log_format, LogFormat::Text)?,
-            max_message_size: bounded("max_message_size", self.max_message_size, 4096, 256, 1 << 20)? as usize,
+            max_message_size: bounded(
+                "max_message_size",
+                self.max_message_size,
+                4096,
+                256,
+                1 << 20,
+            )? as usize,
         };
         if config.session_encryption_key == config.refresh_encryption_key {
-            return Err(ConfigError::new("refresh_encryption_key", "must differ from session_encryption_key"));
+            return Err(ConfigError::new(
+                "refresh_encryption_key",
+                "must differ from session_encryption_key",
+            ));
         }
         Ok(config)
     }
@@ -207,18 +262,27 @@ fn node_id(v: Option<String>) -> Result<String, ConfigError> {
     let id = v.unwrap_or_else(|| "serai-0".to_string());
     let ok = !id.is_empty()
         && id.len() <= 63
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
     if ok {
         Ok(id)
     } else {
-        Err(ConfigError::new("node_id", "must be 1-63 characters of letters, digits, '-', '_' or '.'"))
+        Err(ConfigError::new(
+            "node_id",
+            "must be 1-63 characters of letters, digits, '-', '_' or '.'",
+        ))
     }
 }
 
 fn addr(field: &str, v: Option<String>, default: &str) -> Result<SocketAddr, ConfigError> {
     let text = v.unwrap_or_else(|| default.to_string());
-    text.parse()
-        .map_err(|_| ConfigError::new(field, format!("`{text}` is not an address like 127.0.0.1:7350")))
+    text.parse().map_err(|_| {
+        ConfigError::new(
+            field,
+            format!("`{text}` is not an address like 127.0.0.1:7350"),
+        )
+    })
 }
 
 fn database_url(v: Option<String>) -> Result<String, ConfigError> {
@@ -228,26 +292,50 @@ fn database_url(v: Option<String>) -> Result<String, ConfigError> {
     Ok(url)
 }
 
-fn secret(field: &str, v: Option<String>, default: &str, min_len: usize) -> Result<String, ConfigError> {
+fn secret(
+    field: &str,
+    v: Option<String>,
+    default: &str,
+    min_len: usize,
+) -> Result<String, ConfigError> {
     let s = v.unwrap_or_else(|| default.to_string());
     if s.len() < min_len {
-        return Err(ConfigError::new(field, format!("must be at least {min_len} characters")));
+        return Err(ConfigError::new(
+            field,
+            format!("must be at least {min_len} characters"),
+        ));
     }
     if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(ConfigError::new(field, "must not contain whitespace or control characters"));
+        return Err(ConfigError::new(
+            field,
+            "must not contain whitespace or control characters",
+        ));
     }
     Ok(s)
 }
 
-fn bounded(field: &str, v: Option<i64>, default: u64, min: u64, max: u64) -> Result<u64, ConfigError> {
+fn bounded(
+    field: &str,
+    v: Option<i64>,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, ConfigError> {
     let Some(v) = v else { return Ok(default) };
     if v < min as i64 || v > max as i64 {
-        return Err(ConfigError::new(field, format!("{v} is outside {min}..={max}")));
+        return Err(ConfigError::new(
+            field,
+            format!("{v} is outside {min}..={max}"),
+        ));
     }
     Ok(v as u64)
 }
 
-fn parse_enum<T: for<'de> Deserialize<'de>>(field: &str, v: Option<String>, default: T) -> Result<T, ConfigError> {
+fn parse_enum<T: for<'de> Deserialize<'de>>(
+    field: &str,
+    v: Option<String>,
+    default: T,
+) -> Result<T, ConfigError> {
     let Some(text) = v else { return Ok(default) };
     T::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(&text))
         .map_err(|_| ConfigError::new(field, format!("`{text}` is not one of the allowed values")))
@@ -283,7 +371,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
     }
 
@@ -299,7 +390,11 @@ mod tests {
     #[test]
     fn env_overrides_file() {
         let mut raw: RawConfig = toml::from_str("node_id = \"a\"\nflush_batch_size = 10").unwrap();
-        raw.apply_env(env(&[("SERAI_NODE_ID", "b"), ("SERAI_CLIENT_ADDR", "0.0.0.0:9000")])).unwrap();
+        raw.apply_env(env(&[
+            ("SERAI_NODE_ID", "b"),
+            ("SERAI_CLIENT_ADDR", "0.0.0.0:9000"),
+        ]))
+        .unwrap();
         let c = raw.validate().unwrap();
         assert_eq!(c.node_id, "b");
         assert_eq!(c.client_addr.port(), 9000);
@@ -320,7 +415,11 @@ mod tests {
         let cases: &[(&str, &str, &str)] = &[
             ("SERAI_CLIENT_ADDR", "nowhere", "client_addr"),
             ("SERAI_NODE_ID", "has space", "node_id"),
-            ("SERAI_DATABASE_URL", "postgresql://host:notaport/db", "database_url"),
+            (
+                "SERAI_DATABASE_URL",
+                "postgresql://host:notaport/db",
+                "database_url",
+            ),
             ("SERAI_FLUSH_BATCH_SIZE", "0", "flush_batch_size"),
             ("SERAI_FLUSH_INTERVAL_MS", "soon", "flush_interval_ms"),
             ("SERAI_LOG_FORMAT", "xml", "log_format"),
@@ -328,9 +427,14 @@ mod tests {
         ];
         for (var, value, field) in cases {
             let mut raw = RawConfig::default();
-            let err = raw.apply_env(env(&[(var, value)])).and_then(|_| raw.validate().map(|_| ())).unwrap_err();
+            let err = raw
+                .apply_env(env(&[(var, value)]))
+                .and_then(|_| raw.validate().map(|_| ()))
+                .unwrap_err();
             assert_eq!(&err.field, field, "{var}={value}");
-            assert!(err.to_string().starts_with(&format!("invalid config: {field}: ")));
+            assert!(err
+                .to_string()
+                .starts_with(&format!("invalid config: {field}: ")));
         }
     }
 }

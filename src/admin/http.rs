@@ -64,7 +64,9 @@ pub async fn require_token(
     if OPEN_PATHS.contains(&req.path()) {
         return Ok(next.call(req).await?.map_into_left_body());
     }
-    let token = req.app_data::<web::Data<AdminState>>().map(|s| s.admin_token.clone());
+    let token = req
+        .app_data::<web::Data<AdminState>>()
+        .map(|s| s.admin_token.clone());
     let presented = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
@@ -76,7 +78,9 @@ pub async fn require_token(
         }
         _ => {
             let body = json!({"code": 16, "message": "admin token missing or wrong: send Authorization: Bearer <admin token>"});
-            Ok(req.into_response(HttpResponse::Unauthorized().json(body)).map_into_right_body())
+            Ok(req
+                .into_response(HttpResponse::Unauthorized().json(body))
+                .map_into_right_body())
         }
     }
 }
@@ -90,7 +94,10 @@ async fn healthz() -> HttpResponse {
 }
 
 async fn readyz(state: web::Data<AdminState>) -> HttpResponse {
-    let database = matches!(tokio::time::timeout(Duration::from_secs(2), state.db.ping()).await, Ok(Ok(())));
+    let database = matches!(
+        tokio::time::timeout(Duration::from_secs(2), state.db.ping()).await,
+        Ok(Ok(()))
+    );
     let catalog = state.readiness.catalog_loaded.load(Ordering::Acquire);
     let draining = state.readiness.draining.load(Ordering::Acquire);
     let body = json!({"database": database, "catalog": catalog, "draining": draining});
@@ -104,13 +111,19 @@ async fn readyz(state: web::Data<AdminState>) -> HttpResponse {
 async fn metrics(state: web::Data<AdminState>) -> HttpResponse {
     // Refresh the actor gauges (and forget stopped actors) so a scrape sees current counts.
     state.router.sweep();
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render())
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render())
 }
 
 async fn status(state: web::Data<AdminState>) -> HttpResponse {
     let stats = state.persistence.send(GetStats).await.unwrap_or_default();
-    let actors: serde_json::Map<String, serde_json::Value> =
-        state.router.sweep().into_iter().map(|(k, n)| (k.to_string(), json!(n))).collect();
+    let actors: serde_json::Map<String, serde_json::Value> = state
+        .router
+        .sweep()
+        .into_iter()
+        .map(|(k, n)| (k.to_string(), json!(n)))
+        .collect();
     HttpResponse::Ok().json(json!({
         "node_id": state.node_id,
         "catalog_version": state.catalog_version,

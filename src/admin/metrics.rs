@@ -29,7 +29,9 @@ static META: Metadata<'static> = Metadata::new("serai", Level::INFO, Some("serai
 
 impl Metrics {
     pub fn new(node_id: &str) -> Arc<Metrics> {
-        let recorder = PrometheusBuilder::new().add_global_label("node", node_id).build_recorder();
+        let recorder = PrometheusBuilder::new()
+            .add_global_label("node", node_id)
+            .build_recorder();
         let handle = recorder.handle();
         let key = |name: &'static str| Key::from_static_name(name);
         Arc::new(Metrics {

@@ -8,7 +8,7 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use super::batch::{Coalescer, Entry};
-use super::messages::{FlushNow, Fenced, GetStats, MarkDirty, PersistenceStats};
+use super::messages::{Fenced, FlushNow, GetStats, MarkDirty, PersistenceStats};
 use super::pg::{self, FlushOutcome};
 use super::retry::Backoff;
 use super::{Db, DbError};
@@ -81,18 +81,23 @@ impl PersistenceActor {
             let result = pg::flush(&db, &rows).await;
             (entries, result)
         };
-        ctx.spawn(fut.into_actor(self).map(move |(entries, result), act, ctx| {
-            act.in_flight = None;
-            match result {
-                Ok(outcome) => act.flushed(entries, outcome, started.elapsed()),
-                Err(e) => act.failed(entries, e),
-            }
-            act.settle_waiters();
-            act.metrics.flush_backlog.set(act.backlog() as f64);
-            if act.queue.len() >= act.policy.batch_size || (!act.waiters.is_empty() && act.retry_at.is_none()) {
-                act.maybe_flush(ctx);
-            }
-        }));
+        ctx.spawn(
+            fut.into_actor(self)
+                .map(move |(entries, result), act, ctx| {
+                    act.in_flight = None;
+                    match result {
+                        Ok(outcome) => act.flushed(entries, outcome, started.elapsed()),
+                        Err(e) => act.failed(entries, e),
+                    }
+                    act.settle_waiters();
+                    act.metrics.flush_backlog.set(act.backlog() as f64);
+                    if act.queue.len() >= act.policy.batch_size
+                        || (!act.waiters.is_empty() && act.retry_at.is_none())
+                    {
+                        act.maybe_flush(ctx);
+                    }
+                }),
+        );
     }
 
     fn flushed(&mut self, entries: Vec<Entry<Tag>>, outcome: FlushOutcome, latency: Duration) {
@@ -103,7 +108,9 @@ impl PersistenceActor {
         self.stats.fenced += outcome.fenced.len() as u64;
         self.stats.last_flush_latency = Some(latency);
         self.metrics.rows_written.increment(outcome.written as u64);
-        self.metrics.fenced_writes.increment(outcome.fenced.len() as u64);
+        self.metrics
+            .fenced_writes
+            .increment(outcome.fenced.len() as u64);
         self.metrics.flush_latency.record(latency.as_secs_f64());
         if outcome.fenced.is_empty() {
             return;
@@ -134,8 +141,10 @@ impl PersistenceActor {
 
     fn settle_waiters(&mut self) {
         let oldest = self.oldest_outstanding();
-        let (done, pending): (Vec<_>, Vec<_>) =
-            self.waiters.drain(..).partition(|(target, _)| oldest.is_none_or(|o| o >= *target));
+        let (done, pending): (Vec<_>, Vec<_>) = self
+            .waiters
+            .drain(..)
+            .partition(|(target, _)| oldest.is_none_or(|o| o >= *target));
         self.waiters = pending;
         for (_, tx) in done {
             let _ = tx.send(Ok(()));
@@ -173,7 +182,10 @@ impl Handler<FlushNow> for PersistenceActor {
         // An explicit request skips the backoff wait once: the caller is waiting on it.
         self.retry_at = None;
         self.maybe_flush(ctx);
-        Box::pin(async move { rx.await.unwrap_or_else(|_| Err(DbError::Unavailable("persistence actor stopped".into()))) })
+        Box::pin(async move {
+            rx.await
+                .unwrap_or_else(|_| Err(DbError::Unavailable("persistence actor stopped".into())))
+        })
     }
 }
 

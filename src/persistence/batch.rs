@@ -66,13 +66,21 @@ pub enum DirtyRow {
 impl DirtyRow {
     pub fn key(&self) -> RowKey {
         match self {
-            DirtyRow::Character(c) => RowKey { table: Table::Character, id: c.id, sub: String::new() },
-            DirtyRow::Attribute(a) => {
-                RowKey { table: Table::CharacterAttribute, id: a.character_id, sub: a.code.clone() }
-            }
-            DirtyRow::ActionLog(l) => {
-                RowKey { table: Table::BattleActionLog, id: l.battle_id, sub: l.turn.to_string() }
-            }
+            DirtyRow::Character(c) => RowKey {
+                table: Table::Character,
+                id: c.id,
+                sub: String::new(),
+            },
+            DirtyRow::Attribute(a) => RowKey {
+                table: Table::CharacterAttribute,
+                id: a.character_id,
+                sub: a.code.clone(),
+            },
+            DirtyRow::ActionLog(l) => RowKey {
+                table: Table::BattleActionLog,
+                id: l.battle_id,
+                sub: l.turn.to_string(),
+            },
         }
     }
 
@@ -102,7 +110,11 @@ pub struct Coalescer<T> {
 
 impl<T> Default for Coalescer<T> {
     fn default() -> Self {
-        Coalescer { rows: HashMap::new(), by_age: BTreeMap::new(), next_seq: 1 }
+        Coalescer {
+            rows: HashMap::new(),
+            by_age: BTreeMap::new(),
+            next_seq: 1,
+        }
     }
 }
 
@@ -141,7 +153,14 @@ impl<T> Coalescer<T> {
             }
             None => {
                 self.by_age.insert(seq, key.clone());
-                self.rows.insert(key, Entry { row, first_seq: seq, tag });
+                self.rows.insert(
+                    key,
+                    Entry {
+                        row,
+                        first_seq: seq,
+                        tag,
+                    },
+                );
             }
         }
         seq
@@ -151,7 +170,9 @@ impl<T> Coalescer<T> {
     pub fn take(&mut self, max: usize) -> Vec<Entry<T>> {
         let mut out = Vec::with_capacity(max.min(self.rows.len()));
         while out.len() < max {
-            let Some((_, key)) = self.by_age.pop_first() else { break };
+            let Some((_, key)) = self.by_age.pop_first() else {
+                break;
+            };
             if let Some(entry) = self.rows.remove(&key) {
                 out.push(entry);
             }

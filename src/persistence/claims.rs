@@ -15,8 +15,12 @@ pub enum EntityTable {
 }
 
 impl EntityTable {
-    pub const ALL: [EntityTable; 4] =
-        [EntityTable::Character, EntityTable::Battle, EntityTable::Leaderboard, EntityTable::TradeNode];
+    pub const ALL: [EntityTable; 4] = [
+        EntityTable::Character,
+        EntityTable::Battle,
+        EntityTable::Leaderboard,
+        EntityTable::TradeNode,
+    ];
 
     fn sql_name(self) -> (&'static str, &'static str) {
         // (table, key column)
@@ -58,11 +62,18 @@ pub async fn claim(db: &Db, table: EntityTable, id: &EntityId, node: &str) -> Re
         EntityId::Text(t) => client.query_opt(&sql, &[t, &node]).await?,
     };
     db.metrics().claims.increment(1);
-    row.map(|r| r.get(0)).ok_or_else(|| DbError::NotFound(format!("{name} {id}")))
+    row.map(|r| r.get(0))
+        .ok_or_else(|| DbError::NotFound(format!("{name} {id}")))
 }
 
 /// Gives up a claim if it is still ours at `epoch`. The epoch stays, so the next claim bumps it.
-pub async fn release(db: &Db, table: EntityTable, id: &EntityId, node: &str, epoch: i64) -> Result<bool, DbError> {
+pub async fn release(
+    db: &Db,
+    table: EntityTable,
+    id: &EntityId,
+    node: &str,
+    epoch: i64,
+) -> Result<bool, DbError> {
     let (name, key) = table.sql_name();
     let sql = format!(
         "UPDATE {name} SET owner_node = NULL WHERE {key} = $1 AND owner_node = $2 AND owner_epoch = $3"
@@ -81,13 +92,22 @@ pub async fn release_all(db: &Db, node: &str) -> Result<u64, DbError> {
     let mut total = 0;
     for table in EntityTable::ALL {
         let (name, _) = table.sql_name();
-        total += client.execute(&format!("UPDATE {name} SET owner_node = NULL WHERE owner_node = $1"), &[&node]).await?;
+        total += client
+            .execute(
+                &format!("UPDATE {name} SET owner_node = NULL WHERE owner_node = $1"),
+                &[&node],
+            )
+            .await?;
     }
     Ok(total)
 }
 
 /// The current (owner node, epoch) of a row, for tests and the admin view.
-pub async fn owner(db: &Db, table: EntityTable, id: &EntityId) -> Result<Option<(Option<String>, i64)>, DbError> {
+pub async fn owner(
+    db: &Db,
+    table: EntityTable,
+    id: &EntityId,
+) -> Result<Option<(Option<String>, i64)>, DbError> {
     let (name, key) = table.sql_name();
     let sql = format!("SELECT owner_node, owner_epoch FROM {name} WHERE {key} = $1");
     let client = db.client().await?;

@@ -79,7 +79,10 @@ pub struct Db {
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Db").field("dialect", &self.dialect).field("status", &self.pool.status()).finish()
+        f.debug_struct("Db")
+            .field("dialect", &self.dialect)
+            .field("status", &self.pool.status())
+            .finish()
     }
 }
 
@@ -89,12 +92,24 @@ const MAX_TRANSACT_ATTEMPTS: u32 = 12;
 impl Db {
     /// Builds the pool. No connection is made until first use; deadpool's timeouts default to
     /// none, so wait/create/recycle are all set here or a dead database would hang callers.
-    pub fn connect(url: &str, pool_size: usize, dialect: Dialect, metrics: Arc<Metrics>) -> Result<Db, DbError> {
-        let mut pg: tokio_postgres::Config =
-            url.parse().map_err(|e| DbError::Unavailable(format!("bad database url: {e}")))?;
+    pub fn connect(
+        url: &str,
+        pool_size: usize,
+        dialect: Dialect,
+        metrics: Arc<Metrics>,
+    ) -> Result<Db, DbError> {
+        let mut pg: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| DbError::Unavailable(format!("bad database url: {e}")))?;
         pg.connect_timeout(Duration::from_secs(5));
         pg.application_name("serai");
-        let manager = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager = Manager::from_config(
+            pg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
         let timeouts = Timeouts {
             wait: Some(Duration::from_secs(5)),
             create: Some(Duration::from_secs(5)),
@@ -106,7 +121,11 @@ impl Db {
             .runtime(Runtime::Tokio1)
             .build()
             .map_err(|e| DbError::Unavailable(e.to_string()))?;
-        Ok(Db { pool, dialect, metrics })
+        Ok(Db {
+            pool,
+            dialect,
+            metrics,
+        })
     }
 
     pub fn dialect(&self) -> Dialect {

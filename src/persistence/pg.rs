@@ -45,11 +45,21 @@ pub async fn flush(db: &Db, rows: &[&DirtyRow]) -> Result<FlushOutcome, DbError>
         written.extend(flush_action_logs(&tx, &logs).await?);
     }
     tx.commit().await?;
-    let fenced: Vec<RowKey> = rows.iter().map(|r| r.key()).filter(|k| !written.contains(k)).collect();
-    Ok(FlushOutcome { written: written.len(), fenced })
+    let fenced: Vec<RowKey> = rows
+        .iter()
+        .map(|r| r.key())
+        .filter(|k| !written.contains(k))
+        .collect();
+    Ok(FlushOutcome {
+        written: written.len(),
+        fenced,
+    })
 }
 
-async fn flush_characters(tx: &Transaction<'_>, rows: &[&CharacterDirty]) -> Result<Vec<RowKey>, DbError> {
+async fn flush_characters(
+    tx: &Transaction<'_>,
+    rows: &[&CharacterDirty],
+) -> Result<Vec<RowKey>, DbError> {
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
     let epochs: Vec<i64> = rows.iter().map(|r| r.epoch).collect();
     let locations: Vec<&str> = rows.iter().map(|r| r.location.as_str()).collect();
@@ -68,16 +78,25 @@ async fn flush_characters(tx: &Transaction<'_>, rows: &[&CharacterDirty]) -> Res
                   AS u(id, epoch, location, hp, xp, level, skill_points, travel) \
              WHERE p.id = u.id AND p.owner_epoch = u.epoch \
              RETURNING p.id",
-            &[&ids, &epochs, &locations, &hps, &xps, &levels, &points, &travels],
+            &[
+                &ids, &epochs, &locations, &hps, &xps, &levels, &points, &travels,
+            ],
         )
         .await?;
     Ok(written
         .iter()
-        .map(|r| RowKey { table: Table::Character, id: r.get(0), sub: String::new() })
+        .map(|r| RowKey {
+            table: Table::Character,
+            id: r.get(0),
+            sub: String::new(),
+        })
         .collect())
 }
 
-async fn flush_attributes(tx: &Transaction<'_>, rows: &[&AttributeDirty]) -> Result<Vec<RowKey>, DbError> {
+async fn flush_attributes(
+    tx: &Transaction<'_>,
+    rows: &[&AttributeDirty],
+) -> Result<Vec<RowKey>, DbError> {
     let ids: Vec<Uuid> = rows.iter().map(|r| r.character_id).collect();
     let epochs: Vec<i64> = rows.iter().map(|r| r.epoch).collect();
     let codes: Vec<&str> = rows.iter().map(|r| r.code.as_str()).collect();
@@ -98,11 +117,18 @@ async fn flush_attributes(tx: &Transaction<'_>, rows: &[&AttributeDirty]) -> Res
         .await?;
     Ok(written
         .iter()
-        .map(|r| RowKey { table: Table::CharacterAttribute, id: r.get(0), sub: r.get(1) })
+        .map(|r| RowKey {
+            table: Table::CharacterAttribute,
+            id: r.get(0),
+            sub: r.get(1),
+        })
         .collect())
 }
 
-async fn flush_action_logs(tx: &Transaction<'_>, rows: &[&ActionLogRow]) -> Result<Vec<RowKey>, DbError> {
+async fn flush_action_logs(
+    tx: &Transaction<'_>,
+    rows: &[&ActionLogRow],
+) -> Result<Vec<RowKey>, DbError> {
     let ids: Vec<Uuid> = rows.iter().map(|r| r.battle_id).collect();
     let epochs: Vec<i64> = rows.iter().map(|r| r.epoch).collect();
     let turns: Vec<i32> = rows.iter().map(|r| r.turn).collect();
@@ -121,12 +147,19 @@ async fn flush_action_logs(tx: &Transaction<'_>, rows: &[&ActionLogRow]) -> Resu
         .await?;
     Ok(written
         .iter()
-        .map(|r| RowKey { table: Table::BattleActionLog, id: r.get(0), sub: r.get::<_, i32>(1).to_string() })
+        .map(|r| RowKey {
+            table: Table::BattleActionLog,
+            id: r.get(0),
+            sub: r.get::<_, i32>(1).to_string(),
+        })
         .collect())
 }
 
 /// The baseline the benchmark compares against: one UPDATE statement per row.
-pub async fn flush_characters_row_by_row(db: &Db, rows: &[CharacterDirty]) -> Result<usize, DbError> {
+pub async fn flush_characters_row_by_row(
+    db: &Db,
+    rows: &[CharacterDirty],
+) -> Result<usize, DbError> {
     let client = db.client().await?;
     let stmt = client
         .prepare(
@@ -137,7 +170,19 @@ pub async fn flush_characters_row_by_row(db: &Db, rows: &[CharacterDirty]) -> Re
     let mut n = 0;
     for r in rows {
         n += client
-            .execute(&stmt, &[&r.id, &r.epoch, &r.location, &r.hp, &r.xp, &r.level, &r.skill_points, &r.travel])
+            .execute(
+                &stmt,
+                &[
+                    &r.id,
+                    &r.epoch,
+                    &r.location,
+                    &r.hp,
+                    &r.xp,
+                    &r.level,
+                    &r.skill_points,
+                    &r.travel,
+                ],
+            )
             .await? as usize;
     }
     Ok(n)

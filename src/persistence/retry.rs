@@ -13,7 +13,11 @@ pub struct Backoff {
 
 impl Backoff {
     pub fn new(base: Duration, cap: Duration) -> Self {
-        Backoff { attempt: 0, base, cap }
+        Backoff {
+            attempt: 0,
+            base,
+            cap,
+        }
     }
 
     /// The default for database retries: 10 ms doubling up to 2 s.
@@ -51,7 +55,13 @@ mod tests {
     #[test]
     fn grows_then_caps() {
         let mut b = Backoff::new(Duration::from_millis(10), Duration::from_millis(100));
-        let seen: Vec<u128> = (0..6).map(|_| { let p = b.peek().as_millis(); b.next_delay(); p }).collect();
+        let seen: Vec<u128> = (0..6)
+            .map(|_| {
+                let p = b.peek().as_millis();
+                b.next_delay();
+                p
+            })
+            .collect();
         assert_eq!(seen, vec![10, 20, 40, 80, 100, 100]);
         for _ in 0..100 {
             let d = b.next_delay();

@@ -16,7 +16,9 @@ pub struct Placement {
 impl Placement {
     /// A one-node view: this node owns every key.
     pub fn single(node_id: &str) -> Self {
-        Placement { node_id: node_id.to_string() }
+        Placement {
+            node_id: node_id.to_string(),
+        }
     }
 
     pub fn node_id(&self) -> &str {

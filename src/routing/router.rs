@@ -72,17 +72,30 @@ impl Router {
     /// Makes actors of kind `A` reachable; `factory` builds one for a key.
     pub fn register<A: Entity>(&self, factory: impl Fn(A::Key) -> A + Send + Sync + 'static) {
         let gauge = self.metrics.active_actors(A::KIND);
-        let registry: Arc<dyn AnyRegistry> = Arc::new(Registry::<A>::new(Arc::new(factory), self.arbiters.clone(), gauge));
-        self.registries.write().unwrap_or_else(|e| e.into_inner()).insert(TypeId::of::<A>(), registry);
+        let registry: Arc<dyn AnyRegistry> = Arc::new(Registry::<A>::new(
+            Arc::new(factory),
+            self.arbiters.clone(),
+            gauge,
+        ));
+        self.registries
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(TypeId::of::<A>(), registry);
     }
 
     fn registry<A: Entity>(&self) -> Result<Arc<dyn AnyRegistry>, RouteError> {
         let registries = self.registries.read().unwrap_or_else(|e| e.into_inner());
-        registries.get(&TypeId::of::<A>()).cloned().ok_or(RouteError::UnknownKind(A::KIND))
+        registries
+            .get(&TypeId::of::<A>())
+            .cloned()
+            .ok_or(RouteError::UnknownKind(A::KIND))
     }
 
     pub fn placement(&self) -> Arc<Placement> {
-        self.placement.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.placement
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Who owns `key` of kind `A` in the current view.
@@ -102,8 +115,13 @@ impl Router {
             return Err(RouteError::NotOwner(node));
         }
         let registry = self.registry::<A>()?;
-        let registry = registry.as_any().downcast_ref::<Registry<A>>().ok_or(RouteError::UnknownKind(A::KIND))?;
-        let addr = registry.get_or_activate(&key).ok_or(RouteError::ShuttingDown)?;
+        let registry = registry
+            .as_any()
+            .downcast_ref::<Registry<A>>()
+            .ok_or(RouteError::UnknownKind(A::KIND))?;
+        let addr = registry
+            .get_or_activate(&key)
+            .ok_or(RouteError::ShuttingDown)?;
         addr.send(msg).await.map_err(|e| match e {
             MailboxError::Closed | MailboxError::Timeout => RouteError::Unavailable,
         })
@@ -118,7 +136,11 @@ impl Router {
     /// Every live local actor of kind `A`.
     pub fn all_local<A: Entity>(&self) -> Vec<actix::Addr<A>> {
         match self.registry::<A>() {
-            Ok(r) => r.as_any().downcast_ref::<Registry<A>>().map(|r| r.all()).unwrap_or_default(),
+            Ok(r) => r
+                .as_any()
+                .downcast_ref::<Registry<A>>()
+                .map(|r| r.all())
+                .unwrap_or_default(),
             Err(_) => Vec::new(),
         }
     }
@@ -133,7 +155,12 @@ impl Router {
 
     /// Refuses new activations from now on (drain and shutdown).
     pub fn close(&self) {
-        for r in self.registries.read().unwrap_or_else(|e| e.into_inner()).values() {
+        for r in self
+            .registries
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+        {
             r.close();
         }
     }
