@@ -102,7 +102,7 @@ pub async fn run(db: &Db) -> Result<MigrationReport, DbError> {
         match MIGRATIONS.iter().find(|m| m.version == *version) {
             Some(m) => {
                 report.already_applied.push(*version);
-                if *checksum != "" && *checksum != self::checksum(m.sql) {
+                if !checksum.is_empty() && *checksum != self::checksum(m.sql) {
                     tracing::warn!(
                         version,
                         file = m.file,

@@ -16,6 +16,7 @@ pub mod retry;
 pub use db::{Db, DbError};
 pub mod actor;
 pub mod batch;
+pub mod catalog;
 pub mod claims;
 pub mod messages;
 pub mod migrate;
