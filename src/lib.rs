@@ -16,7 +16,11 @@
 pub mod admin;
 pub mod catalog;
 pub mod config;
+pub mod gateway;
+pub mod game;
 pub mod localdb;
+pub mod node;
 pub mod persistence;
+pub mod protocol;
 pub mod routing;
 pub mod shutdown;
