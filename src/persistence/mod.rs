@@ -14,6 +14,7 @@ mod db;
 pub mod retry;
 
 pub use db::{Db, DbError};
+pub mod accounts;
 pub mod actor;
 pub mod batch;
 pub mod catalog;

@@ -1,0 +1,254 @@
+//! Who is connected to this node: user id → live sockets, and the bounded outbound queue of
+//! each socket.
+//!
+//! Everything a socket sends goes through its [`Outbox`]: a bounded queue (messages and bytes)
+//! drained by the socket's writer task. A push that finds the queue full means the client does
+//! not read its messages: the socket is disconnected, nothing is buffered without bound.
+//! [`Presence::notify`] never blocks and never waits for a client.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+
+use actix_web::web::Bytes;
+use actix_ws::CloseReason;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::protocol::client::{encode_envelope, Notification, NotificationList, ServerMessage};
+
+/// One item of a socket's outbound queue.
+#[derive(Debug)]
+pub(crate) enum Outbound {
+    Text(String),
+    Ping,
+    Pong(Bytes),
+    Close(Option<CloseReason>),
+}
+
+/// The sending side of a socket's outbound queue.
+#[derive(Clone)]
+pub(crate) struct Outbox {
+    tx: mpsc::Sender<Outbound>,
+    queued_bytes: Arc<AtomicUsize>,
+    max_bytes: usize,
+    /// Cancelled when the client is too slow: the writer drops the connection at once.
+    kill: CancellationToken,
+}
+
+/// Why a push was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PushError {
+    /// The queue is full: the socket is being disconnected.
+    Overflow,
+    /// The socket is gone.
+    Closed,
+}
+
+impl Outbox {
+    /// A queue of at most `max_messages` items and `max_bytes` bytes of text.
+    pub(crate) fn new(max_messages: usize, max_bytes: usize) -> (Outbox, mpsc::Receiver<Outbound>) {
+        let (tx, rx) = mpsc::channel(max_messages.max(1));
+        let outbox = Outbox {
+            tx,
+            queued_bytes: Arc::new(AtomicUsize::new(0)),
+            max_bytes,
+            kill: CancellationToken::new(),
+        };
+        (outbox, rx)
+    }
+
+    pub(crate) fn kill_token(&self) -> CancellationToken {
+        self.kill.clone()
+    }
+
+    pub(crate) fn queued_bytes(&self) -> Arc<AtomicUsize> {
+        self.queued_bytes.clone()
+    }
+
+    fn overflow(&self) -> PushError {
+        if !self.kill.is_cancelled() {
+            tracing::info!("disconnecting a socket whose client does not read its messages");
+            self.kill.cancel();
+        }
+        PushError::Overflow
+    }
+
+    /// Queues a text frame.
+    pub(crate) fn push_text(&self, text: String) -> Result<(), PushError> {
+        if self.kill.is_cancelled() {
+            return Err(PushError::Closed);
+        }
+        let len = text.len();
+        let before = self.queued_bytes.fetch_add(len, Ordering::AcqRel);
+        if before.saturating_add(len) > self.max_bytes {
+            self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+            return Err(self.overflow());
+        }
+        match self.tx.try_send(Outbound::Text(text)) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+                match e {
+                    mpsc::error::TrySendError::Full(_) => Err(self.overflow()),
+                    mpsc::error::TrySendError::Closed(_) => Err(PushError::Closed),
+                }
+            }
+        }
+    }
+
+    /// Queues a control item (ping, pong, close).
+    pub(crate) fn push_control(&self, item: Outbound) -> Result<(), PushError> {
+        if self.kill.is_cancelled() {
+            return Err(PushError::Closed);
+        }
+        match self.tx.try_send(item) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => Err(self.overflow()),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(PushError::Closed),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    sockets: RwLock<HashMap<Uuid, Vec<(u64, Outbox)>>>,
+    next_id: AtomicU64,
+}
+
+/// The sockets connected to this node, by user. Cheap to clone (one `Arc`).
+#[derive(Clone, Default)]
+pub struct Presence {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Presence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Presence")
+            .field("online_users", &self.online_users())
+            .finish()
+    }
+}
+
+impl Presence {
+    pub fn new() -> Presence {
+        Presence::default()
+    }
+
+    /// Registers a socket of `user_id`; the returned id removes it again.
+    pub(crate) fn join(&self, user_id: Uuid, outbox: Outbox) -> u64 {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut map = self
+            .inner
+            .sockets
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        map.entry(user_id).or_default().push((id, outbox));
+        id
+    }
+
+    pub(crate) fn leave(&self, user_id: Uuid, socket_id: u64) {
+        let mut map = self
+            .inner
+            .sockets
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(list) = map.get_mut(&user_id) {
+            list.retain(|(id, _)| *id != socket_id);
+            if list.is_empty() {
+                map.remove(&user_id);
+            }
+        }
+    }
+
+    /// Pushes one notification to every socket of `user_id` on this node:
+    /// `{"notifications":{"notifications":[...]}}` without a `cid`. Returns how many sockets it
+    /// was queued on (0 when the user is not connected here). Never blocks.
+    pub fn notify(&self, user_id: Uuid, notification: Notification) -> usize {
+        self.notify_many(user_id, std::slice::from_ref(&notification))
+    }
+
+    /// Pushes several notifications in one message.
+    pub fn notify_many(&self, user_id: Uuid, notifications: &[Notification]) -> usize {
+        if notifications.is_empty() {
+            return 0;
+        }
+        let map = self.inner.sockets.read().unwrap_or_else(|e| e.into_inner());
+        let Some(list) = map.get(&user_id) else {
+            return 0;
+        };
+        let text = encode_envelope(
+            None,
+            &ServerMessage::Notifications(NotificationList { notifications }),
+        );
+        list.iter()
+            .filter(|(_, outbox)| outbox.push_text(text.clone()).is_ok())
+            .count()
+    }
+
+    /// Whether `user_id` has a socket on this node.
+    pub fn is_online(&self, user_id: Uuid) -> bool {
+        self.sockets_of(user_id) > 0
+    }
+
+    /// How many sockets `user_id` has on this node.
+    pub fn sockets_of(&self, user_id: Uuid) -> usize {
+        let map = self.inner.sockets.read().unwrap_or_else(|e| e.into_inner());
+        map.get(&user_id).map_or(0, Vec::len)
+    }
+
+    /// How many users have at least one socket on this node.
+    pub fn online_users(&self) -> usize {
+        self.inner
+            .sockets
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notify_reaches_every_socket_of_the_user() {
+        let p = Presence::new();
+        let u = Uuid::new_v4();
+        let (a, mut ra) = Outbox::new(8, 1 << 20);
+        let (b, mut rb) = Outbox::new(8, 1 << 20);
+        let ia = p.join(u, a);
+        let _ib = p.join(u, b);
+        assert_eq!(p.sockets_of(u), 2);
+        let n = Notification::new("hello", 1, &serde_json::json!({"x": 1}));
+        assert_eq!(p.notify(u, n.clone()), 2);
+        assert_eq!(p.notify(Uuid::new_v4(), n), 0);
+        for rx in [&mut ra, &mut rb] {
+            match rx.try_recv().unwrap() {
+                Outbound::Text(t) => assert!(
+                    t.starts_with(r#"{"notifications":{"notifications":[{"#),
+                    "{t}"
+                ),
+                other => panic!("{other:?}"),
+            }
+        }
+        p.leave(u, ia);
+        assert_eq!(p.sockets_of(u), 1);
+        assert!(p.is_online(u));
+    }
+
+    #[test]
+    fn a_full_queue_kills_the_socket() {
+        let (o, _rx) = Outbox::new(2, 1 << 20);
+        assert!(o.push_text("a".into()).is_ok());
+        assert!(o.push_text("b".into()).is_ok());
+        assert_eq!(o.push_text("c".into()), Err(PushError::Overflow));
+        assert!(o.kill_token().is_cancelled());
+        assert_eq!(o.push_text("d".into()), Err(PushError::Closed));
+
+        let (o, _rx) = Outbox::new(100, 10);
+        assert!(o.push_text("12345".into()).is_ok());
+        assert_eq!(o.push_text("123456".into()), Err(PushError::Overflow));
+    }
+}

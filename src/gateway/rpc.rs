@@ -1,0 +1,273 @@
+//! The RPC registry shared by `POST /v2/rpc/{id}` and the socket's `rpc` message.
+//!
+//! A handler takes the caller ([`RpcContext`]) and the payload string and answers a JSON string
+//! or an [`RpcError`] carrying a gRPC code. Ids are case-insensitive (lower-cased at
+//! registration and lookup, as Nakama does). A panicking handler is answered as an internal
+//! error; it never takes the connection or the worker down.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, RwLock};
+
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use uuid::Uuid;
+
+use super::error::GrpcCode;
+use crate::persistence::DbError;
+
+/// Who is calling an RPC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RpcContext {
+    /// The caller's user id; the nil UUID for a server-to-server (`http_key`) call.
+    pub user_id: Uuid,
+    /// The caller's username; empty for a server-to-server call.
+    pub username: String,
+    /// The session variables from the caller's token.
+    pub vars: HashMap<String, String>,
+    /// True when the call was made with the HTTP key (no user).
+    pub http_key: bool,
+}
+
+impl RpcContext {
+    /// The context of a server-to-server call.
+    pub fn server() -> RpcContext {
+        RpcContext {
+            user_id: Uuid::nil(),
+            username: String::new(),
+            vars: HashMap::new(),
+            http_key: true,
+        }
+    }
+}
+
+/// An RPC failure: a gRPC status code and a message shown to the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RpcError {
+    pub code: i32,
+    pub message: String,
+}
+
+impl RpcError {
+    pub fn new(code: GrpcCode, message: impl Into<String>) -> RpcError {
+        RpcError {
+            code: code.as_i32(),
+            message: message.into(),
+        }
+    }
+    pub fn invalid_argument(message: impl Into<String>) -> RpcError {
+        RpcError::new(GrpcCode::InvalidArgument, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> RpcError {
+        RpcError::new(GrpcCode::NotFound, message)
+    }
+    pub fn already_exists(message: impl Into<String>) -> RpcError {
+        RpcError::new(GrpcCode::AlreadyExists, message)
+    }
+    pub fn permission_denied(message: impl Into<String>) -> RpcError {
+        RpcError::new(GrpcCode::PermissionDenied, message)
+    }
+    pub fn failed_precondition(message: impl Into<String>) -> RpcError {
+        RpcError::new(GrpcCode::FailedPrecondition, message)
+    }
+    pub fn internal(message: impl Into<String>) -> RpcError {
+        RpcError::new(GrpcCode::Internal, message)
+    }
+    pub fn unavailable(message: impl Into<String>) -> RpcError {
+        RpcError::new(GrpcCode::Unavailable, message)
+    }
+
+    pub fn grpc_code(&self) -> GrpcCode {
+        GrpcCode::from_i32(self.code)
+    }
+}
+
+impl fmt::Display for RpcError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (code {})", self.message, self.code)
+    }
+}
+
+impl std::error::Error for RpcError {}
+
+/// Database failures as clients see them: what they can act on is named, the rest is logged
+/// and answered as a generic internal error (SQL details never reach a client).
+impl From<DbError> for RpcError {
+    fn from(e: DbError) -> RpcError {
+        match e {
+            DbError::NotFound(what) => RpcError::not_found(what),
+            DbError::Rejected(why) => RpcError::failed_precondition(why),
+            DbError::Unavailable(_) => {
+                tracing::warn!(error = %e, "database unavailable during an RPC");
+                RpcError::unavailable("Service temporarily unavailable, try again.")
+            }
+            other => {
+                tracing::error!(error = %other, "database error during an RPC");
+                RpcError::internal("Internal server error.")
+            }
+        }
+    }
+}
+
+/// What an RPC handler is.
+pub type RpcHandler =
+    Arc<dyn Fn(RpcContext, String) -> BoxFuture<'static, Result<String, RpcError>> + Send + Sync>;
+
+/// Registered RPCs by lower-cased id. Registration may happen at any time (also after the
+/// registry is shared); lookups take a short read lock.
+#[derive(Default)]
+pub struct RpcRegistry {
+    handlers: RwLock<HashMap<String, RpcHandler>>,
+}
+
+impl fmt::Debug for RpcRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RpcRegistry")
+            .field("ids", &self.ids())
+            .finish()
+    }
+}
+
+impl RpcRegistry {
+    /// A registry holding the built-in `echo` RPC (answers its payload unchanged).
+    pub fn new() -> RpcRegistry {
+        let registry = RpcRegistry::default();
+        registry.register_fn("echo", |_ctx, payload| async move { Ok(payload) });
+        registry
+    }
+
+    /// Registers (or replaces) the handler of `id`.
+    pub fn register(&self, id: &str, handler: RpcHandler) {
+        let mut map = self.handlers.write().unwrap_or_else(|e| e.into_inner());
+        map.insert(id.to_lowercase(), handler);
+    }
+
+    /// Registers an async function without boxing by hand.
+    pub fn register_fn<F, Fut>(&self, id: &str, f: F)
+    where
+        F: Fn(RpcContext, String) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<String, RpcError>> + Send + 'static,
+    {
+        self.register(id, Arc::new(move |ctx, payload| f(ctx, payload).boxed()));
+    }
+
+    /// The handler of `id` (any case).
+    pub fn get(&self, id: &str) -> Option<RpcHandler> {
+        let map = self.handlers.read().unwrap_or_else(|e| e.into_inner());
+        if id.bytes().any(|b| b.is_ascii_uppercase()) || !id.is_ascii() {
+            map.get(&id.to_lowercase()).cloned()
+        } else {
+            map.get(id).cloned()
+        }
+    }
+
+    /// Registered ids, sorted.
+    pub fn ids(&self) -> Vec<String> {
+        let map = self.handlers.read().unwrap_or_else(|e| e.into_inner());
+        let mut ids: Vec<String> = map.keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// Starts the call of `id`, or None when no such RPC exists. The returned future never
+    /// panics: a panicking handler becomes an internal error.
+    pub fn call(
+        &self,
+        id: &str,
+        ctx: RpcContext,
+        payload: String,
+    ) -> Option<BoxFuture<'static, Result<String, RpcError>>> {
+        let handler = self.get(id)?;
+        let id = id.to_lowercase();
+        let fut = match std::panic::catch_unwind(AssertUnwindSafe(|| handler(ctx, payload))) {
+            Ok(fut) => fut,
+            Err(_) => {
+                tracing::error!(rpc = %id, "RPC handler panicked");
+                return Some(
+                    futures_util::future::ready(Err(RpcError::internal("Internal server error.")))
+                        .boxed(),
+                );
+            }
+        };
+        Some(
+            AssertUnwindSafe(fut)
+                .catch_unwind()
+                .map(move |r| match r {
+                    Ok(result) => result,
+                    Err(_) => {
+                        tracing::error!(rpc = %id, "RPC handler panicked");
+                        Err(RpcError::internal("Internal server error."))
+                    }
+                })
+                .boxed(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block_on<F: Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    fn ctx() -> RpcContext {
+        RpcContext {
+            user_id: Uuid::new_v4(),
+            username: "u".into(),
+            vars: HashMap::new(),
+            http_key: false,
+        }
+    }
+
+    #[test]
+    fn echo_and_case_insensitive_ids() {
+        let r = RpcRegistry::new();
+        r.register_fn("Get_Thing", |c, p| async move {
+            Ok(format!("{}:{p}", c.username))
+        });
+        let out = block_on(r.call("ECHO", ctx(), "{\"a\":1}".into()).unwrap());
+        assert_eq!(out.unwrap(), "{\"a\":1}");
+        let out = block_on(r.call("get_thing", ctx(), "x".into()).unwrap());
+        assert_eq!(out.unwrap(), "u:x");
+        assert!(r.call("missing", ctx(), String::new()).is_none());
+        assert_eq!(r.ids(), vec!["echo".to_string(), "get_thing".to_string()]);
+    }
+
+    #[test]
+    fn panics_become_internal_errors() {
+        let r = RpcRegistry::new();
+        r.register_fn("boom", |_c, p| async move {
+            if p.is_empty() {
+                panic!("handler bug");
+            }
+            Ok(p)
+        });
+        r.register("sync_boom", Arc::new(|_c, _p| panic!("sync bug")));
+        let out = block_on(r.call("boom", ctx(), String::new()).unwrap());
+        assert_eq!(out.unwrap_err().code, 13);
+        let out = block_on(r.call("sync_boom", ctx(), String::new()).unwrap());
+        assert_eq!(out.unwrap_err().code, 13);
+    }
+
+    #[test]
+    fn db_errors_map_without_leaking() {
+        assert_eq!(
+            RpcError::from(DbError::NotFound("character".into())).code,
+            5
+        );
+        assert_eq!(
+            RpcError::from(DbError::Rejected("not enough gold".into())).code,
+            9
+        );
+        let e = RpcError::from(DbError::Migration("secret detail".into()));
+        assert_eq!(e.code, 13);
+        assert!(!e.message.contains("secret"));
+    }
+}

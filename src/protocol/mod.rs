@@ -1,0 +1,6 @@
+//! Wire formats.
+//!
+//! - [`client`]: Nakama's client JSON (HTTP bodies and realtime socket envelopes), decoded once
+//!   at the gateway's edge into typed values.
+
+pub mod client;
