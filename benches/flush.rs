@@ -50,7 +50,7 @@ async fn seed(url: &str, n: usize) -> Vec<Uuid> {
 }
 
 async fn batched(db: &Db, ids: &[Uuid], round: i32) -> Duration {
-    let policy = FlushPolicy { interval: Duration::from_millis(200), batch_size: 500 };
+    let policy = FlushPolicy { interval: Duration::from_millis(200), batch_size: 1000 };
     let actor = PersistenceActor::new(db.clone(), policy).start();
     let start = Instant::now();
     for row in rows(ids, round) {

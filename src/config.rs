@@ -117,6 +117,15 @@ const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("SERAI_FLUSH_BATCH_SIZE", "flush_batch_size"),
     ("SERAI_IDLE_TIMEOUT_SECS", "idle_timeout_secs"),
     ("SERAI_LOG_FORMAT", "log_format"),
+    ("SERAI_MAX_MESSAGE_SIZE", "max_message_size"),
+    (
+        "SERAI_SESSION_TOKEN_EXPIRY_SECS",
+        "session_token_expiry_secs",
+    ),
+    (
+        "SERAI_REFRESH_TOKEN_EXPIRY_SECS",
+        "refresh_token_expiry_secs",
+    ),
 ];
 
 impl RawConfig {
@@ -130,10 +139,19 @@ impl RawConfig {
         })?;
         toml::from_str(&text).map_err(|e| {
             let msg = e.message().to_string();
-            let field = msg
+            // An unknown key is named in the message; for a bad value, the key is the text
+            // before `=` on the line where the error starts.
+            let unknown = msg
                 .strip_prefix("unknown field `")
-                .and_then(|rest| rest.split('`').next())
-                .unwrap_or("config");
+                .and_then(|rest| rest.split('`').next());
+            let at_span = e
+                .span()
+                .and_then(|span| text.get(..span.start))
+                .and_then(|before| before.rsplit('\n').next())
+                .and_then(|line| line.split('=').next())
+                .map(str::trim)
+                .filter(|key| !key.is_empty());
+            let field = unknown.or(at_span).unwrap_or("config");
             ConfigError::new(field, msg.replace('\n', " "))
         })
     }
@@ -175,6 +193,9 @@ impl RawConfig {
             "flush_batch_size" => self.flush_batch_size = Some(int(&value)?),
             "idle_timeout_secs" => self.idle_timeout_secs = Some(int(&value)?),
             "log_format" => self.log_format = Some(value),
+            "max_message_size" => self.max_message_size = Some(int(&value)?),
+            "session_token_expiry_secs" => self.session_token_expiry_secs = Some(int(&value)?),
+            "refresh_token_expiry_secs" => self.refresh_token_expiry_secs = Some(int(&value)?),
             other => return Err(ConfigError::new(other, "not a known field")),
         }
         Ok(())
@@ -236,7 +257,7 @@ impl RawConfig {
                 1,
                 60_000,
             )?),
-            flush_batch_size: bounded("flush_batch_size", self.flush_batch_size, 500, 1, 10_000)?
+            flush_batch_size: bounded("flush_batch_size", self.flush_batch_size, 1000, 1, 10_000)?
                 as usize,
             idle_timeout: secs("idle_timeout_secs", self.idle_timeout_secs, 300, 1, 86_400)?,
             log_format: parse_enum("log_format", self.log_format, LogFormat::Text)?,
@@ -408,6 +429,15 @@ mod tests {
         let err = RawConfig::from_file(Some(&dir)).unwrap_err();
         std::fs::remove_file(&dir).ok();
         assert_eq!(err.field, "flush_intervall_ms");
+    }
+
+    #[test]
+    fn wrong_type_in_file_is_named() {
+        let path = std::env::temp_dir().join(format!("serai-cfg-{}", uuid::Uuid::new_v4()));
+        std::fs::write(&path, "node_id = \"a\"\nflush_batch_size = \"many\"\n").unwrap();
+        let err = RawConfig::from_file(Some(&path)).unwrap_err();
+        std::fs::remove_file(&path).ok();
+        assert_eq!(err.field, "flush_batch_size");
     }
 
     #[test]

@@ -146,6 +146,12 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<RunningNode, No
     actix_rt::spawn(client);
     actix_rt::spawn(admin);
     spawn_sweeper(router.clone(), shutdown.clone());
+    // Readiness turns false the moment shutdown fires, before the orderly stop begins.
+    let (draining, signal) = (readiness.clone(), shutdown.clone());
+    actix_rt::spawn(async move {
+        signal.wait().await;
+        draining.draining.store(true, Ordering::Release);
+    });
 
     tracing::info!(node = %config.node_id, %client_addr, %admin_addr, "node started");
     Ok(RunningNode {

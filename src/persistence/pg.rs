@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use tokio_postgres::Transaction;
+use deadpool_postgres::Transaction;
 use uuid::Uuid;
 
 use super::batch::{ActionLogRow, AttributeDirty, CharacterDirty, DirtyRow, RowKey, Table};
@@ -68,8 +68,8 @@ async fn flush_characters(
     let levels: Vec<i32> = rows.iter().map(|r| r.level).collect();
     let points: Vec<i32> = rows.iter().map(|r| r.skill_points).collect();
     let travels: Vec<Option<&serde_json::Value>> = rows.iter().map(|r| r.travel.as_ref()).collect();
-    let written = tx
-        .query(
+    let stmt = tx
+        .prepare_cached(
             "UPDATE player_character AS p \
              SET location = u.location, hp = u.hp, xp = u.xp, level = u.level, \
                  skill_points = u.skill_points, travel = u.travel, update_time = now() \
@@ -78,6 +78,11 @@ async fn flush_characters(
                   AS u(id, epoch, location, hp, xp, level, skill_points, travel) \
              WHERE p.id = u.id AND p.owner_epoch = u.epoch \
              RETURNING p.id",
+        )
+        .await?;
+    let written = tx
+        .query(
+            &stmt,
             &[
                 &ids, &epochs, &locations, &hps, &xps, &levels, &points, &travels,
             ],
@@ -103,9 +108,9 @@ async fn flush_attributes(
     let values: Vec<i64> = rows.iter().map(|r| r.value).collect();
     // The fence is on the parent row: SERIALIZABLE makes the EXISTS read conflict with a
     // concurrent claim, so a stale owner's attribute write cannot slip past a new claim.
-    let written = tx
-        .query(
-            "INSERT INTO character_attribute (character_id, code, value) \
+    let written = query_cached(
+        tx,
+        "INSERT INTO character_attribute (character_id, code, value) \
              SELECT u.character_id, u.code, u.value \
              FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::int8[]) AS u(character_id, epoch, code, value) \
              WHERE EXISTS (SELECT 1 FROM player_character p \
@@ -133,9 +138,9 @@ async fn flush_action_logs(
     let epochs: Vec<i64> = rows.iter().map(|r| r.epoch).collect();
     let turns: Vec<i32> = rows.iter().map(|r| r.turn).collect();
     let payloads: Vec<&[u8]> = rows.iter().map(|r| r.payload.as_slice()).collect();
-    let written = tx
-        .query(
-            "INSERT INTO battle_action_log (battle_id, turn, payload, created_at) \
+    let written = query_cached(
+        tx,
+        "INSERT INTO battle_action_log (battle_id, turn, payload, created_at) \
              SELECT u.battle_id, u.turn, u.payload, now() \
              FROM unnest($1::uuid[], $2::int8[], $3::int4[], $4::bytea[]) AS u(battle_id, epoch, turn, payload) \
              WHERE EXISTS (SELECT 1 FROM battle_encounter b \
@@ -186,4 +191,15 @@ pub async fn flush_characters_row_by_row(
             .await? as usize;
     }
     Ok(n)
+}
+
+/// Runs a statement prepared once per connection: flushes repeat the same few statements, so
+/// skipping the parse/plan round trip matters.
+async fn query_cached(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<tokio_postgres::Row>, DbError> {
+    let stmt = tx.prepare_cached(sql).await?;
+    Ok(tx.query(&stmt, params).await?)
 }

@@ -12,6 +12,9 @@ use super::placement::{Owner, Placement};
 use super::registry::Registry;
 use crate::admin::metrics::Metrics;
 
+/// The entity kinds a node runs; their `Entity::KIND`s.
+pub const KINDS: [&str; 4] = ["character", "battle", "market", "leaderboard"];
+
 /// Why a message could not be delivered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RouteError {
@@ -61,6 +64,10 @@ pub struct Router {
 impl Router {
     /// `arbiters` are the threads entity actors are spread over (none: the caller's arbiter).
     pub fn new(placement: Placement, arbiters: Vec<ArbiterHandle>, metrics: Arc<Metrics>) -> Self {
+        // Every kind reports from the first scrape, before any actor of it exists.
+        for kind in KINDS {
+            metrics.active_actors(kind).set(0.0);
+        }
         Router {
             placement: RwLock::new(Arc::new(placement)),
             registries: RwLock::new(HashMap::new()),
