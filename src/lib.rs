@@ -15,10 +15,12 @@
 
 pub mod admin;
 pub mod catalog;
+pub mod character;
 pub mod config;
 pub mod gateway;
 pub mod game;
 pub mod localdb;
+pub mod market;
 pub mod node;
 pub mod persistence;
 pub mod protocol;

@@ -14,6 +14,7 @@ use crate::admin::http::{self as admin_http, AdminState, Readiness};
 use crate::admin::metrics::Metrics;
 use crate::catalog::Catalog;
 use crate::config::Config;
+use crate::gateway::{Presence, RpcRegistry};
 use crate::persistence::messages::FlushNow;
 use crate::persistence::{claims, migrate, Db, DbError, FlushPolicy, PersistenceActor};
 use crate::routing::placement::Placement;
@@ -44,6 +45,10 @@ pub struct Services {
     pub router: Arc<Router>,
     pub metrics: Arc<Metrics>,
     pub shutdown: Shutdown,
+    /// The RPCs the gateway serves; game modules register theirs at start.
+    pub rpc: Arc<RpcRegistry>,
+    /// Sockets connected to this node, for pushes.
+    pub presence: Presence,
 }
 
 /// A started node. Dropping it does not stop it; call [`RunningNode::stop`] or fire the
@@ -99,6 +104,8 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<RunningNode, No
         router: router.clone(),
         metrics: metrics.clone(),
         shutdown: shutdown.clone(),
+        rpc: Arc::new(RpcRegistry::new()),
+        presence: Presence::new(),
     };
     crate::game::register(&services);
 

@@ -4,3 +4,6 @@
 //!   at the gateway's edge into typed values.
 
 pub mod client;
+
+/// Game RPC payloads (requests and answers of `create_character`, `execute_trade` …).
+pub mod rpc;

@@ -1,0 +1,9 @@
+//! Characters: the CharacterSession actor (one per character), its messages, its plain state
+//! and the pure rules that decide every change.
+
+pub mod actor;
+pub mod messages;
+pub mod rules;
+pub mod state;
+
+pub use actor::{CharacterDeps, CharacterSession};

@@ -1,0 +1,72 @@
+//! Wires the game into a node: which entity kinds the router activates, which RPCs the
+//! gateway serves, the client routes, and how entity actors are stopped at shutdown.
+
+mod rpcs;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::web;
+
+use crate::character::messages::Passivate as PassivateCharacter;
+use crate::character::{CharacterDeps, CharacterSession};
+use crate::gateway::{self, GatewayState};
+use crate::market::actor::{Market, MarketDeps};
+use crate::market::messages::Passivate as PassivateMarket;
+use crate::node::Services;
+
+/// Registers every entity kind with the router and every game RPC with the gateway.
+pub fn register(services: &Services) {
+    let character = CharacterDeps {
+        db: services.db.clone(),
+        catalog: services.catalog.clone(),
+        persistence: services.persistence.clone(),
+        router: Arc::downgrade(&services.router),
+        node_id: services.config.node_id.clone(),
+        idle: services.config.idle_timeout,
+    };
+    services
+        .router
+        .register::<CharacterSession>(move |id| CharacterSession::new(id, character.clone()));
+    let market = MarketDeps::new(
+        services.db.clone(),
+        services.catalog.clone(),
+        services.config.node_id.clone(),
+        services.config.idle_timeout,
+    );
+    services
+        .router
+        .register::<Market>(move |node| Market::new(node, market.clone()));
+    rpcs::register(services);
+}
+
+/// The client listener's routes: the Nakama-compatible gateway.
+pub fn client_routes(
+    services: &Services,
+) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
+    let state = GatewayState::new(
+        services.config.clone(),
+        services.db.clone(),
+        services.rpc.clone(),
+        services.presence.clone(),
+    );
+    gateway::configure(state)
+}
+
+/// Asks every local entity actor to flush and stop; returns once they have (or after 20 s).
+pub async fn stop_all(services: &Services) {
+    let characters = services.router.all_local::<CharacterSession>();
+    for addr in &characters {
+        addr.do_send(PassivateCharacter);
+    }
+    let markets = services.router.all_local::<Market>();
+    for addr in &markets {
+        addr.do_send(PassivateMarket);
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline
+        && (characters.iter().any(|a| a.connected()) || markets.iter().any(|a| a.connected()))
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,340 @@
+//! Characters in the database: create, load, list, delete, and the critical changes a
+//! CharacterSession makes (trade settlement, crew hire and dismissal), each one transaction
+//! fenced by the session's owner epoch.
+
+use std::collections::BTreeMap;
+
+use tokio_postgres::Transaction;
+use uuid::Uuid;
+
+use super::{Db, DbError};
+use crate::character::state::{Caravan, CharacterState, CrewMember, Item, SKILL_PREFIX};
+use crate::market::rules::Side;
+
+/// A line of `list_characters`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CharacterSummary {
+    pub id: Uuid,
+    pub name: String,
+    pub faction: String,
+    pub background: String,
+    pub level: i32,
+    pub location: String,
+}
+
+/// One trade to settle: the character's gold and cargo and the market's quota, together.
+#[derive(Debug, Clone)]
+pub struct TradeSettlement {
+    pub character_id: Uuid,
+    pub epoch: i64,
+    pub node: String,
+    pub good: String,
+    pub side: Side,
+    pub quantity: i64,
+    pub total: i64,
+    /// The market's reference price after the trade, kept in the snapshot row.
+    pub price_after: i64,
+}
+
+fn fenced(id: Uuid) -> DbError {
+    DbError::Fenced(format!("character {id}"))
+}
+
+/// Inserts a new character with its attributes and caravan, refusing past `max_per_user`.
+pub async fn create(db: &Db, c: &CharacterState, max_per_user: i64) -> Result<(), DbError> {
+    let c = c.clone();
+    db.transact(move |tx| {
+        let c = c.clone();
+        Box::pin(async move {
+            let n: i64 = tx
+                .query_one("SELECT count(*) FROM player_character WHERE user_id = $1", &[&c.user_id])
+                .await?
+                .get(0);
+            if n >= max_per_user {
+                return Err(DbError::Rejected(format!("an account may have at most {max_per_user} characters")));
+            }
+            tx.execute(
+                "INSERT INTO player_character (id, user_id, name, faction, background, gold, location, level, xp, \
+                 hp, max_hp, skill_points) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                &[
+                    &c.id, &c.user_id, &c.name, &c.faction, &c.background, &c.gold, &c.location, &c.level, &c.xp,
+                    &c.hp, &c.max_hp, &c.skill_points,
+                ],
+            )
+            .await?;
+            let codes: Vec<&str> = c.attributes.keys().map(String::as_str).collect();
+            let values: Vec<i64> = c.attributes.values().copied().collect();
+            tx.execute(
+                "INSERT INTO character_attribute (character_id, code, value) \
+                 SELECT $1, u.code, u.value FROM unnest($2::text[], $3::int8[]) AS u(code, value)",
+                &[&c.id, &codes, &values],
+            )
+            .await?;
+            tx.execute(
+                "INSERT INTO caravan (character_id, capacity, speed) VALUES ($1, $2, $3)",
+                &[&c.id, &c.caravan.capacity, &c.caravan.speed],
+            )
+            .await?;
+            Ok(())
+        })
+    })
+    .await
+}
+
+/// The characters of one account, oldest first.
+pub async fn list(db: &Db, user_id: Uuid) -> Result<Vec<CharacterSummary>, DbError> {
+    let client = db.client().await?;
+    let rows = client
+        .query(
+            "SELECT id, name, faction, background, level, location FROM player_character \
+             WHERE user_id = $1 ORDER BY create_time, id",
+            &[&user_id],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| CharacterSummary {
+            id: r.get(0),
+            name: r.get(1),
+            faction: r.get(2),
+            background: r.get(3),
+            level: r.get(4),
+            location: r.get(5),
+        })
+        .collect())
+}
+
+/// Loads everything about a character, or `None` if there is no such character.
+pub async fn load(db: &Db, id: Uuid) -> Result<Option<CharacterState>, DbError> {
+    let client = db.client().await?;
+    let Some(r) = client
+        .query_opt(
+            "SELECT p.user_id, p.name, p.faction, p.background, p.gold, p.location, p.level, p.xp, p.hp, \
+             p.max_hp, p.skill_points, p.travel, p.battle_id, c.capacity, c.speed \
+             FROM player_character p LEFT JOIN caravan c ON c.character_id = p.id WHERE p.id = $1",
+            &[&id],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let mut state = CharacterState {
+        id,
+        user_id: r.get(0),
+        name: r.get(1),
+        faction: r.get(2),
+        background: r.get(3),
+        gold: r.get(4),
+        location: r.get(5),
+        level: r.get(6),
+        xp: r.get(7),
+        hp: r.get(8),
+        max_hp: r.get(9),
+        skill_points: r.get(10),
+        travel: r.get(11),
+        battle_id: r.get(12),
+        caravan: Caravan {
+            capacity: r.get::<_, Option<i64>>(13).unwrap_or(0),
+            speed: r.get::<_, Option<i32>>(14).unwrap_or(1),
+        },
+        attributes: BTreeMap::new(),
+        skills: BTreeMap::new(),
+        items: Vec::new(),
+        crew: Vec::new(),
+        cargo: BTreeMap::new(),
+    };
+    for r in client
+        .query(
+            "SELECT code, value FROM character_attribute WHERE character_id = $1",
+            &[&id],
+        )
+        .await?
+    {
+        let code: String = r.get(0);
+        match code.strip_prefix(SKILL_PREFIX) {
+            Some(skill) => state.skills.insert(skill.to_string(), r.get(1)),
+            None => state.attributes.insert(code, r.get(1)),
+        };
+    }
+    for r in client
+        .query(
+            "SELECT good, quantity FROM caravan_cargo WHERE character_id = $1 AND quantity > 0",
+            &[&id],
+        )
+        .await?
+    {
+        state.cargo.insert(r.get(0), r.get(1));
+    }
+    state.crew = client
+        .query(
+            "SELECT id, archetype, name, hp, max_hp, alive, injured FROM crew_member \
+             WHERE character_id = $1 ORDER BY hired_at, id",
+            &[&id],
+        )
+        .await?
+        .iter()
+        .map(|r| CrewMember {
+            id: r.get(0),
+            archetype: r.get(1),
+            name: r.get(2),
+            hp: r.get(3),
+            max_hp: r.get(4),
+            alive: r.get(5),
+            injured: r.get(6),
+        })
+        .collect();
+    state.items = client
+        .query(
+            "SELECT id, template, quantity, equipped FROM character_item WHERE character_id = $1 ORDER BY id",
+            &[&id],
+        )
+        .await?
+        .iter()
+        .map(|r| Item { id: r.get(0), template: r.get(1), quantity: r.get(2), equipped: r.get(3) })
+        .collect();
+    Ok(Some(state))
+}
+
+/// Deletes a character (its child rows cascade), if this session still owns it.
+pub async fn delete(db: &Db, id: Uuid, epoch: i64) -> Result<(), DbError> {
+    db.transact(move |tx| {
+        Box::pin(async move {
+            let n = tx
+                .execute(
+                    "DELETE FROM player_character WHERE id = $1 AND owner_epoch = $2",
+                    &[&id, &epoch],
+                )
+                .await?;
+            if n == 0 {
+                return Err(fenced(id));
+            }
+            Ok(())
+        })
+    })
+    .await
+}
+
+/// Changes gold by `delta` if the session still owns the row and gold stays non-negative.
+async fn change_gold(
+    tx: &Transaction<'_>,
+    id: Uuid,
+    epoch: i64,
+    delta: i64,
+) -> Result<i64, DbError> {
+    let row = tx
+        .query_opt(
+            "UPDATE player_character SET gold = gold + $3, update_time = now() \
+             WHERE id = $1 AND owner_epoch = $2 AND gold + $3 >= 0 RETURNING gold",
+            &[&id, &epoch, &delta],
+        )
+        .await?;
+    match row {
+        Some(r) => Ok(r.get(0)),
+        None => {
+            let owned = tx
+                .query_opt(
+                    "SELECT 1 FROM player_character WHERE id = $1 AND owner_epoch = $2",
+                    &[&id, &epoch],
+                )
+                .await?;
+            Err(match owned {
+                Some(_) => DbError::Rejected("not enough gold".into()),
+                None => fenced(id),
+            })
+        }
+    }
+}
+
+/// Settles a trade in one transaction: gold, cargo and the market's quota. Returns the gold
+/// and the quantity of the good held afterwards.
+pub async fn settle_trade(db: &Db, t: &TradeSettlement) -> Result<(i64, i64), DbError> {
+    let t = t.clone();
+    db.transact(move |tx| {
+        let t = t.clone();
+        Box::pin(async move {
+            let (gold_delta, cargo_delta, quota_delta) = match t.side {
+                Side::Buy => (-t.total, t.quantity, -t.quantity),
+                Side::Sell => (t.total, -t.quantity, t.quantity),
+            };
+            let gold = change_gold(tx, t.character_id, t.epoch, gold_delta).await?;
+            let sql = if cargo_delta >= 0 {
+                "INSERT INTO caravan_cargo (character_id, good, quantity) VALUES ($1, $2, $3) \
+                 ON CONFLICT (character_id, good) DO UPDATE SET quantity = caravan_cargo.quantity + excluded.quantity \
+                 RETURNING quantity"
+            } else {
+                "UPDATE caravan_cargo SET quantity = quantity + $3 \
+                 WHERE character_id = $1 AND good = $2 AND quantity + $3 >= 0 RETURNING quantity"
+            };
+            let held: i64 = match tx.query_opt(sql, &[&t.character_id, &t.good, &cargo_delta]).await? {
+                Some(r) => r.get(0),
+                None => return Err(DbError::Rejected(format!("the caravan does not hold {} {}", t.quantity, t.good))),
+            };
+            if held == 0 {
+                tx.execute("DELETE FROM caravan_cargo WHERE character_id = $1 AND good = $2", &[&t.character_id, &t.good])
+                    .await?;
+            }
+            let n = tx
+                .execute(
+                    "UPDATE market_price_snapshot SET quota = quota + $3, price = $4, updated_at = now() \
+                     WHERE node = $1 AND good = $2 AND quota + $3 >= 0",
+                    &[&t.node, &t.good, &quota_delta, &t.price_after],
+                )
+                .await?;
+            if n == 0 {
+                return Err(DbError::Rejected(format!("the market at {} has no {} left", t.node, t.good)));
+            }
+            Ok((gold, held))
+        })
+    })
+    .await
+}
+
+/// Hires a crew member: pays `cost` and inserts the member. Returns the gold left.
+pub async fn hire(
+    db: &Db,
+    character_id: Uuid,
+    epoch: i64,
+    member: &CrewMember,
+    cost: i64,
+) -> Result<i64, DbError> {
+    let m = member.clone();
+    db.transact(move |tx| {
+        let m = m.clone();
+        Box::pin(async move {
+            let gold = change_gold(tx, character_id, epoch, -cost).await?;
+            tx.execute(
+                "INSERT INTO crew_member (id, character_id, archetype, name, hp, max_hp, alive, injured, hired_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())",
+                &[&m.id, &character_id, &m.archetype, &m.name, &m.hp, &m.max_hp, &m.alive, &m.injured],
+            )
+            .await?;
+            Ok(gold)
+        })
+    })
+    .await
+}
+
+/// Dismisses a crew member.
+pub async fn dismiss(
+    db: &Db,
+    character_id: Uuid,
+    epoch: i64,
+    crew_id: Uuid,
+) -> Result<(), DbError> {
+    db.transact(move |tx| {
+        Box::pin(async move {
+            change_gold(tx, character_id, epoch, 0).await?; // the fence
+            let n = tx
+                .execute(
+                    "DELETE FROM crew_member WHERE id = $1 AND character_id = $2",
+                    &[&crew_id, &character_id],
+                )
+                .await?;
+            if n == 0 {
+                return Err(DbError::NotFound(format!("crew member {crew_id}")));
+            }
+            Ok(())
+        })
+    })
+    .await
+}
