@@ -1,0 +1,563 @@
+//! The `Market` actor: one per trade node, keyed by the node's code.
+//!
+//! Life cycle:
+//! - **Start** (`ctx.wait`, so no message is handled before it is done): claims the
+//!   `trade_node` row (bumping `owner_epoch`), loads the node's `market_price_snapshot` rows
+//!   (creating missing ones from the catalog), and credits the recovery owed since each row was
+//!   last written. An unknown node answers [`MarketError::UnknownGood`] (and no quotes), a
+//!   database failure [`MarketError::Unavailable`]; either way the actor then stops.
+//! - **Reserve / Settle**: see [`super::rules::Ledger`]. Every reservation is released by a
+//!   timer if not settled within `reservation_ttl` (the caller crashed); a late committed
+//!   `Settle` for it re-applies its change.
+//! - **Recovery**: every `recovery_interval` the due recovery of every good is written as
+//!   `quota = quota + delta` in one transaction fenced by the claim epoch. A rise is applied in
+//!   memory after the commit; a fall is applied at once (so it can never race a reservation
+//!   below zero) and undone if the write fails. A fenced write stops the actor at once.
+//! - **Passivation**: after `idle` without messages and with no reservation open (or on
+//!   [`Passivate`]), the actor writes the recovery due, releases its claim and stops. Messages
+//!   arriving meanwhile get [`MarketError::Unavailable`]: send them again to reach a fresh
+//!   activation.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use metrics::Counter;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use super::messages::{
+    GetQuotes, GetStatus, MarketStatus, Passivate, Reservation, Reserve, Settle,
+};
+use super::rules::{GoodState, Ledger, MarketError, Quote, Restock};
+use crate::catalog::Catalog;
+use crate::persistence::claims::{self, EntityId, EntityTable};
+use crate::persistence::markets::{self, QuotaDelta};
+use crate::persistence::{Db, DbError};
+use crate::routing::Entity;
+
+/// How long a reservation may stay open before it is released.
+pub const RESERVATION_TTL: Duration = Duration::from_secs(30);
+/// How often recovery is written.
+pub const RECOVERY_INTERVAL: Duration = Duration::from_secs(10);
+/// How long a released reservation is remembered for a late committed `Settle`.
+const TOMBSTONE_TTL: Duration = Duration::from_secs(600);
+/// Recovery owed at load is counted for at most this long (a market idle for longer is back at
+/// its base anyway).
+const MAX_CATCH_UP: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// What a market needs from its node.
+#[derive(Debug, Clone)]
+pub struct MarketDeps {
+    pub db: Db,
+    pub catalog: Arc<Catalog>,
+    /// This node's id, written as the claim's `owner_node`.
+    pub node_id: String,
+    /// Passivate after this long without messages (and no reservation open).
+    pub idle: Duration,
+    /// How often recovery is written ([`RECOVERY_INTERVAL`]).
+    pub recovery_interval: Duration,
+    /// How long a reservation may stay open ([`RESERVATION_TTL`]).
+    pub reservation_ttl: Duration,
+}
+
+impl MarketDeps {
+    /// Dependencies with the default recovery interval and reservation lifetime.
+    pub fn new(db: Db, catalog: Arc<Catalog>, node_id: impl Into<String>, idle: Duration) -> Self {
+        MarketDeps {
+            db,
+            catalog,
+            node_id: node_id.into(),
+            idle,
+            recovery_interval: RECOVERY_INTERVAL,
+            reservation_ttl: RESERVATION_TTL,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Phase {
+    Loading,
+    Ready,
+    /// Passivating: no new reservations; stops once the last write is done.
+    Stopping,
+    Failed(MarketError),
+}
+
+struct Slot {
+    ledger: Ledger,
+    restock: Restock,
+}
+
+struct Loaded {
+    epoch: i64,
+    goods: BTreeMap<String, Slot>,
+}
+
+/// A recovery delta being written, and what to do once it commits.
+struct Planned {
+    good: String,
+    delta: i64,
+    next: Restock,
+}
+
+struct Counters {
+    reserved: Counter,
+    refused: Counter,
+    committed: Counter,
+    released: Counter,
+    expired: Counter,
+}
+
+impl Counters {
+    fn new(db: &Db) -> Counters {
+        let c = |v| {
+            db.metrics()
+                .counter("serai_market_reservations_total", "outcome", v)
+        };
+        Counters {
+            reserved: c("reserved"),
+            refused: c("refused"),
+            committed: c("committed"),
+            released: c("released"),
+            expired: c("expired"),
+        }
+    }
+}
+
+/// The market of one trade node.
+pub struct Market {
+    node: String,
+    deps: MarketDeps,
+    phase: Phase,
+    epoch: i64,
+    goods: BTreeMap<String, Slot>,
+    open: HashMap<u64, Reservation>,
+    /// Reservations released by the timer, kept for a late committed `Settle`.
+    expired: HashMap<u64, (Reservation, Instant)>,
+    next_seq: u32,
+    /// Recovery time is credited up to here.
+    clock: Instant,
+    last_recovery: Instant,
+    last_activity: Instant,
+    recovery_in_flight: bool,
+    stop_started: bool,
+    stop_waiters: Vec<oneshot::Sender<()>>,
+    counters: Counters,
+}
+
+impl Entity for Market {
+    type Key = String;
+    const KIND: &'static str = "market";
+}
+
+impl Market {
+    /// The market of trade node `node`; it loads itself when started.
+    pub fn new(node: String, deps: MarketDeps) -> Market {
+        let now = Instant::now();
+        Market {
+            node,
+            phase: Phase::Loading,
+            epoch: 0,
+            goods: BTreeMap::new(),
+            open: HashMap::new(),
+            expired: HashMap::new(),
+            next_seq: 0,
+            clock: now,
+            last_recovery: now,
+            last_activity: now,
+            recovery_in_flight: false,
+            stop_started: false,
+            stop_waiters: Vec::new(),
+            counters: Counters::new(&deps.db),
+            deps,
+        }
+    }
+
+    fn ready(&mut self, loaded: Loaded, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        self.epoch = loaded.epoch;
+        self.goods = loaded.goods;
+        self.phase = Phase::Ready;
+        self.clock = now;
+        self.last_activity = now;
+        tracing::debug!(node = %self.node, epoch = self.epoch, goods = self.goods.len(), "market loaded");
+        let tick = self
+            .deps
+            .recovery_interval
+            .min(self.deps.idle)
+            .min(Duration::from_secs(1))
+            .max(Duration::from_millis(10));
+        ctx.run_interval(tick, |act, ctx| act.tick(ctx));
+        // Write the recovery owed since the rows were last written.
+        self.start_recovery(ctx);
+    }
+
+    fn fail(&mut self, error: MarketError, ctx: &mut Context<Self>) {
+        self.phase = Phase::Failed(error);
+        self.goods.clear();
+        self.open.clear();
+        // Stopping at once would drop the messages already queued; stopping from a timer lets
+        // them be answered (with the error) first.
+        ctx.run_later(Duration::ZERO, |_, ctx| ctx.stop());
+    }
+
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        self.expired
+            .retain(|_, (_, at)| now.duration_since(*at) < TOMBSTONE_TTL);
+        if self.phase != Phase::Ready {
+            return;
+        }
+        if now.duration_since(self.last_recovery) >= self.deps.recovery_interval {
+            self.start_recovery(ctx);
+        }
+        if self.open.is_empty()
+            && !self.recovery_in_flight
+            && now.duration_since(self.last_activity) >= self.deps.idle
+        {
+            tracing::debug!(node = %self.node, "market idle, passivating");
+            self.begin_stop(ctx);
+        }
+    }
+
+    /// Credits the time since the last plan to every good and takes the recovery due: falls
+    /// are applied in memory at once, rises once written.
+    fn plan_recovery(&mut self) -> (Vec<Planned>, Vec<QuotaDelta>) {
+        let now = Instant::now();
+        let dt = now.duration_since(self.clock);
+        self.clock = now;
+        self.last_recovery = now;
+        let mut plan = Vec::new();
+        let mut deltas = Vec::new();
+        for (good, slot) in self.goods.iter_mut() {
+            slot.restock.since = slot.restock.since.saturating_add(dt);
+            let (delta, next) = slot.ledger.plan_recovery(slot.restock);
+            if delta == 0 {
+                slot.restock = next;
+                continue;
+            }
+            let after = GoodState {
+                stock: slot.ledger.state.stock.saturating_add(delta),
+                ..slot.ledger.state
+            };
+            if delta < 0 {
+                slot.ledger.apply_delta(delta);
+            }
+            deltas.push(QuotaDelta {
+                good: good.clone(),
+                delta,
+                price: after.reference_price(),
+            });
+            plan.push(Planned {
+                good: good.clone(),
+                delta,
+                next,
+            });
+        }
+        (plan, deltas)
+    }
+
+    fn start_recovery(&mut self, ctx: &mut Context<Self>) {
+        if self.recovery_in_flight {
+            return;
+        }
+        let (plan, deltas) = self.plan_recovery();
+        if plan.is_empty() {
+            return;
+        }
+        self.recovery_in_flight = true;
+        let (db, node, owner, epoch) = (
+            self.deps.db.clone(),
+            self.node.clone(),
+            self.deps.node_id.clone(),
+            self.epoch,
+        );
+        let write =
+            async move { markets::apply_recovery(&db, &node, &owner, epoch, &deltas).await };
+        ctx.spawn(write.into_actor(self).map(move |result, act, ctx| {
+            act.recovery_in_flight = false;
+            match result {
+                Ok(()) => {
+                    for p in plan {
+                        if let Some(slot) = act.goods.get_mut(&p.good) {
+                            if p.delta > 0 {
+                                slot.ledger.apply_delta(p.delta);
+                            }
+                            slot.restock = p.next;
+                        }
+                    }
+                }
+                Err(DbError::Fenced(_)) => {
+                    tracing::warn!(node = %act.node, epoch = act.epoch, "market fenced by a newer claim, stopping");
+                    act.fail(MarketError::Unavailable, ctx);
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(node = %act.node, error = %e, "market recovery write failed, will retry");
+                    for p in plan.iter().filter(|p| p.delta < 0) {
+                        if let Some(slot) = act.goods.get_mut(&p.good) {
+                            slot.ledger.apply_delta(-p.delta);
+                        }
+                    }
+                }
+            }
+            if act.phase == Phase::Stopping {
+                act.finish_stop(ctx);
+            }
+        }));
+    }
+
+    /// Stops taking reservations; writes the last recovery and releases the claim as soon as
+    /// no recovery write is in flight (a write in flight holds row locks the last one needs).
+    fn begin_stop(&mut self, ctx: &mut Context<Self>) {
+        self.phase = Phase::Stopping;
+        if !self.recovery_in_flight {
+            self.finish_stop(ctx);
+        }
+    }
+
+    fn finish_stop(&mut self, ctx: &mut Context<Self>) {
+        if self.stop_started {
+            return;
+        }
+        self.stop_started = true;
+        let (_, deltas) = self.plan_recovery();
+        let (db, node, owner, epoch) = (
+            self.deps.db.clone(),
+            self.node.clone(),
+            self.deps.node_id.clone(),
+            self.epoch,
+        );
+        let last = async move {
+            if !deltas.is_empty() {
+                match markets::apply_recovery(&db, &node, &owner, epoch, &deltas).await {
+                    Ok(()) => {}
+                    Err(DbError::Fenced(_)) => return,
+                    Err(e) => {
+                        tracing::warn!(node = %node, error = %e, "market: last recovery write failed")
+                    }
+                }
+            }
+            let id = EntityId::Text(node.clone());
+            if let Err(e) = claims::release(&db, EntityTable::TradeNode, &id, &owner, epoch).await {
+                tracing::warn!(node = %node, error = %e, "market: releasing the claim failed");
+            }
+        };
+        ctx.wait(last.into_actor(self).map(|(), act, ctx| {
+            for w in act.stop_waiters.drain(..) {
+                let _ = w.send(());
+            }
+            ctx.stop();
+        }));
+    }
+
+    fn next_id(&mut self) -> u64 {
+        self.next_seq = self.next_seq.wrapping_add(1);
+        ((self.epoch as u64) << 32) | u64::from(self.next_seq)
+    }
+
+    fn expire(&mut self, id: u64) {
+        let Some(r) = self.open.remove(&id) else {
+            return;
+        };
+        if let Some(slot) = self.goods.get_mut(&r.good) {
+            slot.ledger.release(r.side, r.quantity);
+        }
+        tracing::warn!(node = %self.node, id, good = %r.good, side = %r.side, quantity = r.quantity,
+            "market reservation not settled in time, released");
+        self.counters.expired.increment(1);
+        self.expired.insert(id, (r, Instant::now()));
+    }
+
+    fn touch(&mut self) {
+        self.last_activity = Instant::now();
+    }
+}
+
+impl Actor for Market {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let (deps, node) = (self.deps.clone(), self.node.clone());
+        ctx.wait(
+            load(deps, node)
+                .into_actor(self)
+                .map(|result, act, ctx| match result {
+                    Ok(loaded) => act.ready(loaded, ctx),
+                    Err(e) => {
+                        if e == MarketError::Unavailable {
+                            tracing::warn!(node = %act.node, "market failed to load");
+                        }
+                        act.fail(e, ctx)
+                    }
+                }),
+        );
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        tracing::debug!(node = %self.node, "market stopped");
+    }
+}
+
+/// Claims the node's row and loads its market.
+async fn load(deps: MarketDeps, node: String) -> Result<Loaded, MarketError> {
+    if deps.catalog.node(&node).is_none() {
+        return Err(MarketError::UnknownGood);
+    }
+    let unavailable = |what: &str, e: DbError| {
+        tracing::warn!(node = %node, error = %e, "market: {what} failed");
+        MarketError::Unavailable
+    };
+    let id = EntityId::Text(node.clone());
+    let epoch = claims::claim(&deps.db, EntityTable::TradeNode, &id, &deps.node_id)
+        .await
+        .map_err(|e| unavailable("claim", e))?;
+    let rows = markets::load(&deps.db, &node)
+        .await
+        .map_err(|e| unavailable("load", e))?;
+    let rows: HashMap<&str, &markets::SnapshotRow> =
+        rows.iter().map(|r| (r.good.as_str(), r)).collect();
+    let mut goods = BTreeMap::new();
+    let mut missing = Vec::new();
+    for stock in deps.catalog.stock_at(&node) {
+        let slot = match rows.get(stock.good.as_str()) {
+            Some(row) => Slot {
+                ledger: Ledger::new(GoodState::from_stock(stock, row.quota)),
+                restock: Restock {
+                    since: row.age.min(MAX_CATCH_UP),
+                    applied: 0,
+                },
+            },
+            None => {
+                let state = GoodState::at_base(stock);
+                missing.push((stock.good.clone(), state.reference_price(), state.stock));
+                Slot {
+                    ledger: Ledger::new(state),
+                    restock: Restock::default(),
+                }
+            }
+        };
+        goods.insert(stock.good.clone(), slot);
+    }
+    markets::seed(&deps.db, &node, &missing)
+        .await
+        .map_err(|e| unavailable("seed", e))?;
+    Ok(Loaded { epoch, goods })
+}
+
+impl Handler<GetQuotes> for Market {
+    type Result = Vec<Quote>;
+
+    fn handle(&mut self, _: GetQuotes, _: &mut Context<Self>) -> Vec<Quote> {
+        self.touch();
+        self.goods
+            .iter()
+            .map(|(good, slot)| slot.ledger.quote(good))
+            .collect()
+    }
+}
+
+impl Handler<Reserve> for Market {
+    type Result = Result<Reservation, MarketError>;
+
+    fn handle(&mut self, msg: Reserve, ctx: &mut Context<Self>) -> Self::Result {
+        self.touch();
+        match &self.phase {
+            Phase::Ready => {}
+            Phase::Failed(e) => return Err(e.clone()),
+            Phase::Loading | Phase::Stopping => return Err(MarketError::Unavailable),
+        }
+        let Some(slot) = self.goods.get_mut(&msg.good) else {
+            self.counters.refused.increment(1);
+            return Err(MarketError::UnknownGood);
+        };
+        let fill = match slot.ledger.reserve(msg.side, msg.quantity, msg.price_limit) {
+            Ok(fill) => fill,
+            Err(e) => {
+                self.counters.refused.increment(1);
+                return Err(e);
+            }
+        };
+        let id = self.next_id();
+        let reservation = Reservation {
+            id,
+            node: self.node.clone(),
+            good: msg.good,
+            side: msg.side,
+            quantity: msg.quantity,
+            unit_price: fill.unit_price,
+            total: fill.total,
+            stock_after: fill.stock_after,
+        };
+        self.open.insert(id, reservation.clone());
+        self.counters.reserved.increment(1);
+        ctx.run_later(self.deps.reservation_ttl, move |act, _| act.expire(id));
+        Ok(reservation)
+    }
+}
+
+impl Handler<Settle> for Market {
+    type Result = ();
+
+    fn handle(&mut self, msg: Settle, _: &mut Context<Self>) {
+        self.touch();
+        if let Some(r) = self.open.remove(&msg.reservation_id) {
+            if let Some(slot) = self.goods.get_mut(&r.good) {
+                if msg.committed {
+                    slot.ledger.commit(r.side, r.quantity);
+                    self.counters.committed.increment(1);
+                } else {
+                    slot.ledger.release(r.side, r.quantity);
+                    self.counters.released.increment(1);
+                }
+            }
+        } else if let Some((r, _)) = self.expired.remove(&msg.reservation_id) {
+            if msg.committed {
+                tracing::warn!(node = %self.node, id = r.id, "late commit of an expired reservation");
+                if let Some(slot) = self.goods.get_mut(&r.good) {
+                    slot.ledger.late_commit(r.side, r.quantity);
+                }
+            }
+        }
+    }
+}
+
+impl Handler<Passivate> for Market {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: Passivate, ctx: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        match self.phase {
+            Phase::Ready | Phase::Stopping => {
+                self.stop_waiters.push(tx);
+                self.begin_stop(ctx);
+            }
+            Phase::Loading | Phase::Failed(_) => drop(tx),
+        }
+        Box::pin(async move {
+            let _ = rx.await;
+        })
+    }
+}
+
+impl Handler<GetStatus> for Market {
+    type Result = Option<MarketStatus>;
+
+    fn handle(&mut self, _: GetStatus, _: &mut Context<Self>) -> Option<MarketStatus> {
+        match self.phase {
+            Phase::Ready | Phase::Stopping => Some(MarketStatus {
+                node: self.node.clone(),
+                epoch: self.epoch,
+                open_reservations: self.open.len(),
+                goods: self
+                    .goods
+                    .iter()
+                    .map(|(g, s)| (g.clone(), s.ledger))
+                    .collect(),
+            }),
+            Phase::Loading | Phase::Failed(_) => None,
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! The messages a [`super::Market`] answers.
+
+use actix::Message;
+
+pub use super::rules::{Ledger, MarketError, Quote, Side};
+
+/// The quotes of every good traded at the node, ordered by good code. Empty when the node has
+/// no market (unknown code) or the market could not load.
+#[derive(Debug, Clone, Copy, Default, Message)]
+#[rtype(result = "Vec<Quote>")]
+pub struct GetQuotes;
+
+/// Reserves an order: prices it, checks the quota and the player's `price_limit` (a buy is
+/// refused above it, a sell below it), and moves the market's stock at once. Follow it with
+/// [`Settle`] within [`super::RESERVATION_TTL`], else the reservation is released.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<Reservation, MarketError>")]
+pub struct Reserve {
+    pub good: String,
+    pub side: Side,
+    pub quantity: i64,
+    pub price_limit: Option<i64>,
+}
+
+/// A granted order, held until settled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    /// Unique across activations of the market (the claim epoch is in the high bits).
+    pub id: u64,
+    pub node: String,
+    pub good: String,
+    pub side: Side,
+    pub quantity: i64,
+    /// The average price per unit over the order, rounded against the player.
+    pub unit_price: i64,
+    /// `unit_price × quantity`: what the player pays (buy) or receives (sell).
+    pub total: i64,
+    /// The market's stock of the good once this order is done.
+    pub stock_after: i64,
+}
+
+/// Ends a reservation: `committed = true` once the trade transaction committed (the stock
+/// change stays), `false` when it did not happen (the stock goes back). Unknown ids are ignored.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct Settle {
+    pub reservation_id: u64,
+    pub committed: bool,
+}
+
+/// Writes the recovery due, releases the claim and stops (drain, tests). Answers once done.
+#[derive(Debug, Clone, Copy, Default, Message)]
+#[rtype(result = "()")]
+pub struct Passivate;
+
+/// The market's state for diagnostics and tests; `None` until loaded or after a failure.
+#[derive(Debug, Clone, Copy, Default, Message)]
+#[rtype(result = "Option<MarketStatus>")]
+pub struct GetStatus;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarketStatus {
+    pub node: String,
+    /// The claim epoch of this activation.
+    pub epoch: i64,
+    pub open_reservations: usize,
+    /// Every good with its ledger, ordered by good code.
+    pub goods: Vec<(String, Ledger)>,
+}

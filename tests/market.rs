@@ -1,0 +1,557 @@
+//! The Market actor against a real PostgreSQL: loading and quotes, concurrent reservations,
+//! release and expiry, recovery written as deltas, claims, fencing and passivation.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use futures_util::future::join_all;
+use serai::catalog::{default_catalog, Catalog, CatalogData};
+use serai::market::rules::GoodState;
+use serai::market::{
+    GetQuotes, GetStatus, Market, MarketDeps, MarketError, Passivate, Reserve, Settle, Side,
+};
+use serai::persistence::claims::{self, EntityId, EntityTable};
+use serai::persistence::{markets, Db, DbError};
+
+const NODE_ID: &str = "node-a";
+
+fn deps(db: &Db, catalog: Catalog) -> MarketDeps {
+    MarketDeps::new(
+        db.clone(),
+        Arc::new(catalog),
+        NODE_ID,
+        Duration::from_secs(300),
+    )
+}
+
+fn reserve(good: &str, side: Side, quantity: i64) -> Reserve {
+    Reserve {
+        good: good.into(),
+        side,
+        quantity,
+        price_limit: None,
+    }
+}
+
+async fn quota_in_db(db: &Db, node: &str, good: &str) -> i64 {
+    markets::snapshot(db, node, good)
+        .await
+        .unwrap()
+        .expect("snapshot row")
+        .1
+}
+
+async fn quota_in_memory(market: &Addr<Market>, good: &str) -> i64 {
+    let quotes = market.send(GetQuotes).await.unwrap();
+    quotes.iter().find(|q| q.good == good).expect("quote").quota
+}
+
+/// Sets a snapshot row as if it had been written `minutes_ago`.
+async fn set_row(url: &str, node: &str, good: &str, quota: i64, minutes_ago: i32) {
+    common::raw_client(url)
+        .await
+        .execute(
+            "UPDATE market_price_snapshot SET quota = $3, \
+             updated_at = now() - make_interval(mins => $4) WHERE node = $1 AND good = $2",
+            &[&node, &good, &quota, &minutes_ago],
+        )
+        .await
+        .unwrap();
+}
+
+async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    for _ in 0..100 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// The default world with one good restocking fast (100 units a second), for recovery tests.
+fn fast_restock_catalog(node: &str, good: &str) -> Catalog {
+    let c = default_catalog();
+    let mut stock = c.all_stock().to_vec();
+    for s in stock.iter_mut() {
+        if s.node == node && s.good == good {
+            s.restock_per_min = 6_000;
+        }
+    }
+    Catalog::from_data(CatalogData {
+        version: c.version,
+        factions: c.factions().to_vec(),
+        backgrounds: c.backgrounds().to_vec(),
+        skill_trees: c.skill_trees().to_vec(),
+        skills: c.skills().to_vec(),
+        items: c.items().to_vec(),
+        crew: c.crew_archetypes().to_vec(),
+        goods: c.goods().to_vec(),
+        nodes: c.nodes().to_vec(),
+        routes: c.routes().to_vec(),
+        stock,
+    })
+}
+
+#[actix_rt::test]
+async fn quotes_for_a_node_of_the_default_catalog() {
+    let (_tdb, db) = common::migrated_db().await;
+    let catalog = default_catalog();
+    let market = Market::new("port_azul".into(), deps(&db, catalog.clone())).start();
+    let quotes = market.send(GetQuotes).await.unwrap();
+    let stock: Vec<_> = catalog.stock_at("port_azul").collect();
+    assert_eq!(quotes.len(), stock.len());
+    assert!(!quotes.is_empty());
+    for (q, s) in quotes.iter().zip(&stock) {
+        let at_base = GoodState::at_base(s);
+        assert_eq!(q.good, s.good);
+        assert_eq!(q.buy_price, at_base.buy_price());
+        assert_eq!(q.sell_price, at_base.sell_price());
+        assert!(q.sell_price < q.buy_price);
+        assert!(q.buy_price > s.base_price && q.sell_price < s.base_price);
+        assert_eq!(q.quota, s.base_quota);
+        assert_eq!(q.sell_quota, 2 * s.base_quota);
+    }
+
+    // Orders are checked.
+    let e = |r: Result<_, MarketError>| r.unwrap_err();
+    assert_eq!(
+        e(market
+            .send(reserve("dragon_eggs", Side::Buy, 1))
+            .await
+            .unwrap()),
+        MarketError::UnknownGood
+    );
+    for q in [0, -1, 10_001, i64::MAX, i64::MIN] {
+        assert_eq!(
+            e(market.send(reserve("salt", Side::Buy, q)).await.unwrap()),
+            MarketError::BadQuantity
+        );
+    }
+    let salt = &quotes.iter().find(|q| q.good == "salt").unwrap();
+    let limited = Reserve {
+        price_limit: Some(salt.buy_price - 1),
+        ..reserve("salt", Side::Buy, 1)
+    };
+    assert_eq!(
+        e(market.send(limited).await.unwrap()),
+        MarketError::PriceLimit {
+            unit_price: salt.buy_price,
+            limit: salt.buy_price - 1
+        }
+    );
+    let ok = Reserve {
+        price_limit: Some(salt.buy_price),
+        ..reserve("salt", Side::Buy, 1)
+    };
+    let r = market.send(ok).await.unwrap().unwrap();
+    assert_eq!((r.unit_price, r.total), (salt.buy_price, salt.buy_price));
+    assert_eq!(r.node, "port_azul");
+    assert_eq!(r.stock_after, salt.quota - 1);
+    // Nothing was refused into the database.
+    assert_eq!(quota_in_db(&db, "port_azul", "salt").await, salt.quota);
+}
+
+#[actix_rt::test]
+async fn an_unknown_node_has_no_market() {
+    let (_tdb, db) = common::migrated_db().await;
+    let market = Market::new("atlantis".into(), deps(&db, default_catalog())).start();
+    let (quotes, reserved) = futures_util::join!(
+        market.send(GetQuotes),
+        market.send(reserve("salt", Side::Buy, 1))
+    );
+    assert!(quotes.unwrap().is_empty());
+    assert_eq!(reserved.unwrap(), Err(MarketError::UnknownGood));
+    eventually("the actor to stop", async || !market.connected()).await;
+}
+
+/// 50 callers buy the same scarce good at once, each running the whole trade: reserve, the
+/// trade transaction (quota by delta), settle.
+#[actix_rt::test]
+async fn fifty_concurrent_buyers_never_oversell() {
+    let (tdb, db) = common::migrated_db().await;
+    let catalog = default_catalog();
+    let (node, good) = ("port_azul", "spices");
+    let stock = catalog.stock(node, good).unwrap().base_quota;
+    assert!(stock < 50, "the test needs a scarce good");
+    let market = Market::new(node.into(), deps(&db, catalog)).start();
+
+    let trades = (0..50).map(|_| {
+        let (market, db) = (market.clone(), db.clone());
+        async move {
+            let r = match market.send(reserve(good, Side::Buy, 1)).await.unwrap() {
+                Ok(r) => r,
+                Err(e) => return Err(e),
+            };
+            let (price, quantity) = (r.unit_price, r.quantity);
+            let committed = db
+                .transact(|tx| {
+                    Box::pin(
+                        async move { markets::apply_trade(tx, node, good, -quantity, price).await },
+                    )
+                })
+                .await;
+            market
+                .send(Settle {
+                    reservation_id: r.id,
+                    committed: committed.is_ok(),
+                })
+                .await
+                .unwrap();
+            if let Err(e) = committed {
+                panic!("trade transaction failed: {e}");
+            }
+            Ok(r)
+        }
+    });
+    let results = join_all(trades.map(actix_rt::spawn)).await;
+    let results: Vec<_> = results.into_iter().map(|r| r.unwrap()).collect();
+    let granted = results.iter().filter(|r| r.is_ok()).count() as i64;
+    assert_eq!(granted, stock);
+    for r in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert_eq!(r, &MarketError::Insufficient { available: 0 });
+    }
+    assert_eq!(quota_in_memory(&market, good).await, 0);
+    assert_eq!(quota_in_db(&db, node, good).await, 0);
+    let status = market.send(GetStatus).await.unwrap().unwrap();
+    assert_eq!(status.open_reservations, 0);
+    let none_negative: i64 = common::raw_client(&tdb.url)
+        .await
+        .query_one(
+            "SELECT count(*) FROM market_price_snapshot WHERE quota < 0",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(none_negative, 0);
+
+    // The quota is gone: the next buyer is refused, a seller is welcome and prices reflect it.
+    let quote = market.send(GetQuotes).await.unwrap();
+    let quote = quote.iter().find(|q| q.good == good).unwrap();
+    let base = GoodState::at_base(default_catalog().stock(node, good).unwrap());
+    assert!(quote.buy_price > base.buy_price());
+    assert_eq!(quote.sell_quota, 3 * stock);
+}
+
+#[actix_rt::test]
+async fn concurrent_orders_of_mixed_sizes_take_at_most_the_stock() {
+    let (_tdb, db) = common::migrated_db().await;
+    let (node, good) = ("port_azul", "wine");
+    let stock = default_catalog().stock(node, good).unwrap().base_quota;
+    let market = Market::new(node.into(), deps(&db, default_catalog())).start();
+    let asks: Vec<i64> = (0..50).map(|i| 1 + i % 7).collect();
+    assert!(asks.iter().sum::<i64>() > stock);
+    let sends = asks
+        .iter()
+        .map(|&q| market.send(reserve(good, Side::Buy, q)));
+    let results = join_all(sends).await;
+    let mut left = stock;
+    for (q, r) in asks.iter().zip(results) {
+        match r.unwrap() {
+            Ok(r) => {
+                left -= q;
+                assert_eq!(r.stock_after, left);
+            }
+            Err(MarketError::Insufficient { available }) => {
+                assert_eq!(available, left);
+                assert!(available < *q);
+            }
+            Err(e) => panic!("unexpected {e}"),
+        }
+        assert!(left >= 0);
+    }
+    assert_eq!(quota_in_memory(&market, good).await, left);
+    assert!(left < 7);
+}
+
+#[actix_rt::test]
+async fn release_restores_the_stock_and_prices() {
+    let (_tdb, db) = common::migrated_db().await;
+    let (node, good) = ("port_azul", "furs");
+    let market = Market::new(node.into(), deps(&db, default_catalog())).start();
+    let before = market.send(GetQuotes).await.unwrap();
+
+    let buy = market
+        .send(reserve(good, Side::Buy, 10))
+        .await
+        .unwrap()
+        .unwrap();
+    let sell = market
+        .send(reserve(good, Side::Sell, 4))
+        .await
+        .unwrap()
+        .unwrap();
+    let during = market.send(GetQuotes).await.unwrap();
+    assert_ne!(during, before);
+    let furs = |qs: &[serai::market::Quote]| qs.iter().find(|q| q.good == good).unwrap().clone();
+    // The sale is not buyable until it commits.
+    assert_eq!(furs(&during).quota, furs(&before).quota - 10);
+    // A buy of 10 costs more per unit than one unit; selling back pays less than that.
+    assert!(buy.unit_price > furs(&before).buy_price);
+    assert_eq!(buy.total, buy.unit_price * 10);
+    assert!(sell.unit_price < buy.unit_price);
+    assert_eq!(sell.total, sell.unit_price * 4);
+
+    for id in [buy.id, sell.id] {
+        market
+            .send(Settle {
+                reservation_id: id,
+                committed: false,
+            })
+            .await
+            .unwrap();
+    }
+    assert_eq!(market.send(GetQuotes).await.unwrap(), before);
+    // Settling again, or an unknown id, changes nothing.
+    market
+        .send(Settle {
+            reservation_id: buy.id,
+            committed: true,
+        })
+        .await
+        .unwrap();
+    assert_eq!(market.send(GetQuotes).await.unwrap(), before);
+    assert_eq!(
+        market
+            .send(GetStatus)
+            .await
+            .unwrap()
+            .unwrap()
+            .open_reservations,
+        0
+    );
+}
+
+#[actix_rt::test]
+async fn unsettled_reservations_are_released_by_the_timer() {
+    let (_tdb, db) = common::migrated_db().await;
+    let (node, good) = ("port_azul", "salt");
+    let mut d = deps(&db, default_catalog());
+    d.reservation_ttl = Duration::from_millis(300);
+    let market = Market::new(node.into(), d).start();
+    let full = quota_in_memory(&market, good).await;
+    let r = market
+        .send(reserve(good, Side::Buy, 25))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(quota_in_memory(&market, good).await, full - 25);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(quota_in_memory(&market, good).await, full);
+    // The trade committed after all (a slow caller): its change is applied again.
+    market
+        .send(Settle {
+            reservation_id: r.id,
+            committed: true,
+        })
+        .await
+        .unwrap();
+    assert_eq!(quota_in_memory(&market, good).await, full - 25);
+}
+
+#[actix_rt::test]
+async fn recovery_writes_a_delta_that_a_fresh_market_sees() {
+    let (tdb, db) = common::migrated_db().await;
+    let node = "port_azul";
+    let catalog = default_catalog();
+    let salt = catalog.stock(node, "salt").unwrap().clone();
+    let glass = catalog.stock(node, "glassware").unwrap().clone();
+    assert_eq!((salt.base_quota, salt.restock_per_min), (200, 6));
+    assert_eq!((glass.base_quota, glass.restock_per_min), (54, 1));
+    // Ten minutes ago salt ran low and glassware piled up.
+    set_row(&tdb.url, node, "salt", 100, 10).await;
+    set_row(&tdb.url, node, "glassware", 80, 10).await;
+
+    let market = Market::new(node.into(), deps(&db, catalog.clone())).start();
+    // On load the recovery owed is written: +6/min and -1/min for ten minutes.
+    eventually("the recovery write", async || {
+        quota_in_db(&db, node, "salt").await == 160
+    })
+    .await;
+    assert_eq!(quota_in_db(&db, node, "glassware").await, 70);
+    assert_eq!(quota_in_memory(&market, "salt").await, 160);
+    assert_eq!(quota_in_memory(&market, "glassware").await, 70);
+    let (price, _) = markets::snapshot(&db, node, "salt").await.unwrap().unwrap();
+    assert_eq!(price, GoodState::from_stock(&salt, 160).reference_price());
+    assert!(price > salt.base_price);
+
+    market.send(Passivate).await.unwrap();
+    eventually("passivation", async || !market.connected()).await;
+
+    let fresh = Market::new(node.into(), deps(&db, catalog)).start();
+    assert_eq!(quota_in_memory(&fresh, "salt").await, 160);
+    assert_eq!(quota_in_memory(&fresh, "glassware").await, 70);
+    // Nothing more was owed.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(quota_in_db(&db, node, "salt").await, 160);
+}
+
+#[actix_rt::test]
+async fn recovery_is_a_delta_and_runs_on_a_timer() {
+    let (tdb, db) = common::migrated_db().await;
+    let (node, good) = ("port_azul", "salt");
+    let mut d = deps(&db, fast_restock_catalog(node, good));
+    d.recovery_interval = Duration::from_millis(100);
+    let market = Market::new(node.into(), d).start();
+    assert_eq!(quota_in_memory(&market, good).await, 200);
+
+    // A trade: reserve 150, commit it in the database (quota by delta), settle.
+    let r = market
+        .send(reserve(good, Side::Buy, 150))
+        .await
+        .unwrap()
+        .unwrap();
+    let price = r.unit_price;
+    db.transact(|tx| {
+        Box::pin(async move { markets::apply_trade(tx, node, good, -150, price).await })
+    })
+    .await
+    .unwrap();
+    market
+        .send(Settle {
+            reservation_id: r.id,
+            committed: true,
+        })
+        .await
+        .unwrap();
+    // Another writer moves the quota too (a delta the market knows nothing of): recovery adds to
+    // it instead of overwriting it.
+    common::raw_client(&tdb.url)
+        .await
+        .execute(
+            "UPDATE market_price_snapshot SET quota = quota - 7 WHERE node = $1 AND good = $2",
+            &[&node, &good],
+        )
+        .await
+        .unwrap();
+    // 100 units a second: back at the base within a second or two, in memory …
+    eventually("recovery in memory", async || {
+        quota_in_memory(&market, good).await == 200
+    })
+    .await;
+    // … and the database got exactly the same deltas.
+    assert_eq!(quota_in_db(&db, node, good).await, 200 - 7);
+    // At the base nothing more is written.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(quota_in_db(&db, node, good).await, 200 - 7);
+}
+
+#[actix_rt::test]
+async fn claim_bumps_the_owner_epoch_and_passivation_releases_it() {
+    let (_tdb, db) = common::migrated_db().await;
+    let node = "saltspire";
+    let id = EntityId::Text(node.into());
+    let (owner, epoch) = claims::owner(&db, EntityTable::TradeNode, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(owner, None);
+
+    let mut d = deps(&db, default_catalog());
+    d.idle = Duration::from_millis(300);
+    let market = Market::new(node.into(), d.clone()).start();
+    let status = market.send(GetStatus).await.unwrap().unwrap();
+    assert_eq!(status.epoch, epoch + 1);
+    assert_eq!(
+        claims::owner(&db, EntityTable::TradeNode, &id)
+            .await
+            .unwrap(),
+        Some((Some(NODE_ID.to_string()), epoch + 1))
+    );
+
+    // An open reservation keeps the market alive past its idle timeout.
+    let r = market
+        .send(reserve("salt", Side::Sell, 3))
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(market.connected());
+    market
+        .send(Settle {
+            reservation_id: r.id,
+            committed: false,
+        })
+        .await
+        .unwrap();
+    // Idle: it passivates and releases its claim; the epoch stays for the next claim to bump.
+    eventually("passivation", async || !market.connected()).await;
+    assert_eq!(
+        claims::owner(&db, EntityTable::TradeNode, &id)
+            .await
+            .unwrap(),
+        Some((None, epoch + 1))
+    );
+    let again = Market::new(node.into(), d).start();
+    let status = again.send(GetStatus).await.unwrap().unwrap();
+    assert_eq!(status.epoch, epoch + 2);
+    // Reservation ids never repeat across activations.
+    let r2 = again
+        .send(reserve("salt", Side::Sell, 3))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(r.id, r2.id);
+}
+
+#[actix_rt::test]
+async fn a_newer_claim_fences_the_market() {
+    let (_tdb, db) = common::migrated_db().await;
+    let (node, good) = ("port_azul", "salt");
+    let mut d = deps(&db, fast_restock_catalog(node, good));
+    d.recovery_interval = Duration::from_millis(100);
+    let market = Market::new(node.into(), d).start();
+    let r = market
+        .send(reserve(good, Side::Buy, 150))
+        .await
+        .unwrap()
+        .unwrap();
+    market
+        .send(Settle {
+            reservation_id: r.id,
+            committed: true,
+        })
+        .await
+        .unwrap();
+    // Another node takes the market over.
+    let id = EntityId::Text(node.into());
+    let theirs = claims::claim(&db, EntityTable::TradeNode, &id, "node-b")
+        .await
+        .unwrap();
+    let written = quota_in_db(&db, node, good).await;
+    // Its next recovery write is fenced: nothing is written and the actor stops.
+    eventually("the fenced market to stop", async || !market.connected()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(quota_in_db(&db, node, good).await, written);
+    assert_eq!(
+        claims::owner(&db, EntityTable::TradeNode, &id)
+            .await
+            .unwrap(),
+        Some((Some("node-b".to_string()), theirs))
+    );
+}
+
+#[actix_rt::test]
+async fn apply_trade_refuses_to_take_a_quota_below_zero() {
+    let (_tdb, db) = common::migrated_db().await;
+    let (node, good) = ("port_azul", "spices");
+    let quota = quota_in_db(&db, node, good).await;
+    let over = db
+        .transact(|tx| {
+            Box::pin(async move { markets::apply_trade(tx, node, good, -(quota + 1), 1).await })
+        })
+        .await;
+    assert!(matches!(over, Err(DbError::Rejected(_))));
+    assert_eq!(quota_in_db(&db, node, good).await, quota);
+    db.transact(|tx| Box::pin(async move { markets::apply_trade(tx, node, good, 5, 99).await }))
+        .await
+        .unwrap();
+    assert_eq!(
+        markets::snapshot(&db, node, good).await.unwrap(),
+        Some((99, quota + 5))
+    );
+}
