@@ -53,6 +53,27 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Largest inbound WebSocket frame from a client, in bytes.
     pub max_message_size: usize,
+    /// Overrides every route's encounter chance (0.0–1.0): tests and live events force one or none.
+    pub encounter_rate: Option<f64>,
+    /// Factor on travel durations (0.5 halves them); tests use tiny values.
+    pub travel_time_scale: f64,
+    /// A battle turn not submitted within this is resolved as "defend".
+    pub battle_turn_timeout: Duration,
+    /// Leaderboard ids whose rank cache is off (`*` for all).
+    pub rank_cache_blacklist: Vec<String>,
+    /// Leaderboard writes arriving within this window are committed together.
+    pub leaderboard_batch_window: Duration,
+    pub leaderboard_batch_size: usize,
+    /// Address other nodes reach this node's peer listener at (defaults to `peer_addr`).
+    pub advertise_peer_addr: String,
+    /// Address clients reach this node at (defaults to `client_addr`).
+    pub advertise_client_addr: String,
+    /// How often this node writes its heartbeat and probes its peers.
+    pub heartbeat_interval: Duration,
+    /// A member silent for longer leaves the view.
+    pub membership_timeout: Duration,
+    /// Virtual nodes per member on the placement ring.
+    pub ring_vnodes: usize,
 }
 
 /// A configuration value that cannot be used: the field's name and what is wrong with it.
@@ -96,6 +117,17 @@ pub struct RawConfig {
     pub idle_timeout_secs: Option<i64>,
     pub log_format: Option<String>,
     pub max_message_size: Option<i64>,
+    pub encounter_rate: Option<f64>,
+    pub travel_time_scale: Option<f64>,
+    pub battle_turn_timeout_ms: Option<i64>,
+    pub rank_cache_blacklist: Option<Vec<String>>,
+    pub leaderboard_batch_window_ms: Option<i64>,
+    pub leaderboard_batch_size: Option<i64>,
+    pub advertise_peer_addr: Option<String>,
+    pub advertise_client_addr: Option<String>,
+    pub heartbeat_interval_ms: Option<i64>,
+    pub membership_timeout_ms: Option<i64>,
+    pub ring_vnodes: Option<i64>,
 }
 
 /// Environment variables that override file values: (variable, field).
@@ -118,6 +150,14 @@ const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("SERAI_IDLE_TIMEOUT_SECS", "idle_timeout_secs"),
     ("SERAI_LOG_FORMAT", "log_format"),
     ("SERAI_MAX_MESSAGE_SIZE", "max_message_size"),
+    ("SERAI_ENCOUNTER_RATE", "encounter_rate"),
+    ("SERAI_TRAVEL_TIME_SCALE", "travel_time_scale"),
+    ("SERAI_BATTLE_TURN_TIMEOUT_MS", "battle_turn_timeout_ms"),
+    ("SERAI_RANK_CACHE_BLACKLIST", "rank_cache_blacklist"),
+    ("SERAI_ADVERTISE_PEER_ADDR", "advertise_peer_addr"),
+    ("SERAI_ADVERTISE_CLIENT_ADDR", "advertise_client_addr"),
+    ("SERAI_HEARTBEAT_INTERVAL_MS", "heartbeat_interval_ms"),
+    ("SERAI_MEMBERSHIP_TIMEOUT_MS", "membership_timeout_ms"),
     (
         "SERAI_SESSION_TOKEN_EXPIRY_SECS",
         "session_token_expiry_secs",
@@ -170,6 +210,11 @@ impl RawConfig {
     }
 
     fn set(&mut self, field: &str, value: String) -> Result<(), ConfigError> {
+        let float = |v: &str| {
+            v.trim()
+                .parse::<f64>()
+                .map_err(|_| ConfigError::new(field, format!("`{v}` is not a number")))
+        };
         let int = |v: &str| {
             v.trim()
                 .parse::<i64>()
@@ -194,6 +239,23 @@ impl RawConfig {
             "idle_timeout_secs" => self.idle_timeout_secs = Some(int(&value)?),
             "log_format" => self.log_format = Some(value),
             "max_message_size" => self.max_message_size = Some(int(&value)?),
+            "encounter_rate" => self.encounter_rate = Some(float(&value)?),
+            "travel_time_scale" => self.travel_time_scale = Some(float(&value)?),
+            "battle_turn_timeout_ms" => self.battle_turn_timeout_ms = Some(int(&value)?),
+            "rank_cache_blacklist" => {
+                self.rank_cache_blacklist = Some(
+                    value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(String::from)
+                        .collect(),
+                )
+            }
+            "advertise_peer_addr" => self.advertise_peer_addr = Some(value),
+            "advertise_client_addr" => self.advertise_client_addr = Some(value),
+            "heartbeat_interval_ms" => self.heartbeat_interval_ms = Some(int(&value)?),
+            "membership_timeout_ms" => self.membership_timeout_ms = Some(int(&value)?),
             "session_token_expiry_secs" => self.session_token_expiry_secs = Some(int(&value)?),
             "refresh_token_expiry_secs" => self.refresh_token_expiry_secs = Some(int(&value)?),
             other => return Err(ConfigError::new(other, "not a known field")),
@@ -268,7 +330,77 @@ impl RawConfig {
                 256,
                 1 << 20,
             )? as usize,
+            encounter_rate: match self.encounter_rate {
+                Some(r) if !(0.0..=1.0).contains(&r) => {
+                    return Err(ConfigError::new(
+                        "encounter_rate",
+                        format!("{r} is outside 0.0..=1.0"),
+                    ))
+                }
+                other => other,
+            },
+            travel_time_scale: match self.travel_time_scale {
+                Some(f) if !(f > 0.0 && f <= 1000.0) => {
+                    return Err(ConfigError::new(
+                        "travel_time_scale",
+                        format!("{f} is outside (0, 1000]"),
+                    ))
+                }
+                other => other.unwrap_or(1.0),
+            },
+            battle_turn_timeout: Duration::from_millis(bounded(
+                "battle_turn_timeout_ms",
+                self.battle_turn_timeout_ms,
+                30_000,
+                10,
+                3_600_000,
+            )?),
+            rank_cache_blacklist: self.rank_cache_blacklist.unwrap_or_default(),
+            leaderboard_batch_window: Duration::from_millis(bounded(
+                "leaderboard_batch_window_ms",
+                self.leaderboard_batch_window_ms,
+                5,
+                0,
+                1_000,
+            )?),
+            leaderboard_batch_size: bounded(
+                "leaderboard_batch_size",
+                self.leaderboard_batch_size,
+                500,
+                1,
+                10_000,
+            )? as usize,
+            advertise_peer_addr: String::new(),
+            advertise_client_addr: String::new(),
+            heartbeat_interval: Duration::from_millis(bounded(
+                "heartbeat_interval_ms",
+                self.heartbeat_interval_ms,
+                500,
+                10,
+                60_000,
+            )?),
+            membership_timeout: Duration::from_millis(bounded(
+                "membership_timeout_ms",
+                self.membership_timeout_ms,
+                3_000,
+                50,
+                600_000,
+            )?),
+            ring_vnodes: bounded("ring_vnodes", self.ring_vnodes, 128, 128, 4096)? as usize,
         };
+        let mut config = config;
+        config.advertise_peer_addr = self
+            .advertise_peer_addr
+            .unwrap_or_else(|| config.peer_addr.to_string());
+        config.advertise_client_addr = self
+            .advertise_client_addr
+            .unwrap_or_else(|| config.client_addr.to_string());
+        if config.membership_timeout <= config.heartbeat_interval {
+            return Err(ConfigError::new(
+                "membership_timeout_ms",
+                "must be longer than heartbeat_interval_ms",
+            ));
+        }
         if config.session_encryption_key == config.refresh_encryption_key {
             return Err(ConfigError::new(
                 "refresh_encryption_key",
