@@ -340,8 +340,10 @@ async fn unsettled_reservations_are_released_by_the_timer() {
         .unwrap()
         .unwrap();
     assert_eq!(quota_in_memory(&market, good).await, full - 25);
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(quota_in_memory(&market, good).await, full);
+    eventually("the reservation to expire", async || {
+        quota_in_memory(&market, good).await == full
+    })
+    .await;
     // The trade committed after all (a slow caller): its change is applied again.
     market
         .send(Settle {

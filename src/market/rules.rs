@@ -626,6 +626,26 @@ mod tests {
     }
 
     #[test]
+    fn errors_read_well() {
+        assert_eq!(
+            MarketError::BadQuantity.to_string(),
+            "quantity must be a whole number from 1 to 10000"
+        );
+        assert_eq!(
+            MarketError::Insufficient { available: 3 }.to_string(),
+            "not enough quota: this market can trade at most 3 units of that good right now"
+        );
+        assert_eq!(
+            MarketError::PriceLimit {
+                unit_price: 12,
+                limit: 10
+            }
+            .to_string(),
+            "the price moved: the unit price is 12, beyond your price_limit of 10"
+        );
+    }
+
+    #[test]
     fn side_parses() {
         assert_eq!("buy".parse::<Side>(), Ok(Side::Buy));
         assert_eq!("SELL".parse::<Side>(), Ok(Side::Sell));
