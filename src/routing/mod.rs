@@ -7,6 +7,7 @@
 mod entity;
 pub mod placement;
 mod registry;
+pub mod ring;
 mod router;
 
 pub use entity::{Entity, RouteKey};
