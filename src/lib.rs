@@ -19,6 +19,7 @@ pub mod character;
 pub mod config;
 pub mod gateway;
 pub mod game;
+pub mod leaderboard;
 pub mod localdb;
 pub mod market;
 pub mod node;

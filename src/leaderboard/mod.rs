@@ -1,0 +1,16 @@
+//! Leaderboards and tournaments with Nakama's semantics.
+//!
+//! Pure parts (no actors, no SQL):
+//! - [`rank_cache`]: the per (board, expiry) order-statistic rank cache ([`RankCache`]) and all
+//!   buckets of a node ([`RankCaches`]).
+//! - [`rules`]: Nakama's write semantics (operators best/set/incr/decr, `num_score`,
+//!   `max_num_score`, tournament joins) as a pure function over a [`rules::Record`].
+//! - [`schedule`]: 5-field cron `reset_schedule`s, expiry buckets and tournament windows.
+
+pub mod rank_cache;
+pub mod rules;
+pub mod schedule;
+
+pub use rank_cache::{RankCache, RankCaches, RankEntry, SortOrder};
+pub use rules::{apply, Operator, Outcome, Record, WriteError};
+pub use schedule::{active_window, expiry_for, tournament_deadlines, CronSchedule, Deadlines};
