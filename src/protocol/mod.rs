@@ -4,6 +4,7 @@
 //!   at the gateway's edge into typed values.
 
 pub mod client;
+pub mod peer;
 
 /// Game RPC payloads (requests and answers of `create_character`, `execute_trade` …).
 pub mod rpc;

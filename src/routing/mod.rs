@@ -5,6 +5,7 @@
 //! the consistent-hash ring without touching callers of [`Router::send`].
 
 mod entity;
+pub mod peer;
 pub mod placement;
 mod registry;
 pub mod ring;

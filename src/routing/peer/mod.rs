@@ -1,0 +1,181 @@
+//! The peer link: authenticated, multiplexed request/response over TCP between nodes.
+//!
+//! - [`PeerServer`] listens on the node's peer address. Each connection first runs the
+//!   handshake (both sides prove they know the cluster secret, the secret never crosses the
+//!   wire, both speak the same [`PROTOCOL_VERSION`]); then every request runs its handler
+//!   concurrently (bounded per link) and answers go back through one writer task.
+//! - [`Peers`] is the client side, one per node: one lazily opened, multiplexed connection per
+//!   peer, correlation ids, a timeout per request, and capped exponential backoff after a failed
+//!   connect so a dead peer is not hammered (requests fail fast meanwhile).
+//!
+//! A peer that sends a frame over the cap, garbage, or fails the handshake loses its link; the
+//! node and its other links carry on. The wire types are in [`crate::protocol::peer`].
+//!
+//! Handshake (`handshake.rs`):
+//! ```text
+//! client → Hello     { version, node_id, client_nonce }
+//! server → Challenge { version, node_id, server_nonce,
+//!                      server_mac = HMAC-SHA256(secret, "serai-server" ‖ client_nonce ‖ server_nonce ‖ ids) }
+//! client → Proof     { client_mac = HMAC-SHA256(secret, "serai-client" ‖ server_nonce ‖ client_nonce ‖ ids) }
+//! server → Ready
+//! ```
+//! Either side answers a refusal with `Close { reason }` and drops the socket.
+
+mod client;
+mod frame;
+mod handshake;
+mod server;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+
+pub use crate::protocol::peer::{
+    PeerRequest, PeerResponse, RemoteError, MAX_FRAME, PROTOCOL_VERSION,
+};
+pub use client::Peers;
+pub use server::PeerServer;
+
+/// Serves one request from an authenticated peer: `(peer node id, request) → response`.
+pub type PeerHandler =
+    Arc<dyn Fn(String, PeerRequest) -> BoxFuture<'static, PeerResponse> + Send + Sync>;
+
+/// Wraps an async closure as a [`PeerHandler`].
+pub fn handler<F, Fut>(f: F) -> PeerHandler
+where
+    F: Fn(String, PeerRequest) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = PeerResponse> + Send + 'static,
+{
+    Arc::new(move |peer, req| Box::pin(f(peer, req)))
+}
+
+/// How a node's peer link behaves; the same for its server and its client side.
+#[derive(Clone)]
+pub struct PeerSettings {
+    /// This node's id, sent in the handshake.
+    pub node_id: String,
+    /// The cluster secret both sides must know; never sent.
+    pub secret: String,
+    /// Largest frame body accepted or sent, in bytes.
+    pub max_frame: usize,
+    /// How long a request waits for its answer.
+    pub request_timeout: Duration,
+    /// Bound on connecting plus the whole handshake.
+    pub handshake_timeout: Duration,
+    /// First delay after a failed connect; doubles up to `reconnect_max`.
+    pub reconnect_min: Duration,
+    pub reconnect_max: Duration,
+    /// Requests one link serves at once; further requests wait (backpressure on the socket).
+    pub max_in_flight: usize,
+    /// The version this side speaks; only tests set anything but [`PROTOCOL_VERSION`].
+    pub protocol_version: u16,
+}
+
+impl std::fmt::Debug for PeerSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerSettings")
+            .field("node_id", &self.node_id)
+            .field("secret", &"<redacted>")
+            .field("max_frame", &self.max_frame)
+            .field("request_timeout", &self.request_timeout)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .field("reconnect_min", &self.reconnect_min)
+            .field("reconnect_max", &self.reconnect_max)
+            .field("max_in_flight", &self.max_in_flight)
+            .field("protocol_version", &self.protocol_version)
+            .finish()
+    }
+}
+
+impl PeerSettings {
+    /// Production defaults: 1 MiB frames, 5 s requests and handshakes, reconnect backoff
+    /// 100 ms doubling to 5 s, 1024 requests in flight per link.
+    pub fn new(node_id: impl Into<String>, secret: impl Into<String>) -> PeerSettings {
+        PeerSettings {
+            node_id: node_id.into(),
+            secret: secret.into(),
+            max_frame: MAX_FRAME,
+            request_timeout: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs(5),
+            reconnect_min: Duration::from_millis(100),
+            reconnect_max: Duration::from_secs(5),
+            max_in_flight: 1024,
+            protocol_version: PROTOCOL_VERSION,
+        }
+    }
+
+    /// From a node's configuration (`node_id`, `cluster_secret`).
+    pub fn from_config(config: &crate::config::Config) -> PeerSettings {
+        PeerSettings::new(config.node_id.clone(), config.cluster_secret.clone())
+    }
+
+    /// Short timeouts and backoff for tests; node id `test-node`, a fixed secret.
+    pub fn for_test() -> PeerSettings {
+        PeerSettings {
+            request_timeout: Duration::from_secs(2),
+            handshake_timeout: Duration::from_secs(2),
+            reconnect_min: Duration::from_millis(20),
+            reconnect_max: Duration::from_millis(200),
+            ..PeerSettings::new("test-node", "test-cluster-secret")
+        }
+    }
+
+    /// The same settings under another node id.
+    pub fn with_node_id(mut self, node_id: impl Into<String>) -> PeerSettings {
+        self.node_id = node_id.into();
+        self
+    }
+}
+
+/// Why a request to a peer failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PeerError {
+    /// No TCP connection could be made (refused, unreachable, bad address, link cut).
+    #[error("cannot connect to peer: {0}")]
+    Connect(String),
+    /// The handshake failed: wrong secret, version mismatch, another node at that address …
+    #[error("peer handshake failed: {0}")]
+    Handshake(String),
+    /// The last connect failed; no new attempt before the backoff delay passes.
+    #[error("peer unreachable, next attempt in {retry_in:?}")]
+    Backoff { retry_in: Duration },
+    /// No answer within the request timeout.
+    #[error("peer request timed out")]
+    Timeout,
+    /// The link closed before the answer arrived (the request may or may not have run).
+    #[error("peer link closed")]
+    Closed,
+    /// The request does not fit in one frame.
+    #[error("request exceeds the peer frame cap")]
+    FrameTooLarge,
+    /// The peer answered with an error.
+    #[error("peer error: {0}")]
+    Remote(RemoteError),
+}
+
+impl PeerError {
+    /// True when the request certainly never reached the peer's handler, so sending it again
+    /// (elsewhere or later) cannot run it twice.
+    pub fn not_delivered(&self) -> bool {
+        matches!(
+            self,
+            PeerError::Connect(_)
+                | PeerError::Handshake(_)
+                | PeerError::Backoff { .. }
+                | PeerError::FrameTooLarge
+        )
+    }
+
+    /// True when the peer looks down or unreachable (as opposed to answering with an error).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            PeerError::Connect(_)
+                | PeerError::Handshake(_)
+                | PeerError::Backoff { .. }
+                | PeerError::Timeout
+                | PeerError::Closed
+        )
+    }
+}
