@@ -360,8 +360,10 @@ fn even_groups(n: usize, parts: usize) -> impl Iterator<Item = usize> {
 /// The records of one (board, expiry) bucket in rank order.
 pub struct RankCache {
     order: SortOrder,
-    /// owner → (score, subscore) as written (not normalised).
-    owners: HashMap<Uuid, [i64; 2], OwnerHash>,
+    /// XOR mask turning a stored (normalised) owner into the owner id and back.
+    flip: u128,
+    /// owner → the leaf holding its entry.
+    owners: HashMap<Uuid, u32, OwnerHash>,
     // Boxed nodes: growing the arena moves pointers, not 2 KiB nodes, and over-allocates
     // pointers, not nodes.
     #[allow(clippy::vec_box)]
@@ -391,10 +393,30 @@ impl Clone for RankCache {
     }
 }
 
+/// Points the owner index at `leaf` for entries `from..to` of it.
+fn reindex(
+    owners: &mut HashMap<Uuid, u32, OwnerHash>,
+    flip: u128,
+    leaf: &Leaf,
+    id: u32,
+    from: usize,
+    to: usize,
+) {
+    for &o in &leaf.owner[from..to] {
+        if let Some(slot) = owners.get_mut(&Uuid::from_u128(o ^ flip)) {
+            *slot = id;
+        }
+    }
+}
+
 impl RankCache {
     pub fn new(order: SortOrder) -> RankCache {
         RankCache {
             order,
+            flip: match order {
+                SortOrder::Ascending => 0,
+                SortOrder::Descending => u128::MAX,
+            },
             owners: HashMap::default(),
             leaves: vec![Leaf::boxed()],
             inners: Vec::new(),
@@ -426,7 +448,7 @@ impl RankCache {
 
     #[inline]
     fn key(&self, score: i64, subscore: i64, owner: Uuid) -> Key {
-        let owner = owner.as_u128();
+        let owner = owner.as_u128() ^ self.flip;
         match self.order {
             SortOrder::Ascending => Key {
                 score,
@@ -436,43 +458,39 @@ impl RankCache {
             SortOrder::Descending => Key {
                 score: !score,
                 sub: !subscore,
-                owner: !owner,
+                owner,
             },
         }
     }
 
     #[inline]
-    fn entry(&self, k: Key, generation: u32) -> RankEntry {
-        let k = match self.order {
-            SortOrder::Ascending => k,
-            SortOrder::Descending => Key {
-                score: !k.score,
-                sub: !k.sub,
-                owner: !k.owner,
-            },
+    fn leaf_entry(&self, leaf: &Leaf, i: usize) -> RankEntry {
+        let (score, subscore) = match self.order {
+            SortOrder::Ascending => (leaf.score[i], leaf.sub[i]),
+            SortOrder::Descending => (!leaf.score[i], !leaf.sub[i]),
         };
         RankEntry {
-            owner: Uuid::from_u128(k.owner),
-            score: k.score,
-            subscore: k.sub,
-            generation,
+            owner: Uuid::from_u128(leaf.owner[i] ^ self.flip),
+            score,
+            subscore,
+            generation: leaf.generation[i],
         }
     }
 
-    fn leaf_entry(&self, leaf: &Leaf, i: usize) -> RankEntry {
-        self.entry(leaf.key(i), leaf.generation[i])
+    /// (leaf, position) of `owner`'s entry.
+    #[inline]
+    fn find(&self, owner: Uuid) -> Option<(u32, usize)> {
+        let leaf = *self.owners.get(&owner)?;
+        let l = &self.leaves[leaf as usize];
+        let o = owner.as_u128() ^ self.flip;
+        let pos = l.owner[..l.len()].iter().position(|&x| x == o);
+        debug_assert!(pos.is_some(), "owner index points at the wrong leaf");
+        Some((leaf, pos?))
     }
 
-    /// The key `owner` is stored under.
+    /// The leaf whose range holds `k` and the number of entries in the leaves before it.
     #[inline]
-    fn owner_key(&self, owner: Uuid) -> Option<Key> {
-        let [score, sub] = *self.owners.get(&owner)?;
-        Some(self.key(score, sub, owner))
-    }
-
-    /// (leaf, position, rank − 1) of a stored key.
-    #[inline]
-    fn locate(&self, k: &Key) -> (u32, usize, u64) {
+    fn descend(&self, k: &Key) -> (u32, u64) {
         let mut node = self.root;
         let mut before = 0u64;
         for _ in 0..self.height {
@@ -481,39 +499,38 @@ impl RankCache {
             before += inner.count_before(c);
             node = inner.children[c];
         }
-        let pos = self.leaves[node as usize].lower_bound(k);
-        (node, pos, before + pos as u64)
+        (node, before)
     }
 
     /// Inserts or replaces `entry.owner`'s entry when `entry.generation` is newer than the
     /// cached one (or there is none). Returns whether the cache changed.
     pub fn upsert(&mut self, entry: RankEntry) -> bool {
         let new = self.key(entry.score, entry.subscore, entry.owner);
-        if let Some(old) = self.owner_key(entry.owner) {
-            let (leaf, pos, _) = self.locate(&old);
-            let leaf = &mut self.leaves[leaf as usize];
-            debug_assert_eq!(leaf.key(pos), old);
-            if entry.generation <= leaf.generation[pos] {
+        if let Some((leaf, pos)) = self.find(entry.owner) {
+            let l = &mut self.leaves[leaf as usize];
+            if entry.generation <= l.generation[pos] {
                 return false;
             }
-            if new == old {
-                leaf.generation[pos] = entry.generation;
+            // Still strictly between its neighbours in the same leaf: replace in place.
+            if pos > 0 && pos + 1 < l.len() && l.key(pos - 1) < new && new < l.key(pos + 1) {
+                l.set(pos, new, entry.generation);
                 return true;
             }
+            let old = l.key(pos);
             self.tree_remove(&old);
+        } else {
+            assert!(self.len() < u32::MAX as usize, "rank cache bucket full");
         }
-        assert!(self.len() < u32::MAX as usize, "rank cache bucket full");
         self.tree_insert(new, entry.generation);
-        self.owners
-            .insert(entry.owner, [entry.score, entry.subscore]);
         true
     }
 
     /// Removes `owner`'s entry; returns whether there was one.
     pub fn remove(&mut self, owner: Uuid) -> bool {
-        let Some(k) = self.owner_key(owner) else {
+        let Some((leaf, pos)) = self.find(owner) else {
             return false;
         };
+        let k = self.leaves[leaf as usize].key(pos);
         self.owners.remove(&owner);
         self.tree_remove(&k);
         true
@@ -526,25 +543,22 @@ impl RankCache {
 
     /// `owner`'s cached entry.
     pub fn get(&self, owner: Uuid) -> Option<RankEntry> {
-        let k = self.owner_key(owner)?;
-        let (leaf, pos, _) = self.locate(&k);
+        let (leaf, pos) = self.find(owner)?;
         Some(self.leaf_entry(&self.leaves[leaf as usize], pos))
     }
 
     /// `owner`'s 1-based rank.
     pub fn rank_of(&self, owner: Uuid) -> Option<u64> {
-        let k = self.owner_key(owner)?;
-        Some(self.locate(&k).2 + 1)
+        self.rank_and_entry(owner).map(|(r, _)| r)
     }
 
     /// `owner`'s 1-based rank and entry.
     pub fn rank_and_entry(&self, owner: Uuid) -> Option<(u64, RankEntry)> {
-        let k = self.owner_key(owner)?;
-        let (leaf, pos, before) = self.locate(&k);
-        Some((
-            before + 1,
-            self.leaf_entry(&self.leaves[leaf as usize], pos),
-        ))
+        let (leaf, pos) = self.find(owner)?;
+        let l = &self.leaves[leaf as usize];
+        let (found, before) = self.descend(&l.key(pos));
+        debug_assert_eq!(found, leaf);
+        Some((before + pos as u64 + 1, self.leaf_entry(l, pos)))
     }
 
     /// (leaf, position) of the entry at 0-based index `i` (< len).
@@ -637,52 +651,55 @@ impl RankCache {
 
     /// Rebuilds from scratch out of `entries` (duplicates: newest generation, then first).
     fn build(&mut self, mut entries: Vec<RankEntry>) {
-        let order = self.order;
-        *self = RankCache::new(order);
-        self.owners.reserve(entries.len());
-        let mut duplicates = false;
-        for e in &entries {
-            duplicates |= self.owners.insert(e.owner, [e.score, e.subscore]).is_some();
+        if self.build_from(&entries) {
+            return;
         }
-        if duplicates {
-            // Keep, per owner, the newest generation (the first of equals: stable sort).
-            entries.sort_by(|a, b| a.owner.cmp(&b.owner).then(b.generation.cmp(&a.generation)));
-            entries.dedup_by_key(|e| e.owner);
-            self.owners.clear();
-            for e in &entries {
-                self.owners.insert(e.owner, [e.score, e.subscore]);
-            }
-        }
+        // Keep, per owner, the newest generation (the first of equals: stable sort).
+        entries.sort_by(|a, b| a.owner.cmp(&b.owner).then(b.generation.cmp(&a.generation)));
+        entries.dedup_by_key(|e| e.owner);
+        let built = self.build_from(&entries);
+        debug_assert!(built);
+    }
+
+    /// Rebuilds from `entries`; false when an owner appears twice.
+    fn build_from(&mut self, entries: &[RankEntry]) -> bool {
+        *self = RankCache::new(self.order);
         let mut keyed: Vec<(Key, u32)> = entries
             .iter()
             .map(|e| (self.key(e.score, e.subscore, e.owner), e.generation))
             .collect();
-        drop(entries);
         if !keyed.windows(2).all(|w| w[0].0 < w[1].0) {
             keyed.sort_unstable_by_key(|&(k, _)| k);
         }
-        self.build_tree(&keyed);
+        self.build_tree(&keyed)
     }
 
-    /// Builds the tree bottom-up from sorted, distinct keys (the owner index is set).
-    fn build_tree(&mut self, keyed: &[(Key, u32)]) {
+    /// Builds the tree bottom-up and the owner index from sorted keys into an empty cache;
+    /// false when an owner appears twice.
+    fn build_tree(&mut self, keyed: &[(Key, u32)]) -> bool {
         let n = keyed.len();
         if n == 0 {
-            return;
+            return true;
         }
         let num_leaves = n.div_ceil(BULK_LEAF_FILL);
         self.leaves.clear();
         self.leaves.reserve_exact(num_leaves);
+        self.owners.reserve(n);
+        let mut distinct = true;
         // (node, lower bound, count) of the level being built.
         let mut level: Vec<(u32, Key, u32)> = Vec::with_capacity(num_leaves);
         let mut at = 0;
         for size in even_groups(n, num_leaves) {
             let mut leaf = Leaf::boxed();
+            let id = self.leaves.len() as u32;
             for (i, &(k, g)) in keyed[at..at + size].iter().enumerate() {
                 leaf.set(i, k, g);
+                distinct &= self
+                    .owners
+                    .insert(Uuid::from_u128(k.owner ^ self.flip), id)
+                    .is_none();
             }
             leaf.len = size as u32;
-            let id = self.leaves.len() as u32;
             leaf.next = if (id as usize) + 1 < num_leaves {
                 id + 1
             } else {
@@ -715,6 +732,7 @@ impl RankCache {
         }
         self.root = level[0].0;
         self.height = height;
+        distinct
     }
 
     fn alloc_leaf(&mut self) -> u32 {
@@ -771,10 +789,12 @@ impl RankCache {
         generation: u32,
     ) -> Option<(Key, u32, u32)> {
         if level == 0 {
+            let owner = Uuid::from_u128(k.owner ^ self.flip);
             let leaf = &mut self.leaves[node as usize];
             let pos = leaf.lower_bound(k);
             if leaf.len() < LEAF_CAP {
                 leaf.insert_at(pos, *k, generation);
+                self.owners.insert(owner, node);
                 return None;
             }
             let right_id = self.alloc_leaf();
@@ -785,10 +805,13 @@ impl RankCache {
             left.len = mid as u32;
             right.next = left.next;
             left.next = right_id;
+            reindex(&mut self.owners, self.flip, right, right_id, 0, right.len());
             if pos <= mid {
                 left.insert_at(pos, *k, generation);
+                self.owners.insert(owner, node);
             } else {
                 right.insert_at(pos - mid, *k, generation);
+                self.owners.insert(owner, right_id);
             }
             return Some((right.key(0), right_id, right.len));
         }
@@ -871,12 +894,14 @@ impl RankCache {
                 left.copy_from(right, 0, rl, ll);
                 left.len = (ll + rl) as u32;
                 left.next = right.next;
+                reindex(&mut self.owners, self.flip, left, l as u32, ll, ll + rl);
                 p.counts[li] += p.counts[ri];
                 p.remove_child(ri);
                 self.free_leaves.push(r as u32);
             } else if ll < rl {
                 let m = (rl - ll) / 2;
                 left.copy_from(right, 0, m, ll);
+                reindex(&mut self.owners, self.flip, left, l as u32, ll, ll + m);
                 right.shift(m, rl, 0);
                 left.len += m as u32;
                 right.len -= m as u32;
@@ -887,6 +912,7 @@ impl RankCache {
                 let m = (ll - rl) / 2;
                 right.shift(0, rl, m);
                 right.copy_from(left, ll - m, ll, 0);
+                reindex(&mut self.owners, self.flip, right, r as u32, 0, m);
                 left.len -= m as u32;
                 right.len += m as u32;
                 p.counts[li] -= m as u32;
@@ -939,8 +965,7 @@ impl RankCache {
 
     /// Approximate heap bytes held (tree nodes, owner index, free lists).
     pub fn approx_bytes(&self) -> usize {
-        let leaf = std::mem::size_of::<Leaf>() + std::mem::size_of::<Box<Leaf>>();
-        let inner = std::mem::size_of::<Inner>() + std::mem::size_of::<Box<Inner>>();
+        let ptr = std::mem::size_of::<Box<Leaf>>();
         // hashbrown: a power of two of buckets, 7/8 usable, one control byte each.
         let cap = self.owners.capacity();
         let buckets = if cap == 0 {
@@ -948,9 +973,10 @@ impl RankCache {
         } else {
             (cap * 8 / 7).next_power_of_two()
         };
-        let index = buckets * (std::mem::size_of::<(Uuid, [i64; 2])>() + 1);
-        self.leaves.capacity() * leaf
-            + self.inners.capacity() * inner
+        let index = buckets * (std::mem::size_of::<(Uuid, u32)>() + 1);
+        self.leaves.len() * std::mem::size_of::<Leaf>()
+            + self.inners.len() * std::mem::size_of::<Inner>()
+            + (self.leaves.capacity() + self.inners.capacity()) * ptr
             + (self.free_leaves.capacity() + self.free_inners.capacity()) * 4
             + index
     }
@@ -962,12 +988,18 @@ impl RankCache {
         assert_eq!(total, self.len() as u64, "tree size vs owner index");
         let mut prev: Option<Key> = None;
         let mut n = 0;
-        for e in self.iter() {
-            let k = self.key(e.score, e.subscore, e.owner);
-            assert!(prev.is_none_or(|p| p < k), "leaf chain out of order");
-            assert_eq!(self.owners.get(&e.owner), Some(&[e.score, e.subscore]));
-            prev = Some(k);
-            n += 1;
+        let mut leaf = if self.is_empty() { NIL } else { self.seek(0).0 };
+        while leaf != NIL {
+            let l = &self.leaves[leaf as usize];
+            for i in 0..l.len() {
+                let k = l.key(i);
+                assert!(prev.is_none_or(|p| p < k), "leaf chain out of order");
+                let owner = Uuid::from_u128(k.owner ^ self.flip);
+                assert_eq!(self.owners.get(&owner), Some(&leaf), "owner index");
+                prev = Some(k);
+                n += 1;
+            }
+            leaf = l.next;
         }
         assert_eq!(n, self.len(), "leaf chain length");
     }
@@ -991,6 +1023,13 @@ impl RankCache {
             return l.len() as u64;
         }
         let inner = &self.inners[node as usize];
+        if let Some(lo) = lo {
+            assert_eq!(
+                inner.sep(0),
+                lo,
+                "first lower bound vs the parent's separator"
+            );
+        }
         assert!(
             inner.len() >= if root { 2 } else { INNER_MIN },
             "under-full inner node"
@@ -1203,12 +1242,14 @@ mod tests {
         assert_eq!(cache.len(), model.v.len());
         cache.check_invariants();
         assert_eq!(cache.iter().collect::<Vec<_>>(), model.v);
+        let ranks: std::collections::HashMap<Uuid, u64> = model
+            .v
+            .iter()
+            .enumerate()
+            .map(|(i, x)| (x.owner, i as u64 + 1))
+            .collect();
         for o in owners {
-            let want = model
-                .v
-                .iter()
-                .position(|x| x.owner == *o)
-                .map(|i| i as u64 + 1);
+            let want = ranks.get(o).copied();
             assert_eq!(cache.rank_of(*o), want);
             assert_eq!(
                 cache.rank_and_entry(*o),
@@ -1293,13 +1334,10 @@ mod tests {
             .map(|i| e(i * 7919 % 5003, (i % 97) as i64, (i % 5) as i64, 1))
             .collect();
         for order in [SortOrder::Ascending, SortOrder::Descending] {
-            let mut model = Model {
-                order,
-                v: Vec::new(),
-            };
-            for x in &entries {
-                model.upsert(*x);
-            }
+            // Distinct owners (7919 and 5003 are coprime).
+            let mut v = entries.clone();
+            v.sort_by(|a, b| nakama_cmp(order, a, b));
+            let model = Model { order, v };
             let owners: Vec<Uuid> = entries.iter().map(|x| x.owner).collect();
             // Unsorted.
             let c = RankCache::from_entries(order, entries.iter().copied());
@@ -1407,6 +1445,52 @@ mod tests {
             assert!(c.len() < 1000);
             for o in &owners {
                 c.remove(*o);
+            }
+            c.check_invariants();
+            assert_eq!((c.len(), c.height), (0, 0));
+        }
+    }
+
+    /// Emptying key ranges makes nodes under-full next to full siblings: borrows from the
+    /// right and from the left on both levels, merges, and the root collapsing.
+    #[test]
+    fn range_removals_rebalance() {
+        // Bulk-built: leaves of 56, inner nodes of 56 children: 3 inner nodes under the root.
+        let n = 56 * 56 * 3;
+        for (from_left, order) in [
+            (true, SortOrder::Ascending),
+            (false, SortOrder::Ascending),
+            (true, SortOrder::Descending),
+        ] {
+            let mut c =
+                RankCache::from_entries(order, (0..n as u128).map(|i| e(i, i as i64, 0, 1)));
+            assert_eq!(c.height, 2);
+            let mut alive: Vec<u128> = (0..n as u128).collect();
+            // Remove the middle inner node's range from one end, checking as we go.
+            let mut victims: Vec<u128> = (n as u128 / 3..2 * n as u128 / 3).collect();
+            if !from_left {
+                victims.reverse();
+            }
+            for (i, v) in victims.iter().enumerate() {
+                assert!(c.remove(Uuid::from_u128(*v)));
+                if i % 97 == 0 {
+                    c.check_invariants();
+                }
+            }
+            alive.retain(|x| !victims.contains(x));
+            c.check_invariants();
+            let ranked: Vec<u128> = c.iter().map(|x| x.owner.as_u128()).collect();
+            let mut want = alive.clone();
+            if order == SortOrder::Descending {
+                want.reverse();
+            }
+            assert_eq!(ranked, want);
+            for (i, o) in want.iter().enumerate().step_by(101) {
+                assert_eq!(c.rank_of(Uuid::from_u128(*o)), Some(i as u64 + 1));
+            }
+            // Then everything else, from the other end.
+            for v in alive.iter().rev() {
+                assert!(c.remove(Uuid::from_u128(*v)));
             }
             c.check_invariants();
             assert_eq!((c.len(), c.height), (0, 0));
