@@ -47,6 +47,7 @@ pub fn configure(state: AdminState) -> impl Fn(&mut web::ServiceConfig) + Clone 
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
             .route("/metrics", web::get().to(metrics))
+            .configure(crate::leaderboard::admin::mount)
             .service(
                 web::scope("/admin")
                     .route("/status", web::get().to(status))

@@ -37,6 +37,7 @@ pub fn register(services: &Services) {
     services
         .router
         .register::<Market>(move |node| Market::new(node, market.clone()));
+    crate::leaderboard::service::register(services);
     rpcs::register(services);
 }
 
@@ -50,7 +51,12 @@ pub fn client_routes(
         services.rpc.clone(),
         services.presence.clone(),
     );
-    gateway::configure(state)
+    let leaderboards = crate::leaderboard::http::configure(services);
+    let gateway = gateway::configure(state);
+    move |cfg: &mut web::ServiceConfig| {
+        leaderboards(cfg);
+        gateway(cfg);
+    }
 }
 
 /// Asks every local entity actor to flush and stop; returns once they have (or after 20 s).
@@ -69,4 +75,5 @@ pub async fn stop_all(services: &Services) {
     {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    crate::leaderboard::service::stop_all(services).await;
 }

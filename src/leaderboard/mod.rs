@@ -11,6 +11,17 @@ pub mod rank_cache;
 pub mod rules;
 pub mod schedule;
 
+// The actor and everything around it (see each module's docs).
+pub mod actor;
+pub mod admin;
+pub mod board;
+pub mod cursor;
+pub mod game_boards;
+pub mod http;
+pub mod messages;
+pub mod paging;
+pub mod service;
+
 pub use rank_cache::{RankCache, RankCaches, RankEntry, SortOrder};
 pub use rules::{apply, Operator, Outcome, Record, WriteError};
 pub use schedule::{active_window, expiry_for, tournament_deadlines, CronSchedule, Deadlines};

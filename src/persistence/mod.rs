@@ -20,6 +20,7 @@ pub mod batch;
 pub mod catalog;
 pub mod characters;
 pub mod claims;
+pub mod leaderboards;
 pub mod markets;
 pub mod messages;
 pub mod migrate;

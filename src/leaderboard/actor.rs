@@ -1,0 +1,1370 @@
+//! The `Leaderboard` actor: one per board (leaderboard or tournament), keyed by the board id.
+//!
+//! - **Activation** (`ctx.wait`, so nothing is answered before it is done): claims the
+//!   board's `leaderboard` row (bumping `owner_epoch`), reads the definition, loads the
+//!   records of the current bucket into memory and the rank cache. An unknown board answers
+//!   "not found" for a few seconds (so probing ids costs one query each), then stops.
+//! - **Reads** (`List`, `AroundOwner`, `GetInfo`) are answered from memory: pages and ranks
+//!   from the bucket's [`RankCache`], record details from the records map. Two cases go to the
+//!   database instead, as Nakama would: a board whose rank cache is off (config blacklist) and
+//!   a bucket that is not in memory (a past period asked for with `expiry`).
+//! - **Writes** (`Write`, `DeleteRecord`, `Join`) are queued. A batch is taken when
+//!   `leaderboard_batch_size` writes are waiting or the oldest has waited
+//!   `leaderboard_batch_window`; its writes are applied in arrival order with
+//!   [`rules::apply`] on top of the committed records, and the changed records go to the
+//!   database in one fenced statement ([`leaderboards::flush`]). Only after it commits are they
+//!   applied to memory and each writer answered. One batch is in flight at a time; writes
+//!   arriving meanwhile form the next one. A failed batch changes nothing in memory and its
+//!   writers are told to try again; a fenced one (another node claimed the board) stops the
+//!   actor.
+//! - **Buckets**: a board with a reset schedule writes into the bucket of the current period;
+//!   a past bucket stays in memory for a minute after its expiry, then is trimmed.
+//! - No idle passivation: a board stays warm. [`Passivate`] (drain, shutdown) commits what is
+//!   queued, releases the claim and stops.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use actix::prelude::*;
+use metrics::Counter;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::board::Board;
+use super::cursor::Cursor;
+use super::messages::{
+    Api, AroundOwner, BoardInfo, Caller, DeleteRecord, Forget, GetInfo, Join, LeaderboardError,
+    List, Passivate, RecordList, RecordView, Warm, Write,
+};
+use super::paging::{self, From as PageFrom, Key};
+use super::rank_cache::{RankCache, RankCaches, RankEntry, SortOrder};
+use super::rules::{self, Operator, Record, WriteContext, WriteError};
+use crate::persistence::claims::{self, EntityId, EntityTable};
+use crate::persistence::leaderboards::{self, FlushBatch, RecordRow};
+use crate::persistence::{Db, DbError};
+use crate::routing::Entity;
+
+/// How long a past bucket stays in memory after its expiry.
+const BUCKET_GRACE_SECS: i64 = 60;
+/// How long an actor for an unknown board answers "not found" before stopping.
+const MISSING_TTL: Duration = Duration::from_secs(5);
+
+/// What a Leaderboard actor needs from its node.
+#[derive(Clone)]
+pub struct LeaderboardDeps {
+    pub db: Db,
+    /// Written as the claim's `owner_node`.
+    pub node_id: String,
+    /// Board ids whose rank cache is off; `*` for all.
+    pub blacklist: Arc<Vec<String>>,
+    /// A batch is taken once its oldest write has waited this long …
+    pub batch_window: Duration,
+    /// … or once this many writes wait.
+    pub batch_size: usize,
+    pub counters: Arc<Counters>,
+}
+
+impl std::fmt::Debug for LeaderboardDeps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeaderboardDeps")
+            .field("node_id", &self.node_id)
+            .field("blacklist", &self.blacklist)
+            .field("batch_window", &self.batch_window)
+            .field("batch_size", &self.batch_size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The leaderboard figures of a node.
+pub struct Counters {
+    pub writes_committed: Counter,
+    pub writes_refused: Counter,
+    pub writes_failed: Counter,
+    pub batches: Counter,
+    pub reads_memory: Counter,
+    pub reads_database: Counter,
+}
+
+impl Counters {
+    pub fn new(db: &Db) -> Counters {
+        let m = db.metrics();
+        Counters {
+            writes_committed: m.counter("serai_leaderboard_writes_total", "outcome", "committed"),
+            writes_refused: m.counter("serai_leaderboard_writes_total", "outcome", "refused"),
+            writes_failed: m.counter("serai_leaderboard_writes_total", "outcome", "failed"),
+            batches: m.counter("serai_leaderboard_batches_total", "outcome", "committed"),
+            reads_memory: m.counter("serai_leaderboard_reads_total", "source", "memory"),
+            reads_database: m.counter("serai_leaderboard_reads_total", "source", "database"),
+        }
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Loading,
+    Ready,
+    /// No such board.
+    Missing,
+    /// Fenced, deleted or failed to load: stopping.
+    Failed,
+    /// Passivating: queued writes are committed, new ones refused.
+    Stopping,
+}
+
+/// A record in memory.
+#[derive(Debug, Clone)]
+struct Entry {
+    rec: Record,
+    username: Option<String>,
+}
+
+/// What a queued write does.
+#[derive(Debug)]
+enum OpKind {
+    Write {
+        api: Api,
+        operator: Operator,
+        score: i64,
+        subscore: i64,
+        metadata: Option<String>,
+        username: Option<String>,
+    },
+    Delete,
+    Join {
+        username: Option<String>,
+    },
+}
+
+/// A successful write's answer, before ranks are known.
+enum Done {
+    Record {
+        rec: Record,
+        username: Option<String>,
+    },
+    Nothing,
+}
+
+type Reply = oneshot::Sender<Result<Option<RecordView>, LeaderboardError>>;
+
+struct Op {
+    expiry: i64,
+    owner: Uuid,
+    kind: OpKind,
+    reply: Reply,
+    queued: Instant,
+}
+
+/// A loaded board.
+struct Loaded {
+    board: Board,
+    epoch: i64,
+    expiry: i64,
+    rows: Vec<RecordRow>,
+}
+
+enum LoadError {
+    Missing,
+    Failed,
+}
+
+/// One board.
+pub struct Leaderboard {
+    id: String,
+    deps: LeaderboardDeps,
+    phase: Phase,
+    board: Option<Arc<Board>>,
+    epoch: i64,
+    /// Records by bucket expiry, then owner.
+    buckets: HashMap<i64, HashMap<Uuid, Entry>>,
+    caches: RankCaches,
+    pending: VecDeque<Op>,
+    flushing: bool,
+    timer_armed: bool,
+    stop_started: bool,
+    stop_waiters: Vec<oneshot::Sender<()>>,
+}
+
+impl Entity for Leaderboard {
+    type Key = String;
+    const KIND: &'static str = "leaderboard";
+}
+
+impl Leaderboard {
+    /// The board `id`; it loads itself when started.
+    pub fn new(id: String, deps: LeaderboardDeps) -> Leaderboard {
+        Leaderboard {
+            caches: RankCaches::new(deps.blacklist.as_ref().clone()),
+            id,
+            deps,
+            phase: Phase::Loading,
+            board: None,
+            epoch: 0,
+            buckets: HashMap::new(),
+            pending: VecDeque::new(),
+            flushing: false,
+            timer_armed: false,
+            stop_started: false,
+            stop_waiters: Vec::new(),
+        }
+    }
+
+    fn cached(&self) -> bool {
+        !self.caches.is_blacklisted(&self.id)
+    }
+
+    /// Starts loading; nothing else is handled until it is done.
+    fn begin_load(&mut self, ctx: &mut Context<Self>) {
+        self.phase = Phase::Loading;
+        let (deps, id) = (self.deps.clone(), self.id.clone());
+        ctx.wait(
+            load(deps, id)
+                .into_actor(self)
+                .map(|result, act, ctx| act.loaded(result, ctx)),
+        );
+    }
+
+    fn loaded(&mut self, result: Result<Loaded, LoadError>, ctx: &mut Context<Self>) {
+        match result {
+            Ok(l) => {
+                let started = std::time::Instant::now();
+                let order = l.board.order;
+                let count = l.rows.len();
+                let mut records = HashMap::with_capacity(count);
+                let mut entries = Vec::with_capacity(count);
+                for r in l.rows {
+                    let (owner, entry) = entry_from_row(&l.board, r);
+                    entries.push(rank_entry(owner, &entry.rec));
+                    records.insert(owner, entry);
+                }
+                if self.cached() {
+                    entries.sort_unstable_by(|a, b| {
+                        paging::compare(order, paging::key_of(a), paging::key_of(b))
+                    });
+                    self.caches.warm(&self.id, l.expiry, order, entries);
+                }
+                self.buckets.clear();
+                self.buckets.insert(l.expiry, records);
+                self.epoch = l.epoch;
+                self.board = Some(Arc::new(l.board));
+                self.phase = Phase::Ready;
+                tracing::info!(board = %self.id, records = count, expiry = l.expiry,
+                    cached = self.cached(), build_ms = started.elapsed().as_millis() as u64,
+                    "leaderboard loaded");
+            }
+            Err(LoadError::Missing) => {
+                self.phase = Phase::Missing;
+                ctx.run_later(MISSING_TTL, |act, ctx| {
+                    if act.phase == Phase::Missing {
+                        ctx.stop();
+                    }
+                });
+            }
+            Err(LoadError::Failed) => self.fail(ctx),
+        }
+    }
+
+    fn fail(&mut self, ctx: &mut Context<Self>) {
+        self.phase = Phase::Failed;
+        self.buckets.clear();
+        self.caches = RankCaches::new(Vec::new());
+        for op in self.pending.drain(..) {
+            let _ = op.reply.send(Err(LeaderboardError::Unavailable));
+        }
+        // Stopping from a timer lets the messages already queued be answered first.
+        ctx.run_later(Duration::ZERO, |_, ctx| ctx.stop());
+    }
+
+    /// The board, when it can serve `api`.
+    fn ready(&self, api: Api) -> Result<Arc<Board>, LeaderboardError> {
+        match self.phase {
+            Phase::Ready | Phase::Stopping => {}
+            Phase::Missing => return Err(LeaderboardError::NotFound(api)),
+            Phase::Loading | Phase::Failed => return Err(LeaderboardError::Unavailable),
+        }
+        let board = self.board.clone().ok_or(LeaderboardError::Unavailable)?;
+        if api == Api::Tournament && !board.is_tournament() {
+            return Err(LeaderboardError::NotFound(api));
+        }
+        Ok(board)
+    }
+
+    fn tick(&mut self, _: &mut Context<Self>) {
+        let horizon = unix_now() - BUCKET_GRACE_SECS;
+        let before = self.buckets.len();
+        self.buckets
+            .retain(|&expiry, _| expiry == 0 || expiry > horizon);
+        if self.buckets.len() != before {
+            self.caches.trim_expired(horizon);
+            tracing::debug!(board = %self.id, "expired buckets trimmed");
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Writes
+    // ---------------------------------------------------------------------------------------
+
+    fn enqueue(
+        &mut self,
+        expiry: i64,
+        owner: Uuid,
+        kind: OpKind,
+        ctx: &mut Context<Self>,
+    ) -> oneshot::Receiver<Result<Option<RecordView>, LeaderboardError>> {
+        let (tx, rx) = oneshot::channel();
+        self.pending.push_back(Op {
+            expiry,
+            owner,
+            kind,
+            reply: tx,
+            queued: Instant::now(),
+        });
+        self.maybe_flush(ctx);
+        rx
+    }
+
+    /// Takes a batch when one is due and none is in flight; otherwise arms the window timer.
+    fn maybe_flush(&mut self, ctx: &mut Context<Self>) {
+        if self.flushing {
+            return;
+        }
+        let Some(oldest) = self.pending.front().map(|op| op.queued) else {
+            if self.phase == Phase::Stopping {
+                self.finish_stop(ctx);
+            }
+            return;
+        };
+        let waited = oldest.elapsed();
+        if self.pending.len() >= self.deps.batch_size
+            || waited >= self.deps.batch_window
+            || self.phase == Phase::Stopping
+        {
+            self.start_flush(ctx);
+        } else if !self.timer_armed {
+            self.timer_armed = true;
+            ctx.run_later(self.deps.batch_window - waited, |act, ctx| {
+                act.timer_armed = false;
+                act.maybe_flush(ctx);
+            });
+        }
+    }
+
+    fn entry(&self, expiry: i64, owner: Uuid) -> Option<&Entry> {
+        self.buckets.get(&expiry)?.get(&owner)
+    }
+
+    fn bucket_len(&self, expiry: i64) -> u64 {
+        self.buckets.get(&expiry).map_or(0, |b| b.len() as u64)
+    }
+
+    /// Applies the next batch on top of the committed records and sends the changes to the
+    /// database; memory and the writers follow once it commits.
+    fn start_flush(&mut self, ctx: &mut Context<Self>) {
+        let Some(board) = self.board.clone() else {
+            return;
+        };
+        let take = self.pending.len().min(self.deps.batch_size.max(1));
+        let ops: Vec<Op> = self.pending.drain(..take).collect();
+        let now = unix_now();
+        let wctx = WriteContext {
+            kind: board.kind(),
+            now,
+        };
+        // Later writes in the batch see earlier ones: `None` = deleted.
+        let mut overlay: HashMap<(i64, Uuid), Option<Entry>> = HashMap::new();
+        let mut size_delta: HashMap<i64, i64> = HashMap::new();
+        let mut answers: Vec<(Reply, Uuid, i64, Result<Done, LeaderboardError>)> =
+            Vec::with_capacity(ops.len());
+        for op in ops {
+            let key = (op.expiry, op.owner);
+            let existing: Option<Entry> = match overlay.get(&key) {
+                Some(e) => e.clone(),
+                None => self.entry(op.expiry, op.owner).cloned(),
+            };
+            let size = |delta: &HashMap<i64, i64>| {
+                (self.bucket_len(op.expiry) as i64 + delta.get(&op.expiry).copied().unwrap_or(0))
+                    .max(0) as u64
+            };
+            let result = match op.kind {
+                OpKind::Write {
+                    api,
+                    operator,
+                    score,
+                    subscore,
+                    metadata,
+                    username,
+                } => match rules::apply(
+                    board.order,
+                    operator,
+                    existing.as_ref().map(|e| &e.rec),
+                    score,
+                    subscore,
+                    metadata.as_deref(),
+                    &wctx,
+                ) {
+                    Err(e) => Err(LeaderboardError::write(e, api)),
+                    Ok(out) => {
+                        let full = out.created
+                            && rules::check_max_size(size(&size_delta), board.max_size()).is_err();
+                        if full {
+                            Err(LeaderboardError::write(WriteError::MaxSizeReached, api))
+                        } else {
+                            let username = if out.changed {
+                                username.or_else(|| existing.and_then(|e| e.username))
+                            } else {
+                                existing.and_then(|e| e.username)
+                            };
+                            if out.created {
+                                *size_delta.entry(op.expiry).or_default() += 1;
+                            }
+                            if out.changed {
+                                overlay.insert(
+                                    key,
+                                    Some(Entry {
+                                        rec: out.record.clone(),
+                                        username: username.clone(),
+                                    }),
+                                );
+                            }
+                            Ok(Done::Record {
+                                rec: out.record,
+                                username,
+                            })
+                        }
+                    }
+                },
+                OpKind::Delete => {
+                    if existing.is_some() {
+                        overlay.insert(key, None);
+                        *size_delta.entry(op.expiry).or_default() -= 1;
+                    }
+                    Ok(Done::Nothing)
+                }
+                OpKind::Join { username } => {
+                    let max = match board.kind() {
+                        rules::BoardKind::Tournament { max_num_score, .. } => max_num_score,
+                        rules::BoardKind::Leaderboard => None,
+                    };
+                    match rules::join(existing.as_ref().map(|e| &e.rec), max, now) {
+                        None => Ok(Done::Nothing),
+                        Some(rec) => {
+                            match rules::check_max_size(size(&size_delta), board.max_size()) {
+                                Err(e) => Err(LeaderboardError::join(e)),
+                                Ok(()) => {
+                                    *size_delta.entry(op.expiry).or_default() += 1;
+                                    overlay.insert(key, Some(Entry { rec, username }));
+                                    Ok(Done::Nothing)
+                                }
+                            }
+                        }
+                    }
+                }
+            };
+            answers.push((op.reply, op.owner, op.expiry, result));
+        }
+
+        let current = board.current_expiry(now);
+        let mut batch = FlushBatch {
+            size: (self.bucket_len(current) as i64 + size_delta.get(&current).copied().unwrap_or(0))
+                .clamp(0, i64::from(i32::MAX)) as i32,
+            ..FlushBatch::default()
+        };
+        for (&(expiry, owner), change) in &overlay {
+            match change {
+                Some(e) => batch.upserts.push(row_of(&board, expiry, owner, e)),
+                None => batch.deletes.push((expiry, owner)),
+            }
+        }
+        if batch.is_empty() {
+            self.commit(&board, overlay, answers);
+            return;
+        }
+        self.flushing = true;
+        let (db, id, node, epoch) = (
+            self.deps.db.clone(),
+            self.id.clone(),
+            self.deps.node_id.clone(),
+            self.epoch,
+        );
+        let write = async move { leaderboards::flush(&db, &id, &node, epoch, &batch).await };
+        ctx.spawn(write.into_actor(self).map(move |result, act, ctx| {
+            act.flushing = false;
+            match result {
+                Ok(()) => {
+                    act.deps.counters.batches.increment(1);
+                    act.commit(&board, overlay, answers);
+                }
+                Err(e) => {
+                    let fenced = matches!(e, DbError::Fenced(_));
+                    if fenced {
+                        tracing::warn!(board = %act.id, epoch = act.epoch, "leaderboard fenced by a newer claim (or deleted), stopping");
+                    } else {
+                        tracing::warn!(board = %act.id, error = %e, "leaderboard batch failed; its writers are told to retry");
+                    }
+                    act.deps.counters.writes_failed.increment(answers.len() as u64);
+                    for (reply, ..) in answers {
+                        let _ = reply.send(Err(LeaderboardError::Unavailable));
+                    }
+                    if fenced {
+                        act.fail(ctx);
+                        return;
+                    }
+                }
+            }
+            act.maybe_flush(ctx);
+        }));
+    }
+
+    /// Applies a committed batch to memory and answers its writers.
+    fn commit(
+        &mut self,
+        board: &Board,
+        overlay: HashMap<(i64, Uuid), Option<Entry>>,
+        answers: Vec<(Reply, Uuid, i64, Result<Done, LeaderboardError>)>,
+    ) {
+        for ((expiry, owner), change) in overlay {
+            match change {
+                Some(e) => {
+                    if let Some(cache) = self.caches.get_or_create(&self.id, expiry, board.order) {
+                        cache.upsert(rank_entry(owner, &e.rec));
+                    }
+                    self.buckets.entry(expiry).or_default().insert(owner, e);
+                }
+                None => {
+                    if let Some(cache) = self.caches.get_mut(&self.id, expiry) {
+                        cache.remove(owner);
+                    }
+                    if let Some(b) = self.buckets.get_mut(&expiry) {
+                        b.remove(&owner);
+                    }
+                }
+            }
+        }
+        for (reply, owner, expiry, result) in answers {
+            let answer = match result {
+                Ok(Done::Record { rec, username }) => {
+                    self.deps.counters.writes_committed.increment(1);
+                    let rank = self.owner_rank(board, expiry, owner);
+                    Ok(Some(view(
+                        board,
+                        expiry,
+                        owner,
+                        &rec,
+                        username.as_deref(),
+                        rank,
+                    )))
+                }
+                Ok(Done::Nothing) => {
+                    self.deps.counters.writes_committed.increment(1);
+                    Ok(None)
+                }
+                Err(e) => {
+                    self.deps.counters.writes_refused.increment(1);
+                    Err(e)
+                }
+            };
+            let _ = reply.send(answer);
+        }
+    }
+
+    /// The owner's rank as Nakama reports it outside page listings: 0 when ranks are disabled
+    /// or the rank cache is off.
+    fn owner_rank(&self, board: &Board, expiry: i64, owner: Uuid) -> u64 {
+        if !board.row.enable_ranks {
+            return 0;
+        }
+        self.caches
+            .get(&self.id, expiry)
+            .and_then(|c| c.rank_of(owner))
+            .unwrap_or(0)
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Reads
+    // ---------------------------------------------------------------------------------------
+
+    /// The bucket a read means: the requested expiry, or the current one. `None` when the
+    /// current period has already expired (a finished tournament period): nothing to list.
+    fn read_bucket(&self, board: &Board, expiry: Option<i64>, now: i64) -> Option<i64> {
+        match expiry {
+            Some(e) if e != 0 => Some(e),
+            _ => {
+                let e = board.current_expiry(now);
+                (!(board.is_tournament() && e != 0 && e <= now)).then_some(e)
+            }
+        }
+    }
+
+    /// Whether a bucket can be read from memory.
+    fn in_memory(&self, board: &Board, expiry: i64, now: i64) -> bool {
+        self.cached() && (self.buckets.contains_key(&expiry) || expiry == board.current_expiry(now))
+    }
+
+    fn cache_of(&self, expiry: i64) -> Option<&RankCache> {
+        self.caches.get(&self.id, expiry)
+    }
+
+    fn view_of(&self, board: &Board, expiry: i64, owner: Uuid, rank: u64) -> Option<RecordView> {
+        let e = self.entry(expiry, owner)?;
+        Some(view(
+            board,
+            expiry,
+            owner,
+            &e.rec,
+            e.username.as_deref(),
+            rank,
+        ))
+    }
+
+    fn cursor_str(&self, expiry: i64, is_next: bool, at: (u64, RankEntry)) -> String {
+        Cursor {
+            is_next,
+            board: self.id.clone(),
+            expiry,
+            score: at.1.score,
+            subscore: at.1.subscore,
+            owner: at.1.owner,
+            rank: at.0,
+        }
+        .encode()
+    }
+
+    fn decode_cursor(&self, s: &str, expiry: i64) -> Result<Cursor, LeaderboardError> {
+        match Cursor::decode(s) {
+            Some(c) if c.board == self.id && c.expiry == expiry => Ok(c),
+            _ => Err(LeaderboardError::InvalidCursor),
+        }
+    }
+
+    /// A page (and owners' records) of an in-memory bucket.
+    fn list_memory(
+        &self,
+        board: &Board,
+        expiry: i64,
+        limit: Option<u32>,
+        cursor: Option<&Cursor>,
+        owners: &[Uuid],
+    ) -> RecordList {
+        let empty = RankCache::new(board.order);
+        let cache = self.cache_of(expiry).unwrap_or(&empty);
+        let mut list = RecordList::default();
+        if let Some(limit) = limit {
+            let from = match cursor {
+                None => PageFrom::Top,
+                Some(c) if c.is_next => PageFrom::After((c.score, c.subscore, c.owner)),
+                Some(c) => PageFrom::Before((c.score, c.subscore, c.owner)),
+            };
+            let page = paging::page(cache, from, limit as usize);
+            list.records = page
+                .entries
+                .iter()
+                .filter_map(|&(rank, e)| self.view_of(board, expiry, e.owner, rank))
+                .collect();
+            list.next_cursor = page.next.map(|at| self.cursor_str(expiry, true, at));
+            list.prev_cursor = page.prev.map(|at| self.cursor_str(expiry, false, at));
+        }
+        list.owner_records = self.owner_records(board, expiry, owners);
+        if board.row.enable_ranks {
+            list.rank_count = cache.len() as u64;
+        }
+        list
+    }
+
+    fn owner_records(&self, board: &Board, expiry: i64, owners: &[Uuid]) -> Vec<RecordView> {
+        let mut seen = HashSet::new();
+        let mut out: Vec<RecordView> = owners
+            .iter()
+            .filter(|o| seen.insert(**o))
+            .filter_map(|&o| {
+                let rank = self.owner_rank(board, expiry, o);
+                self.view_of(board, expiry, o, rank)
+            })
+            .collect();
+        sort_views(board.order, &mut out);
+        out
+    }
+
+    fn around_memory(&self, board: &Board, expiry: i64, owner: Uuid, limit: u32) -> RecordList {
+        let Some(cache) = self.cache_of(expiry) else {
+            return RecordList::default();
+        };
+        let Some(rank) = cache.rank_of(owner) else {
+            return RecordList::default();
+        };
+        let n = cache.len() as u64;
+        let (first, last, set_prev, set_next) = paging::haystack(n, rank, u64::from(limit));
+        let entries = cache.range(first, (last - first + 1) as usize);
+        let ranks = board.row.enable_ranks;
+        let records: Vec<RecordView> = entries
+            .iter()
+            .filter_map(|&(r, e)| self.view_of(board, expiry, e.owner, if ranks { r } else { 0 }))
+            .collect();
+        RecordList {
+            prev_cursor: set_prev
+                .then(|| {
+                    entries
+                        .first()
+                        .map(|&at| self.cursor_str(expiry, false, at))
+                })
+                .flatten(),
+            next_cursor: set_next
+                .then(|| entries.last().map(|&at| self.cursor_str(expiry, true, at)))
+                .flatten(),
+            records,
+            owner_records: Vec::new(),
+            rank_count: if ranks { n } else { 0 },
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Stop
+    // ---------------------------------------------------------------------------------------
+
+    fn begin_stop(&mut self, ctx: &mut Context<Self>) {
+        if self.phase == Phase::Ready {
+            self.phase = Phase::Stopping;
+        }
+        self.maybe_flush(ctx);
+    }
+
+    fn finish_stop(&mut self, ctx: &mut Context<Self>) {
+        if self.stop_started {
+            return;
+        }
+        self.stop_started = true;
+        let (db, id, node, epoch) = (
+            self.deps.db.clone(),
+            self.id.clone(),
+            self.deps.node_id.clone(),
+            self.epoch,
+        );
+        let release = async move {
+            let key = EntityId::Text(id.clone());
+            if let Err(e) = claims::release(&db, EntityTable::Leaderboard, &key, &node, epoch).await
+            {
+                tracing::warn!(board = %id, error = %e, "leaderboard: releasing the claim failed");
+            }
+        };
+        ctx.wait(release.into_actor(self).map(|(), act, ctx| {
+            for w in act.stop_waiters.drain(..) {
+                let _ = w.send(());
+            }
+            ctx.stop();
+        }));
+    }
+}
+
+fn rank_entry(owner: Uuid, rec: &Record) -> RankEntry {
+    RankEntry {
+        owner,
+        score: rec.score,
+        subscore: rec.subscore,
+        generation: rec.num_score,
+    }
+}
+
+fn entry_from_row(board: &Board, r: RecordRow) -> (Uuid, Entry) {
+    let rec = Record {
+        score: r.score,
+        subscore: r.subscore,
+        num_score: r.num_score.max(0) as u32,
+        max_num_score: board.is_tournament().then(|| r.max_num_score.max(0) as u32),
+        metadata: r.metadata,
+        create_time: r.create_time,
+        update_time: r.update_time,
+    };
+    (
+        r.owner,
+        Entry {
+            rec,
+            username: r.username,
+        },
+    )
+}
+
+fn row_of(board: &Board, expiry: i64, owner: Uuid, e: &Entry) -> RecordRow {
+    RecordRow {
+        expiry,
+        owner,
+        username: e.username.clone(),
+        score: e.rec.score,
+        subscore: e.rec.subscore,
+        num_score: e.rec.num_score.min(i32::MAX as u32) as i32,
+        max_num_score: board
+            .record_max_num_score(e.rec.max_num_score)
+            .min(i32::MAX as u32) as i32,
+        metadata: e.rec.metadata.clone(),
+        create_time: e.rec.create_time,
+        update_time: e.rec.update_time,
+    }
+}
+
+fn view(
+    board: &Board,
+    expiry: i64,
+    owner: Uuid,
+    rec: &Record,
+    username: Option<&str>,
+    rank: u64,
+) -> RecordView {
+    RecordView {
+        leaderboard_id: board.row.id.clone(),
+        owner_id: owner,
+        username: username.map(str::to_string),
+        score: rec.score,
+        subscore: rec.subscore,
+        num_score: rec.num_score,
+        max_num_score: board.record_max_num_score(rec.max_num_score),
+        metadata: rec.metadata.clone(),
+        create_time: rec.create_time,
+        update_time: rec.update_time,
+        expiry_time: expiry,
+        rank,
+    }
+}
+
+fn view_of_row(board: &Board, r: RecordRow, rank: u64) -> RecordView {
+    let expiry = r.expiry;
+    let (owner, e) = entry_from_row(board, r);
+    view(board, expiry, owner, &e.rec, e.username.as_deref(), rank)
+}
+
+fn sort_views(order: SortOrder, v: &mut [RecordView]) {
+    v.sort_by(|a, b| {
+        paging::compare(
+            order,
+            (a.score, a.subscore, a.owner_id),
+            (b.score, b.subscore, b.owner_id),
+        )
+    });
+}
+
+/// Claims the board's row and loads its current bucket.
+async fn load(deps: LeaderboardDeps, id: String) -> Result<Loaded, LoadError> {
+    let failed = |what: &str, e: DbError| {
+        tracing::warn!(board = %id, error = %e, "leaderboard: {what} failed");
+        LoadError::Failed
+    };
+    let key = EntityId::Text(id.clone());
+    let epoch = match claims::claim(&deps.db, EntityTable::Leaderboard, &key, &deps.node_id).await {
+        Ok(epoch) => epoch,
+        Err(DbError::NotFound(_)) => return Err(LoadError::Missing),
+        Err(e) => return Err(failed("claim", e)),
+    };
+    let row = match leaderboards::get_board(&deps.db, &id).await {
+        Ok(Some(row)) => row,
+        Ok(None) => return Err(LoadError::Missing),
+        Err(e) => return Err(failed("reading the board", e)),
+    };
+    let board = Board::from_row(row).map_err(|e| {
+        tracing::error!(board = %id, error = %e, "leaderboard row cannot be used");
+        LoadError::Failed
+    })?;
+    let expiry = board.current_expiry(unix_now());
+    let rows = leaderboards::load_records(&deps.db, &id, expiry)
+        .await
+        .map_err(|e| failed("loading records", e))?;
+    Ok(Loaded {
+        board,
+        epoch,
+        expiry,
+        rows,
+    })
+}
+
+// -------------------------------------------------------------------------------------------
+// Database reads (rank cache off, or a bucket not in memory): Nakama's queries.
+// -------------------------------------------------------------------------------------------
+
+async fn list_database(
+    db: Db,
+    board: Arc<Board>,
+    expiry: i64,
+    limit: Option<u32>,
+    cursor: Option<Cursor>,
+    owners: Vec<Uuid>,
+) -> Result<RecordList, LeaderboardError> {
+    let unavailable = |e: DbError| {
+        tracing::warn!(board = %board.row.id, error = %e, "leaderboard read from the database failed");
+        LeaderboardError::Unavailable
+    };
+    let ascending = board.order == SortOrder::Ascending;
+    let mut list = RecordList::default();
+    if let Some(limit) = limit {
+        let after = cursor
+            .as_ref()
+            .map(|c| ((c.score, c.subscore, c.owner), c.is_next));
+        let mut rows = leaderboards::page(
+            &db,
+            &board.row.id,
+            expiry,
+            ascending,
+            after,
+            i64::from(limit) + 1,
+        )
+        .await
+        .map_err(unavailable)?;
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let base = cursor.as_ref().map_or(0, |c| c.rank);
+        let forward = cursor.as_ref().is_none_or(|c| c.is_next);
+        let mut views: Vec<RecordView> = rows
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let rank = if forward {
+                    base + i as u64 + 1
+                } else {
+                    base.saturating_sub(i as u64 + 1)
+                };
+                view_of_row(&board, r, rank)
+            })
+            .collect();
+        if !forward {
+            views.reverse();
+        }
+        let cursor_at = |v: &RecordView, is_next: bool| {
+            Cursor {
+                is_next,
+                board: board.row.id.clone(),
+                expiry,
+                score: v.score,
+                subscore: v.subscore,
+                owner: v.owner_id,
+                rank: v.rank,
+            }
+            .encode()
+        };
+        if forward {
+            list.next_cursor = more
+                .then(|| views.last().map(|v| cursor_at(v, true)))
+                .flatten();
+            list.prev_cursor = cursor
+                .is_some()
+                .then(|| views.first().map(|v| cursor_at(v, false)))
+                .flatten();
+        } else {
+            list.next_cursor = views.last().map(|v| cursor_at(v, true));
+            list.prev_cursor = more
+                .then(|| views.first().map(|v| cursor_at(v, false)))
+                .flatten();
+        }
+        list.records = views;
+    }
+    if !owners.is_empty() {
+        let rows = leaderboards::records_of(&db, &board.row.id, expiry, &owners)
+            .await
+            .map_err(unavailable)?;
+        list.owner_records = rows
+            .into_iter()
+            .map(|r| view_of_row(&board, r, 0))
+            .collect();
+        sort_views(board.order, &mut list.owner_records);
+    }
+    Ok(list)
+}
+
+async fn around_database(
+    db: Db,
+    board: Arc<Board>,
+    expiry: i64,
+    owner: Uuid,
+    limit: u32,
+) -> Result<RecordList, LeaderboardError> {
+    let unavailable = |e: DbError| {
+        tracing::warn!(board = %board.row.id, error = %e, "leaderboard read from the database failed");
+        LeaderboardError::Unavailable
+    };
+    let id = board.row.id.clone();
+    let own = leaderboards::records_of(&db, &id, expiry, &[owner])
+        .await
+        .map_err(unavailable)?;
+    let Some(own) = own.into_iter().next() else {
+        return Ok(RecordList::default());
+    };
+    let key: Key = (own.score, own.subscore, own.owner);
+    let ascending = board.order == SortOrder::Ascending;
+    let limit = u64::from(limit.max(1));
+    let mut above = leaderboards::page(
+        &db,
+        &id,
+        expiry,
+        ascending,
+        Some((key, false)),
+        limit as i64 + 1,
+    )
+    .await
+    .map_err(unavailable)?;
+    let above_avail = above.len() as u64;
+    above.truncate(limit as usize);
+    above.reverse();
+    let mut second_limit = limit / 2;
+    if (above.len() as u64) < second_limit {
+        second_limit = limit - above.len() as u64;
+    }
+    let mut below = leaderboards::page(
+        &db,
+        &id,
+        expiry,
+        ascending,
+        Some((key, true)),
+        second_limit as i64 + 1,
+    )
+    .await
+    .map_err(unavailable)?;
+    let set_next = below.len() as u64 > second_limit;
+    below.truncate(second_limit as usize);
+    let first_len = above.len() as u64;
+    let mut all = above;
+    all.push(own);
+    all.extend(below);
+    let num = all.len() as u64;
+    let start = if num < limit || first_len < second_limit {
+        0
+    } else {
+        num - limit
+    };
+    let end = (start + limit).min(num);
+    let set_prev = above_avail > limit || start > 0;
+    let records: Vec<RecordView> = all
+        .into_iter()
+        .skip(start as usize)
+        .take((end - start) as usize)
+        .map(|r| view_of_row(&board, r, 0))
+        .collect();
+    let cursor_at = |v: &RecordView, is_next: bool| {
+        Cursor {
+            is_next,
+            board: id.clone(),
+            expiry,
+            score: v.score,
+            subscore: v.subscore,
+            owner: v.owner_id,
+            rank: v.rank,
+        }
+        .encode()
+    };
+    Ok(RecordList {
+        prev_cursor: set_prev
+            .then(|| records.first().map(|v| cursor_at(v, false)))
+            .flatten(),
+        next_cursor: set_next
+            .then(|| records.last().map(|v| cursor_at(v, true)))
+            .flatten(),
+        records,
+        owner_records: Vec::new(),
+        rank_count: 0,
+    })
+}
+
+// -------------------------------------------------------------------------------------------
+// Actor and handlers
+// -------------------------------------------------------------------------------------------
+
+impl Actor for Leaderboard {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // Large boards queue many messages while loading.
+        ctx.set_mailbox_capacity(4096);
+        self.begin_load(ctx);
+        ctx.run_interval(Duration::from_secs(1), |act, ctx| act.tick(ctx));
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        for op in self.pending.drain(..) {
+            let _ = op.reply.send(Err(LeaderboardError::Unavailable));
+        }
+        tracing::debug!(board = %self.id, "leaderboard stopped");
+    }
+}
+
+type Answer<T> = ResponseFuture<Result<T, LeaderboardError>>;
+
+fn ready_answer<T: 'static>(v: Result<T, LeaderboardError>) -> Answer<T> {
+    Box::pin(std::future::ready(v))
+}
+
+impl Handler<Write> for Leaderboard {
+    type Result = Answer<RecordView>;
+
+    fn handle(&mut self, msg: Write, ctx: &mut Context<Self>) -> Self::Result {
+        let board = match self.ready(msg.api) {
+            Ok(b) => b,
+            Err(e) => return ready_answer(Err(e)),
+        };
+        let now = unix_now();
+        if self.phase == Phase::Stopping {
+            return ready_answer(Err(LeaderboardError::Unavailable));
+        }
+        if msg.api == Api::Leaderboard && board.is_tournament() {
+            return ready_answer(Err(LeaderboardError::NotFound(Api::Leaderboard)));
+        }
+        if board.ended(now) {
+            return ready_answer(Err(LeaderboardError::Ended));
+        }
+        if board.row.authoritative && msg.caller == Caller::Client {
+            return ready_answer(Err(LeaderboardError::write(
+                WriteError::Authoritative,
+                msg.api,
+            )));
+        }
+        let operator = match Operator::resolve(board.operator, msg.operator) {
+            Ok(op) => op,
+            Err(e) => return ready_answer(Err(LeaderboardError::write(e, msg.api))),
+        };
+        if board.is_tournament() && !board.active(now) {
+            return ready_answer(Err(LeaderboardError::write(
+                WriteError::OutsideDuration,
+                msg.api,
+            )));
+        }
+        let expiry = board.current_expiry(now);
+        let rx = self.enqueue(
+            expiry,
+            msg.owner,
+            OpKind::Write {
+                api: msg.api,
+                operator,
+                score: msg.score,
+                subscore: msg.subscore,
+                metadata: msg.metadata,
+                username: msg.username,
+            },
+            ctx,
+        );
+        Box::pin(async move {
+            match rx.await {
+                Ok(Ok(Some(view))) => Ok(view),
+                Ok(Ok(None)) | Err(_) => Err(LeaderboardError::Unavailable),
+                Ok(Err(e)) => Err(e),
+            }
+        })
+    }
+}
+
+impl Handler<DeleteRecord> for Leaderboard {
+    type Result = Answer<()>;
+
+    fn handle(&mut self, msg: DeleteRecord, ctx: &mut Context<Self>) -> Self::Result {
+        let board = match self.ready(msg.api) {
+            Ok(b) => b,
+            Err(e) => return ready_answer(Err(e)),
+        };
+        if self.phase == Phase::Stopping {
+            return ready_answer(Err(LeaderboardError::Unavailable));
+        }
+        if msg.api == Api::Leaderboard && board.is_tournament() {
+            return ready_answer(Err(LeaderboardError::NotFound(Api::Leaderboard)));
+        }
+        if board.row.authoritative && msg.caller == Caller::Client {
+            return ready_answer(Err(LeaderboardError::write(
+                WriteError::Authoritative,
+                msg.api,
+            )));
+        }
+        let expiry = board.current_expiry(unix_now());
+        let rx = self.enqueue(expiry, msg.owner, OpKind::Delete, ctx);
+        Box::pin(async move {
+            match rx.await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(LeaderboardError::Unavailable),
+            }
+        })
+    }
+}
+
+impl Handler<Join> for Leaderboard {
+    type Result = Answer<()>;
+
+    fn handle(&mut self, msg: Join, ctx: &mut Context<Self>) -> Self::Result {
+        let board = match self.ready(Api::Tournament) {
+            Ok(b) => b,
+            Err(e) => return ready_answer(Err(e)),
+        };
+        if !board.row.join_required {
+            return ready_answer(Ok(()));
+        }
+        if self.phase == Phase::Stopping {
+            return ready_answer(Err(LeaderboardError::Unavailable));
+        }
+        let now = unix_now();
+        let d = board.deadlines(now);
+        if d.end_active <= now {
+            return ready_answer(Err(LeaderboardError::join(WriteError::OutsideDuration)));
+        }
+        let rx = self.enqueue(
+            d.expiry,
+            msg.owner,
+            OpKind::Join {
+                username: msg.username,
+            },
+            ctx,
+        );
+        Box::pin(async move {
+            match rx.await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(LeaderboardError::Unavailable),
+            }
+        })
+    }
+}
+
+impl Handler<List> for Leaderboard {
+    type Result = Answer<RecordList>;
+
+    fn handle(&mut self, msg: List, _: &mut Context<Self>) -> Self::Result {
+        let board = match self.ready(msg.api) {
+            Ok(b) => b,
+            Err(e) => return ready_answer(Err(e)),
+        };
+        let now = unix_now();
+        if msg.api == Api::Tournament && msg.expiry.unwrap_or(0) == 0 && board.ended(now) {
+            return ready_answer(Err(LeaderboardError::Ended));
+        }
+        let Some(expiry) = self.read_bucket(&board, msg.expiry, now) else {
+            return ready_answer(Ok(RecordList::default()));
+        };
+        let cursor = match msg.cursor.as_deref().filter(|c| !c.is_empty()) {
+            None => None,
+            Some(s) => match self.decode_cursor(s, expiry) {
+                Ok(c) => Some(c),
+                Err(e) => return ready_answer(Err(e)),
+            },
+        };
+        if self.in_memory(&board, expiry, now) {
+            self.deps.counters.reads_memory.increment(1);
+            let list = self.list_memory(&board, expiry, msg.limit, cursor.as_ref(), &msg.owner_ids);
+            return ready_answer(Ok(list));
+        }
+        self.deps.counters.reads_database.increment(1);
+        Box::pin(list_database(
+            self.deps.db.clone(),
+            board,
+            expiry,
+            msg.limit,
+            cursor,
+            msg.owner_ids,
+        ))
+    }
+}
+
+impl Handler<AroundOwner> for Leaderboard {
+    type Result = Answer<RecordList>;
+
+    fn handle(&mut self, msg: AroundOwner, _: &mut Context<Self>) -> Self::Result {
+        let board = match self.ready(msg.api) {
+            Ok(b) => b,
+            Err(e) => return ready_answer(Err(e)),
+        };
+        let now = unix_now();
+        let Some(expiry) = self.read_bucket(&board, msg.expiry, now) else {
+            return ready_answer(Ok(RecordList::default()));
+        };
+        let memory = self.in_memory(&board, expiry, now);
+        if let Some(s) = msg.cursor.as_deref().filter(|c| !c.is_empty()) {
+            // With a cursor this is a plain listing.
+            let cursor = match self.decode_cursor(s, expiry) {
+                Ok(c) => c,
+                Err(e) => return ready_answer(Err(e)),
+            };
+            if memory {
+                self.deps.counters.reads_memory.increment(1);
+                return ready_answer(Ok(self.list_memory(
+                    &board,
+                    expiry,
+                    Some(msg.limit),
+                    Some(&cursor),
+                    &[],
+                )));
+            }
+            self.deps.counters.reads_database.increment(1);
+            return Box::pin(list_database(
+                self.deps.db.clone(),
+                board,
+                expiry,
+                Some(msg.limit),
+                Some(cursor),
+                Vec::new(),
+            ));
+        }
+        if memory {
+            self.deps.counters.reads_memory.increment(1);
+            return ready_answer(Ok(self.around_memory(&board, expiry, msg.owner, msg.limit)));
+        }
+        self.deps.counters.reads_database.increment(1);
+        Box::pin(around_database(
+            self.deps.db.clone(),
+            board,
+            expiry,
+            msg.owner,
+            msg.limit,
+        ))
+    }
+}
+
+impl Handler<GetInfo> for Leaderboard {
+    type Result = Result<BoardInfo, LeaderboardError>;
+
+    fn handle(&mut self, _: GetInfo, _: &mut Context<Self>) -> Self::Result {
+        let board = self.ready(Api::Leaderboard)?;
+        let now = unix_now();
+        let size = self.bucket_len(board.current_expiry(now));
+        Ok(board.info(now, size, self.cached()))
+    }
+}
+
+impl Handler<Warm> for Leaderboard {
+    type Result = ResponseActFuture<Self, Result<BoardInfo, LeaderboardError>>;
+
+    fn handle(&mut self, _: Warm, ctx: &mut Context<Self>) -> Self::Result {
+        if self.phase == Phase::Missing {
+            // Created since: look again (the answer below waits for the load).
+            self.begin_load(ctx);
+        }
+        Box::pin(
+            async {}
+                .into_actor(self)
+                .map(|(), act, ctx| act.handle(GetInfo, ctx)),
+        )
+    }
+}
+
+impl Handler<Forget> for Leaderboard {
+    type Result = ();
+
+    fn handle(&mut self, _: Forget, ctx: &mut Context<Self>) {
+        tracing::info!(board = %self.id, "leaderboard deleted, stopping");
+        self.fail(ctx);
+    }
+}
+
+impl Handler<Passivate> for Leaderboard {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: Passivate, ctx: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        match self.phase {
+            Phase::Ready | Phase::Stopping => {
+                self.stop_waiters.push(tx);
+                self.begin_stop(ctx);
+            }
+            Phase::Loading | Phase::Missing | Phase::Failed => {
+                drop(tx);
+                ctx.stop();
+            }
+        }
+        Box::pin(async move {
+            let _ = rx.await;
+        })
+    }
+}
