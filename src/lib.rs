@@ -14,6 +14,7 @@
 //! - [`node`]: assembles one node from a config and runs it until shutdown.
 
 pub mod admin;
+pub mod battle;
 pub mod catalog;
 pub mod character;
 pub mod config;

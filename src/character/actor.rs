@@ -1,6 +1,14 @@
 //! CharacterSession: one actor per character, activated through the Router on its first
 //! message. It claims the character's row, loads its state, serves requests one at a time,
 //! and passivates (flush, release the claim, stop) after the idle timeout.
+//!
+//! Travel: the session keeps the trip in memory (dirty-flushed as the `travel` column) and an
+//! actix timer for what is due next: the encounter, then the arrival. Encounter and arrival
+//! are critical writes, and so is a battle's settlement, which the Battle sends here so that
+//! memory and database change together. A session with a caravan on the road does not idle
+//! out; one that was stopped mid-trip (shutdown, handoff) picks the trip up on load and does
+//! what fell due meanwhile. Every critical write that touches a dirty column waits for the
+//! dirty rows queued before it (`FlushNow`), so a late batch never overwrites it.
 
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -11,15 +19,24 @@ use uuid::Uuid;
 use super::messages::*;
 use super::rules::{self, RuleError};
 use super::state::{CharacterState, SKILL_PREFIX};
+use super::travel::{self, Next, TravelSettings};
+use crate::battle::messages::{BattleError, BattleSnapshot, Resume, StartBattle};
+use crate::battle::rng::Rng;
+use crate::battle::rules as battle_rules;
+use crate::battle::Battle;
 use crate::catalog::Catalog;
+use crate::gateway::Presence;
 use crate::market::actor::Market;
 use crate::market::messages as market;
 use crate::market::rules::GoodState;
 use crate::persistence::batch::{AttributeDirty, CharacterDirty, DirtyRow};
+use crate::persistence::battles::{self, BattleSettlement, SettleOutcome};
 use crate::persistence::characters::{self, TradeSettlement};
 use crate::persistence::claims::{self, EntityId, EntityTable};
 use crate::persistence::messages::{Fenced, FlushNow, MarkDirty};
 use crate::persistence::{Db, DbError, PersistenceActor};
+use crate::protocol::client::Notification;
+use crate::protocol::rpc::{self as wire, notify};
 use crate::routing::{Entity, Router};
 
 /// What a session needs from its node.
@@ -32,6 +49,16 @@ pub struct CharacterDeps {
     pub router: Weak<Router>,
     pub node_id: String,
     pub idle: Duration,
+    /// Sockets of this node, for pushes to the character's owner.
+    pub presence: Presence,
+    pub travel: TravelSettings,
+}
+
+/// How long to wait before trying a failed encounter or arrival write again.
+const TRIP_RETRY: Duration = Duration::from_secs(1);
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
 enum Phase {
@@ -48,6 +75,8 @@ pub struct CharacterSession {
     deps: CharacterDeps,
     phase: Phase,
     last_active: Instant,
+    /// The timer of what is due next on the trip.
+    trip_timer: Option<SpawnHandle>,
 }
 
 impl Entity for CharacterSession {
@@ -62,6 +91,7 @@ impl CharacterSession {
             deps,
             phase: Phase::Loading,
             last_active: Instant::now(),
+            trip_timer: None,
         }
     }
 
@@ -93,6 +123,232 @@ impl CharacterSession {
             }
             other => db_error(other),
         }
+    }
+
+    /// Whether a caravan is on the road (not held by a battle): the session stays up for it.
+    fn on_the_road(&self) -> bool {
+        matches!(&self.phase, Phase::Ready { state, .. }
+            if state.battle_id.is_none() && state.travel.is_some())
+    }
+
+    fn notify(&self, user_id: Uuid, (subject, code): (&str, i32), content: &impl serde::Serialize) {
+        self.deps
+            .presence
+            .notify(user_id, Notification::new(subject, code, content));
+    }
+
+    /// After loading: pick the trip up, and wake the battle the character is in (a battle
+    /// whose node stopped continues when touched; this touches it).
+    fn after_load(&mut self, ctx: &mut Context<Self>) {
+        self.schedule_trip(ctx);
+        let battle = match &self.phase {
+            Phase::Ready { state, .. } => state.battle_id,
+            _ => None,
+        };
+        if let (Some(battle_id), Ok(router)) = (battle, self.router()) {
+            ctx.spawn(
+                async move {
+                    if !router
+                        .send::<Battle, _>(battle_id, Resume)
+                        .await
+                        .unwrap_or(true)
+                    {
+                        tracing::warn!(%battle_id, "the character's battle does not exist");
+                    }
+                }
+                .into_actor(self),
+            );
+        }
+    }
+
+    /// Arms the timer for what is due next on the trip (or does it now).
+    fn schedule_trip(&mut self, ctx: &mut Context<Self>) {
+        if let Some(h) = self.trip_timer.take() {
+            ctx.cancel_future(h);
+        }
+        let next = match &self.phase {
+            Phase::Ready { state, .. } if state.battle_id.is_none() => {
+                state.travel.as_ref().map(|t| travel::next(t, now_ms()))
+            }
+            _ => None,
+        };
+        match next {
+            None | Some(Next::Paused) => {}
+            Some(Next::Wait(ms)) => {
+                let delay = Duration::from_millis(ms.max(1) as u64);
+                self.trip_timer = Some(ctx.run_later(delay, |act, ctx| {
+                    act.trip_timer = None;
+                    act.schedule_trip(ctx);
+                }));
+            }
+            Some(Next::Encounter) => {
+                match self.encounter() {
+                    Ok(fut) => ctx.wait(fut.map(|result, act, ctx| {
+                        if let Err(e) = result {
+                            tracing::warn!(character = %act.id, error = %e, "encounter failed, will retry");
+                            act.retry_trip(ctx);
+                        }
+                    })),
+                    Err(e) => tracing::warn!(character = %self.id, error = %e, "no encounter"),
+                }
+            }
+            Some(Next::Arrive) => self.arrive(ctx),
+        }
+    }
+
+    fn retry_trip(&mut self, ctx: &mut Context<Self>) {
+        if matches!(self.phase, Phase::Ready { .. }) {
+            self.trip_timer = Some(ctx.run_later(TRIP_RETRY, |act, ctx| {
+                act.trip_timer = None;
+                act.schedule_trip(ctx);
+            }));
+        }
+    }
+
+    /// Starts a battle for the character: the trip's encounter on the road, an ambush in
+    /// town. The Battle inserts the encounter and sets `battle_id` (and the paused trip) in one
+    /// transaction fenced by this session's epoch; memory follows once it committed.
+    fn encounter(
+        &mut self,
+    ) -> SessionResult<ResponseActFuture<Self, SessionResult<BattleSnapshot>>> {
+        let catalog = self.deps.catalog.clone();
+        let (state, epoch) = self.ready(Caller::Server)?;
+        if state.battle_id.is_some() {
+            return Err(SessionError::Refused(
+                "the character is already in a battle".into(),
+            ));
+        }
+        let now = now_ms();
+        let (battle_id, seed, from, to, danger, paused) = match &state.travel {
+            Some(trip) => {
+                let (id, seed) = travel::encounter_battle(trip);
+                let paused = travel::pause(trip, now, id);
+                (
+                    id,
+                    seed,
+                    trip.from.clone(),
+                    trip.to.clone(),
+                    trip.danger,
+                    Some(paused),
+                )
+            }
+            None => {
+                let seed: u64 = rand::random();
+                let danger = catalog
+                    .routes_from(&state.location)
+                    .map(|r| r.danger)
+                    .max()
+                    .unwrap_or(25);
+                let loc = state.location.clone();
+                (
+                    Rng::derive(seed, 1).uuid(),
+                    seed,
+                    loc.clone(),
+                    loc,
+                    danger,
+                    None,
+                )
+            }
+        };
+        let setup = battle_rules::new_setup(state, &catalog, &from, &to, danger, seed);
+        let start = StartBattle {
+            seed,
+            setup,
+            session_epoch: epoch,
+            travel: paused.as_ref().and_then(|t| serde_json::to_value(t).ok()),
+        };
+        let (router, persistence) = (self.router()?, self.deps.persistence.clone());
+        let work = async move {
+            // The trip's departure row (dirty) lands before the encounter's write.
+            match persistence.send(FlushNow).await {
+                Ok(Ok(())) => {}
+                _ => return Err(SessionError::Unavailable),
+            }
+            router
+                .send::<Battle, _>(battle_id, start)
+                .await
+                .map_err(|_| SessionError::Unavailable)
+        };
+        Ok(Box::pin(work.into_actor(self).map(move |result, act, ctx| {
+            let snapshot = match result? {
+                Ok(s) => s,
+                Err(BattleError::Stale) => {
+                    return Err(act.on_db_error(&DbError::Fenced("character".into()), ctx))
+                }
+                Err(BattleError::Refused(m)) => {
+                    // The database knows a battle memory does not: load afresh.
+                    tracing::error!(character = %act.id, "battle refused: {m}; reloading the session");
+                    act.phase = Phase::Gone(SessionError::Unavailable);
+                    ctx.stop();
+                    return Err(SessionError::Refused(m));
+                }
+                Err(e) => {
+                    tracing::warn!(character = %act.id, error = %e, "battle did not start");
+                    return Err(SessionError::Unavailable);
+                }
+            };
+            if let Some(h) = act.trip_timer.take() {
+                ctx.cancel_future(h);
+            }
+            let (state, _) = act.ready(Caller::Server)?;
+            state.battle_id = Some(battle_id);
+            if paused.is_some() {
+                state.travel = paused.clone();
+            }
+            let progress = state
+                .travel
+                .as_ref()
+                .map_or(0.0, |t| travel::progress(t, now));
+            let notice = wire::EncounterNotice {
+                character_id: state.id,
+                battle_id,
+                from: snapshot.combat.setup.from.clone(),
+                to: snapshot.combat.setup.to.clone(),
+                progress,
+                battle: wire::BattleView::new(&snapshot),
+            };
+            let user = state.user_id;
+            act.notify(user, notify::TRAVEL_ENCOUNTER, &notice);
+            Ok(snapshot)
+        })))
+    }
+
+    /// The caravan reaches the end of its trip: written at once, then pushed.
+    fn arrive(&mut self, ctx: &mut Context<Self>) {
+        let Ok((state, epoch)) = self.ready(Caller::Server) else {
+            return;
+        };
+        let Some(from) = state.travel.as_ref().map(|t| t.from.clone()) else {
+            return;
+        };
+        let arrived = rules::arrive(state);
+        let (persistence, db) = (self.deps.persistence.clone(), self.deps.db.clone());
+        let row = arrived.clone();
+        let work = async move {
+            persistence
+                .send(FlushNow)
+                .await
+                .map_err(|e| DbError::Unavailable(e.to_string()))??;
+            characters::arrive(&db, &row, epoch).await
+        };
+        ctx.wait(work.into_actor(self).map(move |result, act, ctx| match result {
+            Ok(()) => {
+                let Ok((state, _)) = act.ready(Caller::Server) else {
+                    return;
+                };
+                *state = arrived;
+                let notice = wire::ArrivedNotice::new(state.id, &from, &state.location);
+                let user = state.user_id;
+                act.notify(user, notify::TRAVEL_ARRIVED, &notice);
+            }
+            Err(e @ DbError::Fenced(_)) => {
+                act.on_db_error(&e, ctx);
+            }
+            Err(e) => {
+                tracing::warn!(character = %act.id, error = %e, "arrival not written, will retry");
+                act.retry_trip(ctx);
+            }
+        }));
     }
 
     fn mark_dirty(&self, ctx: &mut Context<Self>, rows: Vec<DirtyRow>) {
@@ -144,7 +400,10 @@ pub fn dirty_rows(state: &CharacterState, epoch: i64) -> Vec<DirtyRow> {
         xp: state.xp,
         level: state.level,
         skill_points: state.skill_points,
-        travel: state.travel.clone(),
+        travel: state
+            .travel
+            .as_ref()
+            .and_then(|t| serde_json::to_value(t).ok()),
     })];
     rows.extend(state.skills.iter().map(|(code, rank)| {
         DirtyRow::Attribute(AttributeDirty {
@@ -184,11 +443,13 @@ impl Actor for CharacterSession {
             if let Phase::Gone(_) = act.phase {
                 // Answer what is queued, then go: a later message activates afresh.
                 ctx.run_later(Duration::from_millis(50), |_, ctx| ctx.stop());
+            } else {
+                act.after_load(ctx);
             }
         }));
         let tick = (self.deps.idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(15));
         ctx.run_interval(tick, |act, ctx| {
-            if act.last_active.elapsed() >= act.deps.idle {
+            if act.last_active.elapsed() >= act.deps.idle && !act.on_the_road() {
                 ctx.notify(Passivate);
             }
         });
@@ -218,6 +479,9 @@ impl Handler<Passivate> for CharacterSession {
         };
         let epoch = *epoch;
         self.mark_dirty(ctx, dirty_rows(state, epoch));
+        if let Some(h) = self.trip_timer.take() {
+            ctx.cancel_future(h);
+        }
         let (persistence, db, id, node) = (
             self.deps.persistence.clone(),
             self.deps.db.clone(),
@@ -443,9 +707,14 @@ impl Handler<DeleteCharacter> for CharacterSession {
     type Result = AtomicResponse<Self, SessionResult<()>>;
 
     fn handle(&mut self, msg: DeleteCharacter, _: &mut Self::Context) -> Self::Result {
-        let prepared = self
-            .ready(msg.caller)
-            .map(|(state, epoch)| (state.id, epoch));
+        let prepared = self.ready(msg.caller).and_then(|(state, epoch)| {
+            if state.battle_id.is_some() {
+                return Err(SessionError::Refused(
+                    "the character is in a battle; finish it first".into(),
+                ));
+            }
+            Ok((state.id, epoch))
+        });
         let db = self.deps.db.clone();
         let work = async move {
             let (id, epoch) = prepared?;
@@ -457,6 +726,137 @@ impl Handler<DeleteCharacter> for CharacterSession {
                 act.phase = Phase::Gone(SessionError::NotFound);
                 ctx.stop();
                 Ok(())
+            },
+        )))
+    }
+}
+
+impl Handler<Travel> for CharacterSession {
+    type Result = SessionResult<CharacterState>;
+
+    /// Departure is a small change: the trip is kept in memory and queued as a dirty row; the
+    /// encounter and the arrival are written at once when they happen.
+    fn handle(&mut self, msg: Travel, ctx: &mut Self::Context) -> Self::Result {
+        let (catalog, settings) = (self.deps.catalog.clone(), self.deps.travel);
+        let (state, epoch) = self.ready(msg.caller)?;
+        let trip = travel::plan(
+            state,
+            &catalog,
+            &msg.to,
+            &settings,
+            rand::random(),
+            now_ms(),
+        )
+        .map_err(rule_error)?;
+        tracing::debug!(character = %state.id, from = %trip.from, to = %trip.to,
+            duration_ms = trip.duration_ms, encounter = ?trip.encounter_after_ms, "caravan departs");
+        state.travel = Some(trip);
+        let snapshot = state.clone();
+        self.mark_dirty(ctx, dirty_rows(&snapshot, epoch));
+        self.schedule_trip(ctx);
+        Ok(snapshot)
+    }
+}
+
+impl Handler<ForceEncounter> for CharacterSession {
+    type Result = AtomicResponse<Self, SessionResult<BattleSnapshot>>;
+
+    fn handle(&mut self, msg: ForceEncounter, _: &mut Self::Context) -> Self::Result {
+        if msg.caller != Caller::Server {
+            return AtomicResponse::new(Box::pin(actix::fut::ready(Err(SessionError::NotYours))));
+        }
+        match self.encounter() {
+            Ok(fut) => AtomicResponse::new(fut),
+            Err(e) => AtomicResponse::new(Box::pin(actix::fut::ready(Err(e)))),
+        }
+    }
+}
+
+impl Handler<SettleBattle> for CharacterSession {
+    type Result = AtomicResponse<Self, SessionResult<SettleReply>>;
+
+    /// Applies an ended battle: computes the character afterwards (pure rules), commits it
+    /// with the encounter's result in one transaction, then takes it into memory and pushes
+    /// `battle_ended`. A won or fled trip goes on.
+    fn handle(&mut self, msg: SettleBattle, _: &mut Self::Context) -> Self::Result {
+        let prepared = self.ready(Caller::Server).map(|(state, epoch)| {
+            if state.battle_id != Some(msg.battle_id) {
+                return None;
+            }
+            let (after, summary) = rules::apply_battle(state, &msg.rewards, now_ms());
+            let mut cargo: Vec<(String, i64)> = state
+                .cargo
+                .iter()
+                .filter(|(g, q)| after.cargo.get(*g) != Some(*q))
+                .map(|(g, _)| (g.clone(), after.cargo.get(g).copied().unwrap_or(0)))
+                .collect();
+            cargo.sort();
+            let result = serde_json::to_value(&summary).unwrap_or_default();
+            let settlement = BattleSettlement {
+                battle_id: msg.battle_id,
+                battle_epoch: msg.battle_epoch,
+                outcome: summary.outcome.to_string(),
+                turns: msg.rewards.turns as i32,
+                result: result.clone(),
+                character: after.clone(),
+                session_epoch: epoch,
+                cargo,
+                items: msg
+                    .rewards
+                    .items
+                    .iter()
+                    .map(|i| (i.id, i.template.clone()))
+                    .collect(),
+            };
+            Some((after, settlement))
+        });
+        let (persistence, db) = (self.deps.persistence.clone(), self.deps.db.clone());
+        let battle_id = msg.battle_id;
+        let work = async move {
+            let Some((after, settlement)) = prepared? else {
+                return Ok(None);
+            };
+            let flushed = persistence
+                .send(FlushNow)
+                .await
+                .map_err(|e| DbError::Unavailable(e.to_string()))
+                .and_then(|r| r);
+            let result = match flushed {
+                Ok(()) => battles::settle(&db, &settlement).await,
+                Err(e) => Err(e),
+            };
+            Ok(Some((result, after, settlement.result)))
+        };
+        AtomicResponse::new(Box::pin(work.into_actor(self).map(
+            move |outcome: SessionResult<_>, act, ctx| {
+                let Some((result, after, summary)) = outcome? else {
+                    return Ok(SettleReply::NotInBattle);
+                };
+                match result.map_err(|e| act.on_db_error(&e, ctx))? {
+                    SettleOutcome::Committed => {}
+                    SettleOutcome::BattleFenced => return Ok(SettleReply::BattleFenced),
+                    SettleOutcome::AlreadySettled => {
+                        // Memory thought the battle open: load afresh from the database.
+                        tracing::warn!(character = %act.id, %battle_id, "battle was settled already; reloading");
+                        act.phase = Phase::Gone(SessionError::Unavailable);
+                        ctx.stop();
+                        return Ok(SettleReply::AlreadySettled);
+                    }
+                }
+                let catalog = act.deps.catalog.clone();
+                let (state, _) = act.ready(Caller::Server)?;
+                *state = after;
+                let notice = wire::BattleEndedNotice {
+                    battle_id,
+                    character_id: state.id,
+                    outcome: summary["outcome"].as_str().unwrap_or_default().to_string(),
+                    result: summary.clone(),
+                    character: wire::CharacterView::new(state, &catalog),
+                };
+                let user = state.user_id;
+                act.notify(user, notify::BATTLE_ENDED, &notice);
+                act.schedule_trip(ctx);
+                Ok(SettleReply::Settled(summary))
             },
         )))
     }

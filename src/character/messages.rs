@@ -5,6 +5,8 @@ use actix::Message;
 use uuid::Uuid;
 
 use super::state::CharacterState;
+use crate::battle::messages::BattleSnapshot;
+use crate::battle::rules::Rewards;
 use crate::market::rules::{Quote, Side};
 
 /// Who is asking: a player (must own the character) or the server itself (`http_key` RPCs).
@@ -91,6 +93,45 @@ pub struct LearnSkill {
 #[rtype(result = "SessionResult<()>")]
 pub struct DeleteCharacter {
     pub caller: Caller,
+}
+
+/// Sets the caravan on the road to `to` along a catalog route.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "SessionResult<CharacterState>")]
+pub struct Travel {
+    pub caller: Caller,
+    pub to: String,
+}
+
+/// Bandits fall upon the caravan now (server callers only: live events, tests). On the road
+/// it is the trip's encounter; in town an ambush at the gates.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "SessionResult<BattleSnapshot>")]
+pub struct ForceEncounter {
+    pub caller: Caller,
+}
+
+/// Sent by a Battle when it has ended: the session applies the rewards and settles everything
+/// in one transaction (fenced by its own epoch and the battle's), then updates its memory.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "SessionResult<SettleReply>")]
+pub struct SettleBattle {
+    pub battle_id: Uuid,
+    pub battle_epoch: i64,
+    pub rewards: Rewards,
+}
+
+/// How a [`SettleBattle`] went.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SettleReply {
+    /// Committed; the summary written to `battle_encounter.result_payload`.
+    Settled(serde_json::Value),
+    /// The encounter was settled before; nothing changed.
+    AlreadySettled,
+    /// The character is not in this battle; nothing changed.
+    NotInBattle,
+    /// The battle's claim is stale; nothing changed.
+    BattleFenced,
 }
 
 /// Flush, release the claim and stop (idle timeout, shutdown, handoff).

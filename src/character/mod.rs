@@ -1,9 +1,10 @@
 //! Characters: the CharacterSession actor (one per character), its messages, its plain state
-//! and the pure rules that decide every change.
+//! and the pure rules that decide every change (`rules`; travel in `travel`).
 
 pub mod actor;
 pub mod messages;
 pub mod rules;
 pub mod state;
+pub mod travel;
 
 pub use actor::{CharacterDeps, CharacterSession};

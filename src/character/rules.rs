@@ -266,6 +266,9 @@ pub fn hire(
     if state.battle_id.is_some() {
         return Err(not_allowed("the character is in a battle"));
     }
+    if state.travel.is_some() {
+        return Err(not_allowed("crew is hired in town, not on the road"));
+    }
     if a.hire_cost > state.gold {
         return Err(not_allowed(format!(
             "not enough gold: hiring costs {}, you have {}",
@@ -297,6 +300,9 @@ pub fn dismiss(state: &CharacterState, catalog: &Catalog, crew_id: Uuid) -> Resu
         .ok_or_else(|| invalid("no such crew member"))?;
     if state.battle_id.is_some() {
         return Err(not_allowed("the character is in a battle"));
+    }
+    if state.travel.is_some() && member.alive {
+        return Err(not_allowed("crew is dismissed in town, not on the road"));
     }
     let share = if member.alive {
         catalog
@@ -334,6 +340,150 @@ pub fn learn(state: &CharacterState, catalog: &Catalog, skill: &str) -> Result<i
         )));
     }
     Ok(1)
+}
+
+/// Highest level.
+pub const MAX_LEVEL: i32 = 50;
+
+/// Experience needed to reach `level`: 50 × level × (level − 1) (level 2 at 100, 3 at 300 …).
+pub fn xp_for_level(level: i32) -> i64 {
+    let l = i64::from(level.clamp(1, MAX_LEVEL));
+    50 * l * (l - 1)
+}
+
+/// The level `xp` reaches.
+pub fn level_for_xp(xp: i64) -> i32 {
+    (1..=MAX_LEVEL)
+        .take_while(|l| xp_for_level(*l) <= xp)
+        .last()
+        .unwrap_or(1)
+}
+
+/// What a settled battle did to a character, as the client is told (and as
+/// `battle_encounter.result_payload` keeps it).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BattleSummary {
+    pub outcome: &'static str,
+    pub turns: u32,
+    pub xp: i64,
+    pub level: i32,
+    pub levels_gained: i32,
+    /// Gold won (positive) or taken (negative).
+    pub gold: i64,
+    pub items: Vec<crate::battle::rules::LootItem>,
+    pub hp: i32,
+    pub crew: Vec<crate::battle::rules::CrewOutcome>,
+    pub crew_lost: Vec<Uuid>,
+    pub cargo_lost: Vec<CargoLoss>,
+    /// Where the caravan is (lost: driven back to where the trip began).
+    pub location: String,
+    /// Whether the trip goes on (won, fled).
+    pub travelling: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CargoLoss {
+    pub good: String,
+    pub quantity: i64,
+}
+
+/// The character after a battle ends, and the summary. Won: experience, the enemies' gold and
+/// the dropped items. Lost: a fifth of the experience, a share of the gold and half of every
+/// good taken, and the caravan is driven back to where its trip began. Fled: some cargo
+/// dropped. Always: hit points and crew as the battle left them (crew at 0 hp are dead, at a
+/// third or less injured); a won or fled trip goes on from where it stopped.
+pub fn apply_battle(
+    state: &CharacterState,
+    rewards: &crate::battle::rules::Rewards,
+    now_ms: i64,
+) -> (CharacterState, BattleSummary) {
+    use crate::battle::rules::Outcome;
+    let mut s = state.clone();
+    let before_level = s.level;
+    s.xp = s.xp.saturating_add(rewards.xp.max(0));
+    let level = level_for_xp(s.xp).max(s.level);
+    let gained = level - s.level;
+    s.level = level;
+    s.skill_points = s.skill_points.saturating_add(gained);
+    s.max_hp = s.max_hp.saturating_add(5 * gained);
+    let gold_before = s.gold;
+    s.gold = s.gold.saturating_add(rewards.gold_found.max(0));
+    s.gold -= s.gold / 100 * i64::from(rewards.gold_loss_percent.min(100))
+        + s.gold % 100 * i64::from(rewards.gold_loss_percent.min(100)) / 100;
+    s.gold = s.gold.max(0);
+    let mut cargo_lost = Vec::new();
+    for (good, qty) in s.cargo.iter_mut() {
+        let lost = *qty / 100 * i64::from(rewards.cargo_loss_percent.min(100))
+            + *qty % 100 * i64::from(rewards.cargo_loss_percent.min(100)) / 100;
+        if lost > 0 {
+            *qty -= lost;
+            cargo_lost.push(CargoLoss {
+                good: good.clone(),
+                quantity: lost,
+            });
+        }
+    }
+    s.cargo.retain(|_, q| *q > 0);
+    s.hp = rewards.character_hp.clamp(1, s.max_hp.max(1));
+    let mut crew_lost = Vec::new();
+    for out in &rewards.crew {
+        if let Some(m) = s.crew.iter_mut().find(|m| m.id == out.id) {
+            m.hp = out.hp.clamp(0, m.max_hp);
+            m.alive = out.alive;
+            m.injured = out.injured;
+            if !out.alive {
+                crew_lost.push(m.id);
+            }
+        }
+    }
+    for item in &rewards.items {
+        s.items.push(super::state::Item {
+            id: item.id,
+            template: item.template.clone(),
+            quantity: 1,
+            equipped: false,
+        });
+    }
+    s.battle_id = None;
+    s.travel = match (rewards.outcome, s.travel.take()) {
+        (Outcome::Lost, Some(trip)) => {
+            s.location = trip.from;
+            None
+        }
+        (_, Some(trip)) => Some(super::travel::resume(&trip, now_ms)),
+        (_, None) => None,
+    };
+    let summary = BattleSummary {
+        outcome: rewards.outcome.as_str(),
+        turns: rewards.turns,
+        xp: s.xp - state.xp,
+        level: s.level,
+        levels_gained: s.level - before_level,
+        gold: s.gold - gold_before,
+        items: rewards.items.clone(),
+        hp: s.hp,
+        crew: rewards.crew.clone(),
+        crew_lost,
+        cargo_lost,
+        location: s.location.clone(),
+        travelling: s.travel.is_some(),
+    };
+    (s, summary)
+}
+
+/// The character once its caravan reaches the end of its trip: at the destination, rested
+/// (hit points full, crew injuries healed).
+pub fn arrive(state: &CharacterState) -> CharacterState {
+    let mut s = state.clone();
+    if let Some(trip) = s.travel.take() {
+        s.location = trip.to;
+    }
+    s.hp = s.max_hp;
+    for m in s.crew.iter_mut().filter(|m| m.alive) {
+        m.hp = m.max_hp;
+        m.injured = false;
+    }
+    s
 }
 
 #[cfg(test)]

@@ -57,7 +57,9 @@ pub struct CharacterState {
     pub caravan: Caravan,
     /// Goods carried, by code; never holds a zero or negative quantity.
     pub cargo: BTreeMap<String, i64>,
-    pub travel: Option<serde_json::Value>,
+    /// The trip under way, if the caravan is on the road (see `travel`).
+    pub travel: Option<super::travel::Trip>,
+    /// The battle the character is in; at most one.
     pub battle_id: Option<Uuid>,
 }
 

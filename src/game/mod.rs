@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use actix_web::web;
 
+use crate::battle::{Battle, BattleDeps, Passivate as PassivateBattle};
 use crate::character::messages::Passivate as PassivateCharacter;
+use crate::character::travel::TravelSettings;
 use crate::character::{CharacterDeps, CharacterSession};
 use crate::gateway::{self, GatewayState};
 use crate::market::actor::{Market, MarketDeps};
@@ -24,10 +26,28 @@ pub fn register(services: &Services) {
         router: Arc::downgrade(&services.router),
         node_id: services.config.node_id.clone(),
         idle: services.config.idle_timeout,
+        presence: services.presence.clone(),
+        travel: TravelSettings {
+            encounter_rate: services.config.encounter_rate,
+            time_scale: services.config.travel_time_scale,
+        },
     };
     services
         .router
         .register::<CharacterSession>(move |id| CharacterSession::new(id, character.clone()));
+    let battle = BattleDeps {
+        db: services.db.clone(),
+        catalog: services.catalog.clone(),
+        persistence: services.persistence.clone(),
+        router: Arc::downgrade(&services.router),
+        presence: services.presence.clone(),
+        node_id: services.config.node_id.clone(),
+        idle: services.config.idle_timeout,
+        turn_timeout: services.config.battle_turn_timeout,
+    };
+    services
+        .router
+        .register::<Battle>(move |id| Battle::new(id, battle.clone()));
     let market = MarketDeps::new(
         services.db.clone(),
         services.catalog.clone(),
@@ -69,9 +89,15 @@ pub async fn stop_all(services: &Services) {
     for addr in &markets {
         addr.do_send(PassivateMarket);
     }
+    let battles = services.router.all_local::<Battle>();
+    for addr in &battles {
+        addr.do_send(PassivateBattle);
+    }
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline
-        && (characters.iter().any(|a| a.connected()) || markets.iter().any(|a| a.connected()))
+        && (characters.iter().any(|a| a.connected())
+            || markets.iter().any(|a| a.connected())
+            || battles.iter().any(|a| a.connected()))
     {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -7,6 +7,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::battle::messages::{self as bmsg, BattleError};
+use crate::battle::Battle;
 use crate::catalog::Catalog;
 use crate::character::messages::{self as msg, Caller, SessionError};
 use crate::character::{rules, CharacterSession};
@@ -50,6 +52,10 @@ pub fn register(services: &Services) {
     rpc!("hire_crew", hire_crew);
     rpc!("dismiss_crew", dismiss_crew);
     rpc!("learn_skill", learn_skill);
+    rpc!("travel", travel);
+    rpc!("force_encounter", force_encounter);
+    rpc!("get_battle", get_battle);
+    rpc!("submit_turn", submit_turn);
 }
 
 fn decode<T: DeserializeOwned>(payload: &str) -> Result<T, RpcError> {
@@ -95,6 +101,19 @@ fn session_error(e: SessionError) -> RpcError {
     }
 }
 
+fn battle_error(e: BattleError) -> RpcError {
+    match e {
+        BattleError::NotFound => RpcError::not_found("battle not found"),
+        BattleError::NotYours => {
+            RpcError::permission_denied("this battle belongs to another account")
+        }
+        BattleError::Invalid(m) => RpcError::invalid_argument(m),
+        BattleError::Refused(m) => RpcError::failed_precondition(m),
+        BattleError::Stale | BattleError::Unavailable => RpcError::unavailable(e.to_string()),
+        BattleError::Internal => RpcError::internal("internal error"),
+    }
+}
+
 fn route_error(e: RouteError) -> RpcError {
     RpcError::unavailable(e.to_string())
 }
@@ -121,7 +140,28 @@ where
     Err(RpcError::unavailable("the character is busy, try again"))
 }
 
-/// Whether an answer is the session's "unavailable, try again".
+/// Sends `m` to the battle's actor, retrying like [`ask`] while it is being replaced.
+async fn ask_battle<M>(api: &Api, id: Uuid, m: M) -> Result<M::Result, RpcError>
+where
+    M: actix::Message + Clone + Send + 'static,
+    M::Result: Send + IsUnavailable,
+    Battle: actix::Handler<M>,
+{
+    let mut delay = std::time::Duration::from_millis(20);
+    for _ in 0..4 {
+        match api.router.send::<Battle, M>(id, m.clone()).await {
+            Ok(r) if r.is_unavailable() => {}
+            Ok(r) => return Ok(r),
+            Err(RouteError::Unavailable) => {}
+            Err(e) => return Err(route_error(e)),
+        }
+        tokio::time::sleep(delay).await;
+        delay *= 2;
+    }
+    Err(RpcError::unavailable("the battle is busy, try again"))
+}
+
+/// Whether an answer is the actor's "unavailable, try again".
 trait IsUnavailable {
     fn is_unavailable(&self) -> bool;
 }
@@ -129,6 +169,12 @@ trait IsUnavailable {
 impl<T> IsUnavailable for Result<T, SessionError> {
     fn is_unavailable(&self) -> bool {
         matches!(self, Err(SessionError::Unavailable))
+    }
+}
+
+impl<T> IsUnavailable for Result<T, BattleError> {
+    fn is_unavailable(&self) -> bool {
+        matches!(self, Err(BattleError::Unavailable))
     }
 }
 
@@ -260,4 +306,63 @@ async fn learn_skill(api: Api, ctx: RpcContext, payload: String) -> Result<Strin
         .await?
         .map_err(session_error)?;
     encode(&wire::CharacterView::new(&state, &api.catalog))
+}
+
+async fn travel(api: Api, ctx: RpcContext, payload: String) -> Result<String, RpcError> {
+    let req: wire::TravelRequest = decode(&payload)?;
+    let m = msg::Travel {
+        caller: caller(&ctx),
+        to: req.to_node,
+    };
+    let state = ask(&api, req.character_id, m)
+        .await?
+        .map_err(session_error)?;
+    encode(&wire::CharacterView::new(&state, &api.catalog))
+}
+
+/// Server-to-server only (`http_key`): bandits fall upon the caravan now.
+async fn force_encounter(api: Api, ctx: RpcContext, payload: String) -> Result<String, RpcError> {
+    if !ctx.http_key {
+        return Err(RpcError::permission_denied(
+            "force_encounter is a server-to-server RPC (http_key)",
+        ));
+    }
+    let req: wire::ForceEncounterRequest = decode(&payload)?;
+    let m = msg::ForceEncounter {
+        caller: Caller::Server,
+    };
+    let snapshot = ask(&api, req.character_id, m)
+        .await?
+        .map_err(session_error)?;
+    encode(&wire::BattleView::new(&snapshot))
+}
+
+async fn get_battle(api: Api, ctx: RpcContext, payload: String) -> Result<String, RpcError> {
+    let req: wire::BattleRef = decode(&payload)?;
+    let m = bmsg::GetBattle {
+        caller: caller(&ctx),
+    };
+    let snapshot = ask_battle(&api, req.battle_id, m)
+        .await?
+        .map_err(battle_error)?;
+    encode(&wire::BattleView::new(&snapshot))
+}
+
+async fn submit_turn(api: Api, ctx: RpcContext, payload: String) -> Result<String, RpcError> {
+    let req: wire::SubmitTurnRequest = decode(&payload)?;
+    if req.actions.len() > 32 {
+        return Err(RpcError::invalid_argument("at most 32 actions a turn"));
+    }
+    let m = bmsg::SubmitTurn {
+        caller: caller(&ctx),
+        turn: req.turn,
+        actions: req.actions.into_iter().map(Into::into).collect(),
+    };
+    let (record, snapshot) = ask_battle(&api, req.battle_id, m)
+        .await?
+        .map_err(battle_error)?;
+    encode(&wire::SubmitTurnAnswer {
+        resolved: wire::TurnView::new(&snapshot.combat, &record),
+        battle: wire::BattleView::new(&snapshot),
+    })
 }

@@ -1,6 +1,6 @@
 //! Characters in the database: create, load, list, delete, and the critical changes a
-//! CharacterSession makes (trade settlement, crew hire and dismissal), each one transaction
-//! fenced by the session's owner epoch.
+//! CharacterSession makes (trade settlement, crew hire and dismissal, arrival), each one
+//! transaction fenced by the session's owner epoch. Battle settlement is in `battles`.
 
 use std::collections::BTreeMap;
 
@@ -131,7 +131,15 @@ pub async fn load(db: &Db, id: Uuid) -> Result<Option<CharacterState>, DbError> 
         hp: r.get(8),
         max_hp: r.get(9),
         skill_points: r.get(10),
-        travel: r.get(11),
+        travel: r.get::<_, Option<serde_json::Value>>(11).and_then(
+            |v| match serde_json::from_value(v) {
+                Ok(trip) => Some(trip),
+                Err(e) => {
+                    tracing::warn!(character = %id, error = %e, "unreadable trip dropped");
+                    None
+                }
+            },
+        ),
         battle_id: r.get(12),
         caravan: Caravan {
             capacity: r.get::<_, Option<i64>>(13).unwrap_or(0),
@@ -337,4 +345,50 @@ pub async fn dismiss(
         })
     })
     .await
+}
+
+/// A caravan reaches the end of its trip: location, trip cleared, hit points and crew as
+/// [`crate::character::rules::arrive`] left them.
+pub async fn arrive(db: &Db, c: &CharacterState, epoch: i64) -> Result<(), DbError> {
+    let c = c.clone();
+    db.transact(move |tx| {
+        let c = c.clone();
+        Box::pin(async move {
+            let n = tx
+                .execute(
+                    "UPDATE player_character SET location = $3, travel = NULL, hp = $4, update_time = now() \
+                     WHERE id = $1 AND owner_epoch = $2",
+                    &[&c.id, &epoch, &c.location, &c.hp],
+                )
+                .await?;
+            if n == 0 {
+                return Err(fenced(c.id));
+            }
+            write_crew(tx, c.id, &c.crew).await
+        })
+    })
+    .await
+}
+
+/// Writes the hp, life and injury of every crew member listed.
+pub(crate) async fn write_crew(
+    tx: &Transaction<'_>,
+    character_id: Uuid,
+    crew: &[CrewMember],
+) -> Result<(), DbError> {
+    if crew.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = crew.iter().map(|m| m.id).collect();
+    let hps: Vec<i32> = crew.iter().map(|m| m.hp).collect();
+    let alive: Vec<bool> = crew.iter().map(|m| m.alive).collect();
+    let injured: Vec<bool> = crew.iter().map(|m| m.injured).collect();
+    tx.execute(
+        "UPDATE crew_member AS c SET hp = u.hp, alive = u.alive, injured = u.injured \
+         FROM unnest($2::uuid[], $3::int4[], $4::bool[], $5::bool[]) AS u(id, hp, alive, injured) \
+         WHERE c.id = u.id AND c.character_id = $1",
+        &[&character_id, &ids, &hps, &alive, &injured],
+    )
+    .await?;
+    Ok(())
 }

@@ -17,6 +17,7 @@ pub use db::{Db, DbError};
 pub mod accounts;
 pub mod actor;
 pub mod batch;
+pub mod battles;
 pub mod catalog;
 pub mod characters;
 pub mod claims;
