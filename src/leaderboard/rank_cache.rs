@@ -561,6 +561,14 @@ impl RankCache {
         Some((before + pos as u64 + 1, self.leaf_entry(l, pos)))
     }
 
+    /// How many entries rank strictly before the key (score, subscore, owner), whether or not
+    /// that key is cached: the 0-based rank it has or would have. O(log n).
+    pub fn count_before(&self, score: i64, subscore: i64, owner: Uuid) -> u64 {
+        let k = self.key(score, subscore, owner);
+        let (leaf, before) = self.descend(&k);
+        before + self.leaves[leaf as usize].lower_bound(&k) as u64
+    }
+
     /// (leaf, position) of the entry at 0-based index `i` (< len).
     fn seek(&self, mut i: u64) -> (u32, usize) {
         let mut node = self.root;
@@ -1403,6 +1411,20 @@ mod tests {
                     let want = m.v.iter().position(|x| x.owner == o).map(|i| i as u64 + 1);
                     assert_eq!(c.rank_of(o), want);
                 }
+                for _ in 0..50 {
+                    let probe = RankEntry {
+                        owner: Uuid::from_u128(rng.gen()),
+                        score: rng.gen_range(-1..52),
+                        subscore: rng.gen_range(0..3),
+                        generation: 0,
+                    };
+                    let want =
+                        m.v.partition_point(|x| nakama_cmp(order, x, &probe) == Ordering::Less);
+                    assert_eq!(
+                        c.count_before(probe.score, probe.subscore, probe.owner),
+                        want as u64
+                    );
+                }
                 let first = rng.gen_range(0..m.v.len() as u64 + 2);
                 let got = c.range(first, 300);
                 let skip = first.max(1) as usize - 1;
@@ -1533,6 +1555,7 @@ mod tests {
             ops in prop::collection::vec(op(250), 0..700),
             warm_first in prop::collection::vec((0usize..250, 0i64..6, 0i64..3, 0u32..5), 0..200),
             ranges in prop::collection::vec((0u64..260, 0usize..80), 1..8),
+            probes in prop::collection::vec((-1i64..7, -1i64..4, 0usize..260, any::<bool>()), 1..12),
         ) {
             let order = if descending { SortOrder::Descending } else { SortOrder::Ascending };
             let mut cache = RankCache::new(order);
@@ -1567,6 +1590,12 @@ mod tests {
                     .map(|(i, x)| (i as u64 + 1, *x))
                     .collect();
                 prop_assert_eq!(cache.range(first, limit), want);
+            }
+            for &(score, subscore, o, fresh) in &probes {
+                let owner = if fresh { Uuid::from_u128(o as u128) } else { pick(o) };
+                let probe = RankEntry { owner, score, subscore, generation: 0 };
+                let want = model.v.iter().filter(|x| nakama_cmp(order, x, &probe) == Ordering::Less).count();
+                prop_assert_eq!(cache.count_before(score, subscore, owner), want as u64);
             }
         }
     }
