@@ -40,13 +40,16 @@ enum Command {
         /// TOML config file; SERAI_* environment variables override it.
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Only find or start the local database, print its URL and exit (cluster/up.sh).
+        #[arg(long)]
+        database_only: bool,
     },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let path = match &cli.command {
-        Command::Node { config } | Command::Migrate { config } | Command::Dev { config } => {
+        Command::Node { config } | Command::Migrate { config } | Command::Dev { config, .. } => {
             config.clone()
         }
     };
@@ -60,11 +63,15 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Node { .. } => run_node(config).await,
             Command::Migrate { .. } => migrate(&config).await,
-            Command::Dev { .. } => {
+            Command::Dev { database_only, .. } => {
                 if std::env::var_os("SERAI_DATABASE_URL").is_none() {
                     config.database_url = serai::localdb::dev_database()
                         .await
                         .map_err(|e| e.to_string())?;
+                }
+                if database_only {
+                    println!("{}", config.database_url);
+                    return Ok(());
                 }
                 println!("serai dev node");
                 println!("  client URL:   http://{}", config.client_addr);

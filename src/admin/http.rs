@@ -15,7 +15,9 @@ use serde_json::json;
 use super::metrics::Metrics;
 use crate::persistence::messages::{FlushNow, GetStats};
 use crate::persistence::{Db, PersistenceActor};
+use crate::routing::membership::MembershipStatus;
 use crate::routing::Router;
+use crate::shutdown::Shutdown;
 
 /// What readiness depends on, shared with the node.
 #[derive(Debug, Default)]
@@ -35,6 +37,9 @@ pub struct AdminState {
     pub persistence: Addr<PersistenceActor>,
     pub router: Arc<Router>,
     pub catalog_version: i64,
+    pub membership: Arc<std::sync::Mutex<MembershipStatus>>,
+    /// Fired by `POST /admin/drain`: the node drains and exits like on SIGTERM.
+    pub shutdown: Shutdown,
 }
 
 /// Paths that answer without the admin token.
@@ -51,7 +56,9 @@ pub fn configure(state: AdminState) -> impl Fn(&mut web::ServiceConfig) + Clone 
             .service(
                 web::scope("/admin")
                     .route("/status", web::get().to(status))
-                    .route("/flush", web::post().to(flush)),
+                    .route("/flush", web::post().to(flush))
+                    .route("/cluster", web::get().to(cluster))
+                    .route("/drain", web::post().to(drain)),
             );
     }
 }
@@ -147,4 +154,54 @@ async fn flush(state: web::Data<AdminState>) -> HttpResponse {
         Ok(Ok(Err(e))) => HttpResponse::ServiceUnavailable().json(json!({"code": 14, "message": e.to_string()})),
         _ => HttpResponse::ServiceUnavailable().json(json!({"code": 14, "message": "flush did not complete in 30 s; rows are kept and retried"})),
     }
+}
+
+async fn cluster(state: web::Data<AdminState>) -> HttpResponse {
+    let placement = state.router.placement();
+    let status = state
+        .membership
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let members: Vec<serde_json::Value> = status
+        .members
+        .iter()
+        .map(|(m, silent_ms)| {
+            let probe = status.probes.get(&m.node_id).map(|p| match p {
+                Ok(rtt) => json!({"ok": true, "rtt_ms": rtt.as_secs_f64() * 1000.0}),
+                Err(e) => json!({"ok": false, "error": e}),
+            });
+            json!({
+                "node_id": m.node_id,
+                "peer_addr": m.peer_addr,
+                "client_addr": m.client_addr,
+                "incarnation": m.incarnation,
+                "silent_ms": silent_ms,
+                "probe": probe,
+            })
+        })
+        .collect();
+    let actors: serde_json::Map<String, serde_json::Value> = state
+        .router
+        .sweep()
+        .into_iter()
+        .map(|(k, n)| (k.to_string(), json!(n)))
+        .collect();
+    HttpResponse::Ok().json(json!({
+        "node_id": state.node_id,
+        "incarnation": status.incarnation,
+        "view_version": placement.version(),
+        "declared_dead": status.dead,
+        "members": members,
+        "ring_share": placement.share(),
+        "actors": actors,
+    }))
+}
+
+/// Starts a drain: readiness false, entities flushed and released, the node leaves the view,
+/// sockets closed with 1001, then the process exits 0 (the same path as SIGTERM).
+async fn drain(state: web::Data<AdminState>) -> HttpResponse {
+    state.readiness.draining.store(true, Ordering::Release);
+    state.shutdown.trigger();
+    HttpResponse::Accepted().json(json!({"draining": true}))
 }

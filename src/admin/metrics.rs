@@ -23,6 +23,8 @@ pub struct Metrics {
     /// Writes refused because a newer claim owns the row.
     pub fenced_writes: Counter,
     pub claims: Counter,
+    /// Seconds a forwarded message took, request to answer (the added hop).
+    pub forward_latency: Histogram,
 }
 
 static META: Metadata<'static> = Metadata::new("serai", Level::INFO, Some("serai"));
@@ -42,6 +44,8 @@ impl Metrics {
             db_retries: recorder.register_counter(&key("serai_db_retries_total"), &META),
             fenced_writes: recorder.register_counter(&key("serai_fenced_writes_total"), &META),
             claims: recorder.register_counter(&key("serai_claims_total"), &META),
+            forward_latency: recorder
+                .register_histogram(&key("serai_forward_latency_seconds"), &META),
             recorder,
             handle,
         })

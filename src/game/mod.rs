@@ -14,7 +14,7 @@ use crate::character::travel::TravelSettings;
 use crate::character::{CharacterDeps, CharacterSession};
 use crate::gateway::{self, GatewayState};
 use crate::market::actor::{Market, MarketDeps};
-use crate::market::messages::Passivate as PassivateMarket;
+use crate::market::messages::{self as market_msg, Passivate as PassivateMarket};
 use crate::node::Services;
 
 /// Registers every entity kind with the router and every game RPC with the gateway.
@@ -57,6 +57,16 @@ pub fn register(services: &Services) {
     services
         .router
         .register::<Market>(move |node| Market::new(node, market.clone()));
+    // A market may be owned by another node than the session trading there.
+    services
+        .router
+        .register_remote::<Market, market_msg::GetQuotes>();
+    services
+        .router
+        .register_remote::<Market, market_msg::Reserve>();
+    services
+        .router
+        .register_remote::<Market, market_msg::Settle>();
     crate::leaderboard::service::register(services);
     rpcs::register(services);
 }

@@ -187,6 +187,24 @@ impl Presence {
             .count()
     }
 
+    /// Closes every socket on this node with `code` (1001 "going away" at drain); clients
+    /// reconnect to another node. Returns how many sockets were asked to close.
+    pub fn close_all(&self, code: actix_ws::CloseCode, description: &str) -> usize {
+        let map = self.inner.sockets.read().unwrap_or_else(|e| e.into_inner());
+        let reason = CloseReason {
+            code,
+            description: Some(description.to_string()),
+        };
+        map.values()
+            .flatten()
+            .filter(|(_, outbox)| {
+                outbox
+                    .push_control(Outbound::Close(Some(reason.clone())))
+                    .is_ok()
+            })
+            .count()
+    }
+
     /// Whether `user_id` has a socket on this node.
     pub fn is_online(&self, user_id: Uuid) -> bool {
         self.sockets_of(user_id) > 0

@@ -150,6 +150,10 @@ pub struct Market {
 impl Entity for Market {
     type Key = String;
     const KIND: &'static str = "market";
+
+    fn stop(addr: &Addr<Self>) {
+        addr.do_send(Passivate);
+    }
 }
 
 impl Market {

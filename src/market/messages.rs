@@ -1,19 +1,22 @@
 //! The messages a [`super::Market`] answers.
 
 use actix::Message;
+use serde::{Deserialize, Serialize};
+
+use crate::routing::Remote;
 
 pub use super::rules::{Ledger, MarketError, Quote, Side};
 
 /// The quotes of every good traded at the node, ordered by good code. Empty when the node has
 /// no market (unknown code) or the market could not load.
-#[derive(Debug, Clone, Copy, Default, Message)]
+#[derive(Debug, Clone, Copy, Default, Message, Serialize, Deserialize)]
 #[rtype(result = "Vec<Quote>")]
 pub struct GetQuotes;
 
 /// Reserves an order: prices it, checks the quota and the player's `price_limit` (a buy is
 /// refused above it, a sell below it), and moves the market's stock at once. Follow it with
 /// [`Settle`] within [`super::RESERVATION_TTL`], else the reservation is released.
-#[derive(Debug, Clone, Message)]
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
 #[rtype(result = "Result<Reservation, MarketError>")]
 pub struct Reserve {
     pub good: String,
@@ -23,7 +26,7 @@ pub struct Reserve {
 }
 
 /// A granted order, held until settled.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reservation {
     /// Unique across activations of the market (the claim epoch is in the high bits).
     pub id: u64,
@@ -41,7 +44,7 @@ pub struct Reservation {
 
 /// Ends a reservation: `committed = true` once the trade transaction committed (the stock
 /// change stays), `false` when it did not happen (the stock goes back). Unknown ids are ignored.
-#[derive(Debug, Clone, Copy, Message)]
+#[derive(Debug, Clone, Copy, Message, Serialize, Deserialize)]
 #[rtype(result = "()")]
 pub struct Settle {
     pub reservation_id: u64,
@@ -66,4 +69,17 @@ pub struct MarketStatus {
     pub open_reservations: usize,
     /// Every good with its ledger, ordered by good code.
     pub goods: Vec<(String, Ledger)>,
+}
+
+// Messages other nodes may send to a market they do not own (wire names: never rename).
+impl Remote for GetQuotes {
+    const NAME: &'static str = "market.get_quotes";
+}
+
+impl Remote for Reserve {
+    const NAME: &'static str = "market.reserve";
+}
+
+impl Remote for Settle {
+    const NAME: &'static str = "market.settle";
 }

@@ -88,7 +88,7 @@ impl FromStr for Side {
 }
 
 /// Why the market refused an order. The messages are meant for client developers.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum MarketError {
     #[error("this market does not trade that good")]
     UnknownGood,
@@ -115,7 +115,7 @@ pub struct GoodState {
 }
 
 /// What a player sees for one good: per-unit prices for one unit, and how much can be traded.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Quote {
     pub good: String,
     pub buy_price: i64,

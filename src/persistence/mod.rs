@@ -22,6 +22,7 @@ pub mod catalog;
 pub mod characters;
 pub mod claims;
 pub mod leaderboards;
+pub mod cluster;
 pub mod markets;
 pub mod messages;
 pub mod migrate;

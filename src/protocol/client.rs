@@ -122,7 +122,9 @@ pub struct RpcResponse<'a> {
 // ---------------------------------------------------------------------------------------------
 
 /// Nakama's `Notification`. `content` is a JSON document in a string; nakama-js parses it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// (Deserialize is for relaying a push between nodes.)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Notification {
     pub id: String,
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -553,5 +555,19 @@ mod tests {
             parse(&serde_json::to_string(&s).unwrap()),
             json!({"token":"a","refresh_token":"b"})
         );
+    }
+}
+
+impl Default for Notification {
+    fn default() -> Self {
+        Notification {
+            id: String::new(),
+            subject: String::new(),
+            content: String::new(),
+            code: 0,
+            sender_id: String::new(),
+            create_time: Utc::now(),
+            persistent: false,
+        }
     }
 }

@@ -10,11 +10,16 @@ use uuid::Uuid;
 /// compiler built it) places it the same way.
 pub trait RouteKey: Clone + Eq + Hash + Debug + Send + Sync + Unpin + 'static {
     fn route_bytes(&self) -> Vec<u8>;
+    /// The key back from its bytes (a forwarded message names its key this way).
+    fn from_route_bytes(bytes: &[u8]) -> Option<Self>;
 }
 
 impl RouteKey for Uuid {
     fn route_bytes(&self) -> Vec<u8> {
         self.as_bytes().to_vec()
+    }
+    fn from_route_bytes(bytes: &[u8]) -> Option<Self> {
+        Uuid::from_slice(bytes).ok()
     }
 }
 
@@ -22,6 +27,19 @@ impl RouteKey for String {
     fn route_bytes(&self) -> Vec<u8> {
         self.as_bytes().to_vec()
     }
+    fn from_route_bytes(bytes: &[u8]) -> Option<Self> {
+        String::from_utf8(bytes.to_vec()).ok()
+    }
+}
+
+/// A message that may cross the peer link to the node owning its entity: it and its answer
+/// are postcard-encoded; `NAME` identifies it on the wire (never rename a sent message).
+pub trait Remote:
+    actix::Message + serde::Serialize + serde::de::DeserializeOwned + Send + 'static
+where
+    Self::Result: serde::Serialize + serde::de::DeserializeOwned + Send,
+{
+    const NAME: &'static str;
 }
 
 /// An actor that lives at most once per key in the cluster and is activated on demand.
@@ -29,4 +47,10 @@ pub trait Entity: Actor<Context = Context<Self>> {
     type Key: RouteKey;
     /// Short name of the kind, used in metrics and placement (`character`, `market` …).
     const KIND: &'static str;
+
+    /// Asks a live actor to flush, release its claim and stop: used when its key moves to
+    /// another node (handoff), at drain and at shutdown. Entities override this to send their
+    /// own passivation message; the default does nothing (the actor then lives until its idle
+    /// timeout, and a new owner's claim fences its writes).
+    fn stop(_addr: &actix::Addr<Self>) {}
 }

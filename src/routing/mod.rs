@@ -5,12 +5,14 @@
 //! the consistent-hash ring without touching callers of [`Router::send`].
 
 mod entity;
+pub mod forward;
+pub mod membership;
 pub mod peer;
 pub mod placement;
 mod registry;
 pub mod ring;
 mod router;
 
-pub use entity::{Entity, RouteKey};
+pub use entity::{Entity, Remote, RouteKey};
 pub use registry::Registry;
 pub use router::{RouteError, Router};

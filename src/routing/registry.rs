@@ -84,6 +84,21 @@ impl<A: Entity> Registry<A> {
         self.open.store(false, Ordering::Release);
     }
 
+    /// Allows activations again after [`Registry::close`].
+    pub fn reopen(&self) {
+        self.open.store(true, Ordering::Release);
+    }
+
+    /// Every live actor with its key.
+    pub fn entries(&self) -> Vec<(A::Key, Addr<A>)> {
+        let actors = self.actors.lock().unwrap_or_else(|e| e.into_inner());
+        actors
+            .iter()
+            .filter(|(_, a)| a.connected())
+            .map(|(k, a)| (k.clone(), a.clone()))
+            .collect()
+    }
+
     /// Every live actor, e.g. to tell them all to stop.
     pub fn all(&self) -> Vec<Addr<A>> {
         let actors = self.actors.lock().unwrap_or_else(|e| e.into_inner());

@@ -1,13 +1,17 @@
-//! The router: every message to an entity actor goes through [`Router::send`].
+//! The router: every message to an entity actor goes through [`Router::send`] (local owners
+//! only) or [`Router::ask`] (any owner: a remote owner is reached over the peer link).
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use actix::dev::ToEnvelope;
 use actix::{ArbiterHandle, Handler, MailboxError, Message};
+use tokio::sync::watch;
 
-use super::entity::{Entity, RouteKey};
+use super::entity::{Entity, Remote, RouteKey};
+use super::forward::{self, Dispatch, ForwardError, Forwarder};
 use super::placement::{Owner, Placement};
 use super::registry::Registry;
 use crate::admin::metrics::Metrics;
@@ -15,16 +19,19 @@ use crate::admin::metrics::Metrics;
 /// The entity kinds a node runs; their `Entity::KIND`s.
 pub const KINDS: [&str; 4] = ["character", "battle", "market", "leaderboard"];
 
+/// How many times [`Router::ask`] follows a "not the owner" answer before giving up.
+const MAX_ATTEMPTS: usize = 3;
+
 /// Why a message could not be delivered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RouteError {
     /// The node is draining or stopped: no new activations.
     #[error("node is shutting down")]
     ShuttingDown,
-    /// The key is owned by another node and forwarding is not available.
+    /// The key is owned by another node and this message cannot be forwarded.
     #[error("entity is owned by node {0}")]
     NotOwner(String),
-    /// The actor stopped while handling the message (fenced, passivated, failed to load).
+    /// The actor stopped while handling the message, or its owner could not be reached.
     #[error("entity unavailable, try again")]
     Unavailable,
     #[error("no actor kind {0} is registered")]
@@ -36,6 +43,8 @@ trait AnyRegistry: Send + Sync {
     fn kind(&self) -> &'static str;
     fn sweep(&self) -> usize;
     fn close(&self);
+    fn reopen(&self);
+    fn stop_where(&self, moved: &dyn Fn(&[u8]) -> bool) -> usize;
 }
 
 impl<A: Entity> AnyRegistry for Registry<A> {
@@ -51,12 +60,28 @@ impl<A: Entity> AnyRegistry for Registry<A> {
     fn close(&self) {
         Registry::close(self)
     }
+    fn reopen(&self) {
+        Registry::reopen(self)
+    }
+    fn stop_where(&self, moved: &dyn Fn(&[u8]) -> bool) -> usize {
+        let mut n = 0;
+        for (key, addr) in self.entries() {
+            if moved(&key.route_bytes()) {
+                A::stop(&addr);
+                n += 1;
+            }
+        }
+        n
+    }
 }
 
 /// Resolves a key to its owner and delivers messages to the owning actor.
 pub struct Router {
     placement: RwLock<Arc<Placement>>,
+    view: watch::Sender<u64>,
     registries: RwLock<HashMap<TypeId, Arc<dyn AnyRegistry>>>,
+    dispatch: RwLock<HashMap<(String, String), Dispatch>>,
+    forwarder: RwLock<Option<Arc<dyn Forwarder>>>,
     arbiters: Vec<ArbiterHandle>,
     metrics: Arc<Metrics>,
 }
@@ -68,9 +93,13 @@ impl Router {
         for kind in KINDS {
             metrics.active_actors(kind).set(0.0);
         }
+        let (view, _) = watch::channel(placement.version());
         Router {
             placement: RwLock::new(Arc::new(placement)),
+            view,
             registries: RwLock::new(HashMap::new()),
+            dispatch: RwLock::new(HashMap::new()),
+            forwarder: RwLock::new(None),
             arbiters,
             metrics,
         }
@@ -90,6 +119,26 @@ impl Router {
             .insert(TypeId::of::<A>(), registry);
     }
 
+    /// Lets other nodes send `M` to actors of kind `A` owned here.
+    pub fn register_remote<A, M>(&self)
+    where
+        A: Entity + Handler<M>,
+        A::Context: ToEnvelope<A, M>,
+        M: Remote,
+        M::Result: serde::Serialize + serde::de::DeserializeOwned + Send,
+    {
+        let key = (A::KIND.to_string(), M::NAME.to_string());
+        self.dispatch
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, forward::dispatcher::<A, M>());
+    }
+
+    /// How this node reaches other nodes (set once the peer link is up).
+    pub fn set_forwarder(&self, forwarder: Arc<dyn Forwarder>) {
+        *self.forwarder.write().unwrap_or_else(|e| e.into_inner()) = Some(forwarder);
+    }
+
     fn registry<A: Entity>(&self) -> Result<Arc<dyn AnyRegistry>, RouteError> {
         let registries = self.registries.read().unwrap_or_else(|e| e.into_inner());
         registries
@@ -105,12 +154,49 @@ impl Router {
             .clone()
     }
 
+    /// Watches the view version: changes whenever a new placement is installed.
+    pub fn view_changes(&self) -> watch::Receiver<u64> {
+        self.view.subscribe()
+    }
+
+    /// Installs a new view. Local actors whose key now belongs elsewhere are asked to stop
+    /// (they flush and release their claim; the new owner activates from the database).
+    /// Returns how many were asked.
+    pub fn install(&self, placement: Placement) -> usize {
+        let placement = Arc::new(placement);
+        *self.placement.write().unwrap_or_else(|e| e.into_inner()) = placement.clone();
+        self.view.send_replace(placement.version());
+        let registries: Vec<_> = self
+            .registries
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let mut moved = 0;
+        for r in registries {
+            let kind = r.kind();
+            moved += r.stop_where(&|key| placement.owner(kind, key) != Owner::Local);
+        }
+        if moved > 0 {
+            tracing::info!(
+                moved,
+                version = placement.version(),
+                "handoff: stopping entities that moved"
+            );
+            self.metrics
+                .counter("serai_handoffs_total", "reason", "view_change")
+                .increment(moved as u64);
+        }
+        moved
+    }
+
     /// Who owns `key` of kind `A` in the current view.
     pub fn owner<A: Entity>(&self, key: &A::Key) -> Owner {
         self.placement().owner(A::KIND, &key.route_bytes())
     }
 
-    /// Delivers `msg` to the actor owning `key`, activating it here if this node owns it.
+    /// Delivers `msg` to the actor owning `key` if this node owns it, activating it on demand.
     pub async fn send<A, M>(&self, key: A::Key, msg: M) -> Result<M::Result, RouteError>
     where
         A: Entity + Handler<M>,
@@ -118,9 +204,24 @@ impl Router {
         M: Message + Send + 'static,
         M::Result: Send,
     {
-        if let Owner::Remote(node) = self.owner::<A>(&key) {
-            return Err(RouteError::NotOwner(node));
+        match self.owner::<A>(&key) {
+            Owner::Local => self.send_local::<A, M>(key, msg).await,
+            Owner::Remote(node) => Err(RouteError::NotOwner(node)),
+            Owner::Nobody => Err(RouteError::Unavailable),
         }
+    }
+
+    pub(crate) async fn send_local<A, M>(
+        &self,
+        key: A::Key,
+        msg: M,
+    ) -> Result<M::Result, RouteError>
+    where
+        A: Entity + Handler<M>,
+        A::Context: ToEnvelope<A, M>,
+        M: Message + Send + 'static,
+        M::Result: Send,
+    {
         let registry = self.registry::<A>()?;
         let registry = registry
             .as_any()
@@ -132,6 +233,120 @@ impl Router {
         addr.send(msg).await.map_err(|e| match e {
             MailboxError::Closed | MailboxError::Timeout => RouteError::Unavailable,
         })
+    }
+
+    /// Delivers `msg` to the owner of `key`, wherever it is: locally, or over the peer link.
+    /// An owner that no longer owns the key under its newer view says so; the router then
+    /// waits for its own view to change and tries again, a bounded number of times.
+    pub async fn ask<A, M>(&self, key: A::Key, msg: M) -> Result<M::Result, RouteError>
+    where
+        A: Entity + Handler<M>,
+        A::Context: ToEnvelope<A, M>,
+        M: Remote,
+        M::Result: serde::Serialize + serde::de::DeserializeOwned + Send,
+    {
+        let mut msg = Some(msg);
+        let mut body: Option<Vec<u8>> = None;
+        for _ in 0..MAX_ATTEMPTS {
+            let placement = self.placement();
+            let node = match placement.owner(A::KIND, &key.route_bytes()) {
+                Owner::Local => {
+                    let m = match msg.take() {
+                        Some(m) => m,
+                        None => forward::decode::<M>(body.as_deref().unwrap_or_default())
+                            .map_err(|_| RouteError::Unavailable)?,
+                    };
+                    return self.send_local::<A, M>(key, m).await;
+                }
+                Owner::Nobody => return Err(RouteError::Unavailable),
+                Owner::Remote(node) => node,
+            };
+            let forwarder = self
+                .forwarder
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            let Some(forwarder) = forwarder else {
+                return Err(RouteError::NotOwner(node));
+            };
+            if body.is_none() {
+                let m = msg.take().ok_or(RouteError::Unavailable)?;
+                body = Some(forward::encode(&m).map_err(|_| RouteError::Unavailable)?);
+            }
+            let started = std::time::Instant::now();
+            let request = forward::Request {
+                node: node.clone(),
+                kind: A::KIND.to_string(),
+                message: M::NAME.to_string(),
+                key: key.route_bytes(),
+                hop: 1,
+                body: body.clone().unwrap_or_default(),
+            };
+            let answer = forwarder.forward(request).await;
+            self.metrics
+                .counter("serai_forwarded_total", "kind", A::KIND)
+                .increment(1);
+            self.metrics
+                .forward_latency
+                .record(started.elapsed().as_secs_f64());
+            match answer {
+                Ok(bytes) => {
+                    return forward::decode::<M::Result>(&bytes)
+                        .map_err(|_| RouteError::Unavailable)
+                }
+                Err(ForwardError::NotOwner { view_version }) => {
+                    self.await_view_after(
+                        placement.version().max(view_version),
+                        Duration::from_secs(2),
+                    )
+                    .await;
+                }
+                Err(ForwardError::Unreachable) => {
+                    // The owner may have died: give membership a moment to notice.
+                    self.await_view_after(placement.version(), Duration::from_millis(500))
+                        .await;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "forward failed");
+                    return Err(RouteError::Unavailable);
+                }
+            }
+        }
+        Err(RouteError::Unavailable)
+    }
+
+    /// Waits until the installed view is newer than `version`, at most `limit`.
+    async fn await_view_after(&self, version: u64, limit: Duration) {
+        let mut rx = self.view_changes();
+        let _ = tokio::time::timeout(limit, rx.wait_for(|v| *v > version)).await;
+    }
+
+    /// Serves a message forwarded by another node (see [`Router::register_remote`]).
+    pub async fn serve_forward(
+        self: Arc<Self>,
+        kind: &str,
+        message: &str,
+        key: Vec<u8>,
+        hop: u8,
+        body: Vec<u8>,
+    ) -> Result<Vec<u8>, ForwardError> {
+        if hop as usize > MAX_ATTEMPTS {
+            return Err(ForwardError::HopLimit);
+        }
+        let placement = self.placement();
+        if placement.owner(kind, &key) != Owner::Local {
+            return Err(ForwardError::NotOwner {
+                view_version: placement.version(),
+            });
+        }
+        let dispatch = {
+            let table = self.dispatch.read().unwrap_or_else(|e| e.into_inner());
+            table.get(&(kind.to_string(), message.to_string())).cloned()
+        };
+        let Some(dispatch) = dispatch else {
+            return Err(ForwardError::UnknownMessage(format!("{kind}/{message}")));
+        };
+        dispatch(self.clone(), key, body).await
     }
 
     /// The live local actor for `key`, without activating one.
@@ -152,6 +367,18 @@ impl Router {
         }
     }
 
+    /// Asks every live local actor to stop (drain, shutdown); returns how many were asked.
+    pub fn stop_all(&self) -> usize {
+        let registries: Vec<_> = self
+            .registries
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        registries.iter().map(|r| r.stop_where(&|_| true)).sum()
+    }
+
     /// Live actors by kind, after forgetting the ones that stopped.
     pub fn sweep(&self) -> Vec<(&'static str, usize)> {
         let registries = self.registries.read().unwrap_or_else(|e| e.into_inner());
@@ -169,6 +396,18 @@ impl Router {
             .values()
         {
             r.close();
+        }
+    }
+
+    /// Allows activations again (a node that rejoins after being declared dead).
+    pub fn reopen(&self) {
+        for r in self
+            .registries
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+        {
+            r.reopen();
         }
     }
 }

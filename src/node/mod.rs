@@ -1,14 +1,19 @@
 //! One node, assembled from a [`Config`]: database pool, migrations, catalog, persistence
-//! actor, router, admin listener and client listener; run until the [`Shutdown`] fires.
+//! actor, router, peer link and membership, admin listener and client listener; run until the
+//! [`Shutdown`] fires, then drained in order.
+
+mod cluster;
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::{Actor, Addr, Arbiter, ArbiterHandle};
-use actix_web::dev::ServerHandle;
+use actix_web::dev::{Server, ServerHandle};
 use actix_web::{middleware::from_fn, App, HttpServer};
+
+pub use cluster::Notifier;
 
 use crate::admin::http::{self as admin_http, AdminState, Readiness};
 use crate::admin::metrics::Metrics;
@@ -16,8 +21,12 @@ use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::gateway::{Presence, RpcRegistry};
 use crate::persistence::messages::FlushNow;
-use crate::persistence::{claims, migrate, Db, DbError, FlushPolicy, PersistenceActor};
-use crate::routing::placement::Placement;
+use crate::persistence::{
+    claims, cluster as members_sql, migrate, Db, DbError, FlushPolicy, PersistenceActor,
+};
+use crate::routing::membership::{Membership, MembershipSettings, MembershipStatus};
+use crate::routing::peer::{PeerServer, PeerSettings, Peers};
+use crate::routing::placement::{Member, Placement};
 use crate::routing::Router;
 use crate::shutdown::Shutdown;
 
@@ -47,8 +56,11 @@ pub struct Services {
     pub shutdown: Shutdown,
     /// The RPCs the gateway serves; game modules register theirs at start.
     pub rpc: Arc<RpcRegistry>,
-    /// Sockets connected to this node, for pushes.
+    /// Sockets connected to this node.
     pub presence: Presence,
+    /// Pushes to a user wherever in the cluster their sockets are.
+    pub notifier: Notifier,
+    pub peers: Peers,
 }
 
 /// A started node. Dropping it does not stop it; call [`RunningNode::stop`] or fire the
@@ -57,8 +69,11 @@ pub struct RunningNode {
     pub services: Services,
     pub client_addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    pub peer_addr: SocketAddr,
+    pub membership: Arc<Mutex<MembershipStatus>>,
     readiness: Arc<Readiness>,
-    servers: Vec<ServerHandle>,
+    client: ServerHandle,
+    admin: ServerHandle,
     arbiters: Vec<Arbiter>,
 }
 
@@ -69,8 +84,18 @@ fn arbiter_count() -> usize {
         .clamp(1, 16)
 }
 
+/// `configured` unless it names port 0, in which case the address actually bound.
+fn advertised(configured: &str, bound: SocketAddr) -> String {
+    if configured.ends_with(":0") {
+        bound.to_string()
+    } else {
+        configured.to_string()
+    }
+}
+
 /// Starts a node inside the current actix System. Migrations are applied first (safe when
-/// several nodes start at once), then the catalog is loaded.
+/// several nodes start at once), then the catalog is loaded; the first membership view is
+/// installed before the client listener accepts anyone.
 pub async fn start(config: Config, shutdown: Shutdown) -> Result<RunningNode, NodeError> {
     let config = Arc::new(config);
     let metrics = Metrics::new(&config.node_id);
@@ -96,6 +121,12 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<RunningNode, No
         handles,
         metrics.clone(),
     ));
+    let peers = Peers::new(PeerSettings::from_config(&config));
+    router.set_forwarder(Arc::new(cluster::PeerForwarder {
+        peers: peers.clone(),
+        router: Arc::downgrade(&router),
+    }));
+    let presence = Presence::new();
     let services = Services {
         config: config.clone(),
         db: db.clone(),
@@ -105,9 +136,66 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<RunningNode, No
         metrics: metrics.clone(),
         shutdown: shutdown.clone(),
         rpc: Arc::new(RpcRegistry::new()),
-        presence: Presence::new(),
+        presence: presence.clone(),
+        notifier: Notifier::new(presence.clone(), peers.clone(), Arc::downgrade(&router)),
+        peers: peers.clone(),
     };
     crate::game::register(&services);
+
+    let client_cfg = crate::game::client_routes(&services);
+    let client = HttpServer::new(move || App::new().configure(client_cfg.clone()))
+        .disable_signals()
+        .shutdown_timeout(10)
+        .bind(config.client_addr)
+        .map_err(|source| NodeError::Bind {
+            addr: config.client_addr,
+            source,
+        })?;
+    let client_addr = client.addrs()[0];
+
+    // The peer listener answers pings with the incarnation chosen just below.
+    let incarnation = Arc::new(AtomicI64::new(0));
+    let handler = cluster::handler(
+        config.node_id.clone(),
+        router.clone(),
+        presence.clone(),
+        incarnation.clone(),
+    );
+    let peer_server = PeerServer::bind(
+        config.peer_addr,
+        PeerSettings::from_config(&config),
+        handler,
+        shutdown.clone(),
+    )
+    .await
+    .map_err(|source| NodeError::Bind {
+        addr: config.peer_addr,
+        source,
+    })?;
+    let peer_addr = peer_server.local_addr();
+    let me = Member {
+        node_id: config.node_id.clone(),
+        peer_addr: advertised(&config.advertise_peer_addr, peer_addr),
+        client_addr: advertised(&config.advertise_client_addr, client_addr),
+        incarnation: 0,
+    };
+    let settings = MembershipSettings {
+        interval: config.heartbeat_interval,
+        timeout: config.membership_timeout,
+        vnodes: config.ring_vnodes,
+    };
+    let mut membership = Membership::new(
+        db.clone(),
+        router.clone(),
+        settings,
+        me,
+        Some(cluster::probe(peers.clone())),
+    )
+    .await?;
+    incarnation.store(membership.incarnation(), Ordering::Release);
+    membership.tick().await;
+    let membership_status = membership.status();
+    actix_rt::spawn(membership.run(shutdown.clone()));
 
     let readiness = Arc::new(Readiness::default());
     readiness.catalog_loaded.store(true, Ordering::Release);
@@ -120,8 +208,39 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<RunningNode, No
         persistence: persistence.clone(),
         router: router.clone(),
         catalog_version: catalog.version,
+        membership: membership_status.clone(),
+        shutdown: shutdown.clone(),
     };
-    let admin_cfg = admin_http::configure(admin_state);
+    let admin = bind_admin(&config, admin_state)?;
+    let admin_addr = admin.0;
+    let client = client.run();
+    let (client_handle, admin_handle) = (client.handle(), admin.1.handle());
+    actix_rt::spawn(client);
+    actix_rt::spawn(admin.1);
+    spawn_sweeper(router.clone(), shutdown.clone());
+    // Readiness turns false the moment shutdown fires, before the orderly stop begins.
+    let (draining, signal) = (readiness.clone(), shutdown.clone());
+    actix_rt::spawn(async move {
+        signal.wait().await;
+        draining.draining.store(true, Ordering::Release);
+    });
+
+    tracing::info!(node = %config.node_id, %client_addr, %admin_addr, %peer_addr, "node started");
+    Ok(RunningNode {
+        services,
+        client_addr,
+        admin_addr,
+        peer_addr,
+        membership: membership_status,
+        readiness,
+        client: client_handle,
+        admin: admin_handle,
+        arbiters,
+    })
+}
+
+fn bind_admin(config: &Config, state: AdminState) -> Result<(SocketAddr, Server), NodeError> {
+    let admin_cfg = admin_http::configure(state);
     let admin = HttpServer::new(move || {
         App::new()
             .wrap(from_fn(admin_http::require_token))
@@ -135,40 +254,8 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<RunningNode, No
         addr: config.admin_addr,
         source,
     })?;
-    let admin_addr = admin.addrs()[0];
-    let admin = admin.run();
-
-    let client_cfg = crate::game::client_routes(&services);
-    let client = HttpServer::new(move || App::new().configure(client_cfg.clone()))
-        .disable_signals()
-        .shutdown_timeout(10)
-        .bind(config.client_addr)
-        .map_err(|source| NodeError::Bind {
-            addr: config.client_addr,
-            source,
-        })?;
-    let client_addr = client.addrs()[0];
-    let client = client.run();
-    let servers = vec![client.handle(), admin.handle()];
-    actix_rt::spawn(client);
-    actix_rt::spawn(admin);
-    spawn_sweeper(router.clone(), shutdown.clone());
-    // Readiness turns false the moment shutdown fires, before the orderly stop begins.
-    let (draining, signal) = (readiness.clone(), shutdown.clone());
-    actix_rt::spawn(async move {
-        signal.wait().await;
-        draining.draining.store(true, Ordering::Release);
-    });
-
-    tracing::info!(node = %config.node_id, %client_addr, %admin_addr, "node started");
-    Ok(RunningNode {
-        services,
-        client_addr,
-        admin_addr,
-        readiness,
-        servers,
-        arbiters,
-    })
+    let addr = admin.addrs()[0];
+    Ok((addr, admin.run()))
 }
 
 /// Forgets stopped actors now and then, so the registry and its gauges stay exact.
@@ -185,21 +272,20 @@ fn spawn_sweeper(router: Arc<Router>, shutdown: Shutdown) {
 }
 
 impl RunningNode {
-    /// Waits for the shutdown signal, then stops in order: readiness false, no new work,
-    /// stop entity actors, flush everything, release claims, close the listeners.
+    /// Waits for the shutdown signal (SIGTERM, SIGINT, `POST /admin/drain`), then drains.
     pub async fn wait(self) -> Result<(), NodeError> {
         self.services.shutdown.wait().await;
         self.stop().await
     }
 
-    /// Stops the node now (see [`RunningNode::wait`] for the order).
+    /// Drains and stops the node now: readiness false, no new activations, every entity
+    /// flushed and its claim released, the node leaves the view, client sockets closed with
+    /// 1001, listeners stopped.
     pub async fn stop(self) -> Result<(), NodeError> {
         let s = &self.services;
         s.shutdown.trigger();
         self.readiness.draining.store(true, Ordering::Release);
         s.router.close();
-        // Client listener first: no new requests; in-flight ones finish.
-        self.servers[0].stop(true).await;
         crate::game::stop_all(s).await;
         let flushed =
             tokio::time::timeout(Duration::from_secs(30), s.persistence.send(FlushNow)).await;
@@ -216,9 +302,20 @@ impl RunningNode {
                 tracing::warn!(error = %e, "could not release claims; they will be taken over by the next claim")
             }
         }
-        for server in &self.servers[1..] {
-            server.stop(true).await;
+        let incarnation = self
+            .membership
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .incarnation;
+        if let Err(e) = members_sql::leave(&s.db, &s.config.node_id, incarnation).await {
+            tracing::warn!(error = %e, "could not leave the view; this node will time out instead");
         }
+        let closed = s
+            .presence
+            .close_all(actix_ws::CloseCode::Away, "server is shutting down");
+        tracing::info!(sockets = closed, "client sockets closed");
+        self.client.stop(true).await;
+        self.admin.stop(true).await;
         for arbiter in self.arbiters {
             arbiter.stop();
         }

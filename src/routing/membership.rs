@@ -1,0 +1,314 @@
+//! Membership: each node writes a heartbeat row, reads everyone's, probes its peers, and
+//! installs a new placement in the router whenever the set of live members changes.
+//!
+//! The database's clock decides who is silent (one clock for all nodes). A member whose
+//! heartbeat is older than the membership timeout leaves the view. A node that cannot write
+//! its own heartbeat for that long knows the others have declared it dead: it stops serving
+//! (no activations, entities stopped) until a heartbeat succeeds again, and then rejoins with a
+//! new incarnation.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::future::BoxFuture;
+use tokio::sync::Notify;
+
+use super::placement::{Member, Placement};
+use super::router::Router;
+use crate::persistence::cluster::{self, MemberRow, ALIVE};
+use crate::persistence::Db;
+use crate::shutdown::Shutdown;
+
+/// Probes a peer directly; answers the round-trip time.
+pub type Probe = Arc<dyn Fn(Member) -> BoxFuture<'static, Result<Duration, String>> + Send + Sync>;
+
+/// Settings of the membership loop.
+#[derive(Debug, Clone)]
+pub struct MembershipSettings {
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub vnodes: usize,
+}
+
+/// What membership knows, for the admin view.
+#[derive(Debug, Clone, Default)]
+pub struct MembershipStatus {
+    pub version: u64,
+    pub incarnation: i64,
+    /// Members in the current view, with how long each has been silent (ms).
+    pub members: Vec<(Member, i64)>,
+    /// Last probe of each peer: round trip, or the error.
+    pub probes: BTreeMap<String, Result<Duration, String>>,
+    /// True while this node believes it is declared dead (its heartbeats fail).
+    pub dead: bool,
+}
+
+/// The pure decision: which rows are live members.
+pub fn live_members(rows: &[MemberRow], me: &Member, timeout: Duration) -> Vec<Member> {
+    let timeout_ms = timeout.as_millis() as i64;
+    let mut members: Vec<Member> = rows
+        .iter()
+        .filter(|r| r.status == ALIVE && r.silent_ms < timeout_ms && r.node_id != me.node_id)
+        .map(|r| Member {
+            node_id: r.node_id.clone(),
+            peer_addr: r.peer_addr.clone(),
+            client_addr: r.client_addr.clone(),
+            incarnation: r.incarnation,
+        })
+        .collect();
+    members.push(me.clone());
+    members.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+    members
+}
+
+/// Runs membership for one node.
+pub struct Membership {
+    db: Db,
+    router: Arc<Router>,
+    settings: MembershipSettings,
+    me: Member,
+    probe: Option<Probe>,
+    status: Arc<Mutex<MembershipStatus>>,
+    refresh: Arc<Notify>,
+    last_ok: Instant,
+}
+
+impl Membership {
+    /// Picks this node's incarnation (newer than any recorded one) and prepares the loop.
+    pub async fn new(
+        db: Db,
+        router: Arc<Router>,
+        settings: MembershipSettings,
+        mut me: Member,
+        probe: Option<Probe>,
+    ) -> Result<Membership, crate::persistence::DbError> {
+        let recorded = cluster::incarnation(&db, &me.node_id).await?.unwrap_or(0);
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        me.incarnation = now_ms.max(recorded + 1);
+        let status = MembershipStatus {
+            incarnation: me.incarnation,
+            ..Default::default()
+        };
+        Ok(Membership {
+            db,
+            router,
+            settings,
+            me,
+            probe,
+            status: Arc::new(Mutex::new(status)),
+            refresh: Arc::new(Notify::new()),
+            last_ok: Instant::now(),
+        })
+    }
+
+    pub fn status(&self) -> Arc<Mutex<MembershipStatus>> {
+        self.status.clone()
+    }
+
+    /// Wakes the loop for an immediate refresh (e.g. after a "not the owner" answer).
+    pub fn refresher(&self) -> Arc<Notify> {
+        self.refresh.clone()
+    }
+
+    pub fn incarnation(&self) -> i64 {
+        self.me.incarnation
+    }
+
+    /// One round: heartbeat, read the members, install a new view if it changed.
+    pub async fn tick(&mut self) {
+        let version = self
+            .status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .version;
+        let row = MemberRow {
+            node_id: self.me.node_id.clone(),
+            peer_addr: self.me.peer_addr.clone(),
+            client_addr: self.me.client_addr.clone(),
+            incarnation: self.me.incarnation,
+            status: ALIVE.to_string(),
+            silent_ms: 0,
+        };
+        match cluster::heartbeat(&self.db, &row, version as i64).await {
+            Ok(true) => self.heartbeat_ok().await,
+            Ok(false) => {
+                // A newer process with our node id owns the row: we are the stale one.
+                tracing::error!(node = %self.me.node_id, "a newer incarnation of this node id is running");
+                self.heartbeat_failed();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "heartbeat failed");
+                self.heartbeat_failed();
+            }
+        }
+    }
+
+    async fn heartbeat_ok(&mut self) {
+        self.last_ok = Instant::now();
+        let was_dead = self.status.lock().unwrap_or_else(|e| e.into_inner()).dead;
+        if was_dead {
+            // Rejoin as a new incarnation: whatever we held before was taken over.
+            self.me.incarnation = chrono::Utc::now()
+                .timestamp_millis()
+                .max(self.me.incarnation + 1);
+            self.router.reopen();
+            let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
+            s.dead = false;
+            s.incarnation = self.me.incarnation;
+            tracing::info!(
+                incarnation = self.me.incarnation,
+                "heartbeats work again: rejoining"
+            );
+        }
+        let rows = match cluster::members(&self.db).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading members failed");
+                return;
+            }
+        };
+        let members = live_members(&rows, &self.me, self.settings.timeout);
+        let silent: BTreeMap<&str, i64> = rows
+            .iter()
+            .map(|r| (r.node_id.as_str(), r.silent_ms))
+            .collect();
+        let changed = {
+            let s = self.status.lock().unwrap_or_else(|e| e.into_inner());
+            let current: Vec<&Member> = s.members.iter().map(|(m, _)| m).collect();
+            current.len() != members.len()
+                || current.iter().zip(&members).any(|(a, b)| *a != b)
+                || was_dead
+        };
+        let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        s.members = members
+            .iter()
+            .map(|m| {
+                (
+                    m.clone(),
+                    silent.get(m.node_id.as_str()).copied().unwrap_or(0),
+                )
+            })
+            .collect();
+        if changed {
+            s.version += 1;
+            let version = s.version;
+            drop(s);
+            let ids: Vec<&str> = members.iter().map(|m| m.node_id.as_str()).collect();
+            tracing::info!(version, members = ?ids, "membership view changed");
+            let placement =
+                Placement::of_view(&self.me.node_id, version, members, self.settings.vnodes);
+            self.router.install(placement);
+        }
+    }
+
+    fn heartbeat_failed(&mut self) {
+        if self.last_ok.elapsed() < self.settings.timeout {
+            return;
+        }
+        let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        if s.dead {
+            return;
+        }
+        s.dead = true;
+        s.version += 1;
+        let version = s.version;
+        s.members.clear();
+        drop(s);
+        tracing::error!("no heartbeat for longer than the membership timeout: this node is declared dead; stopping its entities");
+        self.router.close();
+        self.router.install(Placement::of_view(
+            &self.me.node_id,
+            version,
+            Vec::new(),
+            self.settings.vnodes,
+        ));
+        self.router.stop_all();
+    }
+
+    /// Probes every other member once, concurrently, and records the results.
+    async fn probe_peers(&self) {
+        let Some(probe) = &self.probe else { return };
+        let members: Vec<Member> = {
+            let s = self.status.lock().unwrap_or_else(|e| e.into_inner());
+            s.members
+                .iter()
+                .map(|(m, _)| m.clone())
+                .filter(|m| m.node_id != self.me.node_id)
+                .collect()
+        };
+        let results = futures_util::future::join_all(members.into_iter().map(|m| {
+            let probe = probe.clone();
+            async move {
+                let id = m.node_id.clone();
+                let r = tokio::time::timeout(Duration::from_secs(1), probe(m))
+                    .await
+                    .unwrap_or(Err("timeout".into()));
+                (id, r)
+            }
+        }))
+        .await;
+        let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        s.probes = results.into_iter().collect();
+    }
+
+    /// Runs until shutdown: a tick every interval, or at once when asked to refresh.
+    pub async fn run(mut self, shutdown: Shutdown) -> Membership {
+        let mut tick = tokio::time::interval(self.settings.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let refresh = self.refresh.clone();
+        loop {
+            tokio::select! {
+                _ = shutdown.wait() => break,
+                _ = tick.tick() => {}
+                _ = refresh.notified() => {}
+            }
+            self.tick().await;
+            self.probe_peers().await;
+        }
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, silent_ms: i64, status: &str) -> MemberRow {
+        MemberRow {
+            node_id: id.into(),
+            peer_addr: format!("{id}:7352"),
+            client_addr: format!("{id}:7350"),
+            incarnation: 1,
+            status: status.into(),
+            silent_ms,
+        }
+    }
+
+    #[test]
+    fn silent_and_departed_members_leave_the_view() {
+        let me = Member {
+            node_id: "b".into(),
+            peer_addr: "b".into(),
+            client_addr: "b".into(),
+            incarnation: 2,
+        };
+        let rows = vec![
+            row("a", 100, ALIVE),
+            row("b", 99_999, ALIVE),
+            row("c", 5_000, ALIVE),
+            row("d", 10, "left"),
+        ];
+        let live = live_members(&rows, &me, Duration::from_secs(3));
+        let ids: Vec<&str> = live.iter().map(|m| m.node_id.as_str()).collect();
+        assert_eq!(
+            ids,
+            vec!["a", "b"],
+            "c is silent, d left; this node is always in its own view"
+        );
+        assert_eq!(
+            live[1].incarnation, 2,
+            "this node's own entry is its own, not the row's"
+        );
+    }
+}
