@@ -135,6 +135,18 @@ struct Shared {
     isolated: AtomicBool,
 }
 
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // The last `Peers` is gone: nobody can use these links any more.
+        let slots = self.slots.get_mut().unwrap_or_else(|e| e.into_inner());
+        for slot in slots.values() {
+            if let Some(link) = lock(&slot.link).take() {
+                link.close("node stopping", self.settings.protocol_version);
+            }
+        }
+    }
+}
+
 /// The client side of the peer link, one per node; cheap to clone.
 ///
 /// [`Peers::request`] connects to a peer on first use, keeps that connection for every later

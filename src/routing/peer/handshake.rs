@@ -89,7 +89,7 @@ fn version_mismatch(peer: u16, ours: u16) -> String {
 }
 
 /// Runs the client side on a fresh connection to the node expected to be `expected_node`.
-pub(crate) async fn client<S: AsyncRead + AsyncWrite + Unpin>(
+pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     settings: &PeerSettings,
     expected_node: &str,

@@ -37,6 +37,9 @@ pub use crate::protocol::peer::{
 pub use client::Peers;
 pub use server::PeerServer;
 
+/// The client half of the handshake on a raw stream, for tests that then speak frames by hand.
+pub use handshake::client as client_handshake;
+
 /// Serves one request from an authenticated peer: `(peer node id, request) → response`.
 pub type PeerHandler =
     Arc<dyn Fn(String, PeerRequest) -> BoxFuture<'static, PeerResponse> + Send + Sync>;

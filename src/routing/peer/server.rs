@@ -136,6 +136,11 @@ impl PeerServer {
         peers
     }
 
+    /// Authenticated links open right now (a peer normally holds one).
+    pub fn link_count(&self) -> usize {
+        lock(&self.shared.links).len()
+    }
+
     /// Test hook / partition: drops every link from `peer` and refuses it until [`Self::heal`].
     pub fn cut(&self, peer: &str) {
         lock(&self.shared.cut).insert(peer.to_string());
@@ -330,10 +335,10 @@ async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: String) {
             let _ = tx.try_send(bytes);
         }
     }
+    lock(&shared.links).remove(&id);
     drop(tx);
     token.cancel();
     let _ = writer.await;
-    lock(&shared.links).remove(&id);
     tracing::debug!(%peer, "peer link down");
 }
 
