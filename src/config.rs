@@ -510,6 +510,11 @@ impl Config {
         config.client_addr = any;
         config.admin_addr = any;
         config.peer_addr = any;
+        // Port 0: the node advertises the addresses it actually bound.
+        config.advertise_peer_addr = any.to_string();
+        config.advertise_client_addr = any.to_string();
+        config.heartbeat_interval = Duration::from_millis(100);
+        config.membership_timeout = Duration::from_millis(1500);
         config.database_url = database_url.to_string();
         config.database_pool_size = 8;
         config.flush_interval = Duration::from_millis(20);

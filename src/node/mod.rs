@@ -72,6 +72,8 @@ pub struct RunningNode {
     pub peer_addr: SocketAddr,
     pub membership: Arc<Mutex<MembershipStatus>>,
     readiness: Arc<Readiness>,
+    /// Kept: dropping the peer server closes it.
+    peer_server: PeerServer,
     client: ServerHandle,
     admin: ServerHandle,
     arbiters: Vec<Arbiter>,
@@ -233,6 +235,7 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<RunningNode, No
         peer_addr,
         membership: membership_status,
         readiness,
+        peer_server,
         client: client_handle,
         admin: admin_handle,
         arbiters,
@@ -316,6 +319,7 @@ impl RunningNode {
         tracing::info!(sockets = closed, "client sockets closed");
         self.client.stop(true).await;
         self.admin.stop(true).await;
+        self.peer_server.stop();
         for arbiter in self.arbiters {
             arbiter.stop();
         }

@@ -29,6 +29,11 @@ pub enum DbError {
     Rejected(String),
     #[error("migration failed: {0}")]
     Migration(String),
+    /// The connection failed while committing: the transaction may or may not have been
+    /// applied. Never retried blindly (that could apply a trade twice); the caller must
+    /// reload its state from the database.
+    #[error("commit outcome unknown: {0}")]
+    CommitUnknown(String),
 }
 
 impl DbError {
@@ -178,7 +183,14 @@ impl Db {
             .start()
             .await?;
         let value = work(&tx).await?;
-        tx.commit().await?;
-        Ok(value)
+        match tx.commit().await {
+            Ok(()) => Ok(value),
+            // A serialization failure at commit means it was rolled back: safe to run again.
+            Err(e) if e.code() == Some(&SqlState::T_R_SERIALIZATION_FAILURE) => {
+                Err(DbError::Sql(e))
+            }
+            Err(e) if e.code().is_none() => Err(DbError::CommitUnknown(e.to_string())),
+            Err(e) => Err(DbError::Sql(e)),
+        }
     }
 }
