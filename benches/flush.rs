@@ -31,11 +31,16 @@ fn rows(ids: &[Uuid], round: i32) -> Vec<CharacterDirty> {
 }
 
 async fn seed(url: &str, n: usize) -> Vec<Uuid> {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
     actix_rt::spawn(async move {
         let _ = conn.await;
     });
-    client.batch_execute("TRUNCATE player_character CASCADE").await.expect("truncate");
+    client
+        .batch_execute("TRUNCATE player_character CASCADE")
+        .await
+        .expect("truncate");
     let ids: Vec<Uuid> = (0..n).map(|_| Uuid::new_v4()).collect();
     client
         .execute(
@@ -45,16 +50,25 @@ async fn seed(url: &str, n: usize) -> Vec<Uuid> {
         )
         .await
         .expect("seed");
-    client.batch_execute("VACUUM ANALYZE player_character").await.expect("vacuum");
+    client
+        .batch_execute("VACUUM ANALYZE player_character")
+        .await
+        .expect("vacuum");
     ids
 }
 
 async fn batched(db: &Db, ids: &[Uuid], round: i32) -> Duration {
-    let policy = FlushPolicy { interval: Duration::from_millis(200), batch_size: 1000 };
+    let policy = FlushPolicy {
+        interval: Duration::from_millis(200),
+        batch_size: 1000,
+    };
     let actor = PersistenceActor::new(db.clone(), policy).start();
     let start = Instant::now();
     for row in rows(ids, round) {
-        actor.do_send(MarkDirty { row: DirtyRow::Character(row), fence: None });
+        actor.do_send(MarkDirty {
+            row: DirtyRow::Character(row),
+            fence: None,
+        });
     }
     actor.send(FlushNow).await.expect("actor").expect("flush");
     start.elapsed()
@@ -63,7 +77,9 @@ async fn batched(db: &Db, ids: &[Uuid], round: i32) -> Duration {
 async fn row_by_row(db: &Db, ids: &[Uuid], round: i32) -> Duration {
     let rows = rows(ids, round);
     let start = Instant::now();
-    let n = pg::flush_characters_row_by_row(db, &rows).await.expect("row by row");
+    let n = pg::flush_characters_row_by_row(db, &rows)
+        .await
+        .expect("row by row");
     assert_eq!(n, ids.len());
     start.elapsed()
 }
@@ -82,7 +98,10 @@ fn main() {
         let tdb = TestDatabase::create().await.expect("test database");
         let db = Db::connect(&tdb.url, 4, Dialect::Postgres, Metrics::new("bench")).expect("pool");
         migrate::run(&db).await.expect("migrate");
-        println!("{:>8} {:>14} {:>14} {:>8}", "rows", "batched rows/s", "per-row rows/s", "ratio");
+        println!(
+            "{:>8} {:>14} {:>14} {:>8}",
+            "rows", "batched rows/s", "per-row rows/s", "ratio"
+        );
         for n in sizes {
             let ids = seed(&tdb.url, n).await;
             // Warm both paths once on a small slice so connection setup is not measured.
@@ -91,7 +110,13 @@ fn main() {
             let b = batched(&db, &ids, 1).await;
             let r = row_by_row(&db, &ids, 2).await;
             let rate = |d: Duration| n as f64 / d.as_secs_f64();
-            println!("{:>8} {:>14.0} {:>14.0} {:>7.1}x", n, rate(b), rate(r), r.as_secs_f64() / b.as_secs_f64());
+            println!(
+                "{:>8} {:>14.0} {:>14.0} {:>7.1}x",
+                n,
+                rate(b),
+                rate(r),
+                r.as_secs_f64() / b.as_secs_f64()
+            );
         }
     });
 }
