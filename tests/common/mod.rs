@@ -2,6 +2,7 @@
 //! database connection to simulate an outage.
 #![allow(dead_code)]
 
+pub mod client;
 pub mod cluster;
 pub mod node;
 pub mod proxy;
