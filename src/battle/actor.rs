@@ -32,7 +32,7 @@ use super::rules::{self, Combat, Outcome, Setup, TurnRecord};
 use crate::catalog::Catalog;
 use crate::character::messages::{Caller, SessionError, SettleBattle, SettleReply};
 use crate::character::CharacterSession;
-use crate::gateway::Presence;
+use crate::node::Notifier;
 use crate::persistence::batch::{ActionLogRow, DirtyRow};
 use crate::persistence::battles::{self, EncounterRow, NewEncounter};
 use crate::persistence::claims::{self, EntityId, EntityTable};
@@ -50,7 +50,8 @@ pub struct BattleDeps {
     pub persistence: Addr<PersistenceActor>,
     /// Weak, so that the router's registries (which hold this) do not keep the router alive.
     pub router: Weak<Router>,
-    pub presence: Presence,
+    /// Pushes to the owner, wherever in the cluster their sockets are.
+    pub notifier: Notifier,
     pub node_id: String,
     /// A settled battle passivates after this long without messages.
     pub idle: Duration,
@@ -63,7 +64,8 @@ struct Live {
     combat: Combat,
     last: Option<TurnRecord>,
     settled: bool,
-    result: Option<serde_json::Value>,
+    /// The settlement summary (JSON text).
+    result: Option<String>,
     deadline: Option<chrono::DateTime<Utc>>,
 }
 
@@ -90,6 +92,10 @@ pub struct Battle {
 impl Entity for Battle {
     type Key = Uuid;
     const KIND: &'static str = "battle";
+
+    fn stop(addr: &Addr<Self>) {
+        addr.do_send(Passivate);
+    }
 }
 
 struct Loaded {
@@ -132,7 +138,7 @@ fn rebuild(id: Uuid, l: Loaded) -> Result<Live, String> {
         combat,
         last: records.last().cloned(),
         settled,
-        result: l.row.result,
+        result: l.row.result.map(|v| v.to_string()),
         deadline: None,
     })
 }
@@ -274,7 +280,7 @@ impl Battle {
                 battle: BattleView::new(&snapshot),
             };
             let (subject, code) = notify::BATTLE_TURN;
-            self.deps.presence.notify(
+            self.deps.notifier.notify(
                 snapshot.combat.setup.user_id,
                 Notification::new(subject, code, &notice),
             );
@@ -326,7 +332,7 @@ impl Battle {
             }
             let router = router.upgrade().ok_or("the node is stopping")?;
             router
-                .send::<CharacterSession, _>(character_id, msg)
+                .ask::<CharacterSession, _>(character_id, msg)
                 .await
                 .map_err(|e| e.to_string())
         };
@@ -375,11 +381,16 @@ impl Battle {
         let work = async move {
             let row = battles::load(&db, id).await?;
             match row {
-                Some(r) if r.state != Outcome::Active.as_str() => Ok(r.result),
+                Some(r) if r.state != Outcome::Active.as_str() => {
+                    Ok(r.result.map(|v| v.to_string()))
+                }
                 Some(_) => {
                     tracing::warn!(battle = %id, "the character is not in this battle: closing it as abandoned");
                     battles::close_orphan(&db, id, epoch, outcome, turns).await?;
-                    Ok(battles::load(&db, id).await?.and_then(|r| r.result))
+                    Ok(battles::load(&db, id)
+                        .await?
+                        .and_then(|r| r.result)
+                        .map(|v| v.to_string()))
                 }
                 None => Err(DbError::NotFound(format!("battle {id}"))),
             }
@@ -507,7 +518,10 @@ impl Handler<StartBattle> for Battle {
             to: msg.setup.to.clone(),
             seed: msg.seed as i64,
             setup,
-            travel: msg.travel,
+            travel: msg
+                .travel
+                .as_ref()
+                .and_then(|t| serde_json::to_value(t).ok()),
         };
         let db = self.deps.db.clone();
         let work = async move { battles::create(&db, &encounter).await };

@@ -2,13 +2,16 @@
 
 use actix::Message;
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::rules::{ActionRequest, Combat, Setup, TurnRecord};
 use crate::character::messages::Caller;
+use crate::character::travel::Trip;
+use crate::routing::Remote;
 
 /// Why a battle refused or failed a request.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum BattleError {
     #[error("battle not found")]
     NotFound,
@@ -30,7 +33,7 @@ pub enum BattleError {
 pub type BattleResult<T> = Result<T, BattleError>;
 
 /// A battle as seen at one moment.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BattleSnapshot {
     pub id: Uuid,
     pub combat: Combat,
@@ -38,8 +41,8 @@ pub struct BattleSnapshot {
     pub last: Option<TurnRecord>,
     /// Whether the end of the battle has been settled (committed) yet.
     pub settled: bool,
-    /// The settlement summary, once settled.
-    pub result: Option<serde_json::Value>,
+    /// The settlement summary (JSON text), once settled.
+    pub result: Option<String>,
     /// When the current turn times out (active battles).
     pub turn_deadline: Option<DateTime<Utc>>,
 }
@@ -47,17 +50,17 @@ pub struct BattleSnapshot {
 /// Starts a battle (sent by the character's session on an encounter): inserts the encounter
 /// row and sets the character's `battle_id` in one transaction fenced by the session's epoch.
 /// Sent again with the same id it answers the battle as it is.
-#[derive(Message, Debug, Clone)]
+#[derive(Message, Debug, Clone, Serialize, Deserialize)]
 #[rtype(result = "BattleResult<BattleSnapshot>")]
 pub struct StartBattle {
     pub seed: u64,
     pub setup: Setup,
     pub session_epoch: i64,
-    /// The character's `travel` column while the battle lasts.
-    pub travel: Option<serde_json::Value>,
+    /// The character's trip while the battle holds it.
+    pub travel: Option<Trip>,
 }
 
-#[derive(Message, Debug, Clone)]
+#[derive(Message, Debug, Clone, Serialize, Deserialize)]
 #[rtype(result = "BattleResult<BattleSnapshot>")]
 pub struct GetBattle {
     pub caller: Caller,
@@ -65,7 +68,7 @@ pub struct GetBattle {
 
 /// The party's actions for the current turn. `turn`, when given, must be the turn being
 /// played (`turn` of the battle + 1), so a late submission never lands on the next turn.
-#[derive(Message, Debug, Clone)]
+#[derive(Message, Debug, Clone, Serialize, Deserialize)]
 #[rtype(result = "BattleResult<(TurnRecord, BattleSnapshot)>")]
 pub struct SubmitTurn {
     pub caller: Caller,
@@ -75,11 +78,92 @@ pub struct SubmitTurn {
 
 /// Activates the battle if it is not (it then replays its log, restarts its turn timer, and
 /// settles if it had ended). Answers whether the battle exists.
-#[derive(Message, Debug, Clone, Copy)]
+#[derive(Message, Debug, Clone, Copy, Serialize, Deserialize)]
 #[rtype(result = "bool")]
 pub struct Resume;
 
 /// Flush the log, release the claim and stop (shutdown, handoff). Answers once done.
-#[derive(Message, Debug, Clone, Copy)]
+#[derive(Message, Debug, Clone, Copy, Serialize, Deserialize)]
 #[rtype(result = "()")]
 pub struct Passivate;
+
+// Messages other nodes may send to a battle they do not own (wire names: never rename).
+impl Remote for StartBattle {
+    const NAME: &'static str = "battle.start";
+}
+
+impl Remote for GetBattle {
+    const NAME: &'static str = "battle.get";
+}
+
+impl Remote for SubmitTurn {
+    const NAME: &'static str = "battle.submit_turn";
+}
+
+impl Remote for Resume {
+    const NAME: &'static str = "battle.resume";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::battle::rules::{self, Combat};
+    use crate::catalog::default_catalog;
+    use crate::character::messages::{SessionResult, SettleBattle};
+    use crate::character::rules::new_character;
+
+    /// Battle and settlement messages cross the peer link postcard-encoded: they must survive
+    /// a round trip (no `serde_json::Value`, no skipped fields).
+    #[test]
+    fn messages_survive_the_peer_link_encoding() {
+        let catalog = default_catalog();
+        let mut c = new_character(
+            &catalog,
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            "Ada",
+            "merchant_league",
+            "sellsword",
+        )
+        .unwrap();
+        c.skills.insert("power_strike".into(), 1);
+        let setup = rules::new_setup(&c, &catalog, "port_azul", "saltspire", 40, 3);
+        let mut combat = Combat::new(3, setup.clone()).unwrap();
+        let last = rules::resolve_turn(&mut combat, &[], true);
+        let snapshot = BattleSnapshot {
+            id: Uuid::new_v4(),
+            combat: combat.clone(),
+            last: Some(last),
+            settled: true,
+            result: Some(r#"{"outcome":"won"}"#.into()),
+            turn_deadline: Some(Utc::now()),
+        };
+        let answer: BattleResult<BattleSnapshot> = Ok(snapshot.clone());
+        let bytes = postcard::to_stdvec(&answer).unwrap();
+        let back: BattleResult<BattleSnapshot> = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(back, Ok(snapshot));
+        let start = StartBattle {
+            seed: 3,
+            setup,
+            session_epoch: 7,
+            travel: None,
+        };
+        let bytes = postcard::to_stdvec(&start).unwrap();
+        let back: StartBattle = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(back.setup, start.setup);
+        combat.state.outcome = rules::Outcome::Won;
+        let settle = SettleBattle {
+            battle_id: Uuid::new_v4(),
+            battle_epoch: 1,
+            rewards: rules::rewards(&combat).unwrap(),
+        };
+        let bytes = postcard::to_stdvec(&settle).unwrap();
+        let back: SettleBattle = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(back.rewards, settle.rewards);
+        let state: SessionResult<_> = Ok(c.clone());
+        let bytes = postcard::to_stdvec(&state).unwrap();
+        let back: SessionResult<crate::character::state::CharacterState> =
+            postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(back, Ok(c));
+    }
+}

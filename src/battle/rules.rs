@@ -94,7 +94,7 @@ pub struct Fighter {
     pub hp: i32,
     pub attack: i32,
     pub defense: i32,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub skills: Vec<SkillSpec>,
 }
 
@@ -167,7 +167,7 @@ impl Outcome {
 }
 
 /// What turns change.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BattleState {
     /// Turns resolved so far; the next turn is `turn + 1`.
     pub turn: u32,
@@ -181,7 +181,7 @@ pub struct BattleState {
 }
 
 /// A battle: its setup, its seed and its state.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Combat {
     pub seed: u64,
     pub setup: Setup,
@@ -207,7 +207,7 @@ pub struct Action {
 }
 
 /// An action as a client sends it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ActionRequest {
     pub actor: String,
     pub action: String,
@@ -216,7 +216,7 @@ pub struct ActionRequest {
 }
 
 /// What happened in a turn, for the client. Not logged: a replay recomputes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Event {
     Flee {
         actor: u8,
@@ -250,7 +250,7 @@ pub enum Event {
 }
 
 /// One resolved turn.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TurnRecord {
     pub turn: u32,
     pub timed_out: bool,
@@ -963,14 +963,14 @@ pub fn replay(c: &mut Combat, logs: &[(u32, Vec<u8>)]) -> (Vec<TurnRecord>, usiz
 // ---------------------------------------------------------------------------------------------
 
 /// A dropped item.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LootItem {
     pub id: Uuid,
     pub template: String,
 }
 
 /// A crew member after the battle.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CrewOutcome {
     pub id: Uuid,
     pub hp: i32,
@@ -980,7 +980,7 @@ pub struct CrewOutcome {
 
 /// What an ended battle means for the character. Deterministic from the combat (loot ids
 /// included), so settling twice names the same rows.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rewards {
     pub outcome: Outcome,
     pub turns: u32,

@@ -25,10 +25,10 @@ use crate::battle::rng::Rng;
 use crate::battle::rules as battle_rules;
 use crate::battle::Battle;
 use crate::catalog::Catalog;
-use crate::gateway::Presence;
 use crate::market::actor::Market;
 use crate::market::messages as market;
 use crate::market::rules::GoodState;
+use crate::node::Notifier;
 use crate::persistence::batch::{AttributeDirty, CharacterDirty, DirtyRow};
 use crate::persistence::battles::{self, BattleSettlement, SettleOutcome};
 use crate::persistence::characters::{self, TradeSettlement};
@@ -49,8 +49,8 @@ pub struct CharacterDeps {
     pub router: Weak<Router>,
     pub node_id: String,
     pub idle: Duration,
-    /// Sockets of this node, for pushes to the character's owner.
-    pub presence: Presence,
+    /// Pushes to the character's owner, wherever in the cluster their sockets are.
+    pub notifier: Notifier,
     pub travel: TravelSettings,
 }
 
@@ -82,6 +82,10 @@ pub struct CharacterSession {
 impl Entity for CharacterSession {
     type Key = Uuid;
     const KIND: &'static str = "character";
+
+    fn stop(addr: &Addr<Self>) {
+        addr.do_send(Passivate);
+    }
 }
 
 impl CharacterSession {
@@ -133,7 +137,7 @@ impl CharacterSession {
 
     fn notify(&self, user_id: Uuid, (subject, code): (&str, i32), content: &impl serde::Serialize) {
         self.deps
-            .presence
+            .notifier
             .notify(user_id, Notification::new(subject, code, content));
     }
 
@@ -149,7 +153,7 @@ impl CharacterSession {
             ctx.spawn(
                 async move {
                     if !router
-                        .send::<Battle, _>(battle_id, Resume)
+                        .ask::<Battle, _>(battle_id, Resume)
                         .await
                         .unwrap_or(true)
                     {
@@ -255,7 +259,7 @@ impl CharacterSession {
             seed,
             setup,
             session_epoch: epoch,
-            travel: paused.as_ref().and_then(|t| serde_json::to_value(t).ok()),
+            travel: paused.clone(),
         };
         let (router, persistence) = (self.router()?, self.deps.persistence.clone());
         let work = async move {
@@ -265,7 +269,7 @@ impl CharacterSession {
                 _ => return Err(SessionError::Unavailable),
             }
             router
-                .send::<Battle, _>(battle_id, start)
+                .ask::<Battle, _>(battle_id, start)
                 .await
                 .map_err(|_| SessionError::Unavailable)
         };
@@ -525,7 +529,7 @@ impl Handler<GetQuotes> for CharacterSession {
         let router = self.router();
         Box::pin(async move {
             let quotes = router?
-                .send::<Market, _>(node.clone(), market::GetQuotes)
+                .ask::<Market, _>(node.clone(), market::GetQuotes)
                 .await
                 .map_err(|_| SessionError::Unavailable)?;
             Ok((node, quotes))
@@ -558,7 +562,7 @@ impl Handler<ExecuteTrade> for CharacterSession {
                 price_limit: msg.price_limit,
             };
             let reservation = router
-                .send::<Market, _>(node.clone(), reserve)
+                .ask::<Market, _>(node.clone(), reserve)
                 .await
                 .map_err(|_| SessionError::Unavailable)?
                 .map_err(market_error)?;
@@ -575,7 +579,7 @@ impl Handler<ExecuteTrade> for CharacterSession {
             ) {
                 Ok(e) => e,
                 Err(e) => {
-                    let _ = router.send::<Market, _>(node.clone(), settle(false)).await;
+                    let _ = router.ask::<Market, _>(node.clone(), settle(false)).await;
                     return Err(rule_error(e));
                 }
             };
@@ -595,7 +599,7 @@ impl Handler<ExecuteTrade> for CharacterSession {
                 price_after,
             };
             let result = characters::settle_trade(&db, &settlement).await;
-            let _ = router.send::<Market, _>(node, settle(result.is_ok())).await;
+            let _ = router.ask::<Market, _>(node, settle(result.is_ok())).await;
             Ok((result, effect, reservation))
         };
         AtomicResponse::new(Box::pin(work.into_actor(self).map(
@@ -856,7 +860,7 @@ impl Handler<SettleBattle> for CharacterSession {
                 let user = state.user_id;
                 act.notify(user, notify::BATTLE_ENDED, &notice);
                 act.schedule_trip(ctx);
-                Ok(SettleReply::Settled(summary))
+                Ok(SettleReply::Settled(summary.to_string()))
             },
         )))
     }

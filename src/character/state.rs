@@ -3,10 +3,11 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// One member of a caravan's crew.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CrewMember {
     pub id: Uuid,
     pub archetype: String,
@@ -18,7 +19,7 @@ pub struct CrewMember {
 }
 
 /// An item a character carries.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Item {
     pub id: Uuid,
     pub template: String,
@@ -27,14 +28,14 @@ pub struct Item {
 }
 
 /// The wagon train: how much it carries before crew, and how fast it goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Caravan {
     pub capacity: i64,
     pub speed: i32,
 }
 
-/// Everything a CharacterSession holds in memory.
-#[derive(Debug, Clone, PartialEq)]
+/// Everything a CharacterSession holds in memory (also what crosses the peer link).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CharacterState {
     pub id: Uuid,
     pub user_id: Uuid,

@@ -26,7 +26,7 @@ pub fn register(services: &Services) {
         router: Arc::downgrade(&services.router),
         node_id: services.config.node_id.clone(),
         idle: services.config.idle_timeout,
-        presence: services.presence.clone(),
+        notifier: services.notifier.clone(),
         travel: TravelSettings {
             encounter_rate: services.config.encounter_rate,
             time_scale: services.config.travel_time_scale,
@@ -40,7 +40,7 @@ pub fn register(services: &Services) {
         catalog: services.catalog.clone(),
         persistence: services.persistence.clone(),
         router: Arc::downgrade(&services.router),
-        presence: services.presence.clone(),
+        notifier: services.notifier.clone(),
         node_id: services.config.node_id.clone(),
         idle: services.config.idle_timeout,
         turn_timeout: services.config.battle_turn_timeout,
@@ -48,6 +48,7 @@ pub fn register(services: &Services) {
     services
         .router
         .register::<Battle>(move |id| Battle::new(id, battle.clone()));
+    register_remote_game(services);
     let market = MarketDeps::new(
         services.db.clone(),
         services.catalog.clone(),
@@ -69,6 +70,27 @@ pub fn register(services: &Services) {
         .register_remote::<Market, market_msg::Settle>();
     crate::leaderboard::service::register(services);
     rpcs::register(services);
+}
+
+/// Lets other nodes reach the characters and battles owned here.
+fn register_remote_game(services: &Services) {
+    use crate::battle::messages as b;
+    use crate::character::messages as c;
+    let r = &services.router;
+    r.register_remote::<CharacterSession, c::GetCharacter>();
+    r.register_remote::<CharacterSession, c::GetQuotes>();
+    r.register_remote::<CharacterSession, c::ExecuteTrade>();
+    r.register_remote::<CharacterSession, c::HireCrew>();
+    r.register_remote::<CharacterSession, c::DismissCrew>();
+    r.register_remote::<CharacterSession, c::LearnSkill>();
+    r.register_remote::<CharacterSession, c::DeleteCharacter>();
+    r.register_remote::<CharacterSession, c::Travel>();
+    r.register_remote::<CharacterSession, c::ForceEncounter>();
+    r.register_remote::<CharacterSession, c::SettleBattle>();
+    r.register_remote::<Battle, b::StartBattle>();
+    r.register_remote::<Battle, b::GetBattle>();
+    r.register_remote::<Battle, b::SubmitTurn>();
+    r.register_remote::<Battle, b::Resume>();
 }
 
 /// The client listener's routes: the Nakama-compatible gateway.

@@ -115,20 +115,26 @@ fn battle_error(e: BattleError) -> RpcError {
 }
 
 fn route_error(e: RouteError) -> RpcError {
-    RpcError::unavailable(e.to_string())
+    match e {
+        // 4 DeadlineExceeded (HTTP 504): the request may have been applied; the client must
+        // look at the state before trying again.
+        RouteError::Unknown => RpcError::new(crate::gateway::GrpcCode::DeadlineExceeded, e.to_string()),
+        other => RpcError::unavailable(other.to_string()),
+    }
 }
 
-/// Sends `m` to the character's session, retrying a few times while a session is being
-/// replaced (passivating, or just fenced); those refusals change nothing.
+/// Sends `m` to the character's session (on whichever node owns it), retrying a few times
+/// while a session is being replaced (passivating, or just fenced); those refusals change
+/// nothing.
 async fn ask<M>(api: &Api, id: Uuid, m: M) -> Result<M::Result, RpcError>
 where
-    M: actix::Message + Clone + Send + 'static,
-    M::Result: Send + IsUnavailable,
+    M: crate::routing::Remote + Clone,
+    M::Result: serde::Serialize + serde::de::DeserializeOwned + Send + IsUnavailable,
     CharacterSession: actix::Handler<M>,
 {
     let mut delay = std::time::Duration::from_millis(20);
     for _ in 0..4 {
-        match api.router.send::<CharacterSession, M>(id, m.clone()).await {
+        match api.router.ask::<CharacterSession, M>(id, m.clone()).await {
             Ok(r) if r.is_unavailable() => {}
             Ok(r) => return Ok(r),
             Err(RouteError::Unavailable) => {}
@@ -143,13 +149,13 @@ where
 /// Sends `m` to the battle's actor, retrying like [`ask`] while it is being replaced.
 async fn ask_battle<M>(api: &Api, id: Uuid, m: M) -> Result<M::Result, RpcError>
 where
-    M: actix::Message + Clone + Send + 'static,
-    M::Result: Send + IsUnavailable,
+    M: crate::routing::Remote + Clone,
+    M::Result: serde::Serialize + serde::de::DeserializeOwned + Send + IsUnavailable,
     Battle: actix::Handler<M>,
 {
     let mut delay = std::time::Duration::from_millis(20);
     for _ in 0..4 {
-        match api.router.send::<Battle, M>(id, m.clone()).await {
+        match api.router.ask::<Battle, M>(id, m.clone()).await {
             Ok(r) if r.is_unavailable() => {}
             Ok(r) => return Ok(r),
             Err(RouteError::Unavailable) => {}

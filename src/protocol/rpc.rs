@@ -758,7 +758,10 @@ impl BattleView {
                 .collect(),
             turn_deadline: b.turn_deadline.map(rfc3339),
             settled: b.settled,
-            result: b.result.clone(),
+            result: b
+                .result
+                .as_deref()
+                .and_then(|r| serde_json::from_str(r).ok()),
             last_turn: b.last.as_ref().map(|r| TurnView::new(c, r)),
         }
     }
