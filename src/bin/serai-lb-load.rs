@@ -1,0 +1,407 @@
+//! `serai-lb-load`: a closed-loop HTTP benchmark of the leaderboard API.
+//!
+//! A node is started in this process on a fresh throwaway database (`serai::localdb`, the
+//! same PostgreSQL the tests use), a board `bench` (descending, `best`) is seeded with
+//! `--seed` records by SQL and warmed, `--users` players authenticate by device id, then
+//! `--clients` concurrent HTTP/1.1 keep-alive connections, each with exactly one request
+//! outstanding, run three modes for `--seconds` each:
+//!
+//! - `write`: `POST /v2/leaderboard/bench` a random score for a random player (acknowledged
+//!   only after its batch is committed);
+//! - `top`: `GET /v2/leaderboard/bench?limit=<--limit>`;
+//! - `around`: `GET /v2/leaderboard/bench/owner/<random player>?limit=<--limit>`.
+//!
+//! Each mode prints requests/s and latency p50/p99; `write` also the average batch size.
+//!
+//! ```text
+//! cargo run --release --bin serai-lb-load -- --clients 32 --seconds 10
+//! ```
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use clap::Parser;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use uuid::Uuid;
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "serai-lb-load",
+    about = "Closed-loop HTTP load on the leaderboard API: writes, top lists, around-owner"
+)]
+struct Args {
+    /// Concurrent HTTP clients, each with one request outstanding.
+    #[arg(long, default_value_t = 32)]
+    clients: usize,
+    /// Measured seconds per mode.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Unmeasured seconds before each mode.
+    #[arg(long, default_value_t = 1)]
+    warmup: u64,
+    /// Players writing (each authenticates once).
+    #[arg(long, default_value_t = 2000)]
+    users: usize,
+    /// Records seeded by SQL before the node starts (warmed at start).
+    #[arg(long, default_value_t = 100_000)]
+    seed: usize,
+    /// Page size of top and around-owner lists.
+    #[arg(long, default_value_t = 10)]
+    limit: u32,
+    /// `leaderboard_batch_window_ms` of the node (a batch goes once its oldest write waited
+    /// this long, or a batch is full, and none is in flight).
+    #[arg(long, default_value_t = 0)]
+    window_ms: u64,
+    /// `leaderboard_batch_size` of the node.
+    #[arg(long, default_value_t = 500)]
+    batch_size: usize,
+    /// Modes to run, in order.
+    #[arg(long, value_delimiter = ',', default_value = "write,top,around")]
+    modes: Vec<String>,
+}
+
+/// A keep-alive HTTP/1.1 connection that sends prepared requests and reads whole answers.
+struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    async fn open(addr: SocketAddr) -> std::io::Result<Conn> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Conn {
+            stream,
+            buf: Vec::with_capacity(16 * 1024),
+        })
+    }
+
+    /// Sends one request; returns (status, body).
+    async fn exchange(&mut self, request: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
+        self.stream.write_all(request).await?;
+        self.buf.clear();
+        let mut chunk = [0u8; 8192];
+        let (head_end, status, length) = loop {
+            let n = self.stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "closed",
+                ));
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&self.buf[..end]).to_ascii_lowercase();
+                let status = head
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                let length = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                break (end + 4, status, length);
+            }
+        };
+        while self.buf.len() < head_end + length {
+            let n = self.stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "closed",
+                ));
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+        Ok((status, self.buf[head_end..head_end + length].to_vec()))
+    }
+}
+
+fn request(method: &str, path: &str, auth: &str, body: &str) -> Vec<u8> {
+    format!(
+        "{method} {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: {auth}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+struct User {
+    id: Uuid,
+    auth: String,
+}
+
+async fn authenticate(addr: SocketAddr, n: usize, parallel: usize) -> Vec<User> {
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("defaultkey:")
+    );
+    let per = n.div_ceil(parallel.max(1));
+    let tasks = (0..parallel).map(|t| {
+        let basic = basic.clone();
+        tokio::task::spawn_local(async move {
+            let mut conn = Conn::open(addr).await.expect("connect");
+            let mut users = Vec::new();
+            for i in (t * per)..((t + 1) * per).min(n) {
+                let body = format!("{{\"id\":\"bench-device-{i:08}-{}\"}}", Uuid::new_v4());
+                let req = request(
+                    "POST",
+                    &format!("/v2/account/authenticate/device?create=true&username=bench{i}"),
+                    &basic,
+                    &body,
+                );
+                let (status, answer) = conn.exchange(&req).await.expect("authenticate");
+                assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+                let v: serde_json::Value = serde_json::from_slice(&answer).expect("json");
+                let token = v["token"].as_str().expect("token").to_string();
+                let payload = token.split('.').nth(1).expect("jwt");
+                let claims: serde_json::Value = serde_json::from_slice(
+                    &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                        .decode(payload)
+                        .expect("base64"),
+                )
+                .expect("claims");
+                users.push(User {
+                    id: claims["uid"].as_str().expect("uid").parse().expect("uuid"),
+                    auth: format!("Bearer {token}"),
+                });
+            }
+            users
+        })
+    });
+    let mut all = Vec::with_capacity(n);
+    for t in futures_util::future::join_all(tasks).await {
+        all.extend(t.expect("auth task"));
+    }
+    all
+}
+
+#[derive(Default)]
+struct Tally {
+    latencies_us: Vec<u32>,
+    errors: u64,
+}
+
+/// Runs `mode` on every client for `warmup + seconds`; returns the measured tally.
+async fn run_mode(
+    addr: SocketAddr,
+    mode: &str,
+    args: &Args,
+    users: Arc<Vec<User>>,
+) -> (Tally, Duration) {
+    let warm_until = Instant::now() + Duration::from_secs(args.warmup);
+    let end = warm_until + Duration::from_secs(args.seconds);
+    let tasks = (0..args.clients).map(|c| {
+        let users = users.clone();
+        let mode = mode.to_string();
+        let limit = args.limit;
+        tokio::task::spawn_local(async move {
+            let mut rng = StdRng::seed_from_u64(c as u64 * 7919 + 1);
+            let mut conn = Conn::open(addr).await.expect("connect");
+            let mut tally = Tally::default();
+            loop {
+                let now = Instant::now();
+                if now >= end {
+                    break;
+                }
+                let user = &users[rng.gen_range(0..users.len())];
+                let req = match mode.as_str() {
+                    "write" => {
+                        let body = format!(
+                            "{{\"score\":\"{}\",\"subscore\":\"{}\"}}",
+                            rng.gen_range(0..1_000_000_000u64),
+                            rng.gen_range(0..1000u32)
+                        );
+                        request("POST", "/v2/leaderboard/bench", &user.auth, &body)
+                    }
+                    "top" => request(
+                        "GET",
+                        &format!("/v2/leaderboard/bench?limit={limit}"),
+                        &user.auth,
+                        "",
+                    ),
+                    _ => request(
+                        "GET",
+                        &format!("/v2/leaderboard/bench/owner/{}?limit={limit}", user.id),
+                        &user.auth,
+                        "",
+                    ),
+                };
+                let started = Instant::now();
+                let ok = match conn.exchange(&req).await {
+                    Ok((200, _)) => true,
+                    Ok(_) => false,
+                    Err(_) => {
+                        conn = Conn::open(addr).await.expect("reconnect");
+                        false
+                    }
+                };
+                if started >= warm_until {
+                    if ok {
+                        let us = started.elapsed().as_micros().min(u32::MAX as u128) as u32;
+                        tally.latencies_us.push(us);
+                    } else {
+                        tally.errors += 1;
+                    }
+                }
+            }
+            tally
+        })
+    });
+    let mut total = Tally::default();
+    for t in futures_util::future::join_all(tasks).await {
+        let t = t.expect("client task");
+        total.latencies_us.extend(t.latencies_us);
+        total.errors += t.errors;
+    }
+    (total, Duration::from_secs(args.seconds))
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    f64::from(sorted[i]) / 1000.0
+}
+
+/// Sum of a counter's samples whose line contains `label` (e.g. `outcome="committed"`).
+fn counter(text: &str, name: &str, label: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l.contains(label))
+        .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn main() {
+    let args = Args::parse();
+    let system = actix_rt::System::new();
+    system.block_on(async move {
+        let local = tokio::task::LocalSet::new();
+        local.run_until(bench(args)).await;
+    });
+}
+
+async fn bench(args: Args) {
+    let db = serai::localdb::TestDatabase::create()
+        .await
+        .expect("a local PostgreSQL (see serai::localdb)");
+    {
+        let pool = serai::persistence::Db::connect(
+            &db.url,
+            2,
+            serai::config::Dialect::Postgres,
+            serai::admin::metrics::Metrics::new("seed"),
+        )
+        .expect("pool");
+        serai::persistence::migrate::run(&pool)
+            .await
+            .expect("migrations");
+        let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        actix_rt::spawn(async move {
+            let _ = conn.await;
+        });
+        let started = Instant::now();
+        client
+            .batch_execute(&format!(
+                "INSERT INTO leaderboard (id, sort_order, operator) VALUES ('bench', 1, 0);
+                 INSERT INTO leaderboard_record (leaderboard_id, expiry_time, owner_id, username, score, subscore, num_score, metadata)
+                 SELECT 'bench', 0, md5('bench' || i)::uuid, 'seed' || i, (i * 7919) % 1000000000, i % 1000, 1, '{{}}'
+                 FROM generate_series(1, {}) AS i;",
+                args.seed
+            ))
+            .await
+            .expect("seed");
+        println!(
+            "seeded {} records in {:.1} s",
+            args.seed,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    let mut config = serai::config::Config::for_test(&db.url);
+    config.leaderboard_batch_window = Duration::from_millis(args.window_ms);
+    config.leaderboard_batch_size = args.batch_size;
+    config.database_pool_size = 16;
+    let started = Instant::now();
+    let node = serai::node::start(config, serai::shutdown::Shutdown::new())
+        .await
+        .expect("node starts");
+    let addr = node.client_addr;
+    let metrics = node.services.metrics.clone();
+    // Wait for the warm-up of the seeded board.
+    loop {
+        let info = serai::leaderboard::service::send(
+            &node.services.router,
+            "bench".into(),
+            serai::leaderboard::messages::GetInfo,
+            true,
+        )
+        .await;
+        if let Ok(info) = info {
+            println!(
+                "node up, board warm with {} records after {:.2} s",
+                info.size,
+                started.elapsed().as_secs_f64()
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let started = Instant::now();
+    let users = Arc::new(authenticate(addr, args.users, 16).await);
+    println!(
+        "{} players authenticated in {:.1} s",
+        users.len(),
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "{} clients, {} s per mode, limit {}, batch window {} ms, batch size {}",
+        args.clients, args.seconds, args.limit, args.window_ms, args.batch_size
+    );
+    println!(
+        "{:<8} {:>10} {:>10} {:>10} {:>8}",
+        "mode", "req/s", "p50 ms", "p99 ms", "errors"
+    );
+    for mode in &args.modes {
+        let before = metrics.render();
+        let (mut tally, took) = run_mode(addr, mode, &args, users.clone()).await;
+        let after = metrics.render();
+        tally.latencies_us.sort_unstable();
+        let rate = tally.latencies_us.len() as f64 / took.as_secs_f64();
+        let mut line = format!(
+            "{:<8} {:>10.0} {:>10.2} {:>10.2} {:>8}",
+            mode,
+            rate,
+            percentile(&tally.latencies_us, 0.50),
+            percentile(&tally.latencies_us, 0.99),
+            tally.errors
+        );
+        if mode == "write" {
+            let (b, w, ok) = (
+                "serai_leaderboard_batches_total",
+                "serai_leaderboard_writes_total",
+                "outcome=\"committed\"",
+            );
+            let batches = counter(&after, b, ok) - counter(&before, b, ok);
+            let writes = counter(&after, w, ok) - counter(&before, w, ok);
+            if batches > 0.0 {
+                line.push_str(&format!(
+                    "   ({batches:.0} batches, {:.1} writes/batch)",
+                    writes / batches
+                ));
+            }
+        }
+        println!("{line}");
+    }
+    node.stop().await.expect("node stops");
+    drop(db);
+}
