@@ -48,7 +48,7 @@ impl Forwarder for PeerForwarder {
                 // Never delivered: safe to try again once the view settles.
                 Err(e) if e.not_delivered() => Err(ForwardError::Unreachable),
                 // May have run: the caller must not send it again blindly.
-                Err(e) => Err(ForwardError::Unavailable(e.to_string())),
+                Err(e) => Err(ForwardError::Unknown(e.to_string())),
             }
         })
     }
@@ -72,6 +72,7 @@ fn to_remote(e: ForwardError) -> RemoteError {
         ForwardError::Decode(m) => RemoteError::Decode(m),
         ForwardError::Unreachable => RemoteError::Unavailable("unreachable".into()),
         ForwardError::Unavailable(m) => RemoteError::Unavailable(m),
+        ForwardError::Unknown(m) => RemoteError::Unavailable(m),
     }
 }
 

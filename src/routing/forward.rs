@@ -33,8 +33,12 @@ pub enum ForwardError {
     /// The owner could not be reached (no link, timeout, link closed).
     #[error("owner unreachable")]
     Unreachable,
+    /// The owner refused before doing anything (stopping, fenced, not loaded): nothing happened.
     #[error("entity unavailable: {0}")]
     Unavailable(String),
+    /// The link failed after the message was sent: it may or may not have been handled.
+    #[error("outcome unknown: {0}")]
+    Unknown(String),
     #[error("hop limit reached")]
     HopLimit,
     #[error("unknown message {0}")]

@@ -34,6 +34,10 @@ pub enum RouteError {
     /// The actor stopped while handling the message, or its owner could not be reached.
     #[error("entity unavailable, try again")]
     Unavailable,
+    /// The message reached the owner's node but no answer came back: it may or may not have
+    /// been applied. Never retried automatically.
+    #[error("the outcome is unknown: check the state before retrying")]
+    Unknown,
     #[error("no actor kind {0} is registered")]
     UnknownKind(&'static str),
 }
@@ -282,6 +286,7 @@ impl Router {
                 hop: 1,
                 body: body.clone().unwrap_or_default(),
             };
+            let request_node = request.node.clone();
             let answer = forwarder.forward(request).await;
             self.metrics
                 .counter("serai_forwarded_total", "kind", A::KIND)
@@ -305,6 +310,10 @@ impl Router {
                     // The owner may have died: give membership a moment to notice.
                     self.await_view_after(placement.version(), Duration::from_millis(500))
                         .await;
+                }
+                Err(ForwardError::Unknown(e)) => {
+                    tracing::warn!(error = %e, node = %request_node, "forwarded message may or may not have run");
+                    return Err(RouteError::Unknown);
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "forward failed");
