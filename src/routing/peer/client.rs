@@ -59,13 +59,25 @@ impl Link {
         lock(&self.pending).take();
     }
 
+    /// Sends `req` and waits for its answer. [`CallError::NotSent`] hands the request back when
+    /// the link turned out to be down before the request was queued on it.
     async fn call(
         self: &Arc<Self>,
         req: PeerRequest,
         settings: &PeerSettings,
-    ) -> Result<PeerResponse, PeerError> {
+    ) -> Result<PeerResponse, CallError> {
         let deadline = Instant::now() + settings.request_timeout;
+        if !self.is_up() {
+            return Err(CallError::NotSent(req));
+        }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (answer_tx, answer_rx) = oneshot::channel();
+        match lock(&self.pending).as_mut() {
+            Some(pending) => pending.insert(id, answer_tx),
+            None => return Err(CallError::NotSent(req)),
+        };
+        // Removes the pending entry however this call ends (answer, timeout, cancellation).
+        let _entry = PendingEntry { link: self, id };
         let frame = Frame {
             version: settings.protocol_version,
             body: FrameBody::Request { id, body: req },
@@ -74,23 +86,37 @@ impl Link {
             peer::FrameError::TooLarge { .. } => PeerError::FrameTooLarge,
             peer::FrameError::Malformed(_) => PeerError::FrameTooLarge,
         })?;
-        let (answer_tx, answer_rx) = oneshot::channel();
-        match lock(&self.pending).as_mut() {
-            Some(pending) => pending.insert(id, answer_tx),
-            None => return Err(PeerError::Closed),
-        };
-        // Removes the pending entry however this call ends (answer, timeout, cancellation).
-        let _entry = PendingEntry { link: self, id };
         match tokio::time::timeout_at(deadline, self.tx.send(bytes)).await {
             Ok(Ok(())) => {}
-            Ok(Err(_)) => return Err(PeerError::Closed),
-            Err(_) => return Err(PeerError::Timeout),
+            // The writer is gone and hands the bytes back: none of them reached the socket.
+            Ok(Err(mpsc::error::SendError(bytes))) => {
+                return match peer::decode(&bytes[peer::LEN_PREFIX..]) {
+                    Ok(Frame {
+                        body: FrameBody::Request { body, .. },
+                        ..
+                    }) => Err(CallError::NotSent(body)),
+                    _ => Err(PeerError::Closed.into()),
+                };
+            }
+            Err(_) => return Err(PeerError::Timeout.into()),
         }
         match tokio::time::timeout_at(deadline, answer_rx).await {
             Ok(Ok(response)) => Ok(response),
-            Ok(Err(_)) => Err(PeerError::Closed),
-            Err(_) => Err(PeerError::Timeout),
+            Ok(Err(_)) => Err(PeerError::Closed.into()),
+            Err(_) => Err(PeerError::Timeout.into()),
         }
+    }
+}
+
+enum CallError {
+    /// The link was found down before the request was queued: safe to send again.
+    NotSent(PeerRequest),
+    Failed(PeerError),
+}
+
+impl From<PeerError> for CallError {
+    fn from(e: PeerError) -> Self {
+        CallError::Failed(e)
     }
 }
 
@@ -185,10 +211,31 @@ impl Peers {
         addr: &str,
         req: PeerRequest,
     ) -> Result<PeerResponse, PeerError> {
-        let link = self.link(node_id, addr).await?;
-        match link.call(req, &self.shared.settings).await? {
-            PeerResponse::Error(e) => Err(PeerError::Remote(e)),
-            response => Ok(response),
+        // A link that dropped before the request was queued on it is redialled once.
+        let mut req = req;
+        for _ in 0..2 {
+            let link = self.link(node_id, addr).await?;
+            match link.call(req, &self.shared.settings).await {
+                Ok(PeerResponse::Error(e)) => return Err(PeerError::Remote(e)),
+                Ok(response) => return Ok(response),
+                Err(CallError::Failed(e)) => return Err(e),
+                Err(CallError::NotSent(back)) => req = back,
+            }
+        }
+        Err(PeerError::Connect(format!(
+            "link to {node_id} closed before the request could be sent"
+        )))
+    }
+
+    /// Forgets the reconnect backoff of `node_id`, so the next request dials at once (e.g. when
+    /// membership sees the peer come back with a new incarnation).
+    pub fn reset_backoff(&self, node_id: &str) {
+        let slot = lock(&self.shared.slots).get(node_id).cloned();
+        if let Some(slot) = slot {
+            if let Ok(mut dialer) = slot.dialer.try_lock() {
+                dialer.backoff.reset();
+                dialer.retry_at = None;
+            }
         }
     }
 

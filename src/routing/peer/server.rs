@@ -3,9 +3,11 @@
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use futures_util::FutureExt;
 use tokio::io::BufReader;
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::sync::{mpsc, Semaphore};
@@ -302,7 +304,13 @@ async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: String) {
                     let _permit = permit;
                     let response = tokio::select! {
                         _ = stop.cancelled() => return,
-                        r = handler(peer, body) => r,
+                        r = AssertUnwindSafe(async move { handler(peer, body).await })
+                            .catch_unwind() => r.unwrap_or_else(|_| {
+                                tracing::error!("peer request handler panicked");
+                                PeerResponse::Error(RemoteError::Unavailable(
+                                    "request handler failed".into(),
+                                ))
+                            }),
                     };
                     let bytes = encode_response(id, response, version, max);
                     let _ = tx.send(bytes).await;
