@@ -939,3 +939,95 @@ async fn a_battle_continues_on_another_node_after_its_node_stops() {
     assert_settled(&url, battle_id.parse().unwrap(), id, &end).await;
     t2.node.stop().await.unwrap();
 }
+
+/// The node that owns `key` of `kind` (as node 0 sees the ring).
+fn owner_of(cluster: &common::cluster::TestCluster, kind: &str, key: Uuid) -> String {
+    use serai::routing::placement::Owner;
+    let p = cluster.node(0).services.router.placement();
+    match p.owner(kind, key.as_bytes()) {
+        Owner::Local => p.node_id().to_string(),
+        Owner::Remote(n) => n,
+        Owner::Nobody => "nobody".into(),
+    }
+}
+
+#[actix_rt::test]
+async fn a_battle_owned_by_another_node_than_its_character_settles_across_the_cluster() {
+    let mut cluster = common::cluster::TestCluster::start(3, |_, c| {
+        c.encounter_rate = Some(1.0);
+        c.travel_time_scale = 0.002;
+    })
+    .await;
+    let url = cluster.db.url.clone();
+    let entry = cluster.node(0).client_addr;
+    let player = Player::device(entry, "travel-battle-cluster").await;
+    let mut sock = player.socket().await;
+    // Characters and battles land on the ring by their ids: try until the battle is owned
+    // by another node than its character.
+    let mut found = None;
+    for attempt in 0..8 {
+        let c = sock
+            .rpc(
+                "create_character",
+                json!({"name": format!("Rover {}", (b'a' + attempt) as char), "faction": "merchant_league", "background": "sellsword"}),
+            )
+            .await
+            .expect("character created");
+        let id: Uuid = c["id"].as_str().unwrap().parse().unwrap();
+        sock.rpc(
+            "travel",
+            json!({"character_id": id, "to_node": "saltspire"}),
+        )
+        .await
+        .expect("departs");
+        let enc = sock.push("travel_encounter", Duration::from_secs(10)).await;
+        assert_eq!(enc.content["character_id"], id.to_string());
+        let battle_id: Uuid = enc.content["battle_id"].as_str().unwrap().parse().unwrap();
+        let (c_owner, b_owner) = (
+            owner_of(&cluster, "character", id),
+            owner_of(&cluster, "battle", battle_id),
+        );
+        if c_owner != b_owner {
+            found = Some((id, battle_id, c_owner, b_owner));
+            break;
+        }
+    }
+    let (id, battle_id, c_owner, b_owner) = found.expect("some battle lands on another node");
+    let view = sock
+        .rpc("get_battle", json!({"battle_id": battle_id}))
+        .await
+        .unwrap();
+    let end = fight(&mut sock, &battle_id.to_string(), view).await;
+    assert_eq!(end["settled"], true, "{end}");
+    let ended = loop {
+        let p = sock.push("battle_ended", Duration::from_secs(5)).await;
+        if p.content["battle_id"] == battle_id.to_string() {
+            break p;
+        }
+    };
+    assert_eq!(ended.content["result"], end["result"]);
+    assert_settled(&url, battle_id, id, &end).await;
+    let client = common::raw_client(&url).await;
+    let b: Option<String> = client
+        .query_one(
+            "SELECT owner_node FROM battle_encounter WHERE id = $1",
+            &[&battle_id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let c: Option<String> = client
+        .query_one(
+            "SELECT owner_node FROM player_character WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        (b.as_deref(), c.as_deref()),
+        (Some(b_owner.as_str()), Some(c_owner.as_str())),
+        "each ran where the ring put it"
+    );
+    cluster.stop_all().await;
+}

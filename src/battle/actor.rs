@@ -492,7 +492,12 @@ impl Handler<StartBattle> for Battle {
         match &self.phase {
             Phase::Empty => {}
             Phase::Live(l) => {
-                return atomic(if l.combat.setup.character_id == msg.setup.character_id {
+                // The same start again (its answer was lost): the battle as it is. Anything
+                // else names a battle that exists already.
+                let same = l.combat.setup.character_id == msg.setup.character_id
+                    && l.combat.state.outcome == Outcome::Active
+                    && !l.settled;
+                return atomic(if same {
                     self.snapshot().ok_or(BattleError::Unavailable)
                 } else {
                     Err(BattleError::Refused("this battle id is taken".into()))

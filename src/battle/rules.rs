@@ -783,8 +783,8 @@ pub fn resolve_turn(c: &mut Combat, actions: &[Action], timed_out: bool) -> Turn
         Some((p, until)) if until >= turn => p,
         _ => 0,
     };
-    for i in 0..n {
-        let Some(a) = plan[i] else { continue };
+    for (i, a) in plan.iter().enumerate() {
+        let Some(a) = *a else { continue };
         if !c.alive(i) {
             continue;
         }

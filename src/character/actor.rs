@@ -144,6 +144,19 @@ impl CharacterSession {
     /// After loading: pick the trip up, and wake the battle the character is in (a battle
     /// whose node stopped continues when touched; this touches it).
     fn after_load(&mut self, ctx: &mut Context<Self>) {
+        // A trip left paused without a battle (never written so, but cheap to mend) goes on.
+        if let Phase::Ready { state, epoch } = &mut self.phase {
+            if state.battle_id.is_none()
+                && state
+                    .travel
+                    .as_ref()
+                    .is_some_and(|t| t.paused_elapsed_ms.is_some())
+            {
+                state.travel = state.travel.as_ref().map(|t| travel::resume(t, now_ms()));
+                let rows = dirty_rows(state, *epoch);
+                self.mark_dirty(ctx, rows);
+            }
+        }
         self.schedule_trip(ctx);
         let battle = match &self.phase {
             Phase::Ready { state, .. } => state.battle_id,
@@ -225,7 +238,14 @@ impl CharacterSession {
         let now = now_ms();
         let (battle_id, seed, from, to, danger, paused) = match &state.travel {
             Some(trip) => {
-                let (id, seed) = travel::encounter_battle(trip);
+                // The trip's own encounter has a battle id from its seed (a retried start
+                // names the same battle); a forced one after it gets fresh ones.
+                let (id, seed) = if trip.encounter_done {
+                    let seed: u64 = rand::random();
+                    (Rng::derive(seed, 1).uuid(), seed)
+                } else {
+                    travel::encounter_battle(trip)
+                };
                 let paused = travel::pause(trip, now, id);
                 (
                     id,

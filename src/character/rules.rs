@@ -631,7 +631,159 @@ mod tests {
             .all(|s| learn(&c, &catalog, &s.code).is_err()));
     }
 
+    fn rewards(outcome: crate::battle::rules::Outcome) -> crate::battle::rules::Rewards {
+        crate::battle::rules::Rewards {
+            outcome,
+            turns: 4,
+            xp: 120,
+            gold_found: 30,
+            gold_loss_percent: 20,
+            cargo_loss_percent: 50,
+            items: vec![crate::battle::rules::LootItem {
+                id: Uuid::from_u128(7),
+                template: "iron_sword".into(),
+            }],
+            character_hp: 0,
+            crew: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn levels_follow_experience() {
+        assert_eq!(level_for_xp(0), 1);
+        assert_eq!(level_for_xp(99), 1);
+        assert_eq!(level_for_xp(100), 2);
+        assert_eq!(level_for_xp(299), 2);
+        assert_eq!(level_for_xp(300), 3);
+        assert_eq!(level_for_xp(i64::MAX), MAX_LEVEL);
+    }
+
+    #[test]
+    fn a_battle_settles_onto_the_character() {
+        use crate::battle::rules::{CrewOutcome, Outcome};
+        use crate::character::travel::{self, TravelSettings};
+        let (catalog, mut c) = fresh();
+        c.gold = 101;
+        c.cargo.insert("salt".into(), 7);
+        c.cargo.insert("silk".into(), 1);
+        let to = catalog
+            .routes_from(&c.location)
+            .next()
+            .unwrap()
+            .to_node
+            .clone();
+        let trip = travel::plan(&c, &catalog, &to, &TravelSettings::default(), 1, 0).unwrap();
+        let battle = Uuid::new_v4();
+        c.travel = Some(travel::pause(&trip, 1000, battle));
+        c.battle_id = Some(battle);
+        let arch = catalog.crew_archetypes()[0].code.clone();
+        for k in 0..2u128 {
+            let (mut m, _) = hire(
+                &CharacterState {
+                    travel: None,
+                    battle_id: None,
+                    ..c.clone()
+                },
+                &catalog,
+                &arch,
+                None,
+                Uuid::from_u128(100 + k),
+            )
+            .unwrap();
+            m.max_hp = 30;
+            c.crew.push(m);
+        }
+
+        // Won: experience (a level), gold, the item, crew as the battle left them; the trip
+        // goes on from where it stopped.
+        let mut won = rewards(Outcome::Won);
+        won.gold_loss_percent = 0;
+        won.cargo_loss_percent = 0;
+        won.character_hp = 12;
+        won.crew = vec![
+            CrewOutcome {
+                id: Uuid::from_u128(100),
+                hp: 0,
+                alive: false,
+                injured: false,
+            },
+            CrewOutcome {
+                id: Uuid::from_u128(101),
+                hp: 5,
+                alive: true,
+                injured: true,
+            },
+        ];
+        let (after, summary) = apply_battle(&c, &won, 5000);
+        assert_eq!(
+            (after.xp, after.level, after.skill_points),
+            (120, 2, c.skill_points + 1)
+        );
+        assert_eq!(after.max_hp, c.max_hp + 5);
+        assert_eq!(after.gold, 131);
+        assert_eq!(after.hp, 12);
+        assert_eq!(after.items.len(), 1);
+        assert_eq!(after.battle_id, None);
+        assert!(!after.crew[0].alive && after.crew[1].injured);
+        assert_eq!(summary.crew_lost, vec![Uuid::from_u128(100)]);
+        let resumed = after.travel.as_ref().expect("the trip goes on");
+        assert_eq!(resumed.paused_elapsed_ms, None);
+        assert_eq!(
+            travel::elapsed(resumed, 5000),
+            travel::elapsed(c.travel.as_ref().unwrap(), 0)
+        );
+        assert_eq!(after.location, c.location);
+        assert!(summary.travelling && summary.levels_gained == 1);
+
+        // Lost: a fifth of the gold and half the cargo taken, back where the trip began.
+        let (after, summary) = apply_battle(&c, &rewards(Outcome::Lost), 5000);
+        assert_eq!(after.gold, 101 + 30 - 26);
+        assert_eq!(after.cargo.get("salt"), Some(&4));
+        assert_eq!(after.cargo.get("silk"), Some(&1), "half of one is nothing");
+        assert_eq!(
+            summary.cargo_lost,
+            vec![CargoLoss {
+                good: "salt".into(),
+                quantity: 3
+            }]
+        );
+        assert_eq!(after.hp, 1, "beaten, not killed");
+        assert_eq!(
+            (after.location.as_str(), after.travel.is_none()),
+            (c.location.as_str(), true)
+        );
+        assert!(!summary.travelling);
+
+        // Arrival: at the destination, rested.
+        let mut on_road = c.clone();
+        on_road.battle_id = None;
+        on_road.travel = Some(trip);
+        on_road.hp = 3;
+        on_road.crew[1].injured = true;
+        let there = arrive(&on_road);
+        assert_eq!(there.location, to);
+        assert_eq!(there.hp, there.max_hp);
+        assert!(there.travel.is_none() && !there.crew[1].injured);
+    }
+
     proptest! {
+        /// Gold and cargo never go negative whatever the loss percentages.
+        #[test]
+        fn battle_losses_never_go_negative(gold in 0i64..=i64::MAX / 2, qty in 0i64..=i64::MAX / 2,
+                                           gold_pct in 0u32..=1000, cargo_pct in 0u32..=1000, found in 0i64..1_000_000) {
+            let (_, mut c) = fresh();
+            c.gold = gold;
+            c.cargo.insert("salt".into(), qty);
+            let mut r = rewards(crate::battle::rules::Outcome::Lost);
+            r.gold_loss_percent = gold_pct;
+            r.cargo_loss_percent = cargo_pct;
+            r.gold_found = found;
+            let (after, summary) = apply_battle(&c, &r, 0);
+            prop_assert!(after.gold >= 0 && after.cargo.values().all(|q| *q > 0));
+            let lost: i64 = summary.cargo_lost.iter().map(|l| l.quantity).sum();
+            prop_assert_eq!(after.cargo.get("salt").copied().unwrap_or(0) + lost, qty);
+        }
+
         /// Whatever the quantities and prices, a trade either is refused or keeps gold and
         /// cargo non-negative and conserves them exactly.
         #[test]

@@ -335,7 +335,7 @@ mod tests {
         for seed in 0..50 {
             let t = plan(&c, &catalog, "saltspire", &forced(1.0, 1.0), seed, 0).unwrap();
             let at = t.encounter_after_ms.expect("forced");
-            assert!(at >= 30_000 && at <= 90_000, "{at}");
+            assert!((30_000..=90_000).contains(&at), "{at}");
             let t = plan(&c, &catalog, "saltspire", &forced(0.0, 1.0), seed, 0).unwrap();
             assert_eq!(t.encounter_after_ms, None);
         }
