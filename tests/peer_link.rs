@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use serai::admin::metrics::Metrics;
 use serai::protocol::peer::{self, Frame, FrameBody, NONCE_LEN, PROTOCOL_VERSION};
 use serai::routing::peer::{
     client_handshake, handler, PeerError, PeerHandler, PeerRequest, PeerResponse, PeerServer,
@@ -338,11 +339,23 @@ async fn oversized_frame_closes_only_that_link() {
     good.request("b", &addr, ping("good")).await.unwrap();
 }
 
+/// The value of counter `name` with `label` in a Prometheus rendering (0 when absent).
+fn counter(metrics: &Metrics, name: &str, label: &str) -> u64 {
+    metrics
+        .render()
+        .lines()
+        .find(|l| l.starts_with(&format!("{name}{{")) && l.contains(label))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
 #[tokio::test]
 async fn garbage_closes_only_that_link() {
-    let (server, _) = start("b", settings("b")).await;
+    let server_metrics = Metrics::new("b");
+    let client_metrics = Metrics::new("good");
+    let (server, _) = start("b", settings("b").with_metrics(server_metrics.clone())).await;
     let addr = server.local_addr().to_string();
-    let good = Peers::new(settings("good"));
+    let good = Peers::new(settings("good").with_metrics(client_metrics.clone()));
     good.request("b", &addr, ping("good")).await.unwrap();
 
     // Garbage after the handshake: a well-sized frame that is not postcard.
@@ -386,6 +399,20 @@ async fn garbage_closes_only_that_link() {
     good.request("b", &addr, ping("good")).await.unwrap();
     assert_eq!(server.link_count(), 1);
     assert_serves(&server, "b").await;
+
+    // What happened is counted.
+    const DROPPED: &str = "serai_peer_links_dropped_total";
+    const INBOUND: &str = "serai_peer_inbound_links_total";
+    assert_eq!(counter(&server_metrics, DROPPED, "reason=\"malformed\""), 1);
+    assert_eq!(counter(&server_metrics, DROPPED, "reason=\"protocol\""), 1);
+    assert_eq!(counter(&server_metrics, INBOUND, "outcome=\"accepted\""), 4);
+    assert_eq!(counter(&server_metrics, INBOUND, "outcome=\"refused\""), 1);
+    let requests = "serai_peer_requests_total";
+    assert_eq!(counter(&client_metrics, requests, "outcome=\"ok\""), 2);
+    assert_eq!(
+        counter(&client_metrics, "serai_peer_dials_total", "outcome=\"ok\""),
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::frame::{read_frame, write_loop, ReadError};
-use super::{handshake, PeerError, PeerSettings};
+use super::{handshake, LinkMetrics, PeerError, PeerSettings};
 use crate::persistence::retry::Backoff;
 use crate::protocol::peer::{self, Frame, FrameBody, PeerRequest, PeerResponse};
 
@@ -156,6 +156,7 @@ impl Slot {
 
 struct Shared {
     settings: PeerSettings,
+    metrics: LinkMetrics,
     slots: Mutex<HashMap<String, Arc<Slot>>>,
     cut: Mutex<HashSet<String>>,
     isolated: AtomicBool,
@@ -188,6 +189,7 @@ impl Peers {
     pub fn new(settings: PeerSettings) -> Peers {
         Peers {
             shared: Arc::new(Shared {
+                metrics: LinkMetrics::new(settings.metrics.as_ref()),
                 settings,
                 slots: Mutex::new(HashMap::new()),
                 cut: Mutex::new(HashSet::new()),
@@ -206,6 +208,17 @@ impl Peers {
     /// timeout. The server must present `node_id` in the handshake, else the request fails with
     /// [`PeerError::Handshake`]. A [`PeerResponse::Error`] comes back as [`PeerError::Remote`].
     pub async fn request(
+        &self,
+        node_id: &str,
+        addr: &str,
+        req: PeerRequest,
+    ) -> Result<PeerResponse, PeerError> {
+        let result = self.send(node_id, addr, req).await;
+        self.shared.metrics.request(&result);
+        result
+    }
+
+    async fn send(
         &self,
         node_id: &str,
         addr: &str,
@@ -303,9 +316,10 @@ impl Peers {
         });
         match attempt {
             Ok(stream) => {
+                self.shared.metrics.dials_ok.increment(1);
                 dialer.backoff.reset();
                 dialer.retry_at = None;
-                let link = start_link(stream, addr, node_id, settings);
+                let link = start_link(stream, addr, node_id, settings, &self.shared.metrics);
                 if let Some(old) = lock(&slot.link).replace(link.clone()) {
                     old.close("replaced", settings.protocol_version);
                 }
@@ -318,6 +332,7 @@ impl Peers {
                 Ok(link)
             }
             Err(e) => {
+                self.shared.metrics.dials_failed.increment(1);
                 let delay = dialer.backoff.next_delay();
                 dialer.retry_at = Some(Instant::now() + delay);
                 tracing::warn!(
@@ -392,7 +407,13 @@ impl Peers {
 }
 
 /// Starts the reader and writer of a freshly authenticated connection.
-fn start_link(stream: TcpStream, addr: &str, node_id: &str, settings: &PeerSettings) -> Arc<Link> {
+fn start_link(
+    stream: TcpStream,
+    addr: &str,
+    node_id: &str,
+    settings: &PeerSettings,
+    metrics: &LinkMetrics,
+) -> Arc<Link> {
     let (read, write) = stream.into_split();
     let (tx, rx) = mpsc::channel(WRITE_QUEUE);
     let down = CancellationToken::new();
@@ -408,6 +429,7 @@ fn start_link(stream: TcpStream, addr: &str, node_id: &str, settings: &PeerSetti
     let max = settings.max_frame;
     let version = settings.protocol_version;
     let peer = node_id.to_string();
+    let metrics = metrics.clone();
     tokio::spawn(async move {
         let link = reader_link;
         let mut reader = BufReader::with_capacity(64 * 1024, read);
@@ -434,13 +456,23 @@ fn start_link(stream: TcpStream, addr: &str, node_id: &str, settings: &PeerSetti
                     tracing::info!(%peer, %reason, "peer closed the link");
                     break None;
                 }
-                Ok(_) => break Some("unexpected frame".to_string()),
+                Ok(_) => {
+                    metrics.dropped_protocol.increment(1);
+                    break Some("unexpected frame".to_string());
+                }
                 Err(ReadError::Eof) => break None,
                 Err(ReadError::Io(e)) => {
                     tracing::debug!(%peer, error = %e, "peer link read failed");
                     break None;
                 }
-                Err(ReadError::Frame(e)) => break Some(e.to_string()),
+                Err(ReadError::Frame(e)) => {
+                    match e {
+                        peer::FrameError::TooLarge { .. } => &metrics.dropped_too_large,
+                        peer::FrameError::Malformed(_) => &metrics.dropped_malformed,
+                    }
+                    .increment(1);
+                    break Some(e.to_string());
+                }
             }
         };
         if let Some(reason) = reason {

@@ -30,6 +30,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
+use metrics::Counter;
+
+use crate::admin::metrics::Metrics;
 
 pub use crate::protocol::peer::{
     PeerRequest, PeerResponse, RemoteError, MAX_FRAME, PROTOCOL_VERSION,
@@ -73,6 +76,8 @@ pub struct PeerSettings {
     pub max_in_flight: usize,
     /// The version this side speaks; only tests set anything but [`PROTOCOL_VERSION`].
     pub protocol_version: u16,
+    /// Where link figures are counted (`serai_peer_*`); none by default.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 impl std::fmt::Debug for PeerSettings {
@@ -87,6 +92,7 @@ impl std::fmt::Debug for PeerSettings {
             .field("reconnect_max", &self.reconnect_max)
             .field("max_in_flight", &self.max_in_flight)
             .field("protocol_version", &self.protocol_version)
+            .field("metrics", &self.metrics.is_some())
             .finish()
     }
 }
@@ -106,6 +112,7 @@ impl PeerSettings {
             reconnect_max: Duration::from_secs(1),
             max_in_flight: 1024,
             protocol_version: PROTOCOL_VERSION,
+            metrics: None,
         }
     }
 
@@ -128,6 +135,14 @@ impl PeerSettings {
     /// The same settings under another node id.
     pub fn with_node_id(mut self, node_id: impl Into<String>) -> PeerSettings {
         self.node_id = node_id.into();
+        self
+    }
+
+    /// Counts link events in `metrics`: `serai_peer_requests_total{outcome}`,
+    /// `serai_peer_dials_total{outcome}`, `serai_peer_inbound_links_total{outcome}` and
+    /// `serai_peer_links_dropped_total{reason}`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> PeerSettings {
+        self.metrics = Some(metrics);
         self
     }
 }
@@ -181,5 +196,68 @@ impl PeerError {
                 | PeerError::Timeout
                 | PeerError::Closed
         )
+    }
+}
+
+/// The link's counters, registered once; all no-ops without a [`Metrics`].
+#[derive(Clone)]
+pub(crate) struct LinkMetrics {
+    pub requests_ok: Counter,
+    pub requests_remote_error: Counter,
+    pub requests_timeout: Counter,
+    pub requests_closed: Counter,
+    pub requests_unreachable: Counter,
+    pub requests_too_large: Counter,
+    pub dials_ok: Counter,
+    pub dials_failed: Counter,
+    pub inbound_accepted: Counter,
+    pub inbound_refused: Counter,
+    pub inbound_timeout: Counter,
+    pub dropped_too_large: Counter,
+    pub dropped_malformed: Counter,
+    pub dropped_protocol: Counter,
+}
+
+impl LinkMetrics {
+    pub(crate) fn new(metrics: Option<&Arc<Metrics>>) -> LinkMetrics {
+        let c = |name: &'static str, label: &'static str, value: &'static str| match metrics {
+            Some(m) => m.counter(name, label, value),
+            None => Counter::noop(),
+        };
+        const REQ: &str = "serai_peer_requests_total";
+        const DIAL: &str = "serai_peer_dials_total";
+        const IN: &str = "serai_peer_inbound_links_total";
+        const DROP: &str = "serai_peer_links_dropped_total";
+        LinkMetrics {
+            requests_ok: c(REQ, "outcome", "ok"),
+            requests_remote_error: c(REQ, "outcome", "remote_error"),
+            requests_timeout: c(REQ, "outcome", "timeout"),
+            requests_closed: c(REQ, "outcome", "closed"),
+            requests_unreachable: c(REQ, "outcome", "unreachable"),
+            requests_too_large: c(REQ, "outcome", "too_large"),
+            dials_ok: c(DIAL, "outcome", "ok"),
+            dials_failed: c(DIAL, "outcome", "failed"),
+            inbound_accepted: c(IN, "outcome", "accepted"),
+            inbound_refused: c(IN, "outcome", "refused"),
+            inbound_timeout: c(IN, "outcome", "timeout"),
+            dropped_too_large: c(DROP, "reason", "too_large"),
+            dropped_malformed: c(DROP, "reason", "malformed"),
+            dropped_protocol: c(DROP, "reason", "protocol"),
+        }
+    }
+
+    /// Counts the outcome of one request.
+    pub(crate) fn request(&self, result: &Result<PeerResponse, PeerError>) {
+        let counter = match result {
+            Ok(_) => &self.requests_ok,
+            Err(PeerError::Remote(_)) => &self.requests_remote_error,
+            Err(PeerError::Timeout) => &self.requests_timeout,
+            Err(PeerError::Closed) => &self.requests_closed,
+            Err(PeerError::FrameTooLarge) => &self.requests_too_large,
+            Err(PeerError::Connect(_) | PeerError::Handshake(_) | PeerError::Backoff { .. }) => {
+                &self.requests_unreachable
+            }
+        };
+        counter.increment(1);
     }
 }

@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::frame::{read_frame, send_close, write_loop, ReadError};
-use super::{handshake, PeerHandler, PeerSettings};
+use super::{handshake, LinkMetrics, PeerHandler, PeerSettings};
 use crate::protocol::peer::{self, Frame, FrameBody, FrameError, PeerResponse, RemoteError};
 use crate::shutdown::Shutdown;
 
@@ -36,6 +36,7 @@ struct Link {
 
 struct Shared {
     settings: PeerSettings,
+    metrics: LinkMetrics,
     handler: PeerHandler,
     /// Fires when the server stops: ends the accept loop, every link and running handlers.
     stop: CancellationToken,
@@ -80,6 +81,7 @@ impl PeerServer {
         let local_addr = listener.local_addr()?;
         let stop = CancellationToken::new();
         let shared = Arc::new(Shared {
+            metrics: LinkMetrics::new(settings.metrics.as_ref()),
             settings,
             handler,
             stop: stop.clone(),
@@ -220,14 +222,17 @@ async fn authenticate(
     };
     match outcome {
         Ok(Ok(peer)) => {
+            shared.metrics.inbound_accepted.increment(1);
             tracing::debug!(%remote, %peer, "peer link up");
             Some((stream, peer))
         }
         Ok(Err(reason)) => {
+            shared.metrics.inbound_refused.increment(1);
             tracing::warn!(%remote, %reason, "peer refused");
             None
         }
         Err(_) => {
+            shared.metrics.inbound_timeout.increment(1);
             send_close(
                 &mut stream,
                 settings.protocol_version,
@@ -241,7 +246,7 @@ async fn authenticate(
 }
 
 /// Why the server side ends a link, and whether to tell the peer.
-fn reason_for(error: ReadError) -> Option<String> {
+fn reason_for(error: ReadError, metrics: &LinkMetrics) -> Option<String> {
     match error {
         ReadError::Eof => None,
         ReadError::Io(e) => {
@@ -249,9 +254,13 @@ fn reason_for(error: ReadError) -> Option<String> {
             None
         }
         ReadError::Frame(FrameError::TooLarge { size, max }) => {
+            metrics.dropped_too_large.increment(1);
             Some(format!("frame of {size} bytes exceeds the {max} byte cap"))
         }
-        ReadError::Frame(FrameError::Malformed(e)) => Some(format!("malformed frame: {e}")),
+        ReadError::Frame(FrameError::Malformed(e)) => {
+            metrics.dropped_malformed.increment(1);
+            Some(format!("malformed frame: {e}"))
+        }
     }
 }
 
@@ -324,10 +333,14 @@ async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: String) {
                 break None;
             }
             Ok(Frame { version: v, .. }) if v != version => {
+                shared.metrics.dropped_protocol.increment(1);
                 break Some(format!("unexpected protocol version {v}"));
             }
-            Ok(_) => break Some("unexpected frame after handshake".into()),
-            Err(e) => break reason_for(e),
+            Ok(_) => {
+                shared.metrics.dropped_protocol.increment(1);
+                break Some("unexpected frame after handshake".into());
+            }
+            Err(e) => break reason_for(e, &shared.metrics),
         }
     };
 
