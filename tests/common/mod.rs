@@ -6,6 +6,8 @@ pub mod client;
 pub mod cluster;
 pub mod node;
 pub mod proxy;
+pub mod raw;
+pub mod trading;
 
 use serai::admin::metrics::Metrics;
 use serai::config::Dialect;
