@@ -377,12 +377,13 @@ pub fn party(state: &CharacterState, catalog: &Catalog) -> Vec<Fighter> {
     fighters
 }
 
-/// The enemy group of an encounter on a road of `danger` (0..=100): one to five bandits built
-/// from the catalog's fighting crew archetypes, scaled by the danger.
+/// The enemy group of an encounter on a road of `danger` (0..=100): one to four bandits built
+/// from the catalog's fighting crew archetypes (attack 3 or more), scaled by the danger.
 pub fn enemies(catalog: &Catalog, danger: i32, seed: u64) -> Vec<Fighter> {
     let danger = danger.clamp(0, 100);
     let mut rng = Rng::derive(seed, ENEMY_STREAM);
-    let count = (1 + danger / 25) as usize + rng.below(2) as usize;
+    // Danger 10: mostly one bandit; 60: two or three; 100: three or four.
+    let count = (1 + (i64::from(danger) + rng.below(30) as i64) / 35) as usize;
     let count = count.clamp(1, MAX_ENEMIES);
     let mut pool: Vec<&crate::catalog::CrewArchetype> = catalog
         .crew_archetypes()
@@ -396,7 +397,8 @@ pub fn enemies(catalog: &Catalog, danger: i32, seed: u64) -> Vec<Fighter> {
             .filter(|a| a.hp > 0)
             .collect();
     }
-    let scale = i64::from(60 + danger);
+    // A bandit is 50 % of its archetype on the safest road, 150 % on the worst.
+    let scale = i64::from(50 + danger);
     (0..count)
         .map(|i| {
             let (name, hp, attack, defense) = match pool.get(rng.below(pool.len() as u64) as usize)
@@ -417,7 +419,7 @@ pub fn enemies(catalog: &Catalog, danger: i32, seed: u64) -> Vec<Fighter> {
                 side: Side::Enemy,
                 max_hp: hp,
                 hp,
-                attack: clamp_i32(attack * scale / 100 + 2),
+                attack: clamp_i32(attack * scale / 100 + 1),
                 defense: clamp_i32(defense * scale / 100),
                 skills: Vec::new(),
             }
@@ -1327,6 +1329,55 @@ mod tests {
         let r = rewards(&c).unwrap();
         assert_eq!(r.character_hp, 1);
         assert!(r.cargo_loss_percent > 0 && r.items.is_empty() && r.gold_found == 0);
+    }
+
+    /// Fraction of battles won attacking the first enemy standing every turn.
+    fn win_rate(background: &str, danger: i32, crew: usize) -> f64 {
+        let catalog = default_catalog();
+        let mut c = character(&catalog, crew);
+        c.background = background.into();
+        let fresh = crate::character::rules::new_character(
+            &catalog,
+            c.id,
+            c.user_id,
+            "Ada",
+            "merchant_league",
+            background,
+        )
+        .unwrap();
+        c.attributes = fresh.attributes;
+        c.hp = fresh.hp;
+        c.max_hp = fresh.max_hp;
+        c.skills.clear();
+        let mut won = 0;
+        for seed in 0..400u64 {
+            let mut b = Combat::new(seed, new_setup(&c, &catalog, "a", "b", danger, seed)).unwrap();
+            while b.state.outcome == Outcome::Active {
+                let acts = plan(&b, &[0; 8]);
+                resolve_turn(&mut b, &acts, false);
+            }
+            won += usize::from(b.state.outcome == Outcome::Won);
+        }
+        won as f64 / 400.0
+    }
+
+    #[test]
+    fn balance() {
+        let safe_fighter = win_rate("sellsword", 10, 0);
+        let safe_merchant = win_rate("merchant_heir", 10, 0);
+        let wild_alone = win_rate("sellsword", 60, 0);
+        let wild_escorted = win_rate("sellsword", 60, 2);
+        eprintln!("win rates: sellsword@10 {safe_fighter}, merchant@10 {safe_merchant}, sellsword@60 {wild_alone}, +2 crew {wild_escorted}");
+        assert!(
+            safe_fighter >= 0.8,
+            "a fighter clears the safest road: {safe_fighter}"
+        );
+        assert!(
+            safe_merchant >= 0.4,
+            "a merchant mostly does: {safe_merchant}"
+        );
+        assert!(wild_alone < safe_fighter, "danger matters");
+        assert!(wild_escorted > wild_alone, "crew matters");
     }
 
     proptest! {
