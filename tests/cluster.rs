@@ -358,17 +358,12 @@ async fn cut_peer_links_never_make_two_writers() {
     }
     // Healed: every character answers from every node again.
     for (token, id) in &players {
-        for node in 0..3 {
+        for (node, addr) in addrs.iter().enumerate() {
             let mut ok = false;
             for _ in 0..20 {
-                if rpc(
-                    addrs[node],
-                    token,
-                    "get_character",
-                    &json!({"character_id": id}),
-                )
-                .await
-                .is_ok()
+                if rpc(*addr, token, "get_character", &json!({"character_id": id}))
+                    .await
+                    .is_ok()
                 {
                     ok = true;
                     break;

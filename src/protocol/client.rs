@@ -410,6 +410,20 @@ pub fn encode_error(cid: Option<&str>, code: i32, message: impl Into<String>) ->
     )
 }
 
+impl Default for Notification {
+    fn default() -> Self {
+        Notification {
+            id: String::new(),
+            subject: String::new(),
+            content: String::new(),
+            code: 0,
+            sender_id: String::new(),
+            create_time: Utc::now(),
+            persistent: false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -555,19 +569,5 @@ mod tests {
             parse(&serde_json::to_string(&s).unwrap()),
             json!({"token":"a","refresh_token":"b"})
         );
-    }
-}
-
-impl Default for Notification {
-    fn default() -> Self {
-        Notification {
-            id: String::new(),
-            subject: String::new(),
-            content: String::new(),
-            code: 0,
-            sender_id: String::new(),
-            create_time: Utc::now(),
-            persistent: false,
-        }
     }
 }
