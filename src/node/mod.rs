@@ -123,7 +123,7 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<RunningNode, No
         handles,
         metrics.clone(),
     ));
-    let peers = Peers::new(PeerSettings::from_config(&config));
+    let peers = Peers::new(PeerSettings::from_config(&config).with_metrics(metrics.clone()));
     router.set_forwarder(Arc::new(cluster::PeerForwarder {
         peers: peers.clone(),
         router: Arc::downgrade(&router),
@@ -165,7 +165,7 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<RunningNode, No
     );
     let peer_server = PeerServer::bind(
         config.peer_addr,
-        PeerSettings::from_config(&config),
+        PeerSettings::from_config(&config).with_metrics(metrics.clone()),
         handler,
         shutdown.clone(),
     )
@@ -195,6 +195,13 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<RunningNode, No
     )
     .await?;
     incarnation.store(membership.incarnation(), Ordering::Release);
+    // A member that (re)joins is worth dialing at once, not after the backoff of its old life.
+    let dialer = peers.clone();
+    membership.on_view_change(Arc::new(move |members: &[Member]| {
+        for m in members {
+            dialer.reset_backoff(&m.node_id);
+        }
+    }));
     membership.tick().await;
     let membership_status = membership.status();
     actix_rt::spawn(membership.run(shutdown.clone()));

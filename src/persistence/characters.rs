@@ -40,6 +40,15 @@ fn fenced(id: Uuid) -> DbError {
     DbError::Fenced(format!("character {id}"))
 }
 
+/// Counts a critical write refused because a newer claim owns the row
+/// (`serai_fenced_writes_total`), and passes the result on.
+pub(crate) fn count_fenced<T>(db: &Db, result: Result<T, DbError>) -> Result<T, DbError> {
+    if let Err(DbError::Fenced(_)) = &result {
+        db.metrics().fenced_writes.increment(1);
+    }
+    result
+}
+
 /// Inserts a new character with its attributes and caravan, refusing past `max_per_user`.
 pub async fn create(db: &Db, c: &CharacterState, max_per_user: i64) -> Result<(), DbError> {
     let c = c.clone();
@@ -205,21 +214,23 @@ pub async fn load(db: &Db, id: Uuid) -> Result<Option<CharacterState>, DbError> 
 
 /// Deletes a character (its child rows cascade), if this session still owns it.
 pub async fn delete(db: &Db, id: Uuid, epoch: i64) -> Result<(), DbError> {
-    db.transact(move |tx| {
-        Box::pin(async move {
-            let n = tx
-                .execute(
-                    "DELETE FROM player_character WHERE id = $1 AND owner_epoch = $2",
-                    &[&id, &epoch],
-                )
-                .await?;
-            if n == 0 {
-                return Err(fenced(id));
-            }
-            Ok(())
+    let result = db
+        .transact(move |tx| {
+            Box::pin(async move {
+                let n = tx
+                    .execute(
+                        "DELETE FROM player_character WHERE id = $1 AND owner_epoch = $2",
+                        &[&id, &epoch],
+                    )
+                    .await?;
+                if n == 0 {
+                    return Err(fenced(id));
+                }
+                Ok(())
+            })
         })
-    })
-    .await
+        .await;
+    count_fenced(db, result)
 }
 
 /// Changes gold by `delta` if the session still owns the row and gold stays non-negative.
@@ -257,7 +268,7 @@ async fn change_gold(
 /// and the quantity of the good held afterwards.
 pub async fn settle_trade(db: &Db, t: &TradeSettlement) -> Result<(i64, i64), DbError> {
     let t = t.clone();
-    db.transact(move |tx| {
+    let result = db.transact_guarded(move |tx| {
         let t = t.clone();
         Box::pin(async move {
             let (gold_delta, cargo_delta, quota_delta) = match t.side {
@@ -294,7 +305,8 @@ pub async fn settle_trade(db: &Db, t: &TradeSettlement) -> Result<(i64, i64), Db
             Ok((gold, held))
         })
     })
-    .await
+    .await;
+    count_fenced(db, result)
 }
 
 /// Hires a crew member: pays `cost` and inserts the member. Returns the gold left.
@@ -306,7 +318,7 @@ pub async fn hire(
     cost: i64,
 ) -> Result<i64, DbError> {
     let m = member.clone();
-    db.transact(move |tx| {
+    let result = db.transact_guarded(move |tx| {
         let m = m.clone();
         Box::pin(async move {
             let gold = change_gold(tx, character_id, epoch, -cost).await?;
@@ -319,7 +331,8 @@ pub async fn hire(
             Ok(gold)
         })
     })
-    .await
+    .await;
+    count_fenced(db, result)
 }
 
 /// Dismisses a crew member.
@@ -329,29 +342,31 @@ pub async fn dismiss(
     epoch: i64,
     crew_id: Uuid,
 ) -> Result<(), DbError> {
-    db.transact(move |tx| {
-        Box::pin(async move {
-            change_gold(tx, character_id, epoch, 0).await?; // the fence
-            let n = tx
-                .execute(
-                    "DELETE FROM crew_member WHERE id = $1 AND character_id = $2",
-                    &[&crew_id, &character_id],
-                )
-                .await?;
-            if n == 0 {
-                return Err(DbError::NotFound(format!("crew member {crew_id}")));
-            }
-            Ok(())
+    let result = db
+        .transact(move |tx| {
+            Box::pin(async move {
+                change_gold(tx, character_id, epoch, 0).await?; // the fence
+                let n = tx
+                    .execute(
+                        "DELETE FROM crew_member WHERE id = $1 AND character_id = $2",
+                        &[&crew_id, &character_id],
+                    )
+                    .await?;
+                if n == 0 {
+                    return Err(DbError::NotFound(format!("crew member {crew_id}")));
+                }
+                Ok(())
+            })
         })
-    })
-    .await
+        .await;
+    count_fenced(db, result)
 }
 
 /// A caravan reaches the end of its trip: location, trip cleared, hit points and crew as
 /// [`crate::character::rules::arrive`] left them.
 pub async fn arrive(db: &Db, c: &CharacterState, epoch: i64) -> Result<(), DbError> {
     let c = c.clone();
-    db.transact(move |tx| {
+    let result = db.transact(move |tx| {
         let c = c.clone();
         Box::pin(async move {
             let n = tx
@@ -367,7 +382,8 @@ pub async fn arrive(db: &Db, c: &CharacterState, epoch: i64) -> Result<(), DbErr
             write_crew(tx, c.id, &c.crew).await
         })
     })
-    .await
+    .await;
+    count_fenced(db, result)
 }
 
 /// Writes the hp, life and injury of every crew member listed.

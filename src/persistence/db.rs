@@ -5,7 +5,7 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts};
 use futures_util::future::BoxFuture;
 pub use tokio_postgres::Transaction;
-use tokio_postgres::{error::SqlState, NoTls};
+use tokio_postgres::{error::SqlState, IsolationLevel as Isolation, NoTls};
 
 use super::retry::Backoff;
 use crate::admin::metrics::Metrics;
@@ -17,7 +17,7 @@ use std::sync::Arc;
 pub enum DbError {
     #[error("database unavailable: {0}")]
     Unavailable(String),
-    #[error("database error: {0}")]
+    #[error("database error: {}", sql_detail(.0))]
     Sql(#[from] tokio_postgres::Error),
     /// The row is owned by a newer claim: this node's copy is stale.
     #[error("fenced: {0} is owned by a newer claim")]
@@ -34,6 +34,14 @@ pub enum DbError {
     /// reload its state from the database.
     #[error("commit outcome unknown: {0}")]
     CommitUnknown(String),
+}
+
+/// The SQLSTATE and server message of a database error (tokio-postgres prints only "db error").
+fn sql_detail(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} {}: {}", db.code().code(), db.severity(), db.message()),
+        None => e.to_string(),
+    }
 }
 
 impl DbError {
@@ -92,7 +100,7 @@ impl std::fmt::Debug for Db {
 }
 
 /// How many times the critical path retries a transaction before giving up.
-const MAX_TRANSACT_ATTEMPTS: u32 = 12;
+const MAX_TRANSACT_ATTEMPTS: u32 = 10;
 
 impl Db {
     /// Builds the pool. No connection is made until first use; deadpool's timeouts default to
@@ -158,28 +166,57 @@ impl Db {
     where
         F: for<'t> Fn(&'t Transaction<'t>) -> BoxFuture<'t, Result<T, DbError>>,
     {
-        let mut backoff = Backoff::database();
+        self.transact_at(Isolation::Serializable, work).await
+    }
+
+    /// Like [`Db::transact`] at READ COMMITTED, for changes made only of guarded relative
+    /// updates (`x = x + d WHERE … AND x + d >= 0`, fenced by epoch): each statement re-checks
+    /// its guard on the latest row, so hot rows (a market's quota) do not abort on 40001.
+    /// CockroachDB runs it SERIALIZABLE (its default; READ COMMITTED is a cluster option there).
+    pub async fn transact_guarded<T, F>(&self, work: F) -> Result<T, DbError>
+    where
+        F: for<'t> Fn(&'t Transaction<'t>) -> BoxFuture<'t, Result<T, DbError>>,
+    {
+        let level = match self.dialect {
+            Dialect::Postgres => Isolation::ReadCommitted,
+            Dialect::Cockroach => Isolation::Serializable,
+        };
+        self.transact_at(level, work).await
+    }
+
+    async fn transact_at<T, F>(&self, level: Isolation, work: F) -> Result<T, DbError>
+    where
+        F: for<'t> Fn(&'t Transaction<'t>) -> BoxFuture<'t, Result<T, DbError>>,
+    {
+        // Interactive callers wait on this: about 1.5 s of retries at most, then they get a
+        // clear "try again" rather than a request hanging for many seconds.
+        let mut backoff = Backoff::new(Duration::from_millis(5), Duration::from_millis(400));
         loop {
-            match self.transact_once(&work).await {
+            match self.transact_once(level, &work).await {
                 Ok(v) => return Ok(v),
                 Err(e) if e.is_retryable() && backoff.attempts() < MAX_TRANSACT_ATTEMPTS => {
                     tracing::debug!(error = %e, attempt = backoff.attempts(), "retrying transaction");
                     self.metrics.db_retries.increment(1);
                     tokio::time::sleep(backoff.next_delay()).await;
                 }
-                Err(e) => return Err(e),
+                Err(e) => {
+                    if let DbError::Fenced(_) = e {
+                        self.metrics.fenced_writes.increment(1);
+                    }
+                    return Err(e);
+                }
             }
         }
     }
 
-    async fn transact_once<T, F>(&self, work: &F) -> Result<T, DbError>
+    async fn transact_once<T, F>(&self, level: Isolation, work: &F) -> Result<T, DbError>
     where
         F: for<'t> Fn(&'t Transaction<'t>) -> BoxFuture<'t, Result<T, DbError>>,
     {
         let mut client = self.client().await?;
         let tx = client
             .build_transaction()
-            .isolation_level(tokio_postgres::IsolationLevel::Serializable)
+            .isolation_level(level)
             .start()
             .await?;
         let value = work(&tx).await?;

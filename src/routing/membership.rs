@@ -72,7 +72,11 @@ pub struct Membership {
     status: Arc<Mutex<MembershipStatus>>,
     refresh: Arc<Notify>,
     last_ok: Instant,
+    on_change: Option<ViewHook>,
 }
+
+/// Called with the members of every new view (the node resets peer-link backoff with it).
+pub type ViewHook = Arc<dyn Fn(&[Member]) + Send + Sync>;
 
 impl Membership {
     /// Picks this node's incarnation (newer than any recorded one) and prepares the loop.
@@ -99,7 +103,13 @@ impl Membership {
             status: Arc::new(Mutex::new(status)),
             refresh: Arc::new(Notify::new()),
             last_ok: Instant::now(),
+            on_change: None,
         })
+    }
+
+    /// Registers a hook called with the members of each new view.
+    pub fn on_view_change(&mut self, hook: ViewHook) {
+        self.on_change = Some(hook);
     }
 
     pub fn status(&self) -> Arc<Mutex<MembershipStatus>> {
