@@ -118,7 +118,9 @@ fn route_error(e: RouteError) -> RpcError {
     match e {
         // 4 DeadlineExceeded (HTTP 504): the request may have been applied; the client must
         // look at the state before trying again.
-        RouteError::Unknown => RpcError::new(crate::gateway::GrpcCode::DeadlineExceeded, e.to_string()),
+        RouteError::Unknown => {
+            RpcError::new(crate::gateway::GrpcCode::DeadlineExceeded, e.to_string())
+        }
         other => RpcError::unavailable(other.to_string()),
     }
 }
