@@ -159,6 +159,12 @@ const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("SERAI_HEARTBEAT_INTERVAL_MS", "heartbeat_interval_ms"),
     ("SERAI_MEMBERSHIP_TIMEOUT_MS", "membership_timeout_ms"),
     (
+        "SERAI_LEADERBOARD_BATCH_WINDOW_MS",
+        "leaderboard_batch_window_ms",
+    ),
+    ("SERAI_LEADERBOARD_BATCH_SIZE", "leaderboard_batch_size"),
+    ("SERAI_RING_VNODES", "ring_vnodes"),
+    (
         "SERAI_SESSION_TOKEN_EXPIRY_SECS",
         "session_token_expiry_secs",
     ),
@@ -256,6 +262,9 @@ impl RawConfig {
             "advertise_client_addr" => self.advertise_client_addr = Some(value),
             "heartbeat_interval_ms" => self.heartbeat_interval_ms = Some(int(&value)?),
             "membership_timeout_ms" => self.membership_timeout_ms = Some(int(&value)?),
+            "leaderboard_batch_window_ms" => self.leaderboard_batch_window_ms = Some(int(&value)?),
+            "leaderboard_batch_size" => self.leaderboard_batch_size = Some(int(&value)?),
+            "ring_vnodes" => self.ring_vnodes = Some(int(&value)?),
             "session_token_expiry_secs" => self.session_token_expiry_secs = Some(int(&value)?),
             "refresh_token_expiry_secs" => self.refresh_token_expiry_secs = Some(int(&value)?),
             other => return Err(ConfigError::new(other, "not a known field")),
@@ -495,6 +504,39 @@ fn parse_enum<T: for<'de> Deserialize<'de>>(
 }
 
 impl Config {
+    /// The secrets still at their public defaults: fine for `serai dev` and tests, a hole in
+    /// production (anyone could authenticate, join the cluster or drive the admin API).
+    pub fn default_secrets(&self) -> Vec<&'static str> {
+        let defaults = RawConfig::default().validate().expect("defaults are valid");
+        let mut found = Vec::new();
+        let pairs: [(&'static str, &str, &str); 6] = [
+            ("server_key", &self.server_key, &defaults.server_key),
+            ("http_key", &self.http_key, &defaults.http_key),
+            ("admin_token", &self.admin_token, &defaults.admin_token),
+            (
+                "cluster_secret",
+                &self.cluster_secret,
+                &defaults.cluster_secret,
+            ),
+            (
+                "session_encryption_key",
+                &self.session_encryption_key,
+                &defaults.session_encryption_key,
+            ),
+            (
+                "refresh_encryption_key",
+                &self.refresh_encryption_key,
+                &defaults.refresh_encryption_key,
+            ),
+        ];
+        for (name, value, default) in pairs {
+            if value == default {
+                found.push(name);
+            }
+        }
+        found
+    }
+
     /// Loads a file (if any), applies the process environment and validates.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let mut raw = RawConfig::from_file(path)?;

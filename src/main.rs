@@ -98,6 +98,14 @@ fn config_error(e: &ConfigError) -> ExitCode {
 }
 
 async fn run_node(config: Config) -> Result<(), String> {
+    let defaults = config.default_secrets();
+    if !defaults.is_empty() {
+        tracing::warn!(
+            settings = ?defaults,
+            "these secrets are still the public defaults: set them (SERAI_SERVER_KEY, SERAI_ADMIN_TOKEN, \
+             SERAI_CLUSTER_SECRET, …) before exposing this node"
+        );
+    }
     let shutdown = Shutdown::new();
     shutdown.trigger_on_signals();
     let node = serai::node::start(config, shutdown)
