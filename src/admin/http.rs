@@ -13,7 +13,7 @@ use actix_web::{web, HttpResponse};
 use serde_json::json;
 
 use super::metrics::Metrics;
-use crate::persistence::messages::{FlushNow, GetStats};
+use crate::persistence::messages::GetStats;
 use crate::persistence::{Db, PersistenceActor};
 use crate::routing::membership::MembershipStatus;
 use crate::routing::Router;
@@ -149,10 +149,12 @@ async fn status(state: web::Data<AdminState>) -> HttpResponse {
 }
 
 async fn flush(state: web::Data<AdminState>) -> HttpResponse {
-    match tokio::time::timeout(Duration::from_secs(30), state.persistence.send(FlushNow)).await {
-        Ok(Ok(Ok(()))) => HttpResponse::Ok().json(json!({"flushed": true})),
-        Ok(Ok(Err(e))) => HttpResponse::ServiceUnavailable().json(json!({"code": 14, "message": e.to_string()})),
-        _ => HttpResponse::ServiceUnavailable().json(json!({"code": 14, "message": "flush did not complete in 30 s; rows are kept and retried"})),
+    match crate::persistence::flush_now(&state.persistence, Duration::from_secs(30)).await {
+        Ok(()) => HttpResponse::Ok().json(json!({"flushed": true})),
+        Err(e) => HttpResponse::ServiceUnavailable().json(json!({
+            "code": 14,
+            "message": format!("{e}; the rows are kept and retried"),
+        })),
     }
 }
 

@@ -20,7 +20,6 @@ use crate::admin::metrics::Metrics;
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::gateway::{Presence, RpcRegistry};
-use crate::persistence::messages::FlushNow;
 use crate::persistence::{
     claims, cluster as members_sql, migrate, Db, DbError, FlushPolicy, PersistenceActor,
 };
@@ -297,14 +296,9 @@ impl RunningNode {
         self.readiness.draining.store(true, Ordering::Release);
         s.router.close();
         crate::game::stop_all(s).await;
-        let flushed =
-            tokio::time::timeout(Duration::from_secs(30), s.persistence.send(FlushNow)).await;
-        match flushed {
-            Ok(Ok(Ok(()))) => {}
-            other => tracing::error!(
-                ?other,
-                "final flush did not complete; unwritten rows are lost with this process"
-            ),
+        if let Err(e) = crate::persistence::flush_now(&s.persistence, Duration::from_secs(30)).await
+        {
+            tracing::error!(error = %e, "final flush did not complete; unwritten rows are lost with this process");
         }
         match claims::release_all(&s.db, &s.config.node_id).await {
             Ok(n) => tracing::info!(released = n, "claims released"),

@@ -137,6 +137,13 @@ impl PersistenceActor {
         }
         self.retry_at = Some(Instant::now() + delay);
         self.queue.restore(entries);
+        // Whoever waits on a flush hears about the failure now (the rows stay queued and are
+        // retried): a caller that must not go on without its rows written can act on it.
+        for (_, tx) in self.waiters.drain(..) {
+            let _ = tx.send(Err(DbError::Unavailable(format!(
+                "flush failed, rows kept for retry: {error}"
+            ))));
+        }
     }
 
     fn settle_waiters(&mut self) {
@@ -179,8 +186,6 @@ impl Handler<FlushNow> for PersistenceActor {
         let (tx, rx) = oneshot::channel();
         self.waiters.push((self.queue.next_seq(), tx));
         self.settle_waiters();
-        // An explicit request skips the backoff wait once: the caller is waiting on it.
-        self.retry_at = None;
         self.maybe_flush(ctx);
         Box::pin(async move {
             rx.await
@@ -196,5 +201,30 @@ impl Handler<GetStats> for PersistenceActor {
         let mut stats = self.stats.clone();
         stats.backlog = self.backlog();
         MessageResult(stats)
+    }
+}
+
+/// Asks for a flush and waits for it, asking again after a failed attempt (the rows stay
+/// queued), until everything queued before the call is committed or `limit` has passed.
+pub async fn flush_now(
+    persistence: &Addr<PersistenceActor>,
+    limit: Duration,
+) -> Result<(), DbError> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let last = match tokio::time::timeout(left, persistence.send(FlushNow)).await {
+            Ok(Ok(Ok(()))) => return Ok(()),
+            Ok(Ok(Err(e))) => e,
+            Ok(Err(_)) => return Err(DbError::Unavailable("persistence actor stopped".into())),
+            Err(_) => DbError::Unavailable(format!("flush did not complete within {limit:?}")),
+        };
+        if Instant::now() >= deadline {
+            return Err(last);
+        }
+        tokio::time::sleep(
+            Duration::from_millis(50).min(deadline.saturating_duration_since(Instant::now())),
+        )
+        .await;
     }
 }

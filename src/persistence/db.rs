@@ -199,12 +199,7 @@ impl Db {
                     self.metrics.db_retries.increment(1);
                     tokio::time::sleep(backoff.next_delay()).await;
                 }
-                Err(e) => {
-                    if let DbError::Fenced(_) = e {
-                        self.metrics.fenced_writes.increment(1);
-                    }
-                    return Err(e);
-                }
+                Err(e) => return Err(e),
             }
         }
     }

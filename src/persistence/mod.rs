@@ -28,4 +28,4 @@ pub mod messages;
 pub mod migrate;
 pub mod pg;
 
-pub use actor::{FlushPolicy, PersistenceActor};
+pub use actor::{flush_now, FlushPolicy, PersistenceActor};
