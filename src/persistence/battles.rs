@@ -5,7 +5,7 @@
 
 use uuid::Uuid;
 
-use super::characters::write_crew;
+use super::characters::{count_fenced, write_crew};
 use super::{Db, DbError};
 use crate::character::state::CharacterState;
 
@@ -35,7 +35,7 @@ pub const FIRST_EPOCH: i64 = 1;
 /// the session's claim is stale.
 pub async fn create(db: &Db, e: &NewEncounter) -> Result<i64, DbError> {
     let e = e.clone();
-    db.transact(move |tx| {
+    let result = db.transact(move |tx| {
         let e = e.clone();
         Box::pin(async move {
             tx.execute(
@@ -66,7 +66,8 @@ pub async fn create(db: &Db, e: &NewEncounter) -> Result<i64, DbError> {
             Ok(FIRST_EPOCH)
         })
     })
-    .await
+    .await;
+    count_fenced(db, result)
 }
 
 /// An encounter row as stored.
@@ -152,7 +153,7 @@ pub enum SettleOutcome {
 /// [`DbError::Fenced`]).
 pub async fn settle(db: &Db, s: &BattleSettlement) -> Result<SettleOutcome, DbError> {
     let s = s.clone();
-    db.transact(move |tx| {
+    let result = db.transact(move |tx| {
         let s = s.clone();
         Box::pin(async move {
             let c = &s.character;
@@ -225,7 +226,11 @@ pub async fn settle(db: &Db, s: &BattleSettlement) -> Result<SettleOutcome, DbEr
             Ok(SettleOutcome::Committed)
         })
     })
-    .await
+    .await;
+    if let Ok(SettleOutcome::BattleFenced) = &result {
+        db.metrics().fenced_writes.increment(1);
+    }
+    count_fenced(db, result)
 }
 
 /// Closes an encounter whose character no longer exists (nothing left to settle), if the
