@@ -20,7 +20,7 @@ use common::client::{start_game_node, GameClient, RpcFailure};
 use common::raw_client;
 
 const CLIENTS: usize = 50;
-const ROUNDS: usize = 4;
+const ROUNDS: usize = 8;
 const NODE: &str = "port_azul";
 const GOOD: &str = "grain";
 const START_GOLD: i64 = 1_000_000;
@@ -125,6 +125,18 @@ fn held_in(v: &Value) -> i64 {
         .iter()
         .find(|l| l["good"] == GOOD)
         .map_or(0, |l| l["quantity"].as_i64().unwrap())
+}
+
+/// `serai_db_retries_total` from the admin `/metrics` endpoint.
+async fn db_retries(admin: std::net::SocketAddr) -> f64 {
+    let metrics = common::client::request(admin, "GET", "/metrics", &[], b"").await;
+    metrics
+        .body
+        .lines()
+        .find(|l| l.starts_with("serai_db_retries_total"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN)
 }
 
 /// Checks the database against the acknowledged trades; returns the market's quota.
@@ -261,6 +273,7 @@ async fn fifty_clients_trading_one_good_conserve_gold_and_goods() {
         .unwrap();
     assert_eq!(n as usize, CLIENTS);
     let setup = started.elapsed();
+    let retries_at_setup = db_retries(t.node.admin_addr).await;
 
     // Watch the stored quota while the clients trade.
     let done = Arc::new(AtomicBool::new(false));
@@ -320,16 +333,10 @@ async fn fifty_clients_trading_one_good_conserve_gold_and_goods() {
         .flat_map(|l| &l.trades)
         .filter(|t| t.0 == "buy")
         .count();
-    let metrics = common::client::request(t.node.admin_addr, "GET", "/metrics", &[], b"").await;
-    let retries = metrics
-        .body
-        .lines()
-        .find(|l| l.starts_with("serai_db_retries_total"))
-        .unwrap_or("serai_db_retries_total ?")
-        .to_string();
+    let retries = db_retries(t.node.admin_addr).await - retries_at_setup;
     eprintln!(
         "setup {setup:?}, trading {trading:?}: {acknowledged} trades acknowledged ({buys} buys), \
-         refused {refusals:?}; {retries}"
+         refused {refusals:?}; {retries} transaction retries ({retries_at_setup} during setup)"
     );
     assert!(
         refusals.get("buy: quota").copied().unwrap_or(0) > 0,
@@ -379,9 +386,17 @@ async fn fifty_clients_trading_one_good_conserve_gold_and_goods() {
         .await
         .expect("the node stops in time")
         .expect("the node stops cleanly");
-    assert_eq!(
-        check(&raw_client(&t.db.url).await, &ledgers, &characters, quota0).await,
-        quota
-    );
+    let pg = raw_client(&t.db.url).await;
+    assert_eq!(check(&pg, &ledgers, &characters, quota0).await, quota);
+    let claimed: i64 = pg
+        .query_one(
+            "SELECT (SELECT count(*) FROM player_character WHERE owner_node IS NOT NULL) \
+                  + (SELECT count(*) FROM trade_node WHERE owner_node IS NOT NULL)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(claimed, 0, "a stopped node holds no claims");
     eprintln!("total {:?}", started.elapsed());
 }
