@@ -376,18 +376,28 @@ async fn assert_settled(url: &str, battle_id: Uuid, character_id: Uuid, end: &Va
     assert_eq!(c.get::<_, Option<Uuid>>(0), None, "battle_id cleared");
     // Every test's character fights its first battle: its experience is what it won.
     assert_eq!(c.get::<_, i64>(1), result["xp"].as_i64().unwrap());
-    assert_eq!(
-        i64::from(c.get::<_, i32>(2)),
-        result["hp"].as_i64().unwrap()
-    );
-    assert_eq!(c.get::<_, String>(3), result["location"].as_str().unwrap());
     let travel: Option<Value> = c.get(4);
-    assert_eq!(travel.is_some(), result["travelling"] == true);
-    if let Some(t) = travel {
-        assert!(
-            t["battle_id"].is_null() && t["paused_elapsed_ms"].is_null(),
-            "{t}"
+    if result["travelling"] == true && travel.is_none() {
+        // The trip went on and has arrived since: at the destination, rested.
+        assert_eq!(c.get::<_, String>(3), end["to"].as_str().unwrap());
+        assert_eq!(
+            i64::from(c.get::<_, i32>(2)),
+            end["combatants"][0]["max_hp"].as_i64().unwrap()
+                + 5 * result["levels_gained"].as_i64().unwrap()
         );
+    } else {
+        assert_eq!(
+            i64::from(c.get::<_, i32>(2)),
+            result["hp"].as_i64().unwrap()
+        );
+        assert_eq!(c.get::<_, String>(3), result["location"].as_str().unwrap());
+        assert_eq!(travel.is_some(), result["travelling"] == true);
+        if let Some(t) = travel {
+            assert!(
+                t["battle_id"].is_null() && t["paused_elapsed_ms"].is_null(),
+                "{t}"
+            );
+        }
     }
     let items: i64 = client
         .query_one(
