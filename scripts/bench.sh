@@ -4,9 +4,13 @@
 #      character rows against one UPDATE per row;
 #   2. `serai-load` with its defaults (32 WebSocket clients, 10 s per mode, mix
 #      quotes=80,trade=20): the bare `echo` RPC as the ceiling, then the game RPCs, and the
-#      game/echo ratio (target: >= 70 % for in-memory RPCs).
+#      game/echo ratio (target: >= 70 % for in-memory RPCs);
+#   3. `serai-cluster-bench`: the added forwarding hop (same RPC, local vs remote owner; target
+#      p50 <= 200 us on loopback) and SIGKILL-to-first-successful-RPC failover with the real
+#      binary as 3 processes and default timeouts (target <= 5 s). SERAI_BENCH_SKIP_CLUSTER=1
+#      skips it.
 #
-# Needs no setup: both start their own node/database through src/localdb.rs
+# Needs no setup: all three start their own node(s)/database through src/localdb.rs
 # (SERAI_DATABASE_URL, else PostgreSQL on 127.0.0.1:5432, else a throwaway server).
 # Arguments after the script name go to serai-load, e.g.
 #   scripts/bench.sh --clients 8 --seconds 5
@@ -16,7 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "== building (release)"
-cargo build --release --bin serai-load
+cargo build --release --bin serai-load --bin serai --bin serai-cluster-bench
 if [[ -z "${SERAI_BENCH_SKIP_FLUSH:-}" ]]; then
     cargo bench --bench flush --no-run
 fi
@@ -32,3 +36,8 @@ echo "== load: serai-load $*"
 target_dir="$(cargo metadata --format-version 1 --no-deps 2>/dev/null \
     | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
 "${target_dir:-target}/release/serai-load" "$@"
+if [[ -z "${SERAI_BENCH_SKIP_CLUSTER:-}" ]]; then
+    echo
+    echo "== cluster: serai-cluster-bench"
+    "${target_dir:-target}/release/serai-cluster-bench"
+fi
