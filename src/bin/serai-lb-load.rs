@@ -7,7 +7,8 @@
 //! outstanding, run three modes for `--seconds` each:
 //!
 //! - `write`: `POST /v2/leaderboard/bench` a random score for a random player (acknowledged
-//!   only after its batch is committed);
+//!   only after its batch is committed; with the default `--operator set` every write changes
+//!   the record, so every write is a row in a committed batch);
 //! - `top`: `GET /v2/leaderboard/bench?limit=<--limit>`;
 //! - `around`: `GET /v2/leaderboard/bench/owner/<random player>?limit=<--limit>`.
 //!
@@ -60,6 +61,10 @@ struct Args {
     /// `leaderboard_batch_size` of the node.
     #[arg(long, default_value_t = 500)]
     batch_size: usize,
+    /// The board's operator: `set` (every write changes the record, so every write is a
+    /// database row), `best` (only improvements are written) or `incr`.
+    #[arg(long, default_value = "set")]
+    operator: String,
     /// Modes to run, in order.
     #[arg(long, value_delimiter = ',', default_value = "write,top,around")]
     modes: Vec<String>,
@@ -282,6 +287,13 @@ fn counter(text: &str, name: &str, label: &str) -> f64 {
 
 fn main() {
     let args = Args::parse();
+    // Node logs on stderr with `SERAI_LOG=<filter>` (off by default: they cost time).
+    if let Ok(filter) = std::env::var("SERAI_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let system = actix_rt::System::new();
     system.block_on(async move {
         let local = tokio::task::LocalSet::new();
@@ -313,10 +325,15 @@ async fn bench(args: Args) {
         let started = Instant::now();
         client
             .batch_execute(&format!(
-                "INSERT INTO leaderboard (id, sort_order, operator) VALUES ('bench', 1, 0);
+                "INSERT INTO leaderboard (id, sort_order, operator) VALUES ('bench', 1, {});
                  INSERT INTO leaderboard_record (leaderboard_id, expiry_time, owner_id, username, score, subscore, num_score, metadata)
                  SELECT 'bench', 0, md5('bench' || i)::uuid, 'seed' || i, (i * 7919) % 1000000000, i % 1000, 1, '{{}}'
                  FROM generate_series(1, {}) AS i;",
+                match args.operator.as_str() {
+                    "best" => 0,
+                    "incr" => 2,
+                    _ => 1,
+                },
                 args.seed
             ))
             .await
@@ -364,8 +381,8 @@ async fn bench(args: Args) {
         started.elapsed().as_secs_f64()
     );
     println!(
-        "{} clients, {} s per mode, limit {}, batch window {} ms, batch size {}",
-        args.clients, args.seconds, args.limit, args.window_ms, args.batch_size
+        "{} clients, {} s per mode, limit {}, operator {}, batch window {} ms, batch size {}",
+        args.clients, args.seconds, args.limit, args.operator, args.window_ms, args.batch_size
     );
     println!(
         "{:<8} {:>10} {:>10} {:>10} {:>8}",

@@ -63,6 +63,8 @@ pub struct LeaderboardDeps {
     pub batch_window: Duration,
     /// … or once this many writes wait.
     pub batch_size: usize,
+    /// Batches of one board in the database at once (they never touch the same record).
+    pub max_in_flight: usize,
     pub counters: Arc<Counters>,
 }
 
@@ -186,7 +188,17 @@ pub struct Leaderboard {
     buckets: HashMap<i64, HashMap<Uuid, Entry>>,
     caches: RankCaches,
     pending: VecDeque<Op>,
-    flushing: bool,
+    /// Batches sent to the database and not answered yet.
+    in_flight: usize,
+    /// Records changed by in-flight batches: a later write of the same record waits for
+    /// its batch, so batches never depend on each other.
+    busy: HashSet<(i64, Uuid)>,
+    /// Records created (+) or deleted (−) by in-flight batches, per bucket.
+    busy_size: HashMap<i64, i64>,
+    /// The current bucket's size last written to `leaderboard.size`.
+    stored_size: Option<u64>,
+    /// A moving average of how long a batch takes to commit.
+    commit_time: Duration,
     timer_armed: bool,
     stop_started: bool,
     stop_waiters: Vec<oneshot::Sender<()>>,
@@ -209,7 +221,11 @@ impl Leaderboard {
             epoch: 0,
             buckets: HashMap::new(),
             pending: VecDeque::new(),
-            flushing: false,
+            in_flight: 0,
+            busy: HashSet::new(),
+            busy_size: HashMap::new(),
+            stored_size: None,
+            commit_time: Duration::from_millis(2),
             timer_armed: false,
             stop_started: false,
             stop_waiters: Vec::new(),
@@ -296,7 +312,8 @@ impl Leaderboard {
         Ok(board)
     }
 
-    fn tick(&mut self, _: &mut Context<Self>) {
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        self.store_size(ctx);
         let horizon = unix_now() - BUCKET_GRACE_SECS;
         let before = self.buckets.len();
         self.buckets
@@ -305,6 +322,40 @@ impl Leaderboard {
             self.caches.trim_expired(horizon);
             tracing::debug!(board = %self.id, "expired buckets trimmed");
         }
+    }
+
+    /// Writes the current bucket's size to `leaderboard.size` when it changed (tournament
+    /// lists show it); fenced like every write of the board.
+    fn store_size(&mut self, ctx: &mut Context<Self>) {
+        let Some(board) = self.board.clone() else {
+            return;
+        };
+        if self.phase != Phase::Ready {
+            return;
+        }
+        let size = self.bucket_len(board.current_expiry(unix_now()));
+        if self.stored_size == Some(size) {
+            return;
+        }
+        self.stored_size = Some(size);
+        let (db, id, node, epoch) = (
+            self.deps.db.clone(),
+            self.id.clone(),
+            self.deps.node_id.clone(),
+            self.epoch,
+        );
+        let write = async move { leaderboards::store_size(&db, &id, &node, epoch, size).await };
+        ctx.spawn(write.into_actor(self).map(move |result, act, ctx| match result {
+            Ok(()) => {}
+            Err(DbError::Fenced(_)) => {
+                tracing::warn!(board = %act.id, "leaderboard fenced by a newer claim (or deleted), stopping");
+                act.fail(ctx);
+            }
+            Err(e) => {
+                tracing::debug!(board = %act.id, error = %e, "leaderboard size not stored, will retry");
+                act.stored_size = None;
+            }
+        }));
     }
 
     // ---------------------------------------------------------------------------------------
@@ -330,29 +381,35 @@ impl Leaderboard {
         rx
     }
 
-    /// Takes a batch when one is due and none is in flight; otherwise arms the window timer.
+    /// Takes batches while one is due and fewer than `max_in_flight` are in flight; otherwise
+    /// arms the window timer.
     fn maybe_flush(&mut self, ctx: &mut Context<Self>) {
-        if self.flushing {
-            return;
-        }
-        let Some(oldest) = self.pending.front().map(|op| op.queued) else {
-            if self.phase == Phase::Stopping {
-                self.finish_stop(ctx);
+        while self.in_flight < self.deps.max_in_flight.max(1) {
+            let Some(oldest) = self.pending.front().map(|op| op.queued) else {
+                if self.phase == Phase::Stopping && self.in_flight == 0 {
+                    self.finish_stop(ctx);
+                }
+                return;
+            };
+            let waited = oldest.elapsed();
+            let gather = self.deps.batch_window;
+            let due = self.pending.len() >= self.deps.batch_size
+                || waited >= gather
+                || self.phase == Phase::Stopping;
+            if !due {
+                if !self.timer_armed {
+                    self.timer_armed = true;
+                    ctx.run_later(gather - waited, |act, ctx| {
+                        act.timer_armed = false;
+                        act.maybe_flush(ctx);
+                    });
+                }
+                return;
             }
-            return;
-        };
-        let waited = oldest.elapsed();
-        if self.pending.len() >= self.deps.batch_size
-            || waited >= self.deps.batch_window
-            || self.phase == Phase::Stopping
-        {
-            self.start_flush(ctx);
-        } else if !self.timer_armed {
-            self.timer_armed = true;
-            ctx.run_later(self.deps.batch_window - waited, |act, ctx| {
-                act.timer_armed = false;
-                act.maybe_flush(ctx);
-            });
+            if !self.start_flush(ctx) {
+                // Everything waiting touches records of batches in flight.
+                return;
+            }
         }
     }
 
@@ -364,14 +421,46 @@ impl Leaderboard {
         self.buckets.get(&expiry).map_or(0, |b| b.len() as u64)
     }
 
+    /// Takes the next batch: waiting writes in arrival order, up to `batch_size`, leaving
+    /// (in order) those whose record is changed by a batch in flight.
+    fn take_batch(&mut self) -> Vec<Op> {
+        let limit = self.deps.batch_size.max(1);
+        if self.busy.is_empty() {
+            let take = self.pending.len().min(limit);
+            return self.pending.drain(..take).collect();
+        }
+        let mut ops = Vec::new();
+        let mut kept = VecDeque::with_capacity(self.pending.len());
+        let mut blocked: HashSet<(i64, Uuid)> = HashSet::new();
+        while let Some(op) = self.pending.pop_front() {
+            if ops.len() >= limit {
+                kept.push_back(op);
+                kept.extend(self.pending.drain(..));
+                break;
+            }
+            let key = (op.expiry, op.owner);
+            if self.busy.contains(&key) || blocked.contains(&key) {
+                blocked.insert(key);
+                kept.push_back(op);
+            } else {
+                ops.push(op);
+            }
+        }
+        self.pending = kept;
+        ops
+    }
+
     /// Applies the next batch on top of the committed records and sends the changes to the
-    /// database; memory and the writers follow once it commits.
-    fn start_flush(&mut self, ctx: &mut Context<Self>) {
+    /// database; memory and the writers follow once it commits. False when no write could be
+    /// taken.
+    fn start_flush(&mut self, ctx: &mut Context<Self>) -> bool {
         let Some(board) = self.board.clone() else {
-            return;
+            return false;
         };
-        let take = self.pending.len().min(self.deps.batch_size.max(1));
-        let ops: Vec<Op> = self.pending.drain(..take).collect();
+        let ops = self.take_batch();
+        if ops.is_empty() {
+            return false;
+        }
         let now = unix_now();
         let wctx = WriteContext {
             kind: board.kind(),
@@ -389,8 +478,10 @@ impl Leaderboard {
                 None => self.entry(op.expiry, op.owner).cloned(),
             };
             let size = |delta: &HashMap<i64, i64>| {
-                (self.bucket_len(op.expiry) as i64 + delta.get(&op.expiry).copied().unwrap_or(0))
-                    .max(0) as u64
+                (self.bucket_len(op.expiry) as i64
+                    + self.busy_size.get(&op.expiry).copied().unwrap_or(0)
+                    + delta.get(&op.expiry).copied().unwrap_or(0))
+                .max(0) as u64
             };
             let result = match op.kind {
                 OpKind::Write {
@@ -470,12 +561,7 @@ impl Leaderboard {
             answers.push((op.reply, op.owner, op.expiry, result));
         }
 
-        let current = board.current_expiry(now);
-        let mut batch = FlushBatch {
-            size: (self.bucket_len(current) as i64 + size_delta.get(&current).copied().unwrap_or(0))
-                .clamp(0, i64::from(i32::MAX)) as i32,
-            ..FlushBatch::default()
-        };
+        let mut batch = FlushBatch::default();
         for (&(expiry, owner), change) in &overlay {
             match change {
                 Some(e) => batch.upserts.push(row_of(&board, expiry, owner, e)),
@@ -484,18 +570,39 @@ impl Leaderboard {
         }
         if batch.is_empty() {
             self.commit(&board, overlay, answers);
-            return;
+            return true;
         }
-        self.flushing = true;
+        self.in_flight += 1;
+        self.busy.extend(overlay.keys().copied());
+        for (&expiry, &d) in &size_delta {
+            *self.busy_size.entry(expiry).or_default() += d;
+        }
         let (db, id, node, epoch) = (
             self.deps.db.clone(),
             self.id.clone(),
             self.deps.node_id.clone(),
             self.epoch,
         );
-        let write = async move { leaderboards::flush(&db, &id, &node, epoch, &batch).await };
-        ctx.spawn(write.into_actor(self).map(move |result, act, ctx| {
-            act.flushing = false;
+        let rows = batch.upserts.len() + batch.deletes.len();
+        let started = std::time::Instant::now();
+        let write = async move {
+            let r = leaderboards::flush(&db, &id, &node, epoch, &batch).await;
+            (r, started.elapsed())
+        };
+        ctx.spawn(write.into_actor(self).map(move |(result, db_time), act, ctx| {
+            act.in_flight -= 1;
+            for key in overlay.keys() {
+                act.busy.remove(key);
+            }
+            for (expiry, d) in size_delta {
+                if let Some(v) = act.busy_size.get_mut(&expiry) {
+                    *v -= d;
+                }
+            }
+            act.busy_size.retain(|_, v| *v != 0);
+            act.commit_time = (act.commit_time * 7 + db_time) / 8;
+            tracing::debug!(board = %act.id, rows, db_us = db_time.as_micros() as u64,
+                total_us = started.elapsed().as_micros() as u64, "leaderboard batch");
             match result {
                 Ok(()) => {
                     act.deps.counters.batches.increment(1);
@@ -520,6 +627,7 @@ impl Leaderboard {
             }
             act.maybe_flush(ctx);
         }));
+        true
     }
 
     /// Applies a committed batch to memory and answers its writers.

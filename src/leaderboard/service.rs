@@ -15,6 +15,9 @@ use crate::persistence::leaderboards;
 use crate::persistence::Db;
 use crate::routing::{RouteError, Router};
 
+/// Batches of one board in the database at once.
+pub const MAX_IN_FLIGHT: usize = 4;
+
 /// The actor's dependencies from the node's services and config.
 pub fn deps(services: &Services) -> LeaderboardDeps {
     let c = &services.config;
@@ -24,6 +27,10 @@ pub fn deps(services: &Services) -> LeaderboardDeps {
         blacklist: Arc::new(c.rank_cache_blacklist.clone()),
         batch_window: c.leaderboard_batch_window,
         batch_size: c.leaderboard_batch_size.max(1),
+        max_in_flight: std::env::var("SERAI_LB_IN_FLIGHT")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(MAX_IN_FLIGHT),
         counters: Arc::new(Counters::new(&services.db)),
     }
 }

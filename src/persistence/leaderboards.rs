@@ -265,8 +265,6 @@ pub struct FlushBatch {
     pub upserts: Vec<RecordRow>,
     /// (expiry, owner) of records to delete.
     pub deletes: Vec<(i64, Uuid)>,
-    /// The board's `size` column afterwards (records in the current bucket).
-    pub size: i32,
 }
 
 impl FlushBatch {
@@ -294,9 +292,10 @@ const UPSERT_FROM_FENCE: &str =
 
 /// Writes one batch of a board's records, fenced by the board's claim: nothing is written
 /// unless `leaderboard` still names (`node`, `epoch`) as owner, and then the answer is
-/// [`DbError::Fenced`]. Without deletes the batch is a single statement (the fence is an
-/// `UPDATE … RETURNING` in a CTE, which locks the board row against a concurrent claim until
-/// the statement commits); with deletes it is one transaction. Serialization failures and lost
+/// [`DbError::Fenced`]. Without deletes the batch is a single statement (the fence is a
+/// `SELECT … FOR SHARE` in a CTE: a concurrent claim, an `UPDATE` of the board row, waits
+/// until the statement commits, and one that committed first is seen, so nothing is written;
+/// several batches of the board may run at once); with deletes it is one transaction. Serialization failures and lost
 /// connections are retried with backoff (the batch holds absolute values, so repeating it is
 /// harmless).
 pub async fn flush(
@@ -368,12 +367,12 @@ async fn flush_upserts(
     let c = Columns::of(&batch.upserts);
     let client = db.client().await?;
     let sql = format!(
-        "WITH fence AS (UPDATE leaderboard SET size = $14 \
-         WHERE id = $1 AND owner_node = $2 AND owner_epoch = $3 RETURNING id) \
+        "WITH fence AS (SELECT id FROM leaderboard \
+         WHERE id = $1 AND owner_node = $2 AND owner_epoch = $3 FOR SHARE) \
          {UPSERT_FROM_FENCE} RETURNING 1"
     );
     let stmt = client.prepare_cached(&sql).await?;
-    let params: [&(dyn ToSql + Sync); 14] = [
+    let params: [&(dyn ToSql + Sync); 13] = [
         &board,
         &node,
         &epoch,
@@ -387,7 +386,6 @@ async fn flush_upserts(
         &c.metadata,
         &c.create_time,
         &c.update_time,
-        &batch.size,
     ];
     let n = client.execute(&stmt, &params).await?;
     if n == 0 && !batch.upserts.is_empty() {
@@ -411,9 +409,9 @@ async fn flush_with_deletes(
         .await?;
     let owned = tx
         .query_opt(
-            "UPDATE leaderboard SET size = $4 WHERE id = $1 AND owner_node = $2 AND owner_epoch = $3 \
-             RETURNING id",
-            &[&board, &node, &epoch, &batch.size],
+            "SELECT id FROM leaderboard WHERE id = $1 AND owner_node = $2 AND owner_epoch = $3 \
+             FOR SHARE",
+            &[&board, &node, &epoch],
         )
         .await?;
     if owned.is_none() {
@@ -451,6 +449,29 @@ async fn flush_with_deletes(
         tx.execute(&sql, &params).await?;
     }
     tx.commit().await?;
+    Ok(())
+}
+
+/// Stores the size of a board's current bucket (what tournament lists show), fenced by the
+/// board's claim.
+pub async fn store_size(
+    db: &Db,
+    board: &str,
+    node: &str,
+    epoch: i64,
+    size: u64,
+) -> Result<(), DbError> {
+    let size = i32::try_from(size).unwrap_or(i32::MAX);
+    let client = db.client().await?;
+    let n = client
+        .execute(
+            "UPDATE leaderboard SET size = $4 WHERE id = $1 AND owner_node = $2 AND owner_epoch = $3",
+            &[&board, &node, &epoch, &size],
+        )
+        .await?;
+    if n == 0 {
+        return Err(DbError::Fenced(format!("leaderboard {board}")));
+    }
     Ok(())
 }
 
