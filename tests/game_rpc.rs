@@ -1583,6 +1583,69 @@ async fn trades_racing_passivation_and_fencing_are_stored_exactly_once() {
     g.stop().await;
 }
 
+/// A small change is acknowledged while the database is unreachable, and the session goes
+/// idle and passivates during the outage (its final flush fails). Once the database is back,
+/// the change must not be lost: the next session must see it, and it must reach the database.
+#[actix_rt::test]
+async fn a_dirty_change_survives_a_database_outage_during_passivation() {
+    let tdb = serai::localdb::TestDatabase::create()
+        .await
+        .expect("a test database");
+    let (proxy, url) = common::client::proxied(&tdb).await;
+    let t = common::client::start_game_node_on(tdb, FREEZE, |c| {
+        c.database_url = url;
+        c.idle_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let pg = raw_client(&t.db.url).await;
+    let g = Game { t, pg };
+    let a = g.player("device-outage-0001").await;
+    let id = uuid_of(&create(&a, "Outage", "merchant_heir").await);
+    a.rpc("get_character", &json!({"character_id": id}))
+        .await
+        .unwrap();
+
+    proxy.cut();
+    let c = a
+        .rpc(
+            "learn_skill",
+            &json!({"character_id": id, "skill": "haggling"}),
+        )
+        .await
+        .expect("learn_skill is answered from memory");
+    assert_eq!(c["skills"], json!([{"code": "haggling", "rank": 1}]));
+    // Idle for longer than the idle timeout: the session tries to flush and passivate.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    proxy.restore();
+
+    // The client retries until the node answers again.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let c = loop {
+        match a.rpc("get_character", &json!({"character_id": id})).await {
+            Ok(c) => break c,
+            Err(e) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "no answer after the outage: {e:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    assert_eq!(
+        c["skills"],
+        json!([{"code": "haggling", "rank": 1}]),
+        "the acknowledged skill was lost across the outage"
+    );
+    eventually(
+        "skill:haggling reaches the database",
+        Duration::from_secs(10),
+        || async { g.attribute(id, "skill:haggling").await == Some(1) },
+    )
+    .await;
+    g.stop().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Bad input
 // ---------------------------------------------------------------------------------------------

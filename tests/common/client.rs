@@ -36,6 +36,15 @@ pub fn basic(key: &str) -> String {
 /// adjusts the test config (idle timeout, frame size, …).
 pub async fn start_game_node(setup_sql: &str, tune: impl FnOnce(&mut Config)) -> TestNode {
     let db = TestDatabase::create().await.expect("a test database");
+    start_game_node_on(db, setup_sql, tune).await
+}
+
+/// [`start_game_node`] on a database created by the caller (e.g. to put a proxy in front).
+pub async fn start_game_node_on(
+    db: TestDatabase,
+    setup_sql: &str,
+    tune: impl FnOnce(&mut Config),
+) -> TestNode {
     if !setup_sql.is_empty() {
         let pool = serai::persistence::Db::connect(
             &db.url,
@@ -59,6 +68,33 @@ pub async fn start_game_node(setup_sql: &str, tune: impl FnOnce(&mut Config)) ->
         .await
         .expect("node starts");
     TestNode { node, config, db }
+}
+
+/// A [`super::proxy::Proxy`] in front of the test database and the URL that goes through it.
+pub async fn proxied(db: &TestDatabase) -> (super::proxy::Proxy, String) {
+    let cfg: tokio_postgres::Config = db.url.parse().expect("a database URL");
+    let target = match &cfg.get_hosts()[0] {
+        tokio_postgres::config::Host::Tcp(h) => format!("{h}:{}", cfg.get_ports()[0]),
+        #[allow(unreachable_patterns)]
+        _ => panic!("the test needs a TCP database"),
+    };
+    let target = tokio::net::lookup_host(target)
+        .await
+        .expect("resolve the database host")
+        .next()
+        .expect("an address");
+    let proxy = super::proxy::Proxy::start(target).await;
+    let password = cfg
+        .get_password()
+        .map(|p| format!(":{}", String::from_utf8_lossy(p)))
+        .unwrap_or_default();
+    let url = format!(
+        "postgresql://{}{password}@127.0.0.1:{}/{}",
+        cfg.get_user().unwrap_or("postgres"),
+        proxy.addr.port(),
+        cfg.get_dbname().expect("a database name")
+    );
+    (proxy, url)
 }
 
 /// One HTTP/1.1 request with `Connection: close` and any headers; the answer in full.
