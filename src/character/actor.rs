@@ -512,9 +512,13 @@ impl Handler<Passivate> for CharacterSession {
             self.id,
             self.deps.node_id.clone(),
         );
-        self.phase = Phase::Gone(SessionError::Unavailable);
+        // Keep the state until the flush is known to be committed: if it fails (database
+        // away), the session stays and tries again later, so a fresh activation never loads
+        // older rows than this one holds.
+        let kept = std::mem::replace(&mut self.phase, Phase::Gone(SessionError::Unavailable));
         let work = async move {
-            if let Ok(Ok(())) = persistence.send(FlushNow).await {
+            let flushed = matches!(persistence.send(FlushNow).await, Ok(Ok(())));
+            if flushed {
                 // Only after the flush: releasing first would let a new owner load stale rows.
                 let _ = claims::release(
                     &db,
@@ -525,8 +529,18 @@ impl Handler<Passivate> for CharacterSession {
                 )
                 .await;
             }
+            flushed
         };
-        ctx.wait(work.into_actor(self).map(|_, _, ctx| ctx.stop()));
+        ctx.wait(work.into_actor(self).map(move |flushed, act, ctx| {
+            if flushed {
+                ctx.stop();
+                return;
+            }
+            tracing::warn!(character = %act.id, "final flush failed; staying active and trying again later");
+            act.phase = kept;
+            act.last_active = Instant::now();
+            act.schedule_trip(ctx);
+        }));
     }
 }
 
