@@ -538,3 +538,54 @@ async fn game_boards_are_kept_by_the_server() {
     assert_eq!(s, 403);
     lb.node.stop().await.unwrap();
 }
+
+#[actix_rt::test]
+async fn a_newer_claim_fences_the_board_and_loses_nothing_acknowledged() {
+    let lb = start("", |_| {}).await;
+    lb.create_board(json!({"id": "fenced", "operator": "incr"}))
+        .await;
+    let p = lb.player("fred").await;
+    p.write_ok("fenced", 5, 0).await;
+    // Another node claims the board behind this node's back.
+    let db = support::raw(&lb.db.url).await;
+    db.execute(
+        "UPDATE leaderboard SET owner_node = 'elsewhere', owner_epoch = owner_epoch + 1 \
+         WHERE id = 'fenced'",
+        &[],
+    )
+    .await
+    .unwrap();
+    // The next batch is refused by the fence: the writer is told to retry, nothing is written.
+    let (s, e) = p.write("fenced", 7, 0).await;
+    assert_eq!((s, e["code"].as_i64()), (503, Some(14)), "{e}");
+    let row = db
+        .query_one(
+            "SELECT score, num_score FROM leaderboard_record WHERE leaderboard_id = 'fenced'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i32>(1)), (5, 1));
+    // The retry reaches a fresh activation, which claims the board again and loads it.
+    let mut answer = p.write("fenced", 7, 0).await;
+    for _ in 0..20 {
+        if answer.0 == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        answer = p.write("fenced", 7, 0).await;
+    }
+    let (s, r) = answer;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!((int64(&r["score"]), r["num_score"].as_u64()), (12, Some(2)));
+    let owner: String = db
+        .query_one(
+            "SELECT owner_node FROM leaderboard WHERE id = 'fenced'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(owner, lb.config.node_id);
+    lb.node.stop().await.unwrap();
+}

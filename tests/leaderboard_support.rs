@@ -170,30 +170,7 @@ impl Lb {
 
     /// A new device-authenticated player.
     pub async fn player(&self, name: &str) -> Player {
-        let auth = format!("Basic {}", STANDARD.encode("defaultkey:"));
-        let device = format!("device-{name}-{}", Uuid::new_v4().simple());
-        let (status, v) = request(
-            self.client(),
-            "POST",
-            &format!("/v2/account/authenticate/device?create=true&username={name}"),
-            &[("Authorization", &auth)],
-            &json!({ "id": device }).to_string(),
-        )
-        .await;
-        assert_eq!(status, 200, "device auth: {v}");
-        let token = v["token"].as_str().expect("token").to_string();
-        let claims: Value = serde_json::from_slice(
-            &URL_SAFE_NO_PAD
-                .decode(token.split('.').nth(1).expect("payload"))
-                .expect("base64"),
-        )
-        .expect("claims");
-        Player {
-            addr: self.client(),
-            token,
-            id: claims["uid"].as_str().expect("uid").parse().expect("uuid"),
-            name: name.to_string(),
-        }
+        player_at(self.client(), name).await
     }
 
     /// Waits until board `id` holds `n` records in its current bucket (warm-up done).
@@ -214,6 +191,34 @@ impl Lb {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+}
+
+/// A new player authenticated by a fresh device id on the node at `addr`.
+pub async fn player_at(addr: SocketAddr, name: &str) -> Player {
+    let auth = format!("Basic {}", STANDARD.encode("defaultkey:"));
+    let device = format!("device-{name}-{}", Uuid::new_v4().simple());
+    let (status, v) = request(
+        addr,
+        "POST",
+        &format!("/v2/account/authenticate/device?create=true&username={name}"),
+        &[("Authorization", &auth)],
+        &json!({ "id": device }).to_string(),
+    )
+    .await;
+    assert_eq!(status, 200, "device auth: {v}");
+    let token = v["token"].as_str().expect("token").to_string();
+    let claims: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(1).expect("payload"))
+            .expect("base64"),
+    )
+    .expect("claims");
+    Player {
+        addr,
+        token,
+        id: claims["uid"].as_str().expect("uid").parse().expect("uuid"),
+        name: name.to_string(),
     }
 }
 

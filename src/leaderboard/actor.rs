@@ -207,6 +207,11 @@ pub struct Leaderboard {
 impl Entity for Leaderboard {
     type Key = String;
     const KIND: &'static str = "leaderboard";
+
+    /// Handoff, drain, shutdown: commit what is queued, release the claim, stop.
+    fn stop(addr: &Addr<Self>) {
+        addr.do_send(Passivate);
+    }
 }
 
 impl Leaderboard {
@@ -1448,11 +1453,12 @@ impl Handler<Warm> for Leaderboard {
 }
 
 impl Handler<Forget> for Leaderboard {
-    type Result = ();
+    type Result = Result<(), LeaderboardError>;
 
-    fn handle(&mut self, _: Forget, ctx: &mut Context<Self>) {
+    fn handle(&mut self, _: Forget, ctx: &mut Context<Self>) -> Self::Result {
         tracing::info!(board = %self.id, "leaderboard deleted, stopping");
         self.fail(ctx);
+        Ok(())
     }
 }
 

@@ -13,7 +13,6 @@
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 
-use super::actor::Leaderboard;
 use super::board::{operator_to_db, Board, DEFAULT_MAX_SIZE};
 use super::messages::{BoardInfo, Forget, GetInfo, Warm};
 use super::rank_cache::SortOrder;
@@ -274,10 +273,9 @@ async fn delete(state: web::Data<AdminState>, path: web::Path<String>) -> HttpRe
         }
         Err(e) => return unavailable(e),
     }
-    // The board row is gone: a live actor would be fenced at its next batch; stop it now.
-    if let Some(addr) = state.router.local::<Leaderboard>(&id) {
-        let _ = addr.send(Forget).await;
-    }
+    // The board row is gone: its actor (on whichever node owns it) would be fenced at its
+    // next batch; stop it now so it serves no more reads from memory.
+    let _ = service::send(&state.router, id.clone(), Forget, false).await;
     match leaderboards::purge_records(&state.db, &id, 5_000).await {
         Ok(n) => {
             tracing::info!(board = %id, records = n, "leaderboard deleted");

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::rules::{ErrorSite, WriteError};
+use crate::routing::Remote;
 
 /// Which API a request came through: Nakama answers leaderboards and tournaments with their
 /// own messages, and a tournament is only written through the tournament API.
@@ -97,13 +98,40 @@ pub struct Warm;
 
 /// The board was deleted: pending writes are refused and the actor stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Message, Serialize, Deserialize)]
-#[rtype(result = "()")]
+#[rtype(result = "Result<(), LeaderboardError>")]
 pub struct Forget;
 
 /// Commits pending writes, releases the claim and stops (drain, shutdown). Answered once done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Message, Serialize, Deserialize)]
 #[rtype(result = "()")]
 pub struct Passivate;
+
+// Every message may be forwarded to the node owning the board (names are wire names: never
+// rename one that has been sent).
+impl Remote for Write {
+    const NAME: &'static str = "leaderboard.write";
+}
+impl Remote for DeleteRecord {
+    const NAME: &'static str = "leaderboard.delete_record";
+}
+impl Remote for Join {
+    const NAME: &'static str = "leaderboard.join";
+}
+impl Remote for List {
+    const NAME: &'static str = "leaderboard.list";
+}
+impl Remote for AroundOwner {
+    const NAME: &'static str = "leaderboard.around_owner";
+}
+impl Remote for GetInfo {
+    const NAME: &'static str = "leaderboard.get_info";
+}
+impl Remote for Warm {
+    const NAME: &'static str = "leaderboard.warm";
+}
+impl Remote for Forget {
+    const NAME: &'static str = "leaderboard.forget";
+}
 
 /// One record as clients see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

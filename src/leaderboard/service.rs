@@ -1,19 +1,25 @@
-//! Leaderboards in a node: registering the actor kind, the warm-up at start, stopping at
-//! shutdown, and [`send`], the one way handlers reach a board.
+//! Leaderboards in a node: registering the actor kind (and its messages for forwarding), the
+//! warm-up at start and after each view change, stopping at shutdown, and [`send`], the one
+//! way handlers reach a board.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::dev::ToEnvelope;
-use actix::{Handler, Message};
+use actix::Handler;
 
 use super::actor::{Counters, Leaderboard, LeaderboardDeps};
 use super::game_boards;
-use super::messages::{LeaderboardError, Passivate, Warm};
+use super::messages::{
+    AroundOwner, DeleteRecord, Forget, GetInfo, Join, LeaderboardError, List, Passivate, Warm,
+    Write,
+};
 use crate::node::Services;
 use crate::persistence::leaderboards;
 use crate::persistence::Db;
-use crate::routing::{RouteError, Router};
+use crate::routing::placement::Owner;
+use crate::routing::{Entity, Remote, RouteError, Router};
+use crate::shutdown::Shutdown;
 
 /// Batches of one board in the database at once.
 pub const MAX_IN_FLIGHT: usize = 4;
@@ -27,22 +33,28 @@ pub fn deps(services: &Services) -> LeaderboardDeps {
         blacklist: Arc::new(c.rank_cache_blacklist.clone()),
         batch_window: c.leaderboard_batch_window,
         batch_size: c.leaderboard_batch_size.max(1),
-        max_in_flight: std::env::var("SERAI_LB_IN_FLIGHT")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(MAX_IN_FLIGHT),
+        max_in_flight: MAX_IN_FLIGHT,
         counters: Arc::new(Counters::new(&services.db)),
     }
 }
 
-/// Registers the Leaderboard kind with the router, then (in the background, without holding
-/// up the node) creates the game's own boards if missing and warms every board: each board's
-/// actor is activated and loads its current bucket. A board answers once it is warm.
+/// Registers the Leaderboard kind with the router (and its messages, so other nodes can reach
+/// the boards owned here), then in the background, without holding up the node: creates the
+/// game's own boards if missing and warms every board this node owns (its actor is activated
+/// and loads its current bucket; a board answers once it is warm), and again after every view
+/// change for the boards that moved here.
 pub fn register(services: &Services) {
     let deps = deps(services);
-    services
-        .router
-        .register::<Leaderboard>(move |id| Leaderboard::new(id, deps.clone()));
+    let r = &services.router;
+    r.register::<Leaderboard>(move |id| Leaderboard::new(id, deps.clone()));
+    r.register_remote::<Leaderboard, Write>();
+    r.register_remote::<Leaderboard, DeleteRecord>();
+    r.register_remote::<Leaderboard, Join>();
+    r.register_remote::<Leaderboard, List>();
+    r.register_remote::<Leaderboard, AroundOwner>();
+    r.register_remote::<Leaderboard, GetInfo>();
+    r.register_remote::<Leaderboard, Warm>();
+    r.register_remote::<Leaderboard, Forget>();
     let (db, router, shutdown) = (
         services.db.clone(),
         services.router.clone(),
@@ -51,18 +63,32 @@ pub fn register(services: &Services) {
     actix_rt::spawn(async move {
         tokio::select! {
             _ = shutdown.wait() => {}
-            _ = warm_all(db, router) => {}
+            _ = warm_forever(db, router, shutdown.clone()) => {}
         }
     });
 }
 
-/// Creates the game boards and warms every board; retries while the database is unreachable.
-pub async fn warm_all(db: Db, router: Arc<Router>) {
+async fn warm_forever(db: Db, router: Arc<Router>, shutdown: Shutdown) {
+    let mut views = router.view_changes();
+    warm_all(&db, &router).await;
+    while views.changed().await.is_ok() {
+        // Let the view settle (handoffs stop the old owners' actors) before loading.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if shutdown.is_triggered() {
+            return;
+        }
+        warm_all(&db, &router).await;
+    }
+}
+
+/// Creates the game boards and warms every board this node owns; retries while the database
+/// is unreachable.
+pub async fn warm_all(db: &Db, router: &Router) {
     let started = Instant::now();
     let mut delay = Duration::from_millis(100);
     let boards = loop {
-        let ensured = game_boards::ensure(&db).await;
-        match (ensured, leaderboards::list_boards(&db).await) {
+        let ensured = game_boards::ensure(db).await;
+        match (ensured, leaderboards::list_boards(db).await) {
             (Ok(()), Ok(rows)) => break rows,
             (e1, e2) => {
                 tracing::warn!(ensure = ?e1.err(), list = ?e2.err(), "leaderboard warm-up: database not ready, retrying");
@@ -71,11 +97,19 @@ pub async fn warm_all(db: Db, router: Arc<Router>) {
             }
         }
     };
-    let count = boards.len();
-    let warmed = futures_util::future::join_all(
-        boards.into_iter().map(|b| send(&router, b.id, Warm, false)),
-    )
-    .await;
+    let mine: Vec<String> = boards
+        .into_iter()
+        .map(|b| b.id)
+        .filter(|id| router.owner::<Leaderboard>(id) == Owner::Local)
+        .filter(|id| router.local::<Leaderboard>(id).is_none())
+        .collect();
+    if mine.is_empty() {
+        return;
+    }
+    let count = mine.len();
+    let warmed =
+        futures_util::future::join_all(mine.into_iter().map(|id| send(router, id, Warm, false)))
+            .await;
     let failed = warmed.iter().filter(|r| r.is_err()).count();
     tracing::info!(
         boards = count,
@@ -97,9 +131,10 @@ pub async fn stop_all(services: &Services) {
     .await;
 }
 
-/// Sends `msg` to board `id` through the router. An actor that stopped under the message
-/// (fenced, deleted) is asked once more when `retry` (reads: a fresh activation answers);
-/// writes are not repeated, their callers are told to try again.
+/// Sends `msg` to board `id` wherever its owner is (this node or another, over the peer
+/// link). An actor that stopped under the message (fenced, deleted, moving) is asked once more
+/// when `retry` (reads: a fresh activation answers); writes are not repeated: their callers
+/// are told to try again.
 pub async fn send<M, T>(
     router: &Router,
     id: String,
@@ -107,21 +142,23 @@ pub async fn send<M, T>(
     retry: bool,
 ) -> Result<T, LeaderboardError>
 where
-    M: Message<Result = Result<T, LeaderboardError>> + Clone + Send + 'static,
-    T: Send + 'static,
+    M: Remote<Result = Result<T, LeaderboardError>> + Clone,
+    T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
     Leaderboard: Handler<M>,
     <Leaderboard as actix::Actor>::Context: ToEnvelope<Leaderboard, M>,
 {
     let attempts = if retry { 2 } else { 1 };
-    for attempt in 1..=attempts {
-        match router.send::<Leaderboard, M>(id.clone(), msg.clone()).await {
+    let mut last = RouteError::Unavailable;
+    for _ in 0..attempts {
+        match router.ask::<Leaderboard, M>(id.clone(), msg.clone()).await {
             Ok(answer) => return answer,
-            Err(RouteError::Unavailable) if attempt < attempts => continue,
+            Err(e @ RouteError::Unavailable) => last = e,
             Err(e) => {
-                tracing::debug!(board = %id, error = %e, "leaderboard unreachable");
-                return Err(LeaderboardError::Unavailable);
+                last = e;
+                break;
             }
         }
     }
+    tracing::debug!(board = %id, kind = Leaderboard::KIND, error = %last, "leaderboard unreachable");
     Err(LeaderboardError::Unavailable)
 }
