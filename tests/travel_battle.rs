@@ -562,6 +562,14 @@ async fn a_forced_encounter_is_fought_to_the_end_over_the_socket() {
         assert_eq!(row.get::<_, String>(0), "saltspire");
         assert!(row.get::<_, bool>(1));
     }
+    let metrics = t.node.services.metrics.render();
+    for name in [
+        "serai_battles_total",
+        "serai_battle_turns_total",
+        "serai_travel_total",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from the metrics");
+    }
     t.node.stop().await.unwrap();
 }
 

@@ -262,6 +262,12 @@ impl Battle {
         };
         let record = rules::resolve_turn(&mut live.combat, actions, timed_out);
         live.last = Some(record.clone());
+        let resolution = if timed_out { "timeout" } else { "submitted" };
+        self.deps
+            .db
+            .metrics()
+            .counter("serai_battle_turns_total", "resolution", resolution)
+            .increment(1);
         self.deps.persistence.do_send(MarkDirty {
             row: DirtyRow::ActionLog(ActionLogRow {
                 battle_id: self.id,
@@ -343,6 +349,11 @@ impl Battle {
                     if let Phase::Live(live) = &mut act.phase {
                         live.settled = true;
                         live.result = Some(summary);
+                        act.deps
+                            .db
+                            .metrics()
+                            .counter("serai_battles_total", "outcome", live.combat.state.outcome.as_str())
+                            .increment(1);
                     }
                     act.settle_attempts = 0;
                     tracing::debug!(battle = %act.id, "battle settled");
@@ -549,6 +560,11 @@ impl Handler<StartBattle> for Battle {
                     deadline: None,
                 }));
                 tracing::debug!(battle = %act.id, "battle started");
+                act.deps
+                    .db
+                    .metrics()
+                    .counter("serai_battles_total", "outcome", "started")
+                    .increment(1);
                 act.after_load(ctx);
                 act.snapshot().ok_or(BattleError::Unavailable)
             },
