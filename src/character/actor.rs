@@ -150,6 +150,29 @@ impl CharacterSession {
             .increment(1);
     }
 
+    /// Feeds the server's game boards (`wealth`, `battles_won`) after a committed change. The
+    /// leaderboard write commits on its own; a failure is logged and the next change catches
+    /// the board up (wealth is a `set`, battles an `incr` that is lost only if the board is
+    /// unreachable).
+    fn feed_boards(&self, battle_won: bool) {
+        let (Ok(router), Phase::Ready { state, .. }) = (self.router(), &self.phase) else {
+            return;
+        };
+        let wealth = rules::wealth(state, &self.deps.catalog);
+        let (id, name) = (state.id, state.name.clone());
+        actix::spawn(async move {
+            use crate::leaderboard::game_boards;
+            if let Err(e) = game_boards::submit_wealth(&router, id, &name, wealth).await {
+                tracing::warn!(character = %id, error = ?e, "wealth board not updated");
+            }
+            if battle_won {
+                if let Err(e) = game_boards::submit_battle_won(&router, id, &name).await {
+                    tracing::warn!(character = %id, error = ?e, "battles_won board not updated");
+                }
+            }
+        });
+    }
+
     /// After loading: pick the trip up, and wake the battle the character is in (a battle
     /// whose node stopped continues when touched; this touches it).
     fn after_load(&mut self, ctx: &mut Context<Self>) {
@@ -661,12 +684,14 @@ impl Handler<ExecuteTrade> for CharacterSession {
                         cargo_after: held,
                     },
                 );
-                Ok(TradeReceipt {
+                let receipt = TradeReceipt {
                     gold,
                     unit_price: reservation.unit_price,
                     total: reservation.total,
                     state: state.clone(),
-                })
+                };
+                act.feed_boards(false);
+                Ok(receipt)
             },
         )))
     }
@@ -904,7 +929,9 @@ impl Handler<SettleBattle> for CharacterSession {
                     character: wire::CharacterView::new(state, &catalog),
                 };
                 let user = state.user_id;
+                let won = notice.outcome == "won";
                 act.notify(user, notify::BATTLE_ENDED, &notice);
+                act.feed_boards(won);
                 act.schedule_trip(ctx);
                 Ok(SettleReply::Settled(summary.to_string()))
             },

@@ -124,6 +124,19 @@ pub fn capacity(state: &CharacterState, catalog: &Catalog) -> i64 {
     state.caravan.capacity.saturating_add(crew)
 }
 
+/// What a character is worth on the `wealth` board: gold plus cargo at base price.
+pub fn wealth(state: &CharacterState, catalog: &Catalog) -> i64 {
+    state
+        .cargo
+        .iter()
+        .map(|(good, qty)| {
+            catalog
+                .good(good)
+                .map_or(0, |g| g.base_price.max(0).saturating_mul(*qty))
+        })
+        .fold(state.gold.max(0), |acc, v| acc.saturating_add(v))
+}
+
 /// Weight of the cargo carried (goods unknown to the catalog weigh nothing).
 pub fn cargo_weight(state: &CharacterState, catalog: &Catalog) -> i64 {
     state
@@ -507,6 +520,17 @@ mod tests {
             .expect("home node trades something")
             .good
             .clone()
+    }
+
+    #[test]
+    fn wealth_is_gold_plus_cargo_at_base_price() {
+        let (catalog, mut c) = fresh();
+        let good = catalog.goods()[0].clone();
+        c.gold = 100;
+        c.cargo.insert(good.code.clone(), 3);
+        assert_eq!(wealth(&c, &catalog), 100 + 3 * good.base_price);
+        c.cargo.insert(good.code.clone(), i64::MAX);
+        assert_eq!(wealth(&c, &catalog), i64::MAX, "saturates, never overflows");
     }
 
     #[test]
