@@ -727,6 +727,13 @@ async fn failover_once(
         return Err(format!("node 0 sees {ids:?}, not three members").into());
     }
     let ring = Ring::new(&ids, vnodes);
+    // The previous runs' characters go first (8 per account at most).
+    let listed = client.must("list_characters", "{}").await?;
+    for c in listed["characters"].as_array().into_iter().flatten() {
+        if let Some(id) = c["id"].as_str().and_then(|i| i.parse().ok()) {
+            client.delete_character(id).await?;
+        }
+    }
     // A character owned by node-2 (made over node 0's client API; 8 per account at most).
     let mut made = Vec::new();
     let target = loop {
@@ -916,8 +923,14 @@ fn secs(d: Option<Duration>) -> String {
 
 fn print_failover(runs: &[Failover]) {
     println!(
-        "{:<4} {:<9} {:>16} {:>16} {:>15} {:>7}  first errors",
-        "run", "moved to", "kill→view n0 s", "kill→view n1 s", "kill→first ok s", "errors"
+        "{:<4} {:<9} {:>16} {:>16} {:>15} {:>15} {:>7}  errors after the kill",
+        "run",
+        "moved to",
+        "kill→view n0 s",
+        "kill→view n1 s",
+        "kill→first ok s",
+        "view n0→ok s",
+        "errors"
     );
     for (i, f) in runs.iter().enumerate() {
         let mut kinds: Vec<(String, usize)> = Vec::new();
@@ -928,12 +941,16 @@ fn print_failover(runs: &[Failover]) {
             }
         }
         println!(
-            "{:<4} {:<9} {:>16} {:>16} {:>15.3} {:>7}  {}",
+            "{:<4} {:<9} {:>16} {:>16} {:>15.3} {:>15} {:>7}  {}",
             i + 1,
             f.moved_to,
             secs(f.view[0]),
             secs(f.view[1]),
             f.first_ok.as_secs_f64(),
+            f.view[0].map_or("-".into(), |v| format!(
+                "{:.3}",
+                f.first_ok.as_secs_f64() - v.as_secs_f64()
+            )),
             f.errors.len(),
             kinds
                 .iter()
