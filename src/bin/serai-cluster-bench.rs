@@ -390,41 +390,26 @@ struct HopClient {
     remote: Uuid,
 }
 
-/// Creates characters on A until this client has one of each side (at most 8 per account).
-async fn hop_client(
-    a: &InProcessNode,
-    run: &str,
-    i: usize,
-) -> Result<(HopClient, Vec<Uuid>), BoxError> {
+/// Creates characters on A until this client has one of each side (a character of a side
+/// already covered is deleted again: 8 per account at most).
+async fn hop_client(a: &InProcessNode, run: &str, i: usize) -> Result<HopClient, BoxError> {
     let mut client = Client::connect(a.client_addr, &format!("cluster-bench-{run}-{i}")).await?;
-    let (mut local, mut remote, mut made) = (None, None, Vec::new());
+    let (mut local, mut remote) = (None, None);
     let mut n = 0;
     while local.is_none() || remote.is_none() {
-        if made.len() == 8 {
-            let extra = made.pop().unwrap();
-            client.delete_character(extra).await?;
-        }
         n += 1;
         let id = client.create_character(&format!("Bench {i} {n}")).await?;
         match a.router.placement().owner("character", id.as_bytes()) {
             Owner::Local if local.is_none() => local = Some(id),
             Owner::Remote(_) if remote.is_none() => remote = Some(id),
-            _ => {}
+            _ => client.delete_character(id).await?,
         }
-        if Some(id) == local || Some(id) == remote {
-            continue;
-        }
-        made.push(id);
     }
-    let (local, remote) = (local.unwrap(), remote.unwrap());
-    Ok((
-        HopClient {
-            client,
-            local,
-            remote,
-        },
-        vec![local, remote],
-    ))
+    Ok(HopClient {
+        client,
+        local: local.unwrap(),
+        remote: remote.unwrap(),
+    })
 }
 
 /// Closed loop on the first `conc` clients: `get_character` on their local or remote character.
@@ -569,7 +554,7 @@ fn hop(args: &Args) -> Result<Vec<Run>, BoxError> {
             let mut clients = Vec::new();
             let (mut local, mut remote) = (Vec::new(), Vec::new());
             for i in 0..conc_max {
-                let (c, _) = hop_client(&a, &run_id, i).await?;
+                let c = hop_client(&a, &run_id, i).await?;
                 local.push(c.local);
                 remote.push(c.remote);
                 clients.push(c);
