@@ -10,7 +10,8 @@
 //!   only after its batch is committed; with the default `--operator set` every write changes
 //!   the record, so every write is a row in a committed batch);
 //! - `top`: `GET /v2/leaderboard/bench?limit=<--limit>`;
-//! - `around`: `GET /v2/leaderboard/bench/owner/<random player>?limit=<--limit>`.
+//! - `around`: `GET /v2/leaderboard/bench/owner/<owner>?limit=<--limit>`, the owner drawn
+//!   from 1000 seeded records (and the players', once they wrote).
 //!
 //! Each mode prints requests/s and latency p50/p99; `write` also the average batch size.
 //!
@@ -65,6 +66,11 @@ struct Args {
     /// database row), `best` (only improvements are written) or `incr`.
     #[arg(long, default_value = "set")]
     operator: String,
+    /// Which PostgreSQL: `default` (what the tests use: `SERAI_DATABASE_URL`, else
+    /// 127.0.0.1:5432, else the throwaway server) or `throwaway` (the throwaway server under
+    /// `.serai/pg`, which runs with fsync off).
+    #[arg(long, default_value = "default")]
+    pg: String,
     /// Modes to run, in order.
     #[arg(long, value_delimiter = ',', default_value = "write,top,around")]
     modes: Vec<String>,
@@ -200,11 +206,13 @@ async fn run_mode(
     mode: &str,
     args: &Args,
     users: Arc<Vec<User>>,
+    owners: Arc<Vec<Uuid>>,
 ) -> (Tally, Duration) {
     let warm_until = Instant::now() + Duration::from_secs(args.warmup);
     let end = warm_until + Duration::from_secs(args.seconds);
     let tasks = (0..args.clients).map(|c| {
         let users = users.clone();
+        let owners = owners.clone();
         let mode = mode.to_string();
         let limit = args.limit;
         tokio::task::spawn_local(async move {
@@ -232,12 +240,15 @@ async fn run_mode(
                         &user.auth,
                         "",
                     ),
-                    _ => request(
-                        "GET",
-                        &format!("/v2/leaderboard/bench/owner/{}?limit={limit}", user.id),
-                        &user.auth,
-                        "",
-                    ),
+                    _ => {
+                        let owner = owners[rng.gen_range(0..owners.len())];
+                        request(
+                            "GET",
+                            &format!("/v2/leaderboard/bench/owner/{owner}?limit={limit}"),
+                            &user.auth,
+                            "",
+                        )
+                    }
                 };
                 let started = Instant::now();
                 let ok = match conn.exchange(&req).await {
@@ -301,13 +312,50 @@ fn main() {
     });
 }
 
+/// A database for the run, dropped at the end.
+enum BenchDb {
+    Test(serai::localdb::TestDatabase),
+    Throwaway(serai::localdb::LocalServer, String, String),
+}
+
+impl BenchDb {
+    async fn create(kind: &str) -> BenchDb {
+        if kind == "throwaway" {
+            let dir = serai::localdb::LocalServer::default_throwaway_dir();
+            let t = serai::localdb::LocalServer::start_throwaway(&dir)
+                .await
+                .expect("the throwaway PostgreSQL");
+            let name = format!("serai_lb_bench_{}", Uuid::new_v4().simple());
+            let url = t.server.ensure_database(&name).await.expect("database");
+            BenchDb::Throwaway(t.server, name, url)
+        } else {
+            BenchDb::Test(
+                serai::localdb::TestDatabase::create()
+                    .await
+                    .expect("a local PostgreSQL (see serai::localdb)"),
+            )
+        }
+    }
+
+    fn url(&self) -> &str {
+        match self {
+            BenchDb::Test(t) => &t.url,
+            BenchDb::Throwaway(_, _, url) => url,
+        }
+    }
+
+    async fn drop_now(self) {
+        if let BenchDb::Throwaway(server, name, _) = self {
+            let _ = server.drop_database(&name).await;
+        }
+    }
+}
+
 async fn bench(args: Args) {
-    let db = serai::localdb::TestDatabase::create()
-        .await
-        .expect("a local PostgreSQL (see serai::localdb)");
-    {
+    let db = BenchDb::create(&args.pg).await;
+    let mut owners = {
         let pool = serai::persistence::Db::connect(
-            &db.url,
+            db.url(),
             2,
             serai::config::Dialect::Postgres,
             serai::admin::metrics::Metrics::new("seed"),
@@ -316,18 +364,42 @@ async fn bench(args: Args) {
         serai::persistence::migrate::run(&pool)
             .await
             .expect("migrations");
-        let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+        let (client, conn) = tokio_postgres::connect(db.url(), tokio_postgres::NoTls)
             .await
             .expect("connect");
         actix_rt::spawn(async move {
             let _ = conn.await;
         });
+        let setting = |row: Vec<tokio_postgres::SimpleQueryMessage>| {
+            row.into_iter()
+                .find_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+                    _ => None,
+                })
+                .unwrap_or_default()
+        };
+        let fsync = setting(client.simple_query("SHOW fsync").await.expect("fsync"));
+        let sync = setting(
+            client
+                .simple_query("SHOW synchronous_commit")
+                .await
+                .expect("synchronous_commit"),
+        );
+        let host = db
+            .url()
+            .split('@')
+            .nth(1)
+            .unwrap_or("")
+            .split('/')
+            .next()
+            .unwrap_or("");
+        println!("PostgreSQL at {host}: fsync {fsync}, synchronous_commit {sync}");
         let started = Instant::now();
         client
             .batch_execute(&format!(
                 "INSERT INTO leaderboard (id, sort_order, operator) VALUES ('bench', 1, {});
                  INSERT INTO leaderboard_record (leaderboard_id, expiry_time, owner_id, username, score, subscore, num_score, metadata)
-                 SELECT 'bench', 0, md5('bench' || i)::uuid, 'seed' || i, (i * 7919) % 1000000000, i % 1000, 1, '{{}}'
+                 SELECT 'bench', 0, md5('bench' || i)::uuid, 'seed' || i, (i::INT8 * 7919) % 1000000000, i % 1000, 1, '{{}}'
                  FROM generate_series(1, {}) AS i;",
                 match args.operator.as_str() {
                     "best" => 0,
@@ -343,8 +415,18 @@ async fn bench(args: Args) {
             args.seed,
             started.elapsed().as_secs_f64()
         );
-    }
-    let mut config = serai::config::Config::for_test(&db.url);
+        client
+            .query(
+                "SELECT owner_id FROM leaderboard_record WHERE leaderboard_id = 'bench' LIMIT 1000",
+                &[],
+            )
+            .await
+            .expect("seeded owners")
+            .iter()
+            .map(|r| r.get::<_, Uuid>(0))
+            .collect::<Vec<Uuid>>()
+    };
+    let mut config = serai::config::Config::for_test(db.url());
     config.leaderboard_batch_window = Duration::from_millis(args.window_ms);
     config.leaderboard_batch_size = args.batch_size;
     config.database_pool_size = 16;
@@ -389,8 +471,12 @@ async fn bench(args: Args) {
         "mode", "req/s", "p50 ms", "p99 ms", "errors"
     );
     for mode in &args.modes {
+        if mode == "around" && args.modes.iter().any(|m| m == "write") {
+            owners.extend(users.iter().map(|u| u.id));
+        }
+        let sample = Arc::new(owners.clone());
         let before = metrics.render();
-        let (mut tally, took) = run_mode(addr, mode, &args, users.clone()).await;
+        let (mut tally, took) = run_mode(addr, mode, &args, users.clone(), sample).await;
         let after = metrics.render();
         tally.latencies_us.sort_unstable();
         let rate = tally.latencies_us.len() as f64 / took.as_secs_f64();
@@ -420,5 +506,5 @@ async fn bench(args: Args) {
         println!("{line}");
     }
     node.stop().await.expect("node stops");
-    drop(db);
+    db.drop_now().await;
 }

@@ -169,7 +169,11 @@ struct Loaded {
     board: Board,
     epoch: i64,
     expiry: i64,
-    rows: Vec<RecordRow>,
+    records: HashMap<Uuid, Entry>,
+    /// The bucket's rank cache (`None` when the cache is off for the board).
+    cache: Option<RankCache>,
+    load_ms: u64,
+    build_ms: u64,
 }
 
 enum LoadError {
@@ -255,29 +259,18 @@ impl Leaderboard {
     fn loaded(&mut self, result: Result<Loaded, LoadError>, ctx: &mut Context<Self>) {
         match result {
             Ok(l) => {
-                let started = std::time::Instant::now();
-                let order = l.board.order;
-                let count = l.rows.len();
-                let mut records = HashMap::with_capacity(count);
-                let mut entries = Vec::with_capacity(count);
-                for r in l.rows {
-                    let (owner, entry) = entry_from_row(&l.board, r);
-                    entries.push(rank_entry(owner, &entry.rec));
-                    records.insert(owner, entry);
-                }
-                if self.cached() {
-                    entries.sort_unstable_by(|a, b| {
-                        paging::compare(order, paging::key_of(a), paging::key_of(b))
-                    });
-                    self.caches.warm(&self.id, l.expiry, order, entries);
+                let count = l.records.len();
+                self.caches = RankCaches::new(self.deps.blacklist.as_ref().clone());
+                if let Some(cache) = l.cache {
+                    self.caches.insert(&self.id, l.expiry, cache);
                 }
                 self.buckets.clear();
-                self.buckets.insert(l.expiry, records);
+                self.buckets.insert(l.expiry, l.records);
                 self.epoch = l.epoch;
                 self.board = Some(Arc::new(l.board));
                 self.phase = Phase::Ready;
                 tracing::info!(board = %self.id, records = count, expiry = l.expiry,
-                    cached = self.cached(), build_ms = started.elapsed().as_millis() as u64,
+                    cached = self.cached(), load_ms = l.load_ms, build_ms = l.build_ms,
                     "leaderboard loaded");
             }
             Err(LoadError::Missing) => {
@@ -981,15 +974,54 @@ async fn load(deps: LeaderboardDeps, id: String) -> Result<Loaded, LoadError> {
         LoadError::Failed
     })?;
     let expiry = board.current_expiry(unix_now());
+    let started = std::time::Instant::now();
     let rows = leaderboards::load_records(&deps.db, &id, expiry)
         .await
         .map_err(|e| failed("loading records", e))?;
+    let load_ms = started.elapsed().as_millis() as u64;
+    // Building a large bucket takes a while: off the arbiter, which other actors share.
+    let cached = !RankCaches::new(deps.blacklist.as_ref().clone()).is_blacklisted(&id);
+    let started = std::time::Instant::now();
+    let (board, records, cache) =
+        tokio::task::spawn_blocking(move || build_bucket(board, rows, cached))
+            .await
+            .map_err(|e| {
+                tracing::error!(board = %id, error = %e, "leaderboard: building the bucket failed");
+                LoadError::Failed
+            })?;
     Ok(Loaded {
         board,
         epoch,
         expiry,
-        rows,
+        records,
+        cache,
+        load_ms,
+        build_ms: started.elapsed().as_millis() as u64,
     })
+}
+
+/// The records map and (when `cached`) the rank cache of a loaded bucket.
+fn build_bucket(
+    board: Board,
+    rows: Vec<RecordRow>,
+    cached: bool,
+) -> (Board, HashMap<Uuid, Entry>, Option<RankCache>) {
+    let order = board.order;
+    let mut records = HashMap::with_capacity(rows.len());
+    let mut entries = Vec::with_capacity(if cached { rows.len() } else { 0 });
+    for r in rows {
+        let (owner, entry) = entry_from_row(&board, r);
+        if cached {
+            entries.push(rank_entry(owner, &entry.rec));
+        }
+        records.insert(owner, entry);
+    }
+    let cache = cached.then(|| {
+        entries
+            .sort_unstable_by(|a, b| paging::compare(order, paging::key_of(a), paging::key_of(b)));
+        RankCache::from_entries(order, entries)
+    });
+    (board, records, cache)
 }
 
 // -------------------------------------------------------------------------------------------
