@@ -21,7 +21,6 @@ pub mod battles;
 pub mod catalog;
 pub mod characters;
 pub mod claims;
-pub mod leaderboards;
 pub mod cluster;
 pub mod leaderboards;
 pub mod markets;

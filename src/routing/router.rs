@@ -299,12 +299,11 @@ impl Router {
                     return forward::decode::<M::Result>(&bytes)
                         .map_err(|_| RouteError::Unavailable)
                 }
-                Err(ForwardError::NotOwner { view_version }) => {
-                    self.await_view_after(
-                        placement.version().max(view_version),
-                        Duration::from_secs(2),
-                    )
-                    .await;
+                Err(ForwardError::NotOwner { .. }) => {
+                    // View versions are per node and not comparable: the answering node is
+                    // still catching up (or we are). Give both about one heartbeat, then retry.
+                    self.await_view_after(placement.version(), Duration::from_millis(300))
+                        .await;
                 }
                 Err(ForwardError::Unreachable) => {
                     // The owner may have died: give membership a moment to notice.
