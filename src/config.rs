@@ -74,6 +74,11 @@ pub struct Config {
     pub membership_timeout: Duration,
     /// Virtual nodes per member on the placement ring.
     pub ring_vnodes: usize,
+    /// The deadline of a client request, across every hop: past it the request is not
+    /// started anywhere, and its caller is told it may have run if it had been.
+    pub request_timeout: Duration,
+    /// Idempotency receipts (answers stored under a `request_id`) are kept this long.
+    pub receipt_retention: Duration,
 }
 
 /// A configuration value that cannot be used: the field's name and what is wrong with it.
@@ -128,6 +133,8 @@ pub struct RawConfig {
     pub heartbeat_interval_ms: Option<i64>,
     pub membership_timeout_ms: Option<i64>,
     pub ring_vnodes: Option<i64>,
+    pub request_timeout_ms: Option<i64>,
+    pub receipt_retention_hours: Option<i64>,
 }
 
 /// Environment variables that override file values: (variable, field).
@@ -158,6 +165,8 @@ const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("SERAI_ADVERTISE_CLIENT_ADDR", "advertise_client_addr"),
     ("SERAI_HEARTBEAT_INTERVAL_MS", "heartbeat_interval_ms"),
     ("SERAI_MEMBERSHIP_TIMEOUT_MS", "membership_timeout_ms"),
+    ("SERAI_REQUEST_TIMEOUT_MS", "request_timeout_ms"),
+    ("SERAI_RECEIPT_RETENTION_HOURS", "receipt_retention_hours"),
     (
         "SERAI_LEADERBOARD_BATCH_WINDOW_MS",
         "leaderboard_batch_window_ms",
@@ -265,6 +274,8 @@ impl RawConfig {
             "leaderboard_batch_window_ms" => self.leaderboard_batch_window_ms = Some(int(&value)?),
             "leaderboard_batch_size" => self.leaderboard_batch_size = Some(int(&value)?),
             "ring_vnodes" => self.ring_vnodes = Some(int(&value)?),
+            "request_timeout_ms" => self.request_timeout_ms = Some(int(&value)?),
+            "receipt_retention_hours" => self.receipt_retention_hours = Some(int(&value)?),
             "session_token_expiry_secs" => self.session_token_expiry_secs = Some(int(&value)?),
             "refresh_token_expiry_secs" => self.refresh_token_expiry_secs = Some(int(&value)?),
             other => return Err(ConfigError::new(other, "not a known field")),
@@ -396,6 +407,22 @@ impl RawConfig {
                 600_000,
             )?),
             ring_vnodes: bounded("ring_vnodes", self.ring_vnodes, 128, 128, 4096)? as usize,
+            request_timeout: Duration::from_millis(bounded(
+                "request_timeout_ms",
+                self.request_timeout_ms,
+                5_000,
+                100,
+                120_000,
+            )?),
+            receipt_retention: Duration::from_secs(
+                3600 * bounded(
+                    "receipt_retention_hours",
+                    self.receipt_retention_hours,
+                    24,
+                    24,
+                    24 * 90,
+                )?,
+            ),
         };
         let mut config = config;
         config.advertise_peer_addr = self

@@ -1,6 +1,9 @@
 //! serai: a clustered game node that speaks the Nakama client protocol.
 //!
 //! Map of the crate:
+//! - [`request`]: what every request carries and every failure says: [`request::Failure`]
+//!   (*not run* / *may have run*; *done* is the answer), [`request::Deadline`] (absolute, across
+//!   hops) and [`request::RequestKey`] (the client's idempotency key). A leaf every layer uses.
 //! - [`config`]: TOML + `SERAI_*` environment, validated into [`config::Config`].
 //! - [`shutdown`]: the stop signal every long-running task holds.
 //! - [`localdb`]: finding or starting a PostgreSQL for `serai dev` and the tests.
@@ -26,5 +29,6 @@ pub mod market;
 pub mod node;
 pub mod persistence;
 pub mod protocol;
+pub mod request;
 pub mod routing;
 pub mod shutdown;

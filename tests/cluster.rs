@@ -245,9 +245,10 @@ async fn rolling_restart_with_clients_trading_loses_no_acknowledged_write() {
 #[actix_rt::test]
 async fn cut_peer_links_never_make_two_writers() {
     use common::raw::{auth, rpc};
-    use serai::character::messages::{Caller, ExecuteTrade};
+    use serai::character::messages::{Call, ExecuteTrade};
     use serai::character::CharacterSession;
     use serai::market::rules::Side;
+    use serai::request::Deadline;
     use serde_json::json;
 
     let mut cluster = TestCluster::start(3, |_, _| {}).await;
@@ -322,7 +323,7 @@ async fn cut_peer_links_never_make_two_writers() {
                 continue;
             };
             let trade = ExecuteTrade {
-                caller: Caller::Server,
+                call: Call::server(Deadline::after(std::time::Duration::from_secs(5))),
                 good: good.clone(),
                 side: Side::Buy,
                 quantity: 1,

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serai::admin::metrics::Metrics;
 use serai::protocol::peer::{self, Frame, FrameBody, NONCE_LEN, PROTOCOL_VERSION};
+use serai::request::Failure;
 use serai::routing::peer::{
     client_handshake, handler, PeerError, PeerHandler, PeerRequest, PeerResponse, PeerServer,
     PeerSettings, Peers, RemoteError,
@@ -33,6 +34,7 @@ fn forward(message: &str, body: Vec<u8>) -> PeerRequest {
         message: message.into(),
         key: b"key".to_vec(),
         hop: 1,
+        deadline_ms: u64::MAX,
         body,
     }
 }
@@ -66,7 +68,7 @@ fn test_handler(node: &'static str, seen: Arc<AtomicUsize>) -> PeerHandler {
                         "not-owner" => {
                             PeerResponse::Forwarded(Err(RemoteError::NotOwner { view_version: 9 }))
                         }
-                        "error" => PeerResponse::Error(RemoteError::UnknownMessage(message)),
+                        "error" => PeerResponse::Error(RemoteError::not_run(message)),
                         "big" => PeerResponse::Forwarded(Ok(vec![7; 5000])),
                         "panic" => panic!("a bug in a handler"),
                         _ => PeerResponse::Forwarded(Ok(body)),
@@ -333,7 +335,7 @@ async fn oversized_frame_closes_only_that_link() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, PeerError::Remote(RemoteError::Unavailable(ref r)) if r.contains("cap")),
+        matches!(err, PeerError::Remote(RemoteError::Failed(Failure::MayHaveRun(ref r))) if r.contains("cap")),
         "{err:?}"
     );
     good.request("b", &addr, ping("good")).await.unwrap();
@@ -501,7 +503,7 @@ async fn handler_panic_answers_an_error() {
         .unwrap_err();
     assert_eq!(
         err,
-        PeerError::Remote(RemoteError::Unavailable("request handler failed".into()))
+        PeerError::Remote(RemoteError::may_have_run("request handler failed"))
     );
     peers.request("b", &addr, ping("a")).await.unwrap();
     assert_eq!(server.link_count(), 1);
@@ -620,17 +622,20 @@ async fn forward_round_trip_with_opaque_body() {
                     key,
                     hop,
                     body,
+                    ..
                 } => {
                     if hop > 3 {
-                        return PeerResponse::Forwarded(Err(RemoteError::HopLimit));
+                        return PeerResponse::Forwarded(Err(RemoteError::not_run("hop limit")));
                     }
                     if message != "Trade" {
-                        return PeerResponse::Forwarded(Err(RemoteError::UnknownMessage(message)));
+                        return PeerResponse::Forwarded(Err(RemoteError::not_run(message)));
                     }
                     let trade: Trade = match postcard::from_bytes(&body) {
                         Ok(t) => t,
                         Err(e) => {
-                            return PeerResponse::Forwarded(Err(RemoteError::Decode(e.to_string())))
+                            return PeerResponse::Forwarded(Err(RemoteError::not_run(
+                                e.to_string(),
+                            )))
                         }
                     };
                     assert_eq!(kind, "character");
@@ -638,7 +643,7 @@ async fn forward_round_trip_with_opaque_body() {
                     let reply: Result<i64, String> = Ok(trade.quantity * 10);
                     PeerResponse::Forwarded(Ok(postcard::to_allocvec(&reply).unwrap()))
                 }
-                _ => PeerResponse::Error(RemoteError::UnknownMessage("not a forward".into())),
+                _ => PeerResponse::Error(RemoteError::not_run("not a forward")),
             }
         }),
         Shutdown::new(),
@@ -657,6 +662,7 @@ async fn forward_round_trip_with_opaque_body() {
         message: message.into(),
         key: trade.character.as_bytes().to_vec(),
         hop,
+        deadline_ms: u64::MAX,
         body,
     };
     let answer = peers
@@ -678,21 +684,23 @@ async fn forward_round_trip_with_opaque_body() {
         .await;
     assert_eq!(
         answer,
-        Ok(PeerResponse::Forwarded(Err(RemoteError::HopLimit)))
+        Ok(PeerResponse::Forwarded(Err(RemoteError::not_run(
+            "hop limit"
+        ))))
     );
     let answer = peers
         .request("owner", &addr, request("Trade", 1, vec![0xff]))
         .await;
     assert!(matches!(
         answer,
-        Ok(PeerResponse::Forwarded(Err(RemoteError::Decode(_))))
+        Ok(PeerResponse::Forwarded(Err(RemoteError::Failed(
+            Failure::NotRun(_)
+        ))))
     ));
     let answer = peers.request("owner", &addr, ping("gateway")).await;
     assert_eq!(
         answer,
-        Err(PeerError::Remote(RemoteError::UnknownMessage(
-            "not a forward".into()
-        )))
+        Err(PeerError::Remote(RemoteError::not_run("not a forward")))
     );
 }
 
@@ -711,9 +719,7 @@ async fn remote_errors_and_wrong_node_at_address() {
     );
     assert_eq!(
         peers.request("b", &addr, forward("error", vec![])).await,
-        Err(PeerError::Remote(RemoteError::UnknownMessage(
-            "error".into()
-        )))
+        Err(PeerError::Remote(RemoteError::not_run("error")))
     );
     // The address now belongs to another node: refused, not silently served by the wrong one.
     let err = peers.request("c", &addr, ping("a")).await.unwrap_err();

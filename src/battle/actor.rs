@@ -30,7 +30,7 @@ use uuid::Uuid;
 use super::messages::*;
 use super::rules::{self, Combat, Outcome, Setup, TurnRecord};
 use crate::catalog::Catalog;
-use crate::character::messages::{Caller, SessionError, SettleBattle, SettleReply};
+use crate::character::messages::{Call, Caller, SessionError, SettleBattle, SettleReply};
 use crate::character::CharacterSession;
 use crate::node::Notifier;
 use crate::persistence::batch::{ActionLogRow, DirtyRow};
@@ -40,6 +40,7 @@ use crate::persistence::messages::{Fenced, FlushNow, MarkDirty};
 use crate::persistence::{Db, DbError, PersistenceActor};
 use crate::protocol::client::Notification;
 use crate::protocol::rpc::{notify, BattleView, TurnNotice, TurnView};
+use crate::request::{Answers, Failure, Replay};
 use crate::routing::{Entity, Router};
 
 /// What a battle needs from its node.
@@ -87,6 +88,10 @@ pub struct Battle {
     settling: bool,
     settle_attempts: u32,
     stopping: bool,
+    /// Answers to keyed turns (`request_id`): a repeat that reaches this battle gets the
+    /// first answer. The turn itself is idempotent by its number: a repeat that reaches a
+    /// new owner is refused as "not being played" and changes nothing.
+    answers: Answers,
 }
 
 impl Entity for Battle {
@@ -162,6 +167,25 @@ impl Battle {
             settling: false,
             settle_attempts: 0,
             stopping: false,
+            answers: Answers::default(),
+        }
+    }
+
+    /// The stored answer to a repeat of a keyed turn, if this battle played it.
+    fn replay(&self, call: &Call) -> Option<BattleResult<(TurnRecord, BattleSnapshot)>> {
+        match self.answers.replay(call.key.as_ref()?)? {
+            Replay::Same(json) => Some(serde_json::from_str(&json).map_err(|e| {
+                BattleError::Failed(Failure::may_have_run(format!(
+                    "stored answer unreadable: {e}"
+                )))
+            })),
+            Replay::Conflict => Some(Err(BattleError::Conflict)),
+        }
+    }
+
+    fn remember(&mut self, call: &Call, answer: &(TurnRecord, BattleSnapshot)) {
+        if let (Some(key), Ok(json)) = (&call.key, serde_json::to_string(answer)) {
+            self.answers.remember(key, json);
         }
     }
 
@@ -174,7 +198,7 @@ impl Battle {
             },
             Phase::Empty => Err(BattleError::NotFound),
             Phase::Gone(e) => Err(e.clone()),
-            Phase::Loading => Err(BattleError::Unavailable),
+            Phase::Loading => Err(BattleError::busy()),
         }
     }
 
@@ -360,7 +384,7 @@ impl Battle {
                 }
                 Ok(Ok(SettleReply::BattleFenced)) => {
                     tracing::warn!(battle = %act.id, "fenced while settling: another node owns this battle");
-                    act.gone(BattleError::Unavailable, ctx);
+                    act.gone(BattleError::busy(), ctx);
                 }
                 Ok(Ok(SettleReply::AlreadySettled | SettleReply::NotInBattle))
                 | Ok(Err(SessionError::NotFound)) => act.check_settled(ctx),
@@ -430,7 +454,7 @@ impl Battle {
                 return;
             }
         };
-        self.phase = Phase::Gone(BattleError::Unavailable);
+        self.phase = Phase::Gone(BattleError::busy());
         let (persistence, db, id, node) = (
             self.deps.persistence.clone(),
             self.deps.db.clone(),
@@ -473,12 +497,17 @@ impl Actor for Battle {
                     }
                     Err(e) => {
                         tracing::error!(battle = %act.id, error = %e, "battle cannot be rebuilt");
-                        act.gone(BattleError::Internal, ctx);
+                        act.gone(
+                            BattleError::Failed(crate::request::Failure::not_run(
+                                "the battle cannot be rebuilt",
+                            )),
+                            ctx,
+                        );
                     }
                 },
                 Err(e) => {
                     tracing::warn!(battle = %act.id, error = %e, "battle activation failed");
-                    act.gone(BattleError::Unavailable, ctx);
+                    act.gone(BattleError::busy(), ctx);
                 }
             }
         }));
@@ -509,13 +538,13 @@ impl Handler<StartBattle> for Battle {
                     && l.combat.state.outcome == Outcome::Active
                     && !l.settled;
                 return atomic(if same {
-                    self.snapshot().ok_or(BattleError::Unavailable)
+                    self.snapshot().ok_or_else(BattleError::busy)
                 } else {
                     Err(BattleError::Refused("this battle id is taken".into()))
                 });
             }
             Phase::Gone(e) => return atomic(Err(e.clone())),
-            Phase::Loading => return atomic(Err(BattleError::Unavailable)),
+            Phase::Loading => return atomic(Err(BattleError::busy())),
         }
         let combat = match Combat::new(msg.seed, msg.setup.clone()) {
             Ok(c) => c,
@@ -548,7 +577,7 @@ impl Handler<StartBattle> for Battle {
                     DbError::Fenced(_) => BattleError::Stale,
                     other => {
                         tracing::warn!(battle = %act.id, error = %other, "battle could not start");
-                        BattleError::Unavailable
+                        BattleError::Failed(other.failure())
                     }
                 })?;
                 act.phase = Phase::Live(Box::new(Live {
@@ -566,7 +595,7 @@ impl Handler<StartBattle> for Battle {
                     .counter("serai_battles_total", "outcome", "started")
                     .increment(1);
                 act.after_load(ctx);
-                act.snapshot().ok_or(BattleError::Unavailable)
+                act.snapshot().ok_or_else(BattleError::busy)
             },
         )))
     }
@@ -576,8 +605,9 @@ impl Handler<GetBattle> for Battle {
     type Result = BattleResult<BattleSnapshot>;
 
     fn handle(&mut self, msg: GetBattle, _: &mut Self::Context) -> Self::Result {
-        self.live(msg.caller)?;
-        self.snapshot().ok_or(BattleError::Unavailable)
+        msg.call.deadline.check()?;
+        self.live(msg.call.caller)?;
+        self.snapshot().ok_or_else(BattleError::busy)
     }
 }
 
@@ -585,7 +615,13 @@ impl Handler<SubmitTurn> for Battle {
     type Result = AtomicResponse<Self, BattleResult<(TurnRecord, BattleSnapshot)>>;
 
     fn handle(&mut self, msg: SubmitTurn, ctx: &mut Self::Context) -> Self::Result {
-        let actions = match self.live(msg.caller) {
+        if let Err(e) = msg.call.deadline.check() {
+            return atomic(Err(e.into()));
+        }
+        if let Some(hit) = self.replay(&msg.call) {
+            return atomic(hit);
+        }
+        let actions = match self.live(msg.call.caller) {
             Ok(live) => {
                 let next = live.combat.state.turn + 1;
                 if live.combat.state.outcome != Outcome::Active {
@@ -614,14 +650,18 @@ impl Handler<SubmitTurn> for Battle {
             Err(e) => return atomic(Err(e)),
         };
         let Some(record) = self.resolve(&actions, false, ctx) else {
-            return atomic(Err(BattleError::Unavailable));
+            return atomic(Err(BattleError::busy()));
         };
         // An ended battle settles before the answer, so the answer shows it settled.
         let settle = self.settle_future();
+        let call = msg.call;
         AtomicResponse::new(Box::pin(settle.map(move |(), act, _| {
-            act.snapshot()
+            let answer = act
+                .snapshot()
                 .map(|s| (record, s))
-                .ok_or(BattleError::Unavailable)
+                .ok_or_else(BattleError::busy)?;
+            act.remember(&call, &answer);
+            Ok(answer)
         })))
     }
 }
@@ -648,6 +688,6 @@ impl Handler<Fenced> for Battle {
     fn handle(&mut self, msg: Fenced, ctx: &mut Self::Context) {
         tracing::warn!(battle = %self.id, key = ?msg.key, "battle log write fenced; stopping");
         self.stopping = true;
-        self.gone(BattleError::Unavailable, ctx);
+        self.gone(BattleError::busy(), ctx);
     }
 }

@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::rules::{ActionRequest, Combat, Setup, TurnRecord};
-use crate::character::messages::Caller;
+use crate::character::messages::Call;
 use crate::character::travel::Trip;
+use crate::request::Failure;
 use crate::routing::Remote;
 
 /// Why a battle refused or failed a request.
@@ -24,10 +25,27 @@ pub enum BattleError {
     /// The character's session lost its claim while starting the battle.
     #[error("the character moved to another server")]
     Stale,
-    #[error("the battle is busy moving between servers, try again")]
-    Unavailable,
-    #[error("internal error")]
-    Internal,
+    /// The `request_id` was used before for another request.
+    #[error("this request_id was already used for a different request")]
+    Conflict,
+    /// No answer: not run, or may have run.
+    #[error("{0}")]
+    Failed(Failure),
+}
+
+impl From<Failure> for BattleError {
+    fn from(f: Failure) -> Self {
+        BattleError::Failed(f)
+    }
+}
+
+impl BattleError {
+    /// The battle cannot take requests now (loading, moving): nothing ran.
+    pub fn busy() -> BattleError {
+        BattleError::Failed(Failure::not_run(
+            "the battle is busy moving between servers, try again",
+        ))
+    }
 }
 
 pub type BattleResult<T> = Result<T, BattleError>;
@@ -63,7 +81,7 @@ pub struct StartBattle {
 #[derive(Message, Debug, Clone, Serialize, Deserialize)]
 #[rtype(result = "BattleResult<BattleSnapshot>")]
 pub struct GetBattle {
-    pub caller: Caller,
+    pub call: Call,
 }
 
 /// The party's actions for the current turn. `turn`, when given, must be the turn being
@@ -71,7 +89,7 @@ pub struct GetBattle {
 #[derive(Message, Debug, Clone, Serialize, Deserialize)]
 #[rtype(result = "BattleResult<(TurnRecord, BattleSnapshot)>")]
 pub struct SubmitTurn {
-    pub caller: Caller,
+    pub call: Call,
     pub turn: Option<u32>,
     pub actions: Vec<ActionRequest>,
 }

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use clap::{Parser, ValueEnum};
 use futures_util::{SinkExt, StreamExt};
-use serai::character::messages::{Caller, GetCharacter};
+use serai::character::messages::{Call, GetCharacter};
 use serai::character::CharacterSession;
 use serai::routing::placement::Owner;
 use serai::routing::ring::Ring;
@@ -490,7 +490,9 @@ fn ask_run(router: Arc<Router>, ids: Vec<Uuid>, conc: usize, remote: bool, args:
                             break;
                         }
                         let msg = GetCharacter {
-                            caller: Caller::Server,
+                            call: Call::server(serai::request::Deadline::after(
+                                Duration::from_secs(5),
+                            )),
                         };
                         let ok = matches!(
                             router.ask::<CharacterSession, GetCharacter>(id, msg).await,

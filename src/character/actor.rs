@@ -25,18 +25,17 @@ use crate::battle::rng::Rng;
 use crate::battle::rules as battle_rules;
 use crate::battle::Battle;
 use crate::catalog::Catalog;
-use crate::market::actor::Market;
 use crate::market::messages as market;
-use crate::market::rules::GoodState;
 use crate::node::Notifier;
 use crate::persistence::batch::{AttributeDirty, CharacterDirty, DirtyRow};
 use crate::persistence::battles::{self, BattleSettlement, SettleOutcome};
-use crate::persistence::characters::{self, TradeSettlement};
+use crate::persistence::characters;
 use crate::persistence::claims::{self, EntityId, EntityTable};
 use crate::persistence::messages::{Fenced, FlushNow, MarkDirty};
 use crate::persistence::{Db, DbError, PersistenceActor};
 use crate::protocol::client::Notification;
 use crate::protocol::rpc::{self as wire, notify};
+use crate::request::{Answers, Failure};
 use crate::routing::{Entity, Router};
 
 /// What a session needs from its node.
@@ -61,22 +60,29 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-enum Phase {
+pub(super) enum Phase {
     Loading,
     Ready {
         state: Box<CharacterState>,
+        epoch: i64,
+    },
+    /// A write's outcome is unknown: memory may be stale, so the state is read again from the
+    /// database (keeping the claim and its epoch) before the next request is served.
+    Reloading {
         epoch: i64,
     },
     Gone(SessionError),
 }
 
 pub struct CharacterSession {
-    id: Uuid,
-    deps: CharacterDeps,
-    phase: Phase,
+    pub(super) id: Uuid,
+    pub(super) deps: CharacterDeps,
+    pub(super) phase: Phase,
     last_active: Instant,
     /// The timer of what is due next on the trip.
     trip_timer: Option<SpawnHandle>,
+    /// Answers to keyed requests this session committed (repeats are answered from here).
+    pub(super) answers: Answers,
 }
 
 impl Entity for CharacterSession {
@@ -96,11 +102,18 @@ impl CharacterSession {
             phase: Phase::Loading,
             last_active: Instant::now(),
             trip_timer: None,
+            answers: Answers::default(),
         }
     }
 
+    /// The loaded state for a client request: refused (*not run*) past its deadline.
+    pub(super) fn start(&mut self, call: &Call) -> SessionResult<(&mut CharacterState, i64)> {
+        call.deadline.check()?;
+        self.ready(call.caller)
+    }
+
     /// The loaded state, if the caller may see it.
-    fn ready(&mut self, caller: Caller) -> SessionResult<(&mut CharacterState, i64)> {
+    pub(super) fn ready(&mut self, caller: Caller) -> SessionResult<(&mut CharacterState, i64)> {
         self.last_active = Instant::now();
         match &mut self.phase {
             Phase::Ready { state, epoch } => match caller {
@@ -108,25 +121,73 @@ impl CharacterSession {
                 _ => Ok((state, *epoch)),
             },
             Phase::Gone(e) => Err(e.clone()),
-            Phase::Loading => Err(SessionError::Unavailable),
+            Phase::Loading | Phase::Reloading { .. } => Err(SessionError::busy()),
         }
     }
 
-    fn router(&self) -> SessionResult<Arc<Router>> {
-        self.deps.router.upgrade().ok_or(SessionError::Unavailable)
+    pub(super) fn router(&self) -> SessionResult<Arc<Router>> {
+        self.deps
+            .router
+            .upgrade()
+            .ok_or_else(|| Failure::not_run("the node is stopping").into())
     }
 
-    /// Ends the session after a database error that means another node owns the character.
-    fn on_db_error(&mut self, e: &DbError, ctx: &mut Context<Self>) -> SessionError {
+    /// What a failed critical write means for the session and its caller: a newer claim ends
+    /// the session; an unknown commit makes it read its state again before serving anything
+    /// else (memory may be stale either way), and the caller hears it may have run.
+    pub(super) fn on_db_error(&mut self, e: &DbError, ctx: &mut Context<Self>) -> SessionError {
         match e {
             DbError::Fenced(_) => {
                 tracing::warn!(character = %self.id, "fenced: another claim owns this character; stopping");
-                self.phase = Phase::Gone(SessionError::Unavailable);
+                self.phase = Phase::Gone(SessionError::busy());
                 ctx.stop();
-                SessionError::Unavailable
+                SessionError::busy()
+            }
+            DbError::CommitUnknown(_) => {
+                tracing::warn!(character = %self.id, error = %e, "commit outcome unknown; reloading the session");
+                self.reload(ctx);
+                SessionError::Failed(e.failure())
             }
             other => db_error(other),
         }
+    }
+
+    /// Reads the character again from the database under the same claim, after flushing what
+    /// is queued for it, holding the mailbox meanwhile; tried again until it works.
+    fn reload(&mut self, ctx: &mut Context<Self>) {
+        let epoch = match &self.phase {
+            Phase::Ready { epoch, .. } | Phase::Reloading { epoch } => *epoch,
+            _ => return,
+        };
+        self.phase = Phase::Reloading { epoch };
+        if let Some(h) = self.trip_timer.take() {
+            ctx.cancel_future(h);
+        }
+        let (persistence, db, id) = (self.deps.persistence.clone(), self.deps.db.clone(), self.id);
+        let work = async move {
+            persistence
+                .send(FlushNow)
+                .await
+                .map_err(|e| DbError::Unavailable(e.to_string()))??;
+            characters::load(&db, id).await
+        };
+        ctx.wait(work.into_actor(self).map(move |result, act, ctx| match result {
+            Ok(Some(state)) => {
+                act.phase = Phase::Ready {
+                    state: Box::new(state),
+                    epoch,
+                };
+                act.schedule_trip(ctx);
+            }
+            Ok(None) => {
+                act.phase = Phase::Gone(SessionError::NotFound);
+                ctx.stop();
+            }
+            Err(e) => {
+                tracing::warn!(character = %act.id, error = %e, "reload failed, will retry");
+                ctx.run_later(TRIP_RETRY, |act, ctx| act.reload(ctx));
+            }
+        }));
     }
 
     /// Whether a caravan is on the road (not held by a battle): the session stays up for it.
@@ -135,14 +196,19 @@ impl CharacterSession {
             if state.battle_id.is_none() && state.travel.is_some())
     }
 
-    fn notify(&self, user_id: Uuid, (subject, code): (&str, i32), content: &impl serde::Serialize) {
+    pub(super) fn notify(
+        &self,
+        user_id: Uuid,
+        (subject, code): (&str, i32),
+        content: &impl serde::Serialize,
+    ) {
         self.deps
             .notifier
             .notify(user_id, Notification::new(subject, code, content));
     }
 
     /// `serai_travel_total{event}`: departed, encounter, arrived.
-    fn count_travel(&self, event: &'static str) {
+    pub(super) fn count_travel(&self, event: &'static str) {
         self.deps
             .db
             .metrics()
@@ -154,7 +220,7 @@ impl CharacterSession {
     /// leaderboard write commits on its own; a failure is logged and the next change catches
     /// the board up (wealth is a `set`, battles an `incr` that is lost only if the board is
     /// unreachable).
-    fn feed_boards(&self, battle_won: bool) {
+    pub(super) fn feed_boards(&self, battle_won: bool) {
         let (Ok(router), Phase::Ready { state, .. }) = (self.router(), &self.phase) else {
             return;
         };
@@ -211,7 +277,7 @@ impl CharacterSession {
     }
 
     /// Arms the timer for what is due next on the trip (or does it now).
-    fn schedule_trip(&mut self, ctx: &mut Context<Self>) {
+    pub(super) fn schedule_trip(&mut self, ctx: &mut Context<Self>) {
         if let Some(h) = self.trip_timer.take() {
             ctx.cancel_future(h);
         }
@@ -318,29 +384,38 @@ impl CharacterSession {
             // The trip's departure row (dirty) lands before the encounter's write.
             match persistence.send(FlushNow).await {
                 Ok(Ok(())) => {}
-                _ => return Err(SessionError::Unavailable),
+                _ => {
+                    return Err(SessionError::Failed(Failure::not_run(
+                        "the trip's departure is not written yet",
+                    )))
+                }
             }
-            router
-                .ask::<Battle, _>(battle_id, start)
-                .await
-                .map_err(|_| SessionError::Unavailable)
+            // A start that may have run is answered by the battle when asked again (same id).
+            Ok(router.ask::<Battle, _>(battle_id, start).await)
         };
         Ok(Box::pin(work.into_actor(self).map(move |result, act, ctx| {
             let snapshot = match result? {
-                Ok(s) => s,
-                Err(BattleError::Stale) => {
+                Err(f) => return Err(SessionError::Failed(f)),
+                Ok(Ok(s)) => s,
+                Ok(Err(BattleError::Stale)) => {
                     return Err(act.on_db_error(&DbError::Fenced("character".into()), ctx))
                 }
-                Err(BattleError::Refused(m)) => {
+                Ok(Err(BattleError::Refused(m))) => {
                     // The database knows a battle memory does not: load afresh.
                     tracing::error!(character = %act.id, "battle refused: {m}; reloading the session");
-                    act.phase = Phase::Gone(SessionError::Unavailable);
-                    ctx.stop();
+                    act.reload(ctx);
                     return Err(SessionError::Refused(m));
                 }
-                Err(e) => {
+                Ok(Err(BattleError::Failed(f))) => {
+                    tracing::warn!(character = %act.id, error = %f, "battle did not start");
+                    if !f.is_retryable() {
+                        act.reload(ctx);
+                    }
+                    return Err(SessionError::Failed(f));
+                }
+                Ok(Err(e)) => {
                     tracing::warn!(character = %act.id, error = %e, "battle did not start");
-                    return Err(SessionError::Unavailable);
+                    return Err(SessionError::busy());
                 }
             };
             if let Some(h) = act.trip_timer.take() {
@@ -409,7 +484,7 @@ impl CharacterSession {
         }));
     }
 
-    fn mark_dirty(&self, ctx: &mut Context<Self>, rows: Vec<DirtyRow>) {
+    pub(super) fn mark_dirty(&self, ctx: &mut Context<Self>, rows: Vec<DirtyRow>) {
         let fence = ctx.address().recipient::<Fenced>();
         for row in rows {
             self.deps.persistence.do_send(MarkDirty {
@@ -420,30 +495,29 @@ impl CharacterSession {
     }
 }
 
-fn db_error(e: &DbError) -> SessionError {
+pub(super) fn db_error(e: &DbError) -> SessionError {
     match e {
         DbError::Rejected(m) => SessionError::Refused(m.clone()),
         DbError::NotFound(m) => SessionError::Invalid(format!("{m} not found")),
-        DbError::Fenced(_) | DbError::Unavailable(_) => SessionError::Unavailable,
         other => {
-            tracing::error!(error = %other, "character database error");
-            SessionError::Internal
+            tracing::warn!(error = %other, "character database error");
+            SessionError::Failed(other.failure())
         }
     }
 }
 
-fn rule_error(e: RuleError) -> SessionError {
+pub(super) fn rule_error(e: RuleError) -> SessionError {
     match e {
         RuleError::Invalid(m) => SessionError::Invalid(m),
         RuleError::NotAllowed(m) => SessionError::Refused(m),
     }
 }
 
-fn market_error(e: market::MarketError) -> SessionError {
+pub(super) fn market_error(e: market::MarketError) -> SessionError {
     use market::MarketError as M;
     match e {
         M::UnknownGood | M::BadQuantity => SessionError::Invalid(e.to_string()),
-        M::Unavailable => SessionError::Unavailable,
+        M::Unavailable => SessionError::busy(),
         other => SessionError::Refused(other.to_string()),
     }
 }
@@ -495,7 +569,7 @@ impl Actor for CharacterSession {
                 Ok(None) | Err(DbError::NotFound(_)) => Phase::Gone(SessionError::NotFound),
                 Err(e) => {
                     tracing::warn!(character = %act.id, error = %e, "activation failed");
-                    Phase::Gone(SessionError::Unavailable)
+                    Phase::Gone(SessionError::busy())
                 }
             };
             if let Phase::Gone(_) = act.phase {
@@ -519,7 +593,7 @@ impl Handler<Fenced> for CharacterSession {
 
     fn handle(&mut self, msg: Fenced, ctx: &mut Self::Context) {
         tracing::warn!(character = %self.id, key = ?msg.key, "dirty write fenced; stopping");
-        self.phase = Phase::Gone(SessionError::Unavailable);
+        self.phase = Phase::Gone(SessionError::busy());
         ctx.stop();
     }
 }
@@ -549,7 +623,7 @@ impl Handler<Passivate> for CharacterSession {
         // Keep the state until the flush is known to be committed: if it fails (database
         // away), the session stays and tries again later, so a fresh activation never loads
         // older rows than this one holds.
-        let kept = std::mem::replace(&mut self.phase, Phase::Gone(SessionError::Unavailable));
+        let kept = std::mem::replace(&mut self.phase, Phase::Gone(SessionError::busy()));
         let work = async move {
             let flushed = matches!(persistence.send(FlushNow).await, Ok(Ok(())));
             if flushed {
@@ -578,267 +652,15 @@ impl Handler<Passivate> for CharacterSession {
     }
 }
 
-impl Handler<GetCharacter> for CharacterSession {
-    type Result = SessionResult<CharacterState>;
-
-    fn handle(&mut self, msg: GetCharacter, _: &mut Self::Context) -> Self::Result {
-        self.ready(msg.caller).map(|(s, _)| s.clone())
-    }
-}
-
-impl Handler<GetQuotes> for CharacterSession {
-    type Result = ResponseFuture<SessionResult<(String, Vec<crate::market::rules::Quote>)>>;
-
-    fn handle(&mut self, msg: GetQuotes, _: &mut Self::Context) -> Self::Result {
-        let node = match self.ready(msg.caller) {
-            Ok((s, _)) => s.location.clone(),
-            Err(e) => return Box::pin(async move { Err(e) }),
-        };
-        let router = self.router();
-        Box::pin(async move {
-            let quotes = router?
-                .ask::<Market, _>(node.clone(), market::GetQuotes)
-                .await
-                .map_err(|_| SessionError::Unavailable)?;
-            Ok((node, quotes))
-        })
-    }
-}
-
-impl Handler<ExecuteTrade> for CharacterSession {
-    type Result = AtomicResponse<Self, SessionResult<TradeReceipt>>;
-
-    /// Reserve at the market, settle gold, cargo and quota in one transaction, then commit or
-    /// release the reservation. Atomic: the session takes no other message meanwhile.
-    fn handle(&mut self, msg: ExecuteTrade, _: &mut Self::Context) -> Self::Result {
-        let catalog = self.deps.catalog.clone();
-        let prepared = self.ready(msg.caller).and_then(|(state, epoch)| {
-            rules::precheck_trade(state, &catalog, &msg.good, msg.side, msg.quantity)
-                .map_err(rule_error)?;
-            Ok((state.clone(), epoch))
-        });
-        let (router, db) = (self.router(), self.deps.db.clone());
-        let good = msg.good.clone();
-        let work = async move {
-            let (state, epoch) = prepared?;
-            let router = router?;
-            let node = state.location.clone();
-            let reserve = market::Reserve {
-                good: msg.good.clone(),
-                side: msg.side,
-                quantity: msg.quantity,
-                price_limit: msg.price_limit,
-            };
-            let reservation = router
-                .ask::<Market, _>(node.clone(), reserve)
-                .await
-                .map_err(|_| SessionError::Unavailable)?
-                .map_err(market_error)?;
-            let settle = |committed| market::Settle {
-                reservation_id: reservation.id,
-                committed,
-            };
-            let effect = match rules::trade_effect(
-                &state,
-                &msg.good,
-                msg.side,
-                msg.quantity,
-                reservation.total,
-            ) {
-                Ok(e) => e,
-                Err(e) => {
-                    let _ = router.ask::<Market, _>(node.clone(), settle(false)).await;
-                    return Err(rule_error(e));
-                }
-            };
-            let price_after = catalog
-                .stock(&node, &msg.good)
-                .map_or(reservation.unit_price, |s| {
-                    GoodState::from_stock(s, reservation.stock_after).reference_price()
-                });
-            let settlement = TradeSettlement {
-                character_id: state.id,
-                epoch,
-                node: node.clone(),
-                good: msg.good.clone(),
-                side: msg.side,
-                quantity: msg.quantity,
-                total: reservation.total,
-                price_after,
-            };
-            let result = characters::settle_trade(&db, &settlement).await;
-            let _ = router.ask::<Market, _>(node, settle(result.is_ok())).await;
-            Ok((result, effect, reservation))
-        };
-        AtomicResponse::new(Box::pin(work.into_actor(self).map(
-            move |outcome, act, ctx| {
-                let (result, effect, reservation) = outcome?;
-                let (gold, held) = result.map_err(|e| act.on_db_error(&e, ctx))?;
-                debug_assert_eq!((gold, held), (effect.gold_after, effect.cargo_after));
-                let (state, _) = act.ready(Caller::Server)?;
-                rules::apply_trade(
-                    state,
-                    &good,
-                    &rules::TradeEffect {
-                        gold_after: gold,
-                        cargo_after: held,
-                    },
-                );
-                let receipt = TradeReceipt {
-                    gold,
-                    unit_price: reservation.unit_price,
-                    total: reservation.total,
-                    state: state.clone(),
-                };
-                act.feed_boards(false);
-                Ok(receipt)
-            },
-        )))
-    }
-}
-
-impl Handler<HireCrew> for CharacterSession {
-    type Result = AtomicResponse<Self, SessionResult<CharacterState>>;
-
-    fn handle(&mut self, msg: HireCrew, _: &mut Self::Context) -> Self::Result {
-        let catalog = self.deps.catalog.clone();
-        let prepared = self.ready(msg.caller).and_then(|(state, epoch)| {
-            let (member, cost) = rules::hire(
-                state,
-                &catalog,
-                &msg.archetype,
-                msg.name.as_deref(),
-                Uuid::new_v4(),
-            )
-            .map_err(rule_error)?;
-            Ok((state.id, epoch, member, cost))
-        });
-        let db = self.deps.db.clone();
-        let work = async move {
-            let (id, epoch, member, cost) = prepared?;
-            Ok((
-                characters::hire(&db, id, epoch, &member, cost).await,
-                member,
-            ))
-        };
-        AtomicResponse::new(Box::pin(work.into_actor(self).map(
-            |outcome: SessionResult<_>, act, ctx| {
-                let (result, member) = outcome?;
-                let gold = result.map_err(|e| act.on_db_error(&e, ctx))?;
-                let (state, _) = act.ready(Caller::Server)?;
-                state.gold = gold;
-                state.crew.push(member);
-                Ok(state.clone())
-            },
-        )))
-    }
-}
-
-impl Handler<DismissCrew> for CharacterSession {
-    type Result = AtomicResponse<Self, SessionResult<CharacterState>>;
-
-    fn handle(&mut self, msg: DismissCrew, _: &mut Self::Context) -> Self::Result {
-        let catalog = self.deps.catalog.clone();
-        let prepared = self.ready(msg.caller).and_then(|(state, epoch)| {
-            rules::dismiss(state, &catalog, msg.crew_id).map_err(rule_error)?;
-            Ok((state.id, epoch))
-        });
-        let db = self.deps.db.clone();
-        let crew_id = msg.crew_id;
-        let work = async move {
-            let (id, epoch) = prepared?;
-            Ok(characters::dismiss(&db, id, epoch, crew_id).await)
-        };
-        AtomicResponse::new(Box::pin(work.into_actor(self).map(
-            move |outcome: SessionResult<_>, act, ctx| {
-                outcome?.map_err(|e| act.on_db_error(&e, ctx))?;
-                let (state, _) = act.ready(Caller::Server)?;
-                state.crew.retain(|c| c.id != crew_id);
-                Ok(state.clone())
-            },
-        )))
-    }
-}
-
-impl Handler<LearnSkill> for CharacterSession {
-    type Result = SessionResult<CharacterState>;
-
-    /// A small change: applied in memory and queued as dirty rows, flushed in a later batch.
-    fn handle(&mut self, msg: LearnSkill, ctx: &mut Self::Context) -> Self::Result {
-        let catalog = self.deps.catalog.clone();
-        let (state, epoch) = self.ready(msg.caller)?;
-        let rank = rules::learn(state, &catalog, &msg.skill).map_err(rule_error)?;
-        let cost = catalog.skill(&msg.skill).map_or(0, |s| s.cost);
-        state.skill_points -= cost;
-        state.skills.insert(msg.skill.clone(), rank);
-        let snapshot = state.clone();
-        self.mark_dirty(ctx, dirty_rows(&snapshot, epoch));
-        Ok(snapshot)
-    }
-}
-
-impl Handler<DeleteCharacter> for CharacterSession {
-    type Result = AtomicResponse<Self, SessionResult<()>>;
-
-    fn handle(&mut self, msg: DeleteCharacter, _: &mut Self::Context) -> Self::Result {
-        let prepared = self.ready(msg.caller).and_then(|(state, epoch)| {
-            if state.battle_id.is_some() {
-                return Err(SessionError::Refused(
-                    "the character is in a battle; finish it first".into(),
-                ));
-            }
-            Ok((state.id, epoch))
-        });
-        let db = self.deps.db.clone();
-        let work = async move {
-            let (id, epoch) = prepared?;
-            Ok(characters::delete(&db, id, epoch).await)
-        };
-        AtomicResponse::new(Box::pin(work.into_actor(self).map(
-            |outcome: SessionResult<_>, act, ctx| {
-                outcome?.map_err(|e| act.on_db_error(&e, ctx))?;
-                act.phase = Phase::Gone(SessionError::NotFound);
-                ctx.stop();
-                Ok(())
-            },
-        )))
-    }
-}
-
-impl Handler<Travel> for CharacterSession {
-    type Result = SessionResult<CharacterState>;
-
-    /// Departure is a small change: the trip is kept in memory and queued as a dirty row; the
-    /// encounter and the arrival are written at once when they happen.
-    fn handle(&mut self, msg: Travel, ctx: &mut Self::Context) -> Self::Result {
-        let (catalog, settings) = (self.deps.catalog.clone(), self.deps.travel);
-        let (state, epoch) = self.ready(msg.caller)?;
-        let trip = travel::plan(
-            state,
-            &catalog,
-            &msg.to,
-            &settings,
-            rand::random(),
-            now_ms(),
-        )
-        .map_err(rule_error)?;
-        tracing::debug!(character = %state.id, from = %trip.from, to = %trip.to,
-            duration_ms = trip.duration_ms, encounter = ?trip.encounter_after_ms, "caravan departs");
-        state.travel = Some(trip);
-        let snapshot = state.clone();
-        self.count_travel("departed");
-        self.mark_dirty(ctx, dirty_rows(&snapshot, epoch));
-        self.schedule_trip(ctx);
-        Ok(snapshot)
-    }
-}
-
 impl Handler<ForceEncounter> for CharacterSession {
     type Result = AtomicResponse<Self, SessionResult<BattleSnapshot>>;
 
     fn handle(&mut self, msg: ForceEncounter, _: &mut Self::Context) -> Self::Result {
-        if msg.caller != Caller::Server {
+        if msg.call.caller != Caller::Server {
             return AtomicResponse::new(Box::pin(actix::fut::ready(Err(SessionError::NotYours))));
+        }
+        if let Err(e) = msg.call.deadline.check() {
+            return AtomicResponse::new(Box::pin(actix::fut::ready(Err(e.into()))));
         }
         match self.encounter() {
             Ok(fut) => AtomicResponse::new(fut),
@@ -913,8 +735,7 @@ impl Handler<SettleBattle> for CharacterSession {
                     SettleOutcome::AlreadySettled => {
                         // Memory thought the battle open: load afresh from the database.
                         tracing::warn!(character = %act.id, %battle_id, "battle was settled already; reloading");
-                        act.phase = Phase::Gone(SessionError::Unavailable);
-                        ctx.stop();
+                        act.reload(ctx);
                         return Ok(SettleReply::AlreadySettled);
                     }
                 }

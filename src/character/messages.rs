@@ -9,6 +9,7 @@ use super::state::CharacterState;
 use crate::battle::messages::BattleSnapshot;
 use crate::battle::rules::Rewards;
 use crate::market::rules::{Quote, Side};
+use crate::request::{Deadline, Failure, RequestKey};
 use crate::routing::Remote;
 
 /// Who is asking: a player (must own the character) or the server itself (`http_key` RPCs).
@@ -18,7 +19,30 @@ pub enum Caller {
     Server,
 }
 
-/// Why a session refused or failed a request.
+/// One request to a session: who asks, until when, and under which idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Call {
+    pub caller: Caller,
+    /// The session refuses (*not run*) a request it reaches after this.
+    pub deadline: Deadline,
+    /// The client's `request_id` (state-changing requests): a repeat returns the stored
+    /// answer.
+    pub key: Option<RequestKey>,
+}
+
+impl Call {
+    /// A call by the server itself, without an idempotency key.
+    pub fn server(deadline: Deadline) -> Call {
+        Call {
+            caller: Caller::Server,
+            deadline,
+            key: None,
+        }
+    }
+}
+
+/// Why a session refused or failed a request. The first five are answers (the request was
+/// decided and changed nothing); [`SessionError::Failed`] is no answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum SessionError {
     #[error("character not found")]
@@ -29,11 +53,26 @@ pub enum SessionError {
     Invalid(String),
     #[error("{0}")]
     Refused(String),
-    /// The session lost its claim or is stopping; the client may retry.
-    #[error("the character is busy moving between servers, try again")]
-    Unavailable,
-    #[error("internal error")]
-    Internal,
+    /// The `request_id` was used before for another request.
+    #[error("this request_id was already used for a different request")]
+    Conflict,
+    #[error("{0}")]
+    Failed(Failure),
+}
+
+impl SessionError {
+    /// The session cannot take requests now (loading, moving, reloading): nothing ran.
+    pub fn busy() -> SessionError {
+        SessionError::Failed(Failure::not_run(
+            "the character is busy moving between servers, try again",
+        ))
+    }
+}
+
+impl From<Failure> for SessionError {
+    fn from(f: Failure) -> Self {
+        SessionError::Failed(f)
+    }
 }
 
 pub type SessionResult<T> = Result<T, SessionError>;
@@ -41,13 +80,13 @@ pub type SessionResult<T> = Result<T, SessionError>;
 #[derive(Message, Debug, Clone, Serialize, Deserialize)]
 #[rtype(result = "SessionResult<CharacterState>")]
 pub struct GetCharacter {
-    pub caller: Caller,
+    pub call: Call,
 }
 
 #[derive(Message, Debug, Clone, Serialize, Deserialize)]
 #[rtype(result = "SessionResult<(String, Vec<Quote>)>")]
 pub struct GetQuotes {
-    pub caller: Caller,
+    pub call: Call,
 }
 
 /// The outcome of a settled trade.
@@ -62,7 +101,7 @@ pub struct TradeReceipt {
 #[derive(Message, Debug, Clone, Serialize, Deserialize)]
 #[rtype(result = "SessionResult<TradeReceipt>")]
 pub struct ExecuteTrade {
-    pub caller: Caller,
+    pub call: Call,
     pub good: String,
     pub side: Side,
     pub quantity: i64,
@@ -72,7 +111,7 @@ pub struct ExecuteTrade {
 #[derive(Message, Debug, Clone, Serialize, Deserialize)]
 #[rtype(result = "SessionResult<CharacterState>")]
 pub struct HireCrew {
-    pub caller: Caller,
+    pub call: Call,
     pub archetype: String,
     pub name: Option<String>,
 }
@@ -80,28 +119,28 @@ pub struct HireCrew {
 #[derive(Message, Debug, Clone, Serialize, Deserialize)]
 #[rtype(result = "SessionResult<CharacterState>")]
 pub struct DismissCrew {
-    pub caller: Caller,
+    pub call: Call,
     pub crew_id: Uuid,
 }
 
 #[derive(Message, Debug, Clone, Serialize, Deserialize)]
 #[rtype(result = "SessionResult<CharacterState>")]
 pub struct LearnSkill {
-    pub caller: Caller,
+    pub call: Call,
     pub skill: String,
 }
 
 #[derive(Message, Debug, Clone, Serialize, Deserialize)]
 #[rtype(result = "SessionResult<()>")]
 pub struct DeleteCharacter {
-    pub caller: Caller,
+    pub call: Call,
 }
 
 /// Sets the caravan on the road to `to` along a catalog route.
 #[derive(Message, Debug, Clone, Serialize, Deserialize)]
 #[rtype(result = "SessionResult<CharacterState>")]
 pub struct Travel {
-    pub caller: Caller,
+    pub call: Call,
     pub to: String,
 }
 
@@ -110,7 +149,7 @@ pub struct Travel {
 #[derive(Message, Debug, Clone, Serialize, Deserialize)]
 #[rtype(result = "SessionResult<BattleSnapshot>")]
 pub struct ForceEncounter {
-    pub caller: Caller,
+    pub call: Call,
 }
 
 /// Sent by a Battle when it has ended: the session applies the rewards and settles everything

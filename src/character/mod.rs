@@ -3,6 +3,8 @@
 
 pub mod actor;
 pub mod messages;
+mod replay;
+mod requests;
 pub mod rules;
 pub mod state;
 pub mod travel;

@@ -1,5 +1,7 @@
-//! The game RPCs: decode the payload (protocol::rpc), send a message through the router to
-//! the owning actor, encode the answer. No game rule is decided here.
+//! The game RPCs: decode the payload (protocol::rpc) once, with its call (caller, deadline,
+//! idempotency key from `request_id`), send a message through the router to the owning actor,
+//! encode the answer. No game rule is decided here. A *not run* answer is sent again until the
+//! deadline; a *may have run* never is (docs/rpc.md: the three outcomes).
 
 use std::sync::Arc;
 
@@ -10,13 +12,15 @@ use uuid::Uuid;
 use crate::battle::messages::{self as bmsg, BattleError};
 use crate::battle::Battle;
 use crate::catalog::Catalog;
-use crate::character::messages::{self as msg, Caller, SessionError};
+use crate::character::messages::{self as msg, Call, Caller, SessionError};
 use crate::character::{rules, CharacterSession};
 use crate::gateway::rpc::{RpcContext, RpcError};
 use crate::node::Services;
-use crate::persistence::{characters, Db};
+use crate::persistence::receipts::{self, Receipt};
+use crate::persistence::{characters, Db, DbError};
 use crate::protocol::rpc as wire;
-use crate::routing::{RouteError, Router};
+use crate::request::{request_key, Deadline, Failure};
+use crate::routing::{Entity, Remote, Router};
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -58,12 +62,36 @@ pub fn register(services: &Services) {
     rpc!("submit_turn", submit_turn);
 }
 
-fn decode<T: DeserializeOwned>(payload: &str) -> Result<T, RpcError> {
+/// A request's payload, decoded once: the typed request and the call it makes (caller,
+/// deadline, and the idempotency key when the payload names a `request_id`).
+struct Decoded<T> {
+    req: T,
+    call: Call,
+}
+
+fn decode<T: DeserializeOwned>(
+    api: &Api,
+    ctx: &RpcContext,
+    rpc: &str,
+    payload: &str,
+) -> Result<Decoded<T>, RpcError> {
     if payload.trim().is_empty() {
         return Err(RpcError::invalid_argument("a JSON payload is required"));
     }
-    serde_json::from_str(payload)
-        .map_err(|e| RpcError::invalid_argument(format!("invalid payload: {e}")))
+    let mut value: serde_json::Value = serde_json::from_str(payload)
+        .map_err(|e| RpcError::invalid_argument(format!("invalid payload: {e}")))?;
+    let key = request_key(ctx.user_id, rpc, &value).map_err(RpcError::invalid_argument)?;
+    if let Some(map) = value.as_object_mut() {
+        map.remove("request_id");
+    }
+    let req = serde_json::from_value(value)
+        .map_err(|e| RpcError::invalid_argument(format!("invalid payload: {e}")))?;
+    let call = Call {
+        caller: caller(ctx),
+        deadline: api.router.deadline(),
+        key,
+    };
+    Ok(Decoded { req, call })
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<String, RpcError> {
@@ -88,6 +116,10 @@ fn user(ctx: &RpcContext) -> Result<Uuid, RpcError> {
     Ok(ctx.user_id)
 }
 
+fn conflict() -> RpcError {
+    RpcError::already_exists("this request_id was already used for a different request")
+}
+
 fn session_error(e: SessionError) -> RpcError {
     match e {
         SessionError::NotFound => RpcError::not_found("character not found"),
@@ -96,8 +128,8 @@ fn session_error(e: SessionError) -> RpcError {
         }
         SessionError::Invalid(m) => RpcError::invalid_argument(m),
         SessionError::Refused(m) => RpcError::failed_precondition(m),
-        SessionError::Unavailable => RpcError::unavailable(e.to_string()),
-        SessionError::Internal => RpcError::internal("internal error"),
+        SessionError::Conflict => conflict(),
+        SessionError::Failed(f) => f.into(),
     }
 }
 
@@ -109,80 +141,53 @@ fn battle_error(e: BattleError) -> RpcError {
         }
         BattleError::Invalid(m) => RpcError::invalid_argument(m),
         BattleError::Refused(m) => RpcError::failed_precondition(m),
-        BattleError::Stale | BattleError::Unavailable => RpcError::unavailable(e.to_string()),
-        BattleError::Internal => RpcError::internal("internal error"),
+        BattleError::Conflict => conflict(),
+        BattleError::Stale => Failure::not_run(e.to_string()).into(),
+        BattleError::Failed(f) => f.into(),
     }
 }
 
-fn route_error(e: RouteError) -> RpcError {
-    match e {
-        // 4 DeadlineExceeded (HTTP 504): the request may have been applied; the client must
-        // look at the state before trying again.
-        RouteError::Unknown => {
-            RpcError::new(crate::gateway::GrpcCode::DeadlineExceeded, e.to_string())
-        }
-        other => RpcError::unavailable(other.to_string()),
+/// Whether an actor's answer is a refusal that changed nothing and may be asked again.
+trait NotRun {
+    fn not_run(&self) -> bool;
+}
+
+impl<T> NotRun for Result<T, SessionError> {
+    fn not_run(&self) -> bool {
+        matches!(self, Err(SessionError::Failed(Failure::NotRun(_))))
     }
 }
 
-/// Sends `m` to the character's session (on whichever node owns it), retrying a few times
-/// while a session is being replaced (passivating, or just fenced); those refusals change
-/// nothing.
-async fn ask<M>(api: &Api, id: Uuid, m: M) -> Result<M::Result, RpcError>
+impl<T> NotRun for Result<T, BattleError> {
+    fn not_run(&self) -> bool {
+        matches!(self, Err(BattleError::Failed(Failure::NotRun(_))))
+    }
+}
+
+/// Sends `m` to the entity's owner (on whichever node), sending it again while the answer is
+/// *not run* (the entity is moving, loading, or its node unreachable), with backoff, until
+/// the call's deadline. Anything that may have run is answered as it is, never sent again.
+async fn ask<A, M>(api: &Api, id: Uuid, m: M, deadline: Deadline) -> Result<M::Result, RpcError>
 where
-    M: crate::routing::Remote + Clone,
-    M::Result: serde::Serialize + serde::de::DeserializeOwned + Send + IsUnavailable,
-    CharacterSession: actix::Handler<M>,
+    A: Entity<Key = Uuid> + actix::Handler<M>,
+    A::Context: actix::dev::ToEnvelope<A, M>,
+    M: Remote + Clone,
+    M::Result: Serialize + DeserializeOwned + Send + NotRun,
 {
     let mut delay = std::time::Duration::from_millis(20);
-    for _ in 0..4 {
-        match api.router.ask::<CharacterSession, M>(id, m.clone()).await {
-            Ok(r) if r.is_unavailable() => {}
+    loop {
+        let answer = api.router.ask_until::<A, M>(id, m.clone(), deadline).await;
+        let last: Result<M::Result, RpcError> = match answer {
+            Ok(r) if r.not_run() => Ok(r),
             Ok(r) => return Ok(r),
-            Err(RouteError::Unavailable) => {}
-            Err(e) => return Err(route_error(e)),
+            Err(f @ Failure::NotRun(_)) => Err(f.into()),
+            Err(f) => return Err(f.into()),
+        };
+        if deadline.remaining().is_none_or(|left| left <= delay) {
+            return last;
         }
         tokio::time::sleep(delay).await;
-        delay *= 2;
-    }
-    Err(RpcError::unavailable("the character is busy, try again"))
-}
-
-/// Sends `m` to the battle's actor, retrying like [`ask`] while it is being replaced.
-async fn ask_battle<M>(api: &Api, id: Uuid, m: M) -> Result<M::Result, RpcError>
-where
-    M: crate::routing::Remote + Clone,
-    M::Result: serde::Serialize + serde::de::DeserializeOwned + Send + IsUnavailable,
-    Battle: actix::Handler<M>,
-{
-    let mut delay = std::time::Duration::from_millis(20);
-    for _ in 0..4 {
-        match api.router.ask::<Battle, M>(id, m.clone()).await {
-            Ok(r) if r.is_unavailable() => {}
-            Ok(r) => return Ok(r),
-            Err(RouteError::Unavailable) => {}
-            Err(e) => return Err(route_error(e)),
-        }
-        tokio::time::sleep(delay).await;
-        delay *= 2;
-    }
-    Err(RpcError::unavailable("the battle is busy, try again"))
-}
-
-/// Whether an answer is the actor's "unavailable, try again".
-trait IsUnavailable {
-    fn is_unavailable(&self) -> bool;
-}
-
-impl<T> IsUnavailable for Result<T, SessionError> {
-    fn is_unavailable(&self) -> bool {
-        matches!(self, Err(SessionError::Unavailable))
-    }
-}
-
-impl<T> IsUnavailable for Result<T, BattleError> {
-    fn is_unavailable(&self) -> bool {
-        matches!(self, Err(BattleError::Unavailable))
+        delay = (delay * 2).min(std::time::Duration::from_millis(500));
     }
 }
 
@@ -192,7 +197,8 @@ async fn get_catalog(api: Api, _: RpcContext, _: String) -> Result<String, RpcEr
 
 async fn create_character(api: Api, ctx: RpcContext, payload: String) -> Result<String, RpcError> {
     let user = user(&ctx)?;
-    let req: wire::CreateCharacter = decode(&payload)?;
+    let Decoded { req, call } =
+        decode::<wire::CreateCharacter>(&api, &ctx, "create_character", &payload)?;
     let state = rules::new_character(
         &api.catalog,
         Uuid::new_v4(),
@@ -202,8 +208,37 @@ async fn create_character(api: Api, ctx: RpcContext, payload: String) -> Result<
         &req.background,
     )
     .map_err(|e| RpcError::invalid_argument(e.to_string()))?;
-    characters::create(&api.db, &state, rules::MAX_CHARACTERS_PER_ACCOUNT).await?;
-    encode(&wire::CharacterView::new(&state, &api.catalog))
+    let view = wire::CharacterView::new(&state, &api.catalog);
+    let answer = encode(&view)?;
+    let receipt = call.key.map(|key| Receipt {
+        key,
+        answer: answer.clone(),
+    });
+    let created = characters::create(
+        &api.db,
+        &state,
+        rules::MAX_CHARACTERS_PER_ACCOUNT,
+        receipt.as_ref(),
+    )
+    .await;
+    match (created, &receipt) {
+        (Ok(()), _) => Ok(answer),
+        // Created before under this request_id: the first answer (or a conflict).
+        (Err(e @ (DbError::DuplicateRequest | DbError::Rejected(_))), Some(r)) => {
+            stored_answer(&api, r).await?.ok_or_else(|| e.into())
+        }
+        (Err(e), _) => Err(e.into()),
+    }
+}
+
+/// The answer stored under a receipt's key: `None` when there is none, a conflict when the key
+/// was used for another request.
+async fn stored_answer(api: &Api, r: &Receipt) -> Result<Option<String>, RpcError> {
+    match receipts::find(&api.db, r.key.user_id, &r.key.request_id).await? {
+        None => Ok(None),
+        Some(s) if s.fingerprint != r.key.fingerprint => Err(conflict()),
+        Some(s) => Ok(Some(s.answer)),
+    }
 }
 
 async fn list_characters(api: Api, ctx: RpcContext, _: String) -> Result<String, RpcError> {
@@ -214,45 +249,43 @@ async fn list_characters(api: Api, ctx: RpcContext, _: String) -> Result<String,
     })
 }
 
+/// Sends a session message built from the call and answers what the session answered.
+async fn session<M>(api: &Api, id: Uuid, call: &Call, m: M) -> Result<M::Result, RpcError>
+where
+    M: Remote + Clone,
+    M::Result: Serialize + DeserializeOwned + Send + NotRun,
+    CharacterSession: actix::Handler<M>,
+{
+    ask::<CharacterSession, M>(api, id, m, call.deadline).await
+}
+
 async fn get_character(api: Api, ctx: RpcContext, payload: String) -> Result<String, RpcError> {
-    let req: wire::CharacterRef = decode(&payload)?;
-    let state = ask(
-        &api,
-        req.character_id,
-        msg::GetCharacter {
-            caller: caller(&ctx),
-        },
-    )
-    .await?
-    .map_err(session_error)?;
+    let Decoded { req, call } =
+        decode::<wire::CharacterRef>(&api, &ctx, "get_character", &payload)?;
+    let m = msg::GetCharacter { call: call.clone() };
+    let state = session(&api, req.character_id, &call, m)
+        .await?
+        .map_err(session_error)?;
     encode(&wire::CharacterView::new(&state, &api.catalog))
 }
 
 async fn delete_character(api: Api, ctx: RpcContext, payload: String) -> Result<String, RpcError> {
-    let req: wire::CharacterRef = decode(&payload)?;
-    ask(
-        &api,
-        req.character_id,
-        msg::DeleteCharacter {
-            caller: caller(&ctx),
-        },
-    )
-    .await?
-    .map_err(session_error)?;
+    let Decoded { req, call } =
+        decode::<wire::CharacterRef>(&api, &ctx, "delete_character", &payload)?;
+    let m = msg::DeleteCharacter { call: call.clone() };
+    session(&api, req.character_id, &call, m)
+        .await?
+        .map_err(session_error)?;
     encode(&wire::Deleted { deleted: true })
 }
 
 async fn get_trade_quotes(api: Api, ctx: RpcContext, payload: String) -> Result<String, RpcError> {
-    let req: wire::CharacterRef = decode(&payload)?;
-    let (node, quotes) = ask(
-        &api,
-        req.character_id,
-        msg::GetQuotes {
-            caller: caller(&ctx),
-        },
-    )
-    .await?
-    .map_err(session_error)?;
+    let Decoded { req, call } =
+        decode::<wire::CharacterRef>(&api, &ctx, "get_trade_quotes", &payload)?;
+    let m = msg::GetQuotes { call: call.clone() };
+    let (node, quotes) = session(&api, req.character_id, &call, m)
+        .await?
+        .map_err(session_error)?;
     encode(&wire::Quotes {
         node,
         quotes: quotes.into_iter().map(Into::into).collect(),
@@ -260,15 +293,16 @@ async fn get_trade_quotes(api: Api, ctx: RpcContext, payload: String) -> Result<
 }
 
 async fn execute_trade(api: Api, ctx: RpcContext, payload: String) -> Result<String, RpcError> {
-    let req: wire::ExecuteTrade = decode(&payload)?;
+    let Decoded { req, call } =
+        decode::<wire::ExecuteTrade>(&api, &ctx, "execute_trade", &payload)?;
     let m = msg::ExecuteTrade {
-        caller: caller(&ctx),
+        call: call.clone(),
         good: req.good,
         side: req.side.into(),
         quantity: req.quantity,
         price_limit: req.price_limit,
     };
-    let receipt = ask(&api, req.character_id, m)
+    let receipt = session(&api, req.character_id, &call, m)
         .await?
         .map_err(session_error)?;
     encode(&wire::TradeResult {
@@ -280,49 +314,49 @@ async fn execute_trade(api: Api, ctx: RpcContext, payload: String) -> Result<Str
 }
 
 async fn hire_crew(api: Api, ctx: RpcContext, payload: String) -> Result<String, RpcError> {
-    let req: wire::HireCrew = decode(&payload)?;
+    let Decoded { req, call } = decode::<wire::HireCrew>(&api, &ctx, "hire_crew", &payload)?;
     let m = msg::HireCrew {
-        caller: caller(&ctx),
+        call: call.clone(),
         archetype: req.archetype,
         name: req.name,
     };
-    let state = ask(&api, req.character_id, m)
+    let state = session(&api, req.character_id, &call, m)
         .await?
         .map_err(session_error)?;
     encode(&wire::CharacterView::new(&state, &api.catalog))
 }
 
 async fn dismiss_crew(api: Api, ctx: RpcContext, payload: String) -> Result<String, RpcError> {
-    let req: wire::DismissCrew = decode(&payload)?;
+    let Decoded { req, call } = decode::<wire::DismissCrew>(&api, &ctx, "dismiss_crew", &payload)?;
     let m = msg::DismissCrew {
-        caller: caller(&ctx),
+        call: call.clone(),
         crew_id: req.crew_id,
     };
-    let state = ask(&api, req.character_id, m)
+    let state = session(&api, req.character_id, &call, m)
         .await?
         .map_err(session_error)?;
     encode(&wire::CharacterView::new(&state, &api.catalog))
 }
 
 async fn learn_skill(api: Api, ctx: RpcContext, payload: String) -> Result<String, RpcError> {
-    let req: wire::LearnSkill = decode(&payload)?;
+    let Decoded { req, call } = decode::<wire::LearnSkill>(&api, &ctx, "learn_skill", &payload)?;
     let m = msg::LearnSkill {
-        caller: caller(&ctx),
+        call: call.clone(),
         skill: req.skill,
     };
-    let state = ask(&api, req.character_id, m)
+    let state = session(&api, req.character_id, &call, m)
         .await?
         .map_err(session_error)?;
     encode(&wire::CharacterView::new(&state, &api.catalog))
 }
 
 async fn travel(api: Api, ctx: RpcContext, payload: String) -> Result<String, RpcError> {
-    let req: wire::TravelRequest = decode(&payload)?;
+    let Decoded { req, call } = decode::<wire::TravelRequest>(&api, &ctx, "travel", &payload)?;
     let m = msg::Travel {
-        caller: caller(&ctx),
+        call: call.clone(),
         to: req.to_node,
     };
-    let state = ask(&api, req.character_id, m)
+    let state = session(&api, req.character_id, &call, m)
         .await?
         .map_err(session_error)?;
     encode(&wire::CharacterView::new(&state, &api.catalog))
@@ -335,38 +369,36 @@ async fn force_encounter(api: Api, ctx: RpcContext, payload: String) -> Result<S
             "force_encounter is a server-to-server RPC (http_key)",
         ));
     }
-    let req: wire::ForceEncounterRequest = decode(&payload)?;
-    let m = msg::ForceEncounter {
-        caller: Caller::Server,
-    };
-    let snapshot = ask(&api, req.character_id, m)
+    let Decoded { req, call } =
+        decode::<wire::ForceEncounterRequest>(&api, &ctx, "force_encounter", &payload)?;
+    let m = msg::ForceEncounter { call: call.clone() };
+    let snapshot = session(&api, req.character_id, &call, m)
         .await?
         .map_err(session_error)?;
     encode(&wire::BattleView::new(&snapshot))
 }
 
 async fn get_battle(api: Api, ctx: RpcContext, payload: String) -> Result<String, RpcError> {
-    let req: wire::BattleRef = decode(&payload)?;
-    let m = bmsg::GetBattle {
-        caller: caller(&ctx),
-    };
-    let snapshot = ask_battle(&api, req.battle_id, m)
+    let Decoded { req, call } = decode::<wire::BattleRef>(&api, &ctx, "get_battle", &payload)?;
+    let m = bmsg::GetBattle { call: call.clone() };
+    let snapshot = ask::<Battle, _>(&api, req.battle_id, m, call.deadline)
         .await?
         .map_err(battle_error)?;
     encode(&wire::BattleView::new(&snapshot))
 }
 
 async fn submit_turn(api: Api, ctx: RpcContext, payload: String) -> Result<String, RpcError> {
-    let req: wire::SubmitTurnRequest = decode(&payload)?;
+    let Decoded { req, call } =
+        decode::<wire::SubmitTurnRequest>(&api, &ctx, "submit_turn", &payload)?;
     if req.actions.len() > 32 {
         return Err(RpcError::invalid_argument("at most 32 actions a turn"));
     }
     let m = bmsg::SubmitTurn {
-        caller: caller(&ctx),
+        call: call.clone(),
         turn: req.turn,
         actions: req.actions.into_iter().map(Into::into).collect(),
     };
-    let (record, snapshot) = ask_battle(&api, req.battle_id, m)
+    let (record, snapshot) = ask::<Battle, _>(&api, req.battle_id, m, call.deadline)
         .await?
         .map_err(battle_error)?;
     encode(&wire::SubmitTurnAnswer {

@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use super::error::GrpcCode;
 use crate::persistence::DbError;
+use crate::request::Failure;
 
 /// Who is calling an RPC.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,24 +93,45 @@ impl fmt::Display for RpcError {
 
 impl std::error::Error for RpcError {}
 
-/// Database failures as clients see them: what they can act on is named, the rest is logged
-/// and answered as a generic internal error (SQL details never reach a client).
+/// Database failures as clients see them: what they can act on is named; the rest says only
+/// whether the request ran (SQL details go to the log, never to a client).
 impl From<DbError> for RpcError {
     fn from(e: DbError) -> RpcError {
         match e {
             DbError::NotFound(what) => RpcError::not_found(what),
             DbError::Rejected(why) => RpcError::failed_precondition(why),
-            DbError::Unavailable(_) => {
-                tracing::warn!(error = %e, "database unavailable during an RPC");
-                RpcError::unavailable("Service temporarily unavailable, try again.")
-            }
             other => {
-                tracing::error!(error = %other, "database error during an RPC");
-                RpcError::internal("Internal server error.")
+                tracing::warn!(error = %other, "database error during an RPC");
+                other.failure().into()
             }
         }
     }
 }
+
+/// The two ways a request can have no answer, as every client sees them (docs/rpc.md):
+/// *not run* is 14 UNAVAILABLE (HTTP 503), safe to send again; *may have run* is
+/// 4 DEADLINE_EXCEEDED (HTTP 504): send it again only with the same `request_id`.
+impl From<Failure> for RpcError {
+    fn from(f: Failure) -> RpcError {
+        match f {
+            Failure::NotRun(why) => {
+                tracing::debug!(%why, "request not run");
+                RpcError::unavailable(NOT_RUN_MESSAGE)
+            }
+            Failure::MayHaveRun(why) => {
+                tracing::warn!(%why, "request outcome unknown");
+                RpcError::new(GrpcCode::DeadlineExceeded, MAY_HAVE_RUN_MESSAGE)
+            }
+        }
+    }
+}
+
+/// What a client reads when its request was not run.
+pub const NOT_RUN_MESSAGE: &str =
+    "Service temporarily unavailable: the request was not run, try again.";
+/// What a client reads when its request may have run.
+pub const MAY_HAVE_RUN_MESSAGE: &str = "The outcome is unknown: the request may have been \
+     applied. Retry with the same request_id to get its answer without applying it twice.";
 
 /// What an RPC handler is.
 pub type RpcHandler =

@@ -230,15 +230,23 @@ impl SocketConn {
 
 /// An RPC failure on the socket: caller mistakes (bad input, not found, not allowed, wrong
 /// state) → 3 bad input, failures of the server → 7 function exception. The gRPC code travels
-/// in `context.grpc_code` for clients that want the finer distinction.
+/// in `context.grpc_code` for clients that want the finer distinction, and a request that got
+/// no answer says in `context.outcome` whether it ran: `not_run` (14: send it again) or
+/// `may_have_run` (4: send it again only with the same `request_id`).
 pub fn realtime_error(e: RpcError) -> RealtimeError {
     use GrpcCode::*;
-    let code = match GrpcCode::from_i32(e.code) {
+    let grpc = GrpcCode::from_i32(e.code);
+    let code = match grpc {
         InvalidArgument | NotFound | AlreadyExists | PermissionDenied | FailedPrecondition
         | OutOfRange | Unauthenticated | ResourceExhausted => realtime_code::BAD_INPUT,
         _ => realtime_code::RUNTIME_FUNCTION_EXCEPTION,
     };
-    let context = HashMap::from([("grpc_code".to_string(), e.code.to_string())]);
+    let mut context = HashMap::from([("grpc_code".to_string(), e.code.to_string())]);
+    match grpc {
+        Unavailable => context.insert("outcome".into(), "not_run".into()),
+        DeadlineExceeded => context.insert("outcome".into(), "may_have_run".into()),
+        _ => None,
+    };
     RealtimeError {
         code,
         message: e.message,

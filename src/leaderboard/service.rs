@@ -17,8 +17,9 @@ use super::messages::{
 use crate::node::Services;
 use crate::persistence::leaderboards;
 use crate::persistence::Db;
+use crate::request::Failure;
 use crate::routing::placement::Owner;
-use crate::routing::{Entity, Remote, RouteError, Router};
+use crate::routing::{Entity, Remote, Router};
 use crate::shutdown::Shutdown;
 
 /// Batches of one board in the database at once.
@@ -148,11 +149,11 @@ where
     <Leaderboard as actix::Actor>::Context: ToEnvelope<Leaderboard, M>,
 {
     let attempts = if retry { 2 } else { 1 };
-    let mut last = RouteError::Unavailable;
+    let mut last = Failure::not_run("not sent");
     for _ in 0..attempts {
         match router.ask::<Leaderboard, M>(id.clone(), msg.clone()).await {
             Ok(answer) => return answer,
-            Err(e @ RouteError::Unavailable) => last = e,
+            Err(e @ Failure::NotRun(_)) => last = e,
             Err(e) => {
                 last = e;
                 break;

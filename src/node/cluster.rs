@@ -9,7 +9,8 @@ use futures_util::future::BoxFuture;
 use uuid::Uuid;
 
 use crate::gateway::{Notification, Presence};
-use crate::routing::forward::{ForwardError, Forwarder, Request};
+use crate::request::{Deadline, Failure};
+use crate::routing::forward::{ForwardError, Forwarder, Request, Served};
 use crate::routing::membership::Probe;
 use crate::routing::peer::{
     self, PeerError, PeerHandler, PeerRequest, PeerResponse, Peers, RemoteError,
@@ -27,52 +28,61 @@ impl Forwarder for PeerForwarder {
     fn forward(&self, request: Request) -> BoxFuture<'static, Result<Vec<u8>, ForwardError>> {
         let (peers, router) = (self.peers.clone(), self.router.clone());
         Box::pin(async move {
-            let router = router.upgrade().ok_or(ForwardError::Unreachable)?;
+            let unreachable = |why: &str| ForwardError::Unreachable(why.to_string());
+            let router = router
+                .upgrade()
+                .ok_or_else(|| unreachable("node stopping"))?;
             let addr = match router.placement().member(&request.node) {
                 Some(m) => m.peer_addr.clone(),
-                None => return Err(ForwardError::Unreachable),
+                None => return Err(unreachable("not a member")),
             };
+            let deadline = request.deadline;
             let req = PeerRequest::Forward {
                 kind: request.kind,
                 message: request.message,
                 key: request.key,
                 hop: request.hop,
+                deadline_ms: deadline.unix_ms(),
                 body: request.body,
             };
-            match peers.request(&request.node, &addr, req).await {
-                Ok(PeerResponse::Forwarded(Ok(bytes))) => Ok(bytes),
-                Ok(PeerResponse::Forwarded(Err(e))) | Ok(PeerResponse::Error(e)) => {
-                    Err(remote_error(e))
-                }
-                Ok(other) => Err(ForwardError::Decode(format!("unexpected answer {other:?}"))),
-                // Never delivered: safe to try again once the view settles.
-                Err(e) if e.not_delivered() => Err(ForwardError::Unreachable),
-                // May have run: the caller must not send it again blindly.
-                Err(e) => Err(ForwardError::Unknown(e.to_string())),
-            }
+            let answer = peers
+                .request_until(&request.node, &addr, req, deadline.instant())
+                .await;
+            forward_outcome(answer)
         })
+    }
+}
+
+/// What a peer's answer to a forward means for the request: the one table from link errors
+/// to [`Failure`] (see the tests).
+fn forward_outcome(answer: Result<PeerResponse, PeerError>) -> Result<Vec<u8>, ForwardError> {
+    match answer {
+        Ok(PeerResponse::Forwarded(Ok(bytes))) => Ok(bytes),
+        Ok(PeerResponse::Forwarded(Err(e))) | Err(PeerError::Remote(e)) => Err(remote_error(e)),
+        Ok(PeerResponse::Error(e)) => Err(remote_error(e)),
+        Ok(other) => Err(ForwardError::Failed(Failure::may_have_run(format!(
+            "unexpected answer {other:?}"
+        )))),
+        // Never delivered: safe to try again once the view settles.
+        Err(e) if e.not_delivered() => Err(ForwardError::Unreachable(e.to_string())),
+        // Delivered, or possibly: it may have run and is never sent again.
+        Err(e) => Err(ForwardError::Failed(Failure::may_have_run(e.to_string()))),
     }
 }
 
 fn remote_error(e: RemoteError) -> ForwardError {
     match e {
         RemoteError::NotOwner { view_version } => ForwardError::NotOwner { view_version },
-        RemoteError::Unavailable(m) => ForwardError::Unavailable(m),
-        RemoteError::HopLimit => ForwardError::HopLimit,
-        RemoteError::UnknownMessage(m) => ForwardError::UnknownMessage(m),
-        RemoteError::Decode(m) => ForwardError::Decode(m),
+        RemoteError::Failed(f) => ForwardError::Failed(f),
     }
 }
 
 fn to_remote(e: ForwardError) -> RemoteError {
     match e {
         ForwardError::NotOwner { view_version } => RemoteError::NotOwner { view_version },
-        ForwardError::HopLimit => RemoteError::HopLimit,
-        ForwardError::UnknownMessage(m) => RemoteError::UnknownMessage(m),
-        ForwardError::Decode(m) => RemoteError::Decode(m),
-        ForwardError::Unreachable => RemoteError::Unavailable("unreachable".into()),
-        ForwardError::Unavailable(m) => RemoteError::Unavailable(m),
-        ForwardError::Unknown(m) => RemoteError::Unavailable(m),
+        // Two hops away, "unreachable" still means nothing ran.
+        ForwardError::Unreachable(m) => RemoteError::not_run(m),
+        ForwardError::Failed(f) => RemoteError::Failed(f),
     }
 }
 
@@ -98,19 +108,27 @@ pub fn handler(
                     message,
                     key,
                     hop,
+                    deadline_ms,
                     body,
-                } => PeerResponse::Forwarded(
-                    router
-                        .serve_forward(&kind, &message, key, hop, body)
-                        .await
-                        .map_err(to_remote),
-                ),
+                } => {
+                    let served = Served {
+                        kind,
+                        message,
+                        key,
+                        hop,
+                        deadline: Deadline::from_unix_ms(deadline_ms),
+                        body,
+                    };
+                    PeerResponse::Forwarded(router.serve_forward(served).await.map_err(to_remote))
+                }
                 PeerRequest::Push { user_id, payload } => {
                     match serde_json::from_str::<Notification>(&payload) {
                         Ok(n) => PeerResponse::Pushed {
                             delivered: presence.notify(user_id, n) as u32,
                         },
-                        Err(e) => PeerResponse::Error(RemoteError::Decode(e.to_string())),
+                        Err(e) => PeerResponse::Error(RemoteError::not_run(format!(
+                            "undecodable push: {e}"
+                        ))),
                     }
                 }
             }
@@ -194,5 +212,88 @@ impl Notifier {
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(r: Result<Vec<u8>, ForwardError>) -> Option<Failure> {
+        match r {
+            Err(ForwardError::Failed(f)) => Some(f),
+            _ => None,
+        }
+    }
+
+    /// The outcome table of the peer link: every way a forward can end, and what it means.
+    #[test]
+    fn forward_outcome_table() {
+        use PeerError as P;
+        // Done.
+        assert_eq!(
+            forward_outcome(Ok(PeerResponse::Forwarded(Ok(vec![1])))),
+            Ok(vec![1])
+        );
+        // Not run: never delivered, or refused by the owner before running.
+        for e in [
+            P::Connect("refused".into()),
+            P::Handshake("bad secret".into()),
+            P::Backoff {
+                retry_in: Duration::from_millis(5),
+            },
+            P::FrameTooLarge,
+        ] {
+            assert!(matches!(
+                forward_outcome(Err(e)),
+                Err(ForwardError::Unreachable(_))
+            ));
+        }
+        assert!(matches!(
+            forward_outcome(Ok(PeerResponse::Forwarded(Err(RemoteError::NotOwner {
+                view_version: 3
+            })))),
+            Err(ForwardError::NotOwner { view_version: 3 })
+        ));
+        let refused = RemoteError::not_run("deadline passed");
+        assert!(matches!(
+            failure(forward_outcome(Ok(PeerResponse::Forwarded(Err(refused))))),
+            Some(Failure::NotRun(_))
+        ));
+        // May have run: anything after delivery.
+        for e in [P::Timeout, P::Closed] {
+            assert!(matches!(
+                failure(forward_outcome(Err(e))),
+                Some(Failure::MayHaveRun(_))
+            ));
+        }
+        let panicked = RemoteError::may_have_run("request handler failed");
+        assert!(matches!(
+            failure(forward_outcome(Ok(PeerResponse::Error(panicked.clone())))),
+            Some(Failure::MayHaveRun(_))
+        ));
+        assert!(matches!(
+            failure(forward_outcome(Err(P::Remote(panicked)))),
+            Some(Failure::MayHaveRun(_))
+        ));
+        assert!(matches!(
+            failure(forward_outcome(Ok(PeerResponse::Pushed { delivered: 1 }))),
+            Some(Failure::MayHaveRun(_))
+        ));
+    }
+
+    /// Two hops away the kind is kept: a *may have run* never turns into a retryable answer.
+    #[test]
+    fn relayed_errors_keep_their_kind() {
+        let unknown = ForwardError::Failed(Failure::may_have_run("link lost"));
+        assert_eq!(to_remote(unknown), RemoteError::may_have_run("link lost"));
+        assert!(matches!(
+            to_remote(ForwardError::Unreachable("x".into())),
+            RemoteError::Failed(Failure::NotRun(_))
+        ));
+        assert!(matches!(
+            remote_error(RemoteError::may_have_run("x")),
+            ForwardError::Failed(Failure::MayHaveRun(_))
+        ));
     }
 }

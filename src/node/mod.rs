@@ -122,6 +122,7 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<RunningNode, No
         handles,
         metrics.clone(),
     ));
+    router.set_request_budget(config.request_timeout);
     let peers = Peers::new(PeerSettings::from_config(&config).with_metrics(metrics.clone()));
     router.set_forwarder(Arc::new(cluster::PeerForwarder {
         peers: peers.clone(),
@@ -226,6 +227,7 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<RunningNode, No
     actix_rt::spawn(client);
     actix_rt::spawn(admin.1);
     spawn_sweeper(router.clone(), shutdown.clone());
+    spawn_receipt_sweep(db.clone(), config.receipt_retention, shutdown.clone());
     // Readiness turns false the moment shutdown fires, before the orderly stop begins.
     let (draining, signal) = (readiness.clone(), shutdown.clone());
     actix_rt::spawn(async move {
@@ -275,6 +277,24 @@ fn spawn_sweeper(router: Arc<Router>, shutdown: Shutdown) {
             tokio::select! {
                 _ = shutdown.wait() => break,
                 _ = tick.tick() => { router.sweep(); }
+            }
+        }
+    });
+}
+
+/// Deletes idempotency receipts past their retention, every few minutes. Every node sweeps;
+/// the deletes are idempotent and bounded, so their overlap costs little.
+fn spawn_receipt_sweep(db: Db, keep: Duration, shutdown: Shutdown) {
+    actix_rt::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(300));
+        loop {
+            tokio::select! {
+                _ = shutdown.wait() => break,
+                _ = tick.tick() => match crate::persistence::receipts::sweep(&db, keep).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(deleted = n, "expired request receipts swept"),
+                    Err(e) => tracing::warn!(error = %e, "request receipt sweep failed"),
+                },
             }
         }
     });

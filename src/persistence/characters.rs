@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use tokio_postgres::Transaction;
 use uuid::Uuid;
 
+use super::receipts::{self, Receipt};
 use super::{Db, DbError};
 use crate::character::state::{Caravan, CharacterState, CrewMember, Item, SKILL_PREFIX};
 use crate::market::rules::Side;
@@ -34,6 +35,8 @@ pub struct TradeSettlement {
     pub total: i64,
     /// The market's reference price after the trade, kept in the snapshot row.
     pub price_after: i64,
+    /// The answer, stored with the trade when the client named a `request_id`.
+    pub receipt: Option<Receipt>,
 }
 
 fn fenced(id: Uuid) -> DbError {
@@ -50,11 +53,17 @@ pub(crate) fn count_fenced<T>(db: &Db, result: Result<T, DbError>) -> Result<T, 
 }
 
 /// Inserts a new character with its attributes and caravan, refusing past `max_per_user`.
-pub async fn create(db: &Db, c: &CharacterState, max_per_user: i64) -> Result<(), DbError> {
-    let c = c.clone();
+pub async fn create(
+    db: &Db,
+    c: &CharacterState,
+    max_per_user: i64,
+    receipt: Option<&Receipt>,
+) -> Result<(), DbError> {
+    let (c, receipt) = (c.clone(), receipt.cloned());
     db.transact(move |tx| {
-        let c = c.clone();
+        let (c, receipt) = (c.clone(), receipt.clone());
         Box::pin(async move {
+            receipts::store(tx, receipt.as_ref()).await?;
             let n: i64 = tx
                 .query_one("SELECT count(*) FROM player_character WHERE user_id = $1", &[&c.user_id])
                 .await?
@@ -213,10 +222,18 @@ pub async fn load(db: &Db, id: Uuid) -> Result<Option<CharacterState>, DbError> 
 }
 
 /// Deletes a character (its child rows cascade), if this session still owns it.
-pub async fn delete(db: &Db, id: Uuid, epoch: i64) -> Result<(), DbError> {
+pub async fn delete(
+    db: &Db,
+    id: Uuid,
+    epoch: i64,
+    receipt: Option<&Receipt>,
+) -> Result<(), DbError> {
+    let receipt = receipt.cloned();
     let result = db
         .transact(move |tx| {
+            let receipt = receipt.clone();
             Box::pin(async move {
+                receipts::store(tx, receipt.as_ref()).await?;
                 let n = tx
                     .execute(
                         "DELETE FROM player_character WHERE id = $1 AND owner_epoch = $2",
@@ -249,18 +266,23 @@ async fn change_gold(
         .await?;
     match row {
         Some(r) => Ok(r.get(0)),
-        None => {
-            let owned = tx
-                .query_opt(
-                    "SELECT 1 FROM player_character WHERE id = $1 AND owner_epoch = $2",
-                    &[&id, &epoch],
-                )
-                .await?;
-            Err(match owned {
-                Some(_) => DbError::Rejected("not enough gold".into()),
-                None => fenced(id),
-            })
-        }
+        None => Err(guard_or_fence(tx, id, epoch, "not enough gold").await),
+    }
+}
+
+/// Why a guarded update of a character matched no row: its guard (`refusal`), or a newer
+/// claim owns the row.
+async fn guard_or_fence(tx: &Transaction<'_>, id: Uuid, epoch: i64, refusal: &str) -> DbError {
+    let owned = tx
+        .query_opt(
+            "SELECT 1 FROM player_character WHERE id = $1 AND owner_epoch = $2",
+            &[&id, &epoch],
+        )
+        .await;
+    match owned {
+        Ok(Some(_)) => DbError::Rejected(refusal.into()),
+        Ok(None) => fenced(id),
+        Err(e) => e.into(),
     }
 }
 
@@ -302,6 +324,7 @@ pub async fn settle_trade(db: &Db, t: &TradeSettlement) -> Result<(i64, i64), Db
             if n == 0 {
                 return Err(DbError::Rejected(format!("the market at {} has no {} left", t.node, t.good)));
             }
+            receipts::store(tx, t.receipt.as_ref()).await?;
             Ok((gold, held))
         })
     })
@@ -316,11 +339,13 @@ pub async fn hire(
     epoch: i64,
     member: &CrewMember,
     cost: i64,
+    receipt: Option<&Receipt>,
 ) -> Result<i64, DbError> {
-    let m = member.clone();
+    let (m, receipt) = (member.clone(), receipt.cloned());
     let result = db.transact_guarded(move |tx| {
-        let m = m.clone();
+        let (m, receipt) = (m.clone(), receipt.clone());
         Box::pin(async move {
+            receipts::store(tx, receipt.as_ref()).await?;
             let gold = change_gold(tx, character_id, epoch, -cost).await?;
             tx.execute(
                 "INSERT INTO crew_member (id, character_id, archetype, name, hp, max_hp, alive, injured, hired_at) \
@@ -341,11 +366,15 @@ pub async fn dismiss(
     character_id: Uuid,
     epoch: i64,
     crew_id: Uuid,
+    receipt: Option<&Receipt>,
 ) -> Result<(), DbError> {
+    let receipt = receipt.cloned();
     let result = db
         .transact(move |tx| {
+            let receipt = receipt.clone();
             Box::pin(async move {
                 change_gold(tx, character_id, epoch, 0).await?; // the fence
+                receipts::store(tx, receipt.as_ref()).await?;
                 let n = tx
                     .execute(
                         "DELETE FROM crew_member WHERE id = $1 AND character_id = $2",
@@ -355,6 +384,75 @@ pub async fn dismiss(
                 if n == 0 {
                     return Err(DbError::NotFound(format!("crew member {crew_id}")));
                 }
+                Ok(())
+            })
+        })
+        .await;
+    count_fenced(db, result)
+}
+
+/// Learns (or ranks up) a skill: spends its points and writes its rank, fenced, in one
+/// transaction (acknowledged only once committed: points are paid for).
+pub async fn learn_skill(
+    db: &Db,
+    character_id: Uuid,
+    epoch: i64,
+    (skill, rank, cost): (&str, i64, i32),
+    receipt: Option<&Receipt>,
+) -> Result<i32, DbError> {
+    let (code, receipt) = (format!("{SKILL_PREFIX}{skill}"), receipt.cloned());
+    let result = db
+        .transact_guarded(move |tx| {
+            let (code, receipt) = (code.clone(), receipt.clone());
+            Box::pin(async move {
+                let row = tx
+                    .query_opt(
+                        "UPDATE player_character SET skill_points = skill_points - $3, update_time = now() \
+                         WHERE id = $1 AND owner_epoch = $2 AND skill_points >= $3 RETURNING skill_points",
+                        &[&character_id, &epoch, &cost],
+                    )
+                    .await?;
+                let Some(points) = row.map(|r| r.get::<_, i32>(0)) else {
+                    return Err(guard_or_fence(tx, character_id, epoch, "not enough skill points").await);
+                };
+                tx.execute(
+                    "INSERT INTO character_attribute (character_id, code, value) VALUES ($1, $2, $3) \
+                     ON CONFLICT (character_id, code) DO UPDATE SET value = excluded.value",
+                    &[&character_id, &code, &rank],
+                )
+                .await?;
+                receipts::store(tx, receipt.as_ref()).await?;
+                Ok(points)
+            })
+        })
+        .await;
+    count_fenced(db, result)
+}
+
+/// The caravan leaves: its trip is written, fenced, before the departure is acknowledged.
+pub async fn depart(
+    db: &Db,
+    character_id: Uuid,
+    epoch: i64,
+    trip: &serde_json::Value,
+    receipt: Option<&Receipt>,
+) -> Result<(), DbError> {
+    let (trip, receipt) = (trip.clone(), receipt.cloned());
+    let result = db
+        .transact_guarded(move |tx| {
+            let (trip, receipt) = (trip.clone(), receipt.clone());
+            Box::pin(async move {
+                let n = tx
+                    .execute(
+                        "UPDATE player_character SET travel = $3, update_time = now() \
+                         WHERE id = $1 AND owner_epoch = $2 AND battle_id IS NULL",
+                        &[&character_id, &epoch, &trip],
+                    )
+                    .await?;
+                if n == 0 {
+                    return Err(fenced(character_id));
+                }
+                receipts::store(tx, receipt.as_ref()).await?;
                 Ok(())
             })
         })

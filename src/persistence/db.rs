@@ -10,6 +10,7 @@ use tokio_postgres::{error::SqlState, IsolationLevel as Isolation, NoTls};
 use super::retry::Backoff;
 use crate::admin::metrics::Metrics;
 use crate::config::Dialect;
+use crate::request::Failure;
 use std::sync::Arc;
 
 /// Errors of the persistence layer.
@@ -34,6 +35,10 @@ pub enum DbError {
     /// reload its state from the database.
     #[error("commit outcome unknown: {0}")]
     CommitUnknown(String),
+    /// The request's idempotency key is stored already: the transaction rolled back, and the
+    /// stored answer is the answer.
+    #[error("this request was applied before")]
+    DuplicateRequest,
 }
 
 /// The SQLSTATE and server message of a database error (tokio-postgres prints only "db error").
@@ -50,6 +55,17 @@ impl DbError {
         match self {
             DbError::Sql(e) => e.code(),
             _ => None,
+        }
+    }
+
+    /// What the failed call means for its request. Everything before a commit rolled back
+    /// (or never started) and is *not run*; only a commit that got no answer *may have run*.
+    pub fn failure(&self) -> Failure {
+        match self {
+            DbError::CommitUnknown(m) => Failure::may_have_run(format!("database commit: {m}")),
+            DbError::Unavailable(m) => Failure::not_run(format!("database unavailable: {m}")),
+            DbError::Fenced(m) => Failure::not_run(format!("{m} moved to another owner")),
+            other => Failure::not_run(format!("database: {other}")),
         }
     }
 

@@ -58,6 +58,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(4, "battle", "0004_battle.sql"),
     migration!(5, "leaderboard", "0005_leaderboard.sql"),
     migration!(6, "cluster", "0006_cluster.sql"),
+    migration!(7, "request_receipt", "0007_request_receipt.sql"),
 ];
 
 /// File name of the default catalog data in `schema/`.

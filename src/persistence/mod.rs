@@ -9,6 +9,7 @@
 //! - `migrate`: numbered migrations from `schema/`, safe to run from several nodes at once.
 //! - `catalog`: reading the static catalog tables.
 //! - `accounts`: users, device ids and custom ids.
+//! - `receipts`: idempotency receipts, written in the transaction of their change.
 
 mod db;
 pub mod retry;
@@ -27,5 +28,6 @@ pub mod markets;
 pub mod messages;
 pub mod migrate;
 pub mod pg;
+pub mod receipts;
 
 pub use actor::{flush_now, FlushPolicy, PersistenceActor};

@@ -12,8 +12,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::request::Failure;
+
 /// The version this build speaks; both sides of a link must speak the same one.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// 2: forwards carry the caller's deadline; remote errors carry a `request::Failure`.
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Default cap on one frame's body (the bytes after the length prefix).
 pub const MAX_FRAME: usize = 1024 * 1024;
@@ -86,6 +89,9 @@ pub enum PeerRequest {
         message: String,
         key: Vec<u8>,
         hop: u8,
+        /// The caller's absolute deadline (Unix milliseconds): the owner does not start the
+        /// message after it.
+        deadline_ms: u64,
         body: Vec<u8>,
     },
     /// A push (notification, battle event) for a user whose socket is on the receiver.
@@ -114,17 +120,23 @@ pub enum PeerResponse {
 /// Why the remote node could not serve a request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum RemoteError {
-    /// The receiver does not own the key under its view `view_version`.
+    /// The receiver does not own the key under its view `view_version`: not run, and the
+    /// sender may ask the owner of a newer view.
     #[error("not the owner under view {view_version}")]
     NotOwner { view_version: u64 },
-    #[error("unavailable: {0}")]
-    Unavailable(String),
-    #[error("hop limit reached")]
-    HopLimit,
-    #[error("unknown message: {0}")]
-    UnknownMessage(String),
-    #[error("cannot decode: {0}")]
-    Decode(String),
+    /// Refused before running, or failed after it may have run, as the failure says.
+    #[error("{0}")]
+    Failed(Failure),
+}
+
+impl RemoteError {
+    pub fn not_run(why: impl Into<String>) -> RemoteError {
+        RemoteError::Failed(Failure::not_run(why))
+    }
+
+    pub fn may_have_run(why: impl Into<String>) -> RemoteError {
+        RemoteError::Failed(Failure::may_have_run(why))
+    }
 }
 
 /// Why bytes are not a frame.
@@ -235,6 +247,7 @@ mod tests {
                     message: "Trade".into(),
                     key: vec![0, 1, 2, 255],
                     hop: 1,
+                    deadline_ms: 1_700_000_000_000,
                     body: vec![42; 1000],
                 },
             }),
@@ -255,7 +268,7 @@ mod tests {
             }),
             Frame::new(FrameBody::Response {
                 id: 3,
-                body: PeerResponse::Error(RemoteError::Decode("bad".into())),
+                body: PeerResponse::Error(RemoteError::may_have_run("bad")),
             }),
             Frame::new(FrameBody::Response {
                 id: 4,
@@ -308,6 +321,7 @@ mod tests {
                 message: "m".into(),
                 key: vec![],
                 hop: 0,
+                deadline_ms: 0,
                 body: vec![0; 2000],
             },
         });
@@ -372,7 +386,7 @@ mod tests {
         ) {
             let frame = Frame::new(FrameBody::Request {
                 id,
-                body: PeerRequest::Forward { kind, message: "m".into(), key, hop, body },
+                body: PeerRequest::Forward { kind, message: "m".into(), key, hop, deadline_ms: 0, body },
             });
             let bytes = encode(&frame, MAX_FRAME).unwrap();
             prop_assert_eq!(decode_prefixed(&bytes, MAX_FRAME).unwrap(), frame);

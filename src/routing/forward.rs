@@ -11,7 +11,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::entity::{Entity, Remote, RouteKey};
-use super::router::{RouteError, Router};
+use super::router::Router;
+use crate::request::{Deadline, Failure};
 
 /// A message on its way to another node.
 #[derive(Debug, Clone)]
@@ -21,30 +22,36 @@ pub struct Request {
     pub message: String,
     pub key: Vec<u8>,
     pub hop: u8,
+    /// The caller's deadline: the owner refuses to start the message after it.
+    pub deadline: Deadline,
     pub body: Vec<u8>,
 }
 
-/// Why a forwarded message got no answer.
+/// A forwarded message as the owning node receives it.
+#[derive(Debug, Clone)]
+pub struct Served {
+    pub kind: String,
+    pub message: String,
+    pub key: Vec<u8>,
+    pub hop: u8,
+    pub deadline: Deadline,
+    pub body: Vec<u8>,
+}
+
+/// Why a forwarded message got no answer. The first two were never run, so the router may
+/// send the message again (to the owner of a newer view); everything else is a [`Failure`]
+/// the router passes on as it is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ForwardError {
     /// The node asked does not own the key under its view (which has this version).
     #[error("not the owner under view {view_version}")]
     NotOwner { view_version: u64 },
-    /// The owner could not be reached (no link, timeout, link closed).
-    #[error("owner unreachable")]
-    Unreachable,
-    /// The owner refused before doing anything (stopping, fenced, not loaded): nothing happened.
-    #[error("entity unavailable: {0}")]
-    Unavailable(String),
-    /// The link failed after the message was sent: it may or may not have been handled.
-    #[error("outcome unknown: {0}")]
-    Unknown(String),
-    #[error("hop limit reached")]
-    HopLimit,
-    #[error("unknown message {0}")]
-    UnknownMessage(String),
-    #[error("undecodable: {0}")]
-    Decode(String),
+    /// The request never reached the owner (no link, handshake failed, link down before
+    /// sending).
+    #[error("owner unreachable: {0}")]
+    Unreachable(String),
+    #[error("{0}")]
+    Failed(Failure),
 }
 
 /// Sends a forwarded message to its node and returns the encoded answer.
@@ -53,17 +60,22 @@ pub trait Forwarder: Send + Sync {
 }
 
 pub(crate) type Dispatch = Arc<
-    dyn Fn(Arc<Router>, Vec<u8>, Vec<u8>) -> BoxFuture<'static, Result<Vec<u8>, ForwardError>>
+    dyn Fn(
+            Arc<Router>,
+            Vec<u8>,
+            Vec<u8>,
+            Deadline,
+        ) -> BoxFuture<'static, Result<Vec<u8>, ForwardError>>
         + Send
         + Sync,
 >;
 
-pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, ForwardError> {
-    postcard::to_allocvec(value).map_err(|e| ForwardError::Decode(e.to_string()))
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, postcard::Error> {
+    postcard::to_allocvec(value)
 }
 
-pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ForwardError> {
-    postcard::from_bytes(bytes).map_err(|e| ForwardError::Decode(e.to_string()))
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, postcard::Error> {
+    postcard::from_bytes(bytes)
 }
 
 /// The serving side of `M` sent to `A`.
@@ -74,21 +86,27 @@ where
     M: Remote,
     M::Result: Serialize + DeserializeOwned + Send,
 {
-    Arc::new(|router: Arc<Router>, key: Vec<u8>, body: Vec<u8>| {
-        Box::pin(async move {
-            let key = A::Key::from_route_bytes(&key)
-                .ok_or_else(|| ForwardError::Decode("bad key".into()))?;
-            let msg: M = decode(&body)?;
-            let answer = router
-                .send_local::<A, M>(key, msg)
-                .await
-                .map_err(|e| match e {
-                    RouteError::ShuttingDown => {
-                        ForwardError::Unavailable("owner is shutting down".into())
-                    }
-                    other => ForwardError::Unavailable(other.to_string()),
-                })?;
-            encode(&answer)
-        })
-    })
+    Arc::new(
+        |router: Arc<Router>, key: Vec<u8>, body: Vec<u8>, deadline: Deadline| {
+            Box::pin(async move {
+                let not_run = |what: &str, e: String| {
+                    ForwardError::Failed(Failure::not_run(format!("{what}: {e}")))
+                };
+                let key = A::Key::from_route_bytes(&key)
+                    .ok_or_else(|| not_run("bad key", format!("{key:?}")))?;
+                let msg: M =
+                    decode(&body).map_err(|e| not_run("undecodable message", e.to_string()))?;
+                let answer = router
+                    .send_local::<A, M>(key, msg, deadline)
+                    .await
+                    .map_err(ForwardError::Failed)?;
+                // The message ran: an answer that cannot be encoded leaves its caller unsure.
+                encode(&answer).map_err(|e| {
+                    ForwardError::Failed(Failure::may_have_run(format!(
+                        "the answer could not be encoded: {e}"
+                    )))
+                })
+            })
+        },
+    )
 }

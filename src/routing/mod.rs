@@ -15,4 +15,4 @@ mod router;
 
 pub use entity::{Entity, Remote, RouteKey};
 pub use registry::Registry;
-pub use router::{RouteError, Router};
+pub use router::{Router, DEFAULT_REQUEST_BUDGET};

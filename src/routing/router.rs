@@ -3,6 +3,7 @@
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use super::forward::{self, Dispatch, ForwardError, Forwarder};
 use super::placement::{Owner, Placement};
 use super::registry::Registry;
 use crate::admin::metrics::Metrics;
+use crate::request::{Deadline, Failure};
 
 /// The entity kinds a node runs; their `Entity::KIND`s.
 pub const KINDS: [&str; 4] = ["character", "battle", "market", "leaderboard"];
@@ -22,25 +24,8 @@ pub const KINDS: [&str; 4] = ["character", "battle", "market", "leaderboard"];
 /// How many times [`Router::ask`] follows a "not the owner" answer before giving up.
 const MAX_ATTEMPTS: usize = 3;
 
-/// Why a message could not be delivered.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RouteError {
-    /// The node is draining or stopped: no new activations.
-    #[error("node is shutting down")]
-    ShuttingDown,
-    /// The key is owned by another node and this message cannot be forwarded.
-    #[error("entity is owned by node {0}")]
-    NotOwner(String),
-    /// The actor stopped while handling the message, or its owner could not be reached.
-    #[error("entity unavailable, try again")]
-    Unavailable,
-    /// The message reached the owner's node but no answer came back: it may or may not have
-    /// been applied. Never retried automatically.
-    #[error("the outcome is unknown: check the state before retrying")]
-    Unknown,
-    #[error("no actor kind {0} is registered")]
-    UnknownKind(&'static str),
-}
+/// The deadline of a request whose caller named none.
+pub const DEFAULT_REQUEST_BUDGET: Duration = Duration::from_secs(5);
 
 trait AnyRegistry: Send + Sync {
     fn as_any(&self) -> &dyn Any;
@@ -88,6 +73,8 @@ pub struct Router {
     forwarder: RwLock<Option<Arc<dyn Forwarder>>>,
     arbiters: Vec<ArbiterHandle>,
     metrics: Arc<Metrics>,
+    /// The deadline budget of requests sent with [`Router::ask`], in milliseconds.
+    budget_ms: AtomicU64,
 }
 
 impl Router {
@@ -106,7 +93,21 @@ impl Router {
             forwarder: RwLock::new(None),
             arbiters,
             metrics,
+            budget_ms: AtomicU64::new(DEFAULT_REQUEST_BUDGET.as_millis() as u64),
         }
+    }
+
+    /// Sets the deadline budget of requests that name none (`request_timeout` in config).
+    pub fn set_request_budget(&self, budget: Duration) {
+        self.budget_ms
+            .store(budget.as_millis().max(1) as u64, Ordering::Relaxed);
+    }
+
+    /// A deadline one request budget from now.
+    pub fn deadline(&self) -> Deadline {
+        Deadline::after(Duration::from_millis(
+            self.budget_ms.load(Ordering::Relaxed),
+        ))
     }
 
     /// Makes actors of kind `A` reachable; `factory` builds one for a key.
@@ -143,12 +144,12 @@ impl Router {
         *self.forwarder.write().unwrap_or_else(|e| e.into_inner()) = Some(forwarder);
     }
 
-    fn registry<A: Entity>(&self) -> Result<Arc<dyn AnyRegistry>, RouteError> {
+    fn registry<A: Entity>(&self) -> Result<Arc<dyn AnyRegistry>, Failure> {
         let registries = self.registries.read().unwrap_or_else(|e| e.into_inner());
         registries
             .get(&TypeId::of::<A>())
             .cloned()
-            .ok_or(RouteError::UnknownKind(A::KIND))
+            .ok_or_else(|| Failure::not_run(format!("no actor kind {} is registered", A::KIND)))
     }
 
     pub fn placement(&self) -> Arc<Placement> {
@@ -201,7 +202,7 @@ impl Router {
     }
 
     /// Delivers `msg` to the actor owning `key` if this node owns it, activating it on demand.
-    pub async fn send<A, M>(&self, key: A::Key, msg: M) -> Result<M::Result, RouteError>
+    pub async fn send<A, M>(&self, key: A::Key, msg: M) -> Result<M::Result, Failure>
     where
         A: Entity + Handler<M>,
         A::Context: ToEnvelope<A, M>,
@@ -209,40 +210,72 @@ impl Router {
         M::Result: Send,
     {
         match self.owner::<A>(&key) {
-            Owner::Local => self.send_local::<A, M>(key, msg).await,
-            Owner::Remote(node) => Err(RouteError::NotOwner(node)),
-            Owner::Nobody => Err(RouteError::Unavailable),
+            Owner::Local => self.send_local::<A, M>(key, msg, self.deadline()).await,
+            Owner::Remote(node) => Err(Failure::not_run(format!("entity is owned by node {node}"))),
+            Owner::Nobody => Err(Failure::not_run("no live member owns the entity")),
         }
     }
 
+    /// Delivers `msg` to the local actor of `key`. Refused (*not run*) when the deadline has
+    /// passed or the actor cannot take it; once the message is in the actor's mailbox, no
+    /// answer before the deadline, or an actor that stops without answering, *may have run*:
+    /// actors check the deadline again when they start on it (see `Deadline::check`).
     pub(crate) async fn send_local<A, M>(
         &self,
         key: A::Key,
         msg: M,
-    ) -> Result<M::Result, RouteError>
+        deadline: Deadline,
+    ) -> Result<M::Result, Failure>
     where
         A: Entity + Handler<M>,
         A::Context: ToEnvelope<A, M>,
         M: Message + Send + 'static,
         M::Result: Send,
     {
+        deadline.check()?;
         let registry = self.registry::<A>()?;
         let registry = registry
             .as_any()
             .downcast_ref::<Registry<A>>()
-            .ok_or(RouteError::UnknownKind(A::KIND))?;
+            .ok_or_else(|| Failure::not_run(format!("no actor kind {}", A::KIND)))?;
         let addr = registry
             .get_or_activate(&key)
-            .ok_or(RouteError::ShuttingDown)?;
-        addr.send(msg).await.map_err(|e| match e {
-            MailboxError::Closed | MailboxError::Timeout => RouteError::Unavailable,
-        })
+            .ok_or_else(|| Failure::not_run("node is shutting down"))?;
+        let sent = addr.send(msg);
+        deadline
+            .run(async move {
+                sent.await.map_err(|e| match e {
+                    MailboxError::Closed => {
+                        Failure::may_have_run("the actor stopped before answering")
+                    }
+                    MailboxError::Timeout => Failure::may_have_run("the actor did not answer"),
+                })
+            })
+            .await
     }
 
-    /// Delivers `msg` to the owner of `key`, wherever it is: locally, or over the peer link.
-    /// An owner that no longer owns the key under its newer view says so; the router then
-    /// waits for its own view to change and tries again, a bounded number of times.
-    pub async fn ask<A, M>(&self, key: A::Key, msg: M) -> Result<M::Result, RouteError>
+    /// [`Router::ask_until`] with the node's default deadline.
+    pub async fn ask<A, M>(&self, key: A::Key, msg: M) -> Result<M::Result, Failure>
+    where
+        A: Entity + Handler<M>,
+        A::Context: ToEnvelope<A, M>,
+        M: Remote,
+        M::Result: serde::Serialize + serde::de::DeserializeOwned + Send,
+    {
+        self.ask_until::<A, M>(key, msg, self.deadline()).await
+    }
+
+    /// Delivers `msg` to the owner of `key`, wherever it is: locally, or over the peer link,
+    /// with `deadline` travelling along. An owner that no longer owns the key under its newer
+    /// view says so (*not run*); the router then waits for its own view to change and tries
+    /// again, a bounded number of times and never past the deadline. Nothing that may have
+    /// run is ever sent again.
+    pub async fn ask_until<A, M>(
+        &self,
+        key: A::Key,
+        msg: M,
+        deadline: Deadline,
+    ) -> Result<M::Result, Failure>
     where
         A: Entity + Handler<M>,
         A::Context: ToEnvelope<A, M>,
@@ -251,18 +284,20 @@ impl Router {
     {
         let mut msg = Some(msg);
         let mut body: Option<Vec<u8>> = None;
+        let mut last = Failure::not_run("the owner could not be reached");
         for _ in 0..MAX_ATTEMPTS {
+            deadline.check()?;
             let placement = self.placement();
             let node = match placement.owner(A::KIND, &key.route_bytes()) {
                 Owner::Local => {
                     let m = match msg.take() {
                         Some(m) => m,
                         None => forward::decode::<M>(body.as_deref().unwrap_or_default())
-                            .map_err(|_| RouteError::Unavailable)?,
+                            .map_err(|e| Failure::not_run(e.to_string()))?,
                     };
-                    return self.send_local::<A, M>(key, m).await;
+                    return self.send_local::<A, M>(key, m, deadline).await;
                 }
-                Owner::Nobody => return Err(RouteError::Unavailable),
+                Owner::Nobody => return Err(Failure::not_run("no live member owns the entity")),
                 Owner::Remote(node) => node,
             };
             let forwarder = self
@@ -271,11 +306,13 @@ impl Router {
                 .unwrap_or_else(|e| e.into_inner())
                 .clone();
             let Some(forwarder) = forwarder else {
-                return Err(RouteError::NotOwner(node));
+                return Err(Failure::not_run(format!("entity is owned by node {node}")));
             };
             if body.is_none() {
-                let m = msg.take().ok_or(RouteError::Unavailable)?;
-                body = Some(forward::encode(&m).map_err(|_| RouteError::Unavailable)?);
+                let m = msg
+                    .take()
+                    .ok_or_else(|| Failure::not_run("message already sent"))?;
+                body = Some(forward::encode(&m).map_err(|e| Failure::not_run(e.to_string()))?);
             }
             let started = std::time::Instant::now();
             let request = forward::Request {
@@ -284,9 +321,9 @@ impl Router {
                 message: M::NAME.to_string(),
                 key: key.route_bytes(),
                 hop: 1,
+                deadline,
                 body: body.clone().unwrap_or_default(),
             };
-            let request_node = request.node.clone();
             let answer = forwarder.forward(request).await;
             self.metrics
                 .counter("serai_forwarded_total", "kind", A::KIND)
@@ -294,33 +331,29 @@ impl Router {
             self.metrics
                 .forward_latency
                 .record(started.elapsed().as_secs_f64());
-            match answer {
+            let wait = match answer {
+                // It ran: an answer that cannot be read is still an answer we cannot give.
                 Ok(bytes) => {
-                    return forward::decode::<M::Result>(&bytes)
-                        .map_err(|_| RouteError::Unavailable)
+                    return forward::decode::<M::Result>(&bytes).map_err(|e| {
+                        Failure::may_have_run(format!("the owner's reply is unreadable: {e}"))
+                    })
                 }
-                Err(ForwardError::NotOwner { .. }) => {
-                    // View versions are per node and not comparable: the answering node is
-                    // still catching up (or we are). Give both about one heartbeat, then retry.
-                    self.await_view_after(placement.version(), Duration::from_millis(300))
-                        .await;
+                Err(ForwardError::Failed(failure)) => {
+                    return Err(failure.context(&format!("node {node}")))
                 }
-                Err(ForwardError::Unreachable) => {
-                    // The owner may have died: give membership a moment to notice.
-                    self.await_view_after(placement.version(), Duration::from_millis(500))
-                        .await;
+                // View versions are per node and not comparable: the answering node is still
+                // catching up (or we are). Give both about one heartbeat, then retry.
+                Err(ForwardError::NotOwner { .. }) => Duration::from_millis(300),
+                // Never delivered; the owner may have died: give membership a moment.
+                Err(ForwardError::Unreachable(why)) => {
+                    last = Failure::not_run(format!("node {node} unreachable: {why}"));
+                    Duration::from_millis(500)
                 }
-                Err(ForwardError::Unknown(e)) => {
-                    tracing::warn!(error = %e, node = %request_node, "forwarded message may or may not have run");
-                    return Err(RouteError::Unknown);
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e, "forward failed");
-                    return Err(RouteError::Unavailable);
-                }
-            }
+            };
+            let wait = wait.min(deadline.remaining().unwrap_or_default());
+            self.await_view_after(placement.version(), wait).await;
         }
-        Err(RouteError::Unavailable)
+        Err(last)
     }
 
     /// Waits until the installed view is newer than `version`, at most `limit`.
@@ -329,32 +362,35 @@ impl Router {
         let _ = tokio::time::timeout(limit, rx.wait_for(|v| *v > version)).await;
     }
 
-    /// Serves a message forwarded by another node (see [`Router::register_remote`]).
+    /// Serves a message forwarded by another node (see [`Router::register_remote`]). A
+    /// request whose deadline passed while it travelled or waited is refused unrun.
     pub async fn serve_forward(
         self: Arc<Self>,
-        kind: &str,
-        message: &str,
-        key: Vec<u8>,
-        hop: u8,
-        body: Vec<u8>,
+        request: forward::Served,
     ) -> Result<Vec<u8>, ForwardError> {
-        if hop as usize > MAX_ATTEMPTS {
-            return Err(ForwardError::HopLimit);
+        if request.hop as usize > MAX_ATTEMPTS {
+            return Err(ForwardError::Failed(Failure::not_run("hop limit reached")));
         }
+        request.deadline.check().map_err(ForwardError::Failed)?;
         let placement = self.placement();
-        if placement.owner(kind, &key) != Owner::Local {
+        if placement.owner(&request.kind, &request.key) != Owner::Local {
             return Err(ForwardError::NotOwner {
                 view_version: placement.version(),
             });
         }
         let dispatch = {
             let table = self.dispatch.read().unwrap_or_else(|e| e.into_inner());
-            table.get(&(kind.to_string(), message.to_string())).cloned()
+            table
+                .get(&(request.kind.clone(), request.message.clone()))
+                .cloned()
         };
         let Some(dispatch) = dispatch else {
-            return Err(ForwardError::UnknownMessage(format!("{kind}/{message}")));
+            return Err(ForwardError::Failed(Failure::not_run(format!(
+                "unknown message {}/{}",
+                request.kind, request.message
+            ))));
         };
-        dispatch(self.clone(), key, body).await
+        dispatch(self.clone(), request.key, request.body, request.deadline).await
     }
 
     /// The live local actor for `key`, without activating one.

@@ -65,8 +65,8 @@ impl Link {
         self: &Arc<Self>,
         req: PeerRequest,
         settings: &PeerSettings,
+        deadline: Instant,
     ) -> Result<PeerResponse, CallError> {
-        let deadline = Instant::now() + settings.request_timeout;
         if !self.is_up() {
             return Err(CallError::NotSent(req));
         }
@@ -213,7 +213,20 @@ impl Peers {
         addr: &str,
         req: PeerRequest,
     ) -> Result<PeerResponse, PeerError> {
-        let result = self.send(node_id, addr, req).await;
+        let deadline = Instant::now() + self.shared.settings.request_timeout;
+        self.request_until(node_id, addr, req, deadline).await
+    }
+
+    /// Like [`Peers::request`], waiting for the answer until `deadline` (a forwarded
+    /// request's own deadline) instead of the request timeout.
+    pub async fn request_until(
+        &self,
+        node_id: &str,
+        addr: &str,
+        req: PeerRequest,
+        deadline: Instant,
+    ) -> Result<PeerResponse, PeerError> {
+        let result = self.send(node_id, addr, req, deadline).await;
         self.shared.metrics.request(&result);
         result
     }
@@ -223,12 +236,13 @@ impl Peers {
         node_id: &str,
         addr: &str,
         req: PeerRequest,
+        deadline: Instant,
     ) -> Result<PeerResponse, PeerError> {
         // A link that dropped before the request was queued on it is redialled once.
         let mut req = req;
         for _ in 0..2 {
             let link = self.link(node_id, addr).await?;
-            match link.call(req, &self.shared.settings).await {
+            match link.call(req, &self.shared.settings, deadline).await {
                 Ok(PeerResponse::Error(e)) => return Err(PeerError::Remote(e)),
                 Ok(response) => return Ok(response),
                 Err(CallError::Failed(e)) => return Err(e),

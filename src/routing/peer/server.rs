@@ -316,8 +316,8 @@ async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: String) {
                         r = AssertUnwindSafe(async move { handler(peer, body).await })
                             .catch_unwind() => r.unwrap_or_else(|_| {
                                 tracing::error!("peer request handler panicked");
-                                PeerResponse::Error(RemoteError::Unavailable(
-                                    "request handler failed".into(),
+                                PeerResponse::Error(RemoteError::may_have_run(
+                                    "request handler failed",
                                 ))
                             }),
                     };
@@ -385,7 +385,8 @@ fn encode_response(id: u64, response: PeerResponse, version: u16, max: usize) ->
                 version,
                 body: FrameBody::Response {
                     id,
-                    body: PeerResponse::Error(RemoteError::Unavailable(format!(
+                    // The request ran: its caller must not assume it did not.
+                    body: PeerResponse::Error(RemoteError::may_have_run(format!(
                         "response not sent: {e}"
                     ))),
                 },

@@ -1,0 +1,464 @@
+//! The client requests a [`CharacterSession`] serves. Each starts with
+//! [`CharacterSession::start`] (deadline, then caller), decides with the pure rules, and
+//! answers only after its change committed. A keyed request (`request_id`) stores its answer
+//! in the transaction of its change; a repeat is answered from memory or from the database
+//! (see `replay`), never applied twice.
+//!
+//! Critical writes (one transaction each, acknowledged after commit): trade, hire, dismiss,
+//! learn a skill, depart, delete. The session applies to memory exactly what committed; after
+//! a commit whose outcome is unknown it reloads (see `CharacterSession::on_db_error`).
+
+use actix::prelude::*;
+use uuid::Uuid;
+
+use super::actor::{market_error, rule_error, CharacterSession};
+use super::messages::*;
+use super::replay::{self, Written};
+use super::rules;
+use super::state::CharacterState;
+use super::travel;
+use crate::market::actor::Market;
+use crate::market::messages as market;
+use crate::market::rules::GoodState;
+use crate::persistence::characters::{self, TradeSettlement};
+use crate::persistence::messages::FlushNow;
+use crate::persistence::DbError;
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// An answer known before any work (a refusal, or a repeat answered from memory).
+fn answered<T: 'static>(r: SessionResult<T>) -> AtomicResponse<CharacterSession, SessionResult<T>> {
+    AtomicResponse::new(Box::pin(actix::fut::ready(r)))
+}
+
+/// Finishes a critical write on the actor: a replay is answered as stored (memory already
+/// holds the change, or was reloaded with it); a commit is applied to memory by `apply`,
+/// which returns the answer; a write error goes through `on_db_error`.
+fn finish<T, W>(
+    act: &mut CharacterSession,
+    ctx: &mut Context<CharacterSession>,
+    call: &Call,
+    outcome: SessionResult<Result<Written<T, W>, DbError>>,
+    apply: impl FnOnce(&mut CharacterSession, W) -> SessionResult<T>,
+) -> SessionResult<T>
+where
+    T: serde::Serialize,
+{
+    match outcome?.map_err(|e| act.on_db_error(&e, ctx))? {
+        Written::Replayed(answer) => Ok(answer),
+        Written::Committed(w) => {
+            let answer = apply(act, w)?;
+            if let Some(key) = &call.key {
+                if let Ok(json) = serde_json::to_string(&answer) {
+                    act.answers.remember(key, json);
+                }
+            }
+            Ok(answer)
+        }
+    }
+}
+
+impl Handler<GetCharacter> for CharacterSession {
+    type Result = SessionResult<CharacterState>;
+
+    fn handle(&mut self, msg: GetCharacter, _: &mut Self::Context) -> Self::Result {
+        self.start(&msg.call).map(|(s, _)| s.clone())
+    }
+}
+
+impl Handler<GetQuotes> for CharacterSession {
+    type Result = ResponseFuture<SessionResult<(String, Vec<crate::market::rules::Quote>)>>;
+
+    fn handle(&mut self, msg: GetQuotes, _: &mut Self::Context) -> Self::Result {
+        let node = match self.start(&msg.call) {
+            Ok((s, _)) => s.location.clone(),
+            Err(e) => return Box::pin(async move { Err(e) }),
+        };
+        let router = self.router();
+        Box::pin(async move {
+            let quotes = router?
+                .ask_until::<Market, _>(node.clone(), market::GetQuotes, msg.call.deadline)
+                .await?;
+            Ok((node, quotes))
+        })
+    }
+}
+
+impl Handler<ExecuteTrade> for CharacterSession {
+    type Result = AtomicResponse<Self, SessionResult<TradeReceipt>>;
+
+    /// Reserve at the market, settle gold, cargo and quota (and the receipt) in one
+    /// transaction, then commit or release the reservation. Atomic: the session takes no
+    /// other message meanwhile.
+    fn handle(&mut self, msg: ExecuteTrade, _: &mut Self::Context) -> Self::Result {
+        if let Some(hit) = replay::from_memory(&self.answers, &msg.call) {
+            return answered(hit);
+        }
+        let catalog = self.deps.catalog.clone();
+        let prepared = self.start(&msg.call).and_then(|(state, epoch)| {
+            rules::precheck_trade(state, &catalog, &msg.good, msg.side, msg.quantity)
+                .map_err(rule_error)?;
+            Ok((state.clone(), epoch))
+        });
+        let (router, db) = (self.router(), self.deps.db.clone());
+        let call = msg.call.clone();
+        let work = async move {
+            let key = msg.call.key.as_ref();
+            let (state, epoch) = match prepared {
+                Ok(p) => p,
+                Err(e) => {
+                    return replay::refusal_or_stored(&db, key, e)
+                        .await
+                        .map(|t| Ok(Written::Replayed(t)))
+                }
+            };
+            let router = router?;
+            let node = state.location.clone();
+            let reserve = market::Reserve {
+                good: msg.good.clone(),
+                side: msg.side,
+                quantity: msg.quantity,
+                price_limit: msg.price_limit,
+            };
+            // Whatever happened to a reservation we never hear of, it expires at the market.
+            let reservation = match router
+                .ask_until::<Market, _>(node.clone(), reserve, msg.call.deadline)
+                .await?
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    return replay::refusal_or_stored(&db, key, market_error(e))
+                        .await
+                        .map(|t| Ok(Written::Replayed(t)))
+                }
+            };
+            let settle = |committed| market::Settle {
+                reservation_id: reservation.id,
+                committed,
+            };
+            let effect = match rules::trade_effect(
+                &state,
+                &msg.good,
+                msg.side,
+                msg.quantity,
+                reservation.total,
+            ) {
+                Ok(e) => e,
+                Err(e) => {
+                    let _ = router.ask::<Market, _>(node.clone(), settle(false)).await;
+                    return Err(rule_error(e));
+                }
+            };
+            let mut after = state.clone();
+            rules::apply_trade(&mut after, &msg.good, &effect);
+            let answer = TradeReceipt {
+                gold: effect.gold_after,
+                unit_price: reservation.unit_price,
+                total: reservation.total,
+                state: after,
+            };
+            let price_after = catalog
+                .stock(&node, &msg.good)
+                .map_or(reservation.unit_price, |s| {
+                    GoodState::from_stock(s, reservation.stock_after).reference_price()
+                });
+            let settlement = TradeSettlement {
+                character_id: state.id,
+                epoch,
+                node: node.clone(),
+                good: msg.good.clone(),
+                side: msg.side,
+                quantity: msg.quantity,
+                total: reservation.total,
+                price_after,
+                receipt: replay::receipt(&msg.call, &answer),
+            };
+            let result = characters::settle_trade(&db, &settlement).await;
+            // An unknown commit leaves the reservation to expire: the database is the truth.
+            if !matches!(result, Err(DbError::CommitUnknown(_))) {
+                let _ = router.ask::<Market, _>(node, settle(result.is_ok())).await;
+            }
+            let result = result.map(|_| answer);
+            replay::settle(&db, key, result).await
+        };
+        AtomicResponse::new(Box::pin(work.into_actor(self).map(
+            move |outcome, act, ctx| {
+                finish(act, ctx, &call, outcome, |act, answer: TradeReceipt| {
+                    let (state, _) = act.ready(Caller::Server)?;
+                    *state = answer.state.clone();
+                    act.feed_boards(false);
+                    Ok(answer)
+                })
+            },
+        )))
+    }
+}
+
+impl Handler<HireCrew> for CharacterSession {
+    type Result = AtomicResponse<Self, SessionResult<CharacterState>>;
+
+    fn handle(&mut self, msg: HireCrew, _: &mut Self::Context) -> Self::Result {
+        if let Some(hit) = replay::from_memory(&self.answers, &msg.call) {
+            return answered(hit);
+        }
+        let catalog = self.deps.catalog.clone();
+        let prepared = self.start(&msg.call).and_then(|(state, epoch)| {
+            let (member, cost) = rules::hire(
+                state,
+                &catalog,
+                &msg.archetype,
+                msg.name.as_deref(),
+                Uuid::new_v4(),
+            )
+            .map_err(rule_error)?;
+            let mut after = state.clone();
+            after.gold -= cost;
+            after.crew.push(member.clone());
+            Ok((epoch, member, cost, after))
+        });
+        let db = self.deps.db.clone();
+        let call = msg.call.clone();
+        let work = async move {
+            let key = call.key.as_ref();
+            let (epoch, member, cost, after) = match prepared {
+                Ok(p) => p,
+                Err(e) => {
+                    return replay::refusal_or_stored(&db, key, e)
+                        .await
+                        .map(|t| Ok(Written::Replayed(t)))
+                }
+            };
+            let receipt = replay::receipt(&call, &after);
+            let result = characters::hire(&db, after.id, epoch, &member, cost, receipt.as_ref())
+                .await
+                .map(|gold| CharacterState { gold, ..after });
+            replay::settle(&db, key, result).await
+        };
+        let call = msg.call;
+        AtomicResponse::new(Box::pin(work.into_actor(self).map(
+            move |outcome, act, ctx| {
+                finish(act, ctx, &call, outcome, |act, after: CharacterState| {
+                    let (state, _) = act.ready(Caller::Server)?;
+                    *state = after.clone();
+                    Ok(after)
+                })
+            },
+        )))
+    }
+}
+
+impl Handler<DismissCrew> for CharacterSession {
+    type Result = AtomicResponse<Self, SessionResult<CharacterState>>;
+
+    fn handle(&mut self, msg: DismissCrew, _: &mut Self::Context) -> Self::Result {
+        if let Some(hit) = replay::from_memory(&self.answers, &msg.call) {
+            return answered(hit);
+        }
+        let catalog = self.deps.catalog.clone();
+        let crew_id = msg.crew_id;
+        let prepared = self.start(&msg.call).and_then(|(state, epoch)| {
+            rules::dismiss(state, &catalog, crew_id).map_err(rule_error)?;
+            let mut after = state.clone();
+            after.crew.retain(|c| c.id != crew_id);
+            Ok((epoch, after))
+        });
+        let db = self.deps.db.clone();
+        let call = msg.call.clone();
+        let work = async move {
+            let key = call.key.as_ref();
+            let (epoch, after) = match prepared {
+                Ok(p) => p,
+                Err(e) => {
+                    return replay::refusal_or_stored(&db, key, e)
+                        .await
+                        .map(|t| Ok(Written::Replayed(t)))
+                }
+            };
+            let receipt = replay::receipt(&call, &after);
+            let result = characters::dismiss(&db, after.id, epoch, crew_id, receipt.as_ref())
+                .await
+                .map(|()| after);
+            replay::settle(&db, key, result).await
+        };
+        let call = msg.call;
+        AtomicResponse::new(Box::pin(work.into_actor(self).map(
+            move |outcome, act, ctx| {
+                finish(act, ctx, &call, outcome, |act, after: CharacterState| {
+                    let (state, _) = act.ready(Caller::Server)?;
+                    *state = after.clone();
+                    Ok(after)
+                })
+            },
+        )))
+    }
+}
+
+impl Handler<LearnSkill> for CharacterSession {
+    type Result = AtomicResponse<Self, SessionResult<CharacterState>>;
+
+    /// Spends skill points: written before the answer (a crash must not refund or lose it).
+    fn handle(&mut self, msg: LearnSkill, _: &mut Self::Context) -> Self::Result {
+        if let Some(hit) = replay::from_memory(&self.answers, &msg.call) {
+            return answered(hit);
+        }
+        let catalog = self.deps.catalog.clone();
+        let prepared = self.start(&msg.call).and_then(|(state, epoch)| {
+            let rank = rules::learn(state, &catalog, &msg.skill).map_err(rule_error)?;
+            let cost = catalog.skill(&msg.skill).map_or(0, |s| s.cost);
+            let mut after = state.clone();
+            after.skill_points -= cost;
+            after.skills.insert(msg.skill.clone(), rank);
+            Ok((epoch, rank, cost, after))
+        });
+        let (db, persistence) = (self.deps.db.clone(), self.deps.persistence.clone());
+        let call = msg.call.clone();
+        let work = async move {
+            let key = call.key.as_ref();
+            let (epoch, rank, cost, after) = match prepared {
+                Ok(p) => p,
+                Err(e) => {
+                    return replay::refusal_or_stored(&db, key, e)
+                        .await
+                        .map(|t| Ok(Written::Replayed(t)))
+                }
+            };
+            // Rows queued before (they carry skill points) land first, never after.
+            let flushed = persistence
+                .send(FlushNow)
+                .await
+                .map_err(|e| DbError::Unavailable(e.to_string()))
+                .and_then(|r| r);
+            let receipt = replay::receipt(&call, &after);
+            let result = match flushed {
+                Ok(()) => {
+                    let skill = (msg.skill.as_str(), rank, cost);
+                    characters::learn_skill(&db, after.id, epoch, skill, receipt.as_ref())
+                        .await
+                        .map(|_| after)
+                }
+                Err(e) => Err(e),
+            };
+            replay::settle(&db, key, result).await
+        };
+        let call = msg.call;
+        AtomicResponse::new(Box::pin(work.into_actor(self).map(
+            move |outcome, act, ctx| {
+                finish(act, ctx, &call, outcome, |act, after: CharacterState| {
+                    let (state, _) = act.ready(Caller::Server)?;
+                    *state = after.clone();
+                    Ok(after)
+                })
+            },
+        )))
+    }
+}
+
+impl Handler<DeleteCharacter> for CharacterSession {
+    type Result = AtomicResponse<Self, SessionResult<()>>;
+
+    fn handle(&mut self, msg: DeleteCharacter, _: &mut Self::Context) -> Self::Result {
+        if let Some(hit) = replay::from_memory(&self.answers, &msg.call) {
+            return answered(hit);
+        }
+        let prepared = self.start(&msg.call).and_then(|(state, epoch)| {
+            if state.battle_id.is_some() {
+                return Err(SessionError::Refused(
+                    "the character is in a battle; finish it first".into(),
+                ));
+            }
+            Ok((state.id, epoch))
+        });
+        let db = self.deps.db.clone();
+        let call = msg.call.clone();
+        let work = async move {
+            let key = call.key.as_ref();
+            let (id, epoch) = match prepared {
+                Ok(p) => p,
+                Err(e) => {
+                    return replay::refusal_or_stored(&db, key, e)
+                        .await
+                        .map(|t| Ok(Written::Replayed(t)))
+                }
+            };
+            let receipt = replay::receipt(&call, &());
+            let result = characters::delete(&db, id, epoch, receipt.as_ref()).await;
+            replay::settle(&db, key, result).await
+        };
+        let call = msg.call;
+        AtomicResponse::new(Box::pin(work.into_actor(self).map(
+            move |outcome, act, ctx| {
+                let answer = finish(act, ctx, &call, outcome, |_, ()| Ok(()));
+                if let Ok(()) = answer {
+                    // Gone: a later message activates afresh and finds no character.
+                    act.phase = super::actor::Phase::Gone(SessionError::NotFound);
+                    ctx.stop();
+                }
+                answer
+            },
+        )))
+    }
+}
+
+impl Handler<Travel> for CharacterSession {
+    type Result = AtomicResponse<Self, SessionResult<CharacterState>>;
+
+    /// Departure is written before it is acknowledged; the trip's progress is then kept in
+    /// memory, and the encounter and the arrival are written when they happen.
+    fn handle(&mut self, msg: Travel, _: &mut Self::Context) -> Self::Result {
+        if let Some(hit) = replay::from_memory(&self.answers, &msg.call) {
+            return answered(hit);
+        }
+        let (catalog, settings) = (self.deps.catalog.clone(), self.deps.travel);
+        let prepared = self.start(&msg.call).and_then(|(state, epoch)| {
+            let trip = travel::plan(
+                state,
+                &catalog,
+                &msg.to,
+                &settings,
+                rand::random(),
+                now_ms(),
+            )
+            .map_err(rule_error)?;
+            let json = serde_json::to_value(&trip)
+                .map_err(|e| SessionError::Invalid(format!("the trip does not encode: {e}")))?;
+            let mut after = state.clone();
+            after.travel = Some(trip);
+            Ok((epoch, json, after))
+        });
+        let db = self.deps.db.clone();
+        let call = msg.call.clone();
+        let work = async move {
+            let key = call.key.as_ref();
+            let (epoch, json, after) = match prepared {
+                Ok(p) => p,
+                Err(e) => {
+                    return replay::refusal_or_stored(&db, key, e)
+                        .await
+                        .map(|t| Ok(Written::Replayed(t)))
+                }
+            };
+            let receipt = replay::receipt(&call, &after);
+            let result = characters::depart(&db, after.id, epoch, &json, receipt.as_ref())
+                .await
+                .map(|()| after);
+            replay::settle(&db, key, result).await
+        };
+        let call = msg.call;
+        AtomicResponse::new(Box::pin(work.into_actor(self).map(
+            move |outcome, act, ctx| {
+                let answer = finish(act, ctx, &call, outcome, |act, after: CharacterState| {
+                    let (state, _) = act.ready(Caller::Server)?;
+                    *state = after.clone();
+                    act.count_travel("departed");
+                    Ok(after)
+                });
+                if answer.is_ok() {
+                    act.schedule_trip(ctx);
+                }
+                answer
+            },
+        )))
+    }
+}
