@@ -235,6 +235,27 @@ impl Answers {
     }
 }
 
+/// Faults a test injects into a running node to reach failure points that real faults hit
+/// only by timing (a commit whose answer is lost, a reply that cannot be read). Each counter
+/// is the number of next occurrences to spoil; all are zero in production.
+#[derive(Debug, Default)]
+pub struct Faults {
+    /// The next N commits succeed but report that their outcome is unknown.
+    pub commit_unknown: std::sync::atomic::AtomicU32,
+    /// The next N forwarded replies reach their caller as unreadable bytes.
+    pub garble_reply: std::sync::atomic::AtomicU32,
+}
+
+impl Faults {
+    /// Takes one occurrence of `fault`, if any is armed.
+    pub fn take(fault: &std::sync::atomic::AtomicU32) -> bool {
+        use std::sync::atomic::Ordering;
+        fault
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            .is_ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@ use tokio_postgres::{error::SqlState, IsolationLevel as Isolation, NoTls};
 use super::retry::Backoff;
 use crate::admin::metrics::Metrics;
 use crate::config::Dialect;
-use crate::request::Failure;
+use crate::request::{Failure, Faults};
 use std::sync::Arc;
 
 /// Errors of the persistence layer.
@@ -104,6 +104,7 @@ pub struct Db {
     pool: Pool,
     dialect: Dialect,
     metrics: Arc<Metrics>,
+    faults: Arc<Faults>,
 }
 
 impl std::fmt::Debug for Db {
@@ -154,6 +155,7 @@ impl Db {
             pool,
             dialect,
             metrics,
+            faults: Arc::default(),
         })
     }
 
@@ -163,6 +165,11 @@ impl Db {
 
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// Test hooks: see [`Faults`].
+    pub fn faults(&self) -> &Arc<Faults> {
+        &self.faults
     }
 
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, DbError> {
@@ -232,6 +239,9 @@ impl Db {
             .await?;
         let value = work(&tx).await?;
         match tx.commit().await {
+            Ok(()) if Faults::take(&self.faults.commit_unknown) => Err(DbError::CommitUnknown(
+                "injected: the commit's answer was lost".into(),
+            )),
             Ok(()) => Ok(value),
             // A serialization failure at commit means it was rolled back: safe to run again.
             Err(e) if e.code() == Some(&SqlState::T_R_SERIALIZATION_FAILURE) => {

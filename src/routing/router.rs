@@ -16,7 +16,7 @@ use super::forward::{self, Dispatch, ForwardError, Forwarder};
 use super::placement::{Owner, Placement};
 use super::registry::Registry;
 use crate::admin::metrics::Metrics;
-use crate::request::{Deadline, Failure};
+use crate::request::{Deadline, Failure, Faults};
 
 /// The entity kinds a node runs; their `Entity::KIND`s.
 pub const KINDS: [&str; 4] = ["character", "battle", "market", "leaderboard"];
@@ -75,6 +75,7 @@ pub struct Router {
     metrics: Arc<Metrics>,
     /// The deadline budget of requests sent with [`Router::ask`], in milliseconds.
     budget_ms: AtomicU64,
+    faults: Arc<Faults>,
 }
 
 impl Router {
@@ -94,7 +95,13 @@ impl Router {
             arbiters,
             metrics,
             budget_ms: AtomicU64::new(DEFAULT_REQUEST_BUDGET.as_millis() as u64),
+            faults: Arc::default(),
         }
+    }
+
+    /// Test hooks: see [`Faults`].
+    pub fn faults(&self) -> &Arc<Faults> {
+        &self.faults
     }
 
     /// Sets the deadline budget of requests that name none (`request_timeout` in config).
@@ -390,7 +397,11 @@ impl Router {
                 request.kind, request.message
             ))));
         };
-        dispatch(self.clone(), request.key, request.body, request.deadline).await
+        let answer = dispatch(self.clone(), request.key, request.body, request.deadline).await;
+        match answer {
+            Ok(_) if Faults::take(&self.faults.garble_reply) => Ok(vec![0xff; 3]),
+            other => other,
+        }
     }
 
     /// The live local actor for `key`, without activating one.
