@@ -681,13 +681,15 @@ impl Handler<SettleBattle> for CharacterSession {
                 return None;
             }
             let (after, summary) = rules::apply_battle(state, &msg.rewards, now_ms());
+            // Changes, not values: the database applies them to what it holds.
             let mut cargo: Vec<(String, i64)> = state
                 .cargo
                 .iter()
                 .filter(|(g, q)| after.cargo.get(*g) != Some(*q))
-                .map(|(g, _)| (g.clone(), after.cargo.get(g).copied().unwrap_or(0)))
+                .map(|(g, q)| (g.clone(), after.cargo.get(g).copied().unwrap_or(0) - q))
                 .collect();
             cargo.sort();
+            let gold_delta = after.gold - state.gold;
             let result = serde_json::to_value(&summary).unwrap_or_default();
             let settlement = BattleSettlement {
                 battle_id: msg.battle_id,
@@ -697,6 +699,7 @@ impl Handler<SettleBattle> for CharacterSession {
                 result: result.clone(),
                 character: after.clone(),
                 session_epoch: epoch,
+                gold_delta,
                 cargo,
                 items: msg
                     .rewards

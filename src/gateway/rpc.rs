@@ -100,9 +100,15 @@ impl From<DbError> for RpcError {
         match e {
             DbError::NotFound(what) => RpcError::not_found(what),
             DbError::Rejected(why) => RpcError::failed_precondition(why),
-            other => {
+            // An outage, a lost commit, a conflict: say whether it ran.
+            other if other.is_retryable() || other.is_outcome_unknown() => {
                 tracing::warn!(error = %other, "database error during an RPC");
                 other.failure().into()
+            }
+            // A bug (a constraint, a failed migration): rolled back, and retrying won't help.
+            other => {
+                tracing::error!(error = %other, "database error during an RPC");
+                RpcError::internal("Internal server error.")
             }
         }
     }
@@ -291,5 +297,10 @@ mod tests {
         let e = RpcError::from(DbError::Migration("secret detail".into()));
         assert_eq!(e.code, 13);
         assert!(!e.message.contains("secret"));
+        // An outage is not run (14), a lost commit may have run (4); no detail leaks.
+        let e = RpcError::from(DbError::Unavailable("pool timed out at 10.0.0.7".into()));
+        assert_eq!((e.code, e.message.contains("10.0.0.7")), (14, false));
+        let e = RpcError::from(DbError::CommitUnknown("connection reset".into()));
+        assert_eq!((e.code, e.message.contains("request_id")), (4, true));
     }
 }

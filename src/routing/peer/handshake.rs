@@ -270,6 +270,7 @@ pub(crate) async fn server<S: AsyncRead + AsyncWrite + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::peer::PROTOCOL_VERSION;
 
     fn pair(a: &str, b: &str) -> (PeerSettings, PeerSettings) {
         (
@@ -307,7 +308,7 @@ mod tests {
     #[tokio::test]
     async fn peer_handshake_version_mismatch() {
         let (mut c, s) = pair("secret-one", "secret-one");
-        c.protocol_version = 2;
+        c.protocol_version = PROTOCOL_VERSION + 1;
         let (c, s) = run(c, s).await;
         assert!(
             matches!(&c, Err(PeerError::Handshake(r)) if r.contains("version mismatch")),
