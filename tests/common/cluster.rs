@@ -17,6 +17,16 @@ impl TestCluster {
     /// Starts `n` nodes named `node-0` … with fast heartbeats; `tune` adjusts each config.
     pub async fn start(n: usize, tune: impl Fn(usize, &mut Config)) -> TestCluster {
         let db = TestDatabase::create().await.expect("test database");
+        TestCluster::start_on(db, n, tune).await
+    }
+
+    /// [`TestCluster::start`] on a database the caller prepared (setup SQL run before the
+    /// nodes load the catalog, a proxy in front of it for some nodes, …).
+    pub async fn start_on(
+        db: TestDatabase,
+        n: usize,
+        tune: impl Fn(usize, &mut Config),
+    ) -> TestCluster {
         let mut nodes = Vec::new();
         for i in 0..n {
             nodes.push(Some(start_node(&db.url, i, &tune).await));
