@@ -4,7 +4,10 @@
 #      character rows against one UPDATE per row;
 #   2. `serai-load` with its defaults (32 WebSocket clients, 10 s per mode, mix
 #      quotes=80,trade=20): the bare `echo` RPC as the ceiling, then the game RPCs, and the
-#      game/echo ratio (target: >= 70 % for in-memory RPCs);
+#      game/echo ratio (target: >= 70 % for in-memory RPCs), then `serai-load --mode receipts`:
+#      `execute_trade` without and with a fresh `request_id` (without, with, with, without) and
+#      the cost of the idempotency receipt (target: < 10 % of trade throughput). It is skipped
+#      when the arguments name a `--mode`, or with SERAI_BENCH_SKIP_RECEIPTS=1;
 #   3. `serai-cluster-bench`: the added forwarding hop (same RPC, local vs remote owner; target
 #      p50 <= 200 us on loopback) and SIGKILL-to-first-successful-RPC failover with the real
 #      binary as 3 processes and default timeouts (target <= 5 s). SERAI_BENCH_SKIP_CLUSTER=1
@@ -36,6 +39,11 @@ echo "== load: serai-load $*"
 target_dir="$(cargo metadata --format-version 1 --no-deps 2>/dev/null \
     | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
 "${target_dir:-target}/release/serai-load" "$@"
+if [[ -z "${SERAI_BENCH_SKIP_RECEIPTS:-}" && " $* " != *" --mode"* ]]; then
+    echo
+    echo "== receipts: serai-load --mode receipts $*"
+    "${target_dir:-target}/release/serai-load" --mode receipts "$@"
+fi
 if [[ -z "${SERAI_BENCH_SKIP_CLUSTER:-}" ]]; then
     echo
     echo "== cluster: serai-cluster-bench"

@@ -8,11 +8,17 @@
 //! stack (socket, envelope decoding, registry, actor, outbox), and the game figure is reported
 //! as a ratio of it.
 //!
+//! `--mode receipts` measures what an idempotency receipt costs (issue 9): trades only, each
+//! client alternating between plain `execute_trade` and `execute_trade` with a fresh
+//! `request_id` (a UUID, as docs/rpc.md recommends) in the order without, with, with, without,
+//! so that a linear drift weighs the same on both; it prints both throughputs and their ratio.
+//!
 //! Without `--url` a node is started in this process on a fresh throwaway database
 //! (`serai::localdb`), with default configuration but free ports, and stopped at the end.
 //!
 //! ```text
 //! cargo run --release --bin serai-load -- --clients 32 --seconds 10 --mix quotes=80,trade=20
+//! cargo run --release --bin serai-load -- --clients 16 --seconds 10 --mode receipts
 //! ```
 
 use std::borrow::Cow;
@@ -59,7 +65,9 @@ struct Args {
     #[arg(long, default_value = "defaultkey")]
     server_key: String,
     /// `echo`: bare echo RPC only; `game`: game RPCs only; `both`: echo (the baseline), then
-    /// game, then the ratio.
+    /// game, then the ratio; `receipts`: `execute_trade` only (`--mix` is ignored), without and
+    /// with a fresh `request_id` per trade, twice each (without, with, with, without), then the
+    /// ratio with/without: the cost of the receipt.
     #[arg(long, value_enum, default_value_t = Mode::Both)]
     mode: Mode,
     /// Characters per client (1–8, the per-account limit). Trades rotate to the next one when
@@ -76,7 +84,12 @@ enum Mode {
     Game,
     Echo,
     Both,
+    Receipts,
 }
+
+/// The two runs of `--mode receipts`: plain trades, and trades with a `request_id`.
+const TRADE: &str = "trade";
+const TRADE_ID: &str = "trade+id";
 
 /// Relative weights of the two game RPCs.
 #[derive(Debug, Clone, Copy)]
@@ -275,6 +288,16 @@ fn rpc_frame(cid: u64, id: &str, payload_json_string: &str) -> String {
 
 fn json_string(s: &str) -> String {
     serde_json::to_string(s).expect("a string always encodes")
+}
+
+/// `payload`, a JSON string literal holding an object (as the frames carry it), with a
+/// `request_id` field added; `request_id` is `[A-Za-z0-9_-]`, so it needs no escaping.
+fn with_request_id(payload: &str, request_id: &str) -> String {
+    let object = payload
+        .strip_suffix("}\"")
+        .expect("a payload literal holds a JSON object");
+    let comma = if object.ends_with('{') { "" } else { "," };
+    format!("{object}{comma}\\\"request_id\\\":\\\"{request_id}\\\"}}\"")
 }
 
 /// What came back for a request: an `rpc` answer, or an `error`.
@@ -527,6 +550,7 @@ async fn drive(
     mut client: Client,
     choices: Choices,
     echo: bool,
+    with_id: bool,
     mix: Mix,
     measure_from: Instant,
     end: Instant,
@@ -549,7 +573,12 @@ async fn drive(
         let id = if echo { "echo" } else { id };
         client.next_cid += 1;
         let cid = client.next_cid;
-        let frame = rpc_frame(cid, id, payload);
+        let frame = if with_id && kind == Kind::Trade {
+            let request_id = uuid::Uuid::new_v4().simple().to_string();
+            rpc_frame(cid, id, &with_request_id(payload, &request_id))
+        } else {
+            rpc_frame(cid, id, payload)
+        };
         let started = Instant::now();
         let outcome = async {
             client.ws.send(Message::text(frame)).await?;
@@ -636,9 +665,76 @@ struct Report {
 }
 
 impl Report {
+    fn new(mode: &'static str, clients: usize, seconds: f64) -> Report {
+        Report {
+            mode,
+            clients,
+            seconds,
+            all: Vec::new(),
+            quotes: Vec::new(),
+            trade: Vec::new(),
+            errors: 0,
+            refusals: 0,
+            replaced: 0,
+            samples: Vec::new(),
+            dead: 0,
+        }
+    }
+
     fn rate(&self) -> f64 {
         self.all.len() as f64 / self.seconds
     }
+
+    /// Adds another run of the same mode: its requests, seconds and counts.
+    fn absorb(&mut self, other: Report) {
+        for (mine, theirs) in [
+            (&mut self.all, other.all),
+            (&mut self.quotes, other.quotes),
+            (&mut self.trade, other.trade),
+        ] {
+            mine.extend_from_slice(&theirs);
+            mine.sort_unstable();
+        }
+        self.seconds += other.seconds;
+        self.errors += other.errors;
+        self.refusals += other.refusals;
+        self.replaced += other.replaced;
+        self.dead += other.dead;
+        for s in other.samples {
+            if self.samples.len() < 8 && !self.samples.contains(&s) {
+                self.samples.push(s);
+            }
+        }
+    }
+}
+
+/// One report per mode, in the order of their first run: the runs of a mode absorbed.
+fn merge_runs(runs: Vec<Report>) -> Vec<Report> {
+    let mut merged: Vec<Report> = Vec::new();
+    for r in runs {
+        match merged.iter_mut().find(|m| m.mode == r.mode) {
+            Some(m) => m.absorb(r),
+            None => merged.push(r),
+        }
+    }
+    merged
+}
+
+/// The verdict of `--mode receipts`: throughput with `request_id` as a share of without it.
+fn receipts_summary(without: &Report, with: &Report) -> String {
+    let ratio = with.rate() / without.rate();
+    format!(
+        "receipts: {TRADE_ID}/{TRADE} ratio {:.1} %, cost {:.1} % (target < 10 %): {:.0} vs {:.0} req/s, \
+         p50 {:.3} vs {:.3} ms, p99 {:.3} vs {:.3} ms (with vs without request_id)",
+        100.0 * ratio,
+        100.0 * (1.0 - ratio),
+        with.rate(),
+        without.rate(),
+        percentile(&with.trade, 50.0),
+        percentile(&without.trade, 50.0),
+        percentile(&with.trade, 99.0),
+        percentile(&without.trade, 99.0),
+    )
 }
 
 fn percentile(sorted: &[u32], p: f64) -> f64 {
@@ -656,6 +752,7 @@ async fn run_mode(
     args: &Args,
 ) -> (Vec<Client>, Report) {
     let echo = mode == "echo";
+    let with_id = mode == TRADE_ID;
     let n = clients.len();
     let start = Instant::now() + Duration::from_millis(50);
     let measure_from = start + Duration::from_secs(args.warmup);
@@ -676,24 +773,12 @@ async fn run_mode(
             let (mix, choices) = (args.mix, choices.clone());
             tokio::spawn(async move {
                 tokio::time::sleep_until(start.into()).await;
-                drive(c, choices, echo, mix, measure_from, end).await
+                drive(c, choices, echo, with_id, mix, measure_from, end).await
             })
         })
         .collect();
     let mut alive = Vec::with_capacity(n);
-    let mut report = Report {
-        mode,
-        clients: n,
-        seconds: args.seconds as f64,
-        all: Vec::new(),
-        quotes: Vec::new(),
-        trade: Vec::new(),
-        errors: 0,
-        refusals: 0,
-        replaced: 0,
-        samples: Vec::new(),
-        dead: 0,
-    };
+    let mut report = Report::new(mode, n, args.seconds as f64);
     for t in tasks {
         let (client, tally) = t.await.expect("a client task panicked");
         report.quotes.extend_from_slice(&tally.quotes_us);
@@ -723,7 +808,7 @@ async fn run_mode(
 fn print_table(reports: &[Report]) {
     println!();
     println!(
-        "{:<6} {:>7} {:>7} {:>9} {:>10} {:>9} {:>9} {:>9} {:>7} {:>8}",
+        "{:<8} {:>7} {:>7} {:>9} {:>10} {:>9} {:>9} {:>9} {:>7} {:>8}",
         "mode",
         "clients",
         "seconds",
@@ -737,7 +822,7 @@ fn print_table(reports: &[Report]) {
     );
     for r in reports {
         println!(
-            "{:<6} {:>7} {:>7} {:>9} {:>10.0} {:>9.3} {:>9.3} {:>9.3} {:>7} {:>8}",
+            "{:<8} {:>7} {:>7} {:>9} {:>10.0} {:>9.3} {:>9.3} {:>9.3} {:>7} {:>8}",
             r.mode,
             r.clients,
             r.seconds,
@@ -753,7 +838,7 @@ fn print_table(reports: &[Report]) {
     // Per RPC (the echo run sends the same payloads, so its split is the same mix).
     println!();
     println!(
-        "{:<6} {:<17} {:>9} {:>10} {:>9} {:>9} {:>9}",
+        "{:<8} {:<17} {:>9} {:>10} {:>9} {:>9} {:>9}",
         "mode", "payload", "requests", "req/s", "p50 ms", "p99 ms", "max ms"
     );
     for r in reports {
@@ -762,7 +847,7 @@ fn print_table(reports: &[Report]) {
                 continue;
             }
             println!(
-                "{:<6} {:<17} {:>9} {:>10.0} {:>9.3} {:>9.3} {:>9.3}",
+                "{:<8} {:<17} {:>9} {:>10.0} {:>9.3} {:>9.3} {:>9.3}",
                 r.mode,
                 name,
                 v.len(),
@@ -1013,6 +1098,24 @@ fn main() -> std::process::ExitCode {
             clients = alive;
             reports.push(report);
         }
+        if args.mode == Mode::Receipts {
+            let trades = Args {
+                mix: Mix {
+                    quotes: 0,
+                    trade: 1,
+                },
+                ..args.clone()
+            };
+            // Without, with, with, without: a linear drift weighs the same on both.
+            for mode in [TRADE, TRADE_ID, TRADE_ID, TRADE] {
+                if clients.is_empty() {
+                    return Err("every client lost its socket".into());
+                }
+                let (alive, report) = run_mode(clients, &choices, mode, &trades).await;
+                clients = alive;
+                reports.push(report);
+            }
+        }
         for mut c in clients {
             let _ = c.ws.close(None).await;
         }
@@ -1022,6 +1125,18 @@ fn main() -> std::process::ExitCode {
 
     let code = match result {
         Ok(reports) => {
+            if args.mode == Mode::Receipts {
+                println!();
+                println!(
+                    "runs (req/s, in order): {}",
+                    reports
+                        .iter()
+                        .map(|r| format!("{} {:.0}", r.mode, r.rate()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            let reports = merge_runs(reports);
             print_table(&reports);
             let rate = |m: &str| reports.iter().find(|r| r.mode == m).map(Report::rate);
             if let (Some(echo), Some(game)) = (rate("echo"), rate("game")) {
@@ -1032,6 +1147,11 @@ fn main() -> std::process::ExitCode {
                     args.mix,
                     args.clients
                 );
+            }
+            let find = |m: &str| reports.iter().find(|r| r.mode == m);
+            if let (Some(without), Some(with)) = (find(TRADE), find(TRADE_ID)) {
+                println!();
+                println!("{}", receipts_summary(without, with));
             }
             std::process::ExitCode::SUCCESS
         }
@@ -1087,6 +1207,55 @@ mod tests {
         assert_eq!(percentile(&v, 100.0), 100.0);
         assert_eq!(percentile(&[7000], 50.0), 7.0);
         assert!(percentile(&[], 50.0).is_nan());
+    }
+
+    #[test]
+    fn request_id_joins_the_payload() {
+        let payload = json_string("{\"character_id\":\"x\",\"side\":\"buy\"}");
+        let frame = rpc_frame(3, "execute_trade", &with_request_id(&payload, "abc-DEF_12"));
+        let v: serde_json::Value = serde_json::from_str(&frame).unwrap();
+        let inner: serde_json::Value =
+            serde_json::from_str(v["rpc"]["payload"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            inner,
+            serde_json::json!({"character_id": "x", "side": "buy", "request_id": "abc-DEF_12"})
+        );
+        let empty = with_request_id(&json_string("{}"), "abcdefgh");
+        let inner: serde_json::Value =
+            serde_json::from_str(&serde_json::from_str::<String>(&empty).unwrap()).unwrap();
+        assert_eq!(inner, serde_json::json!({"request_id": "abcdefgh"}));
+    }
+
+    #[test]
+    fn runs_of_a_mode_merge() {
+        let run = |mode, micros: &[u32], errors| {
+            let mut r = Report::new(mode, 4, 10.0);
+            r.trade = micros.to_vec();
+            r.all = micros.to_vec();
+            r.errors = errors;
+            r.samples.push(format!("{mode} sample"));
+            r
+        };
+        let merged = merge_runs(vec![
+            run(TRADE, &[3000, 1000], 1),
+            run(TRADE_ID, &[2000; 3], 0),
+            run(TRADE_ID, &[4000], 2),
+            run(TRADE, &[2000, 5000], 0),
+        ]);
+        assert_eq!(merged.len(), 2);
+        let (without, with) = (&merged[0], &merged[1]);
+        assert_eq!((without.mode, with.mode), (TRADE, TRADE_ID));
+        assert_eq!(without.all, [1000, 2000, 3000, 5000]);
+        assert_eq!(without.trade, [1000, 2000, 3000, 5000]);
+        assert_eq!((without.seconds, without.errors), (20.0, 1));
+        assert_eq!((with.seconds, with.errors, with.rate()), (20.0, 2, 0.2));
+        assert_eq!(without.samples, ["trade sample"]);
+        let line = receipts_summary(without, with);
+        assert!(line.contains("ratio 100.0 %, cost 0.0 %"), "{line}");
+        assert!(
+            line.contains("p50 2.000 vs 2.000 ms, p99 4.000 vs 5.000 ms"),
+            "{line}"
+        );
     }
 
     #[test]
