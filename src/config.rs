@@ -79,6 +79,12 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Idempotency receipts (answers stored under a `request_id`) are kept this long.
     pub receipt_retention: Duration,
+    /// Connecting to the database gives up after this.
+    pub db_connect_timeout: Duration,
+    /// Waiting for a free pooled connection gives up after this ("not run, try again").
+    pub db_pool_wait: Duration,
+    /// The database cancels a statement running longer (`statement_timeout`).
+    pub db_statement_timeout: Duration,
 }
 
 /// A configuration value that cannot be used: the field's name and what is wrong with it.
@@ -135,6 +141,9 @@ pub struct RawConfig {
     pub ring_vnodes: Option<i64>,
     pub request_timeout_ms: Option<i64>,
     pub receipt_retention_hours: Option<i64>,
+    pub db_connect_timeout_ms: Option<i64>,
+    pub db_pool_wait_ms: Option<i64>,
+    pub db_statement_timeout_ms: Option<i64>,
 }
 
 /// Environment variables that override file values: (variable, field).
@@ -167,6 +176,9 @@ const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("SERAI_MEMBERSHIP_TIMEOUT_MS", "membership_timeout_ms"),
     ("SERAI_REQUEST_TIMEOUT_MS", "request_timeout_ms"),
     ("SERAI_RECEIPT_RETENTION_HOURS", "receipt_retention_hours"),
+    ("SERAI_DB_CONNECT_TIMEOUT_MS", "db_connect_timeout_ms"),
+    ("SERAI_DB_POOL_WAIT_MS", "db_pool_wait_ms"),
+    ("SERAI_DB_STATEMENT_TIMEOUT_MS", "db_statement_timeout_ms"),
     (
         "SERAI_LEADERBOARD_BATCH_WINDOW_MS",
         "leaderboard_batch_window_ms",
@@ -276,6 +288,9 @@ impl RawConfig {
             "ring_vnodes" => self.ring_vnodes = Some(int(&value)?),
             "request_timeout_ms" => self.request_timeout_ms = Some(int(&value)?),
             "receipt_retention_hours" => self.receipt_retention_hours = Some(int(&value)?),
+            "db_connect_timeout_ms" => self.db_connect_timeout_ms = Some(int(&value)?),
+            "db_pool_wait_ms" => self.db_pool_wait_ms = Some(int(&value)?),
+            "db_statement_timeout_ms" => self.db_statement_timeout_ms = Some(int(&value)?),
             "session_token_expiry_secs" => self.session_token_expiry_secs = Some(int(&value)?),
             "refresh_token_expiry_secs" => self.refresh_token_expiry_secs = Some(int(&value)?),
             other => return Err(ConfigError::new(other, "not a known field")),
@@ -423,6 +438,13 @@ impl RawConfig {
                     24 * 90,
                 )?,
             ),
+            db_connect_timeout: ms("db_connect_timeout_ms", self.db_connect_timeout_ms, 2_000)?,
+            db_pool_wait: ms("db_pool_wait_ms", self.db_pool_wait_ms, 1_000)?,
+            db_statement_timeout: ms(
+                "db_statement_timeout_ms",
+                self.db_statement_timeout_ms,
+                5_000,
+            )?,
         };
         let mut config = config;
         config.advertise_peer_addr = self
@@ -501,6 +523,13 @@ fn secret(
         ));
     }
     Ok(s)
+}
+
+/// A duration in milliseconds between 10 ms and 10 minutes.
+fn ms(field: &str, v: Option<i64>, default: u64) -> Result<Duration, ConfigError> {
+    Ok(Duration::from_millis(bounded(
+        field, v, default, 10, 600_000,
+    )?))
 }
 
 fn bounded(

@@ -126,6 +126,65 @@ impl Deadline {
     }
 }
 
+/// Who decides the fate of a request queued at its owner when its deadline passes: the owner
+/// starting it, or the caller abandoning it. Whichever comes first wins, so a caller that gave
+/// up knows for certain the request will never run (*not run*), and one that lost the race
+/// knows it started (*may have run*). Shared by the clones of one request; never on the wire.
+#[derive(Debug, Clone, Default)]
+pub struct Ticket(std::sync::Arc<std::sync::atomic::AtomicU8>);
+
+const QUEUED: u8 = 0;
+const STARTED: u8 = 1;
+const ABANDONED: u8 = 2;
+
+impl Ticket {
+    fn settle(&self, to: u8) -> bool {
+        use std::sync::atomic::Ordering;
+        match self
+            .0
+            .compare_exchange(QUEUED, to, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => true,
+            Err(now) => now == to,
+        }
+    }
+
+    /// The owner starts the request: false if its caller abandoned it first.
+    pub fn start(&self) -> bool {
+        self.settle(STARTED)
+    }
+
+    /// The caller gives up on it: false if the owner started it first.
+    pub fn abandon(&self) -> bool {
+        self.settle(ABANDONED)
+    }
+}
+
+/// Tickets say nothing about what a request is.
+impl PartialEq for Ticket {
+    fn eq(&self, _: &Ticket) -> bool {
+        true
+    }
+}
+
+impl Eq for Ticket {}
+
+tokio::task_local! {
+    static CURRENT: Deadline;
+}
+
+/// Runs `work` with `deadline` as the current request's deadline: the database layer reads it
+/// (see [`current_deadline`]) to give up before a commit it could not finish in time, so an
+/// outage is answered "not run" instead of running past the caller's patience.
+pub async fn within<F: std::future::Future>(deadline: Deadline, work: F) -> F::Output {
+    CURRENT.scope(deadline, work).await
+}
+
+/// The deadline of the request being served, if the caller set one with [`within`].
+pub fn current_deadline() -> Option<Deadline> {
+    CURRENT.try_with(|d| *d).ok()
+}
+
 /// The shortest and longest `request_id` a client may send.
 pub const REQUEST_ID_LEN: std::ops::RangeInclusive<usize> = 8..=64;
 
@@ -323,6 +382,14 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_current_deadline_is_scoped() {
+        assert_eq!(current_deadline(), None);
+        let d = Deadline::after(Duration::from_secs(3));
+        assert_eq!(within(d, async { current_deadline() }).await, Some(d));
+        assert_eq!(current_deadline(), None);
+    }
+
+    #[tokio::test]
     async fn work_past_its_deadline_may_have_run() {
         let d = Deadline::after(Duration::from_millis(20));
         let slow = async {
@@ -361,6 +428,19 @@ mod tests {
         }
         assert_eq!(answers.replay(&key("req-0000", "a")), None);
         assert!(answers.by_id.len() <= ANSWERS_KEPT && answers.order.len() <= ANSWERS_KEPT);
+    }
+
+    #[test]
+    fn a_ticket_is_started_or_abandoned_once() {
+        let t = Ticket::default();
+        let shared = t.clone();
+        assert!(t.abandon());
+        assert!(!shared.start(), "an abandoned request never starts");
+        assert!(t.abandon(), "abandoning twice is still abandoned");
+        let t = Ticket::default();
+        assert!(t.start());
+        assert!(!t.clone().abandon(), "a started request may have run");
+        assert!(t.start());
     }
 
     #[test]

@@ -1379,9 +1379,9 @@ async fn a_fenced_session_writes_nothing_and_a_fresh_session_takes_over() {
     assert_eq!(g.cargo(id).await, map(&[("grain", 8)]));
     assert_eq!(g.quota("grain").await, quota1 - 3, "quota changed once");
 
-    // Had the stale session's settlement been written, no fresh claim would have been needed:
-    // the owner would still be ("other", e2). The dirty path does not retry, so there the
-    // fenced write itself is visible: acknowledged in memory, never written.
+    // learn_skill is a critical write too: the stale session's write is fenced (counted), the
+    // session stops, and the gateway's retry reaches a fresh session that claims the row and
+    // writes the skill once. Nothing is acknowledged that is not in the database.
     let fenced_before = g.fenced_writes().await;
     let e4 = claims::claim(&other, EntityTable::Character, &EntityId::Uuid(id), "other")
         .await
@@ -1394,33 +1394,26 @@ async fn a_fenced_session_writes_nothing_and_a_fresh_session_takes_over() {
         .await
         .unwrap();
     assert_eq!(c["skills"], json!([{"code": "haggling", "rank": 1}]));
-    eventually(
-        "the fenced flush is counted",
-        Duration::from_secs(5),
-        || async { g.fenced_writes().await > fenced_before },
-    )
-    .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(g.attribute(id, "skill:haggling").await, None);
-    assert_eq!(g.owner(id).await, (Some("other".into()), e4));
+    assert!(
+        g.fenced_writes().await > fenced_before,
+        "the stale write was fenced"
+    );
+    assert_eq!(g.attribute(id, "skill:haggling").await, Some(1));
+    assert_eq!(g.owner(id).await, (Some("test-0".into()), e4 + 1));
     assert_eq!(
         g.count(
             "SELECT skill_points::int8 FROM player_character WHERE id = $1",
             id
         )
         .await,
-        3
+        c["skill_points"].as_i64().unwrap(),
+        "the answer is what the database holds"
     );
-
-    // The next RPC gets a fresh session: claimed again, the database's state (the dropped dirty
-    // change is not there).
     let c = a
         .rpc("get_character", &json!({"character_id": id}))
         .await
         .unwrap();
-    assert_eq!(g.owner(id).await, (Some("test-0".into()), e4 + 1));
-    assert_eq!(c["skills"], json!([]));
-    assert_eq!(c["skill_points"], 3);
+    assert_eq!(c["skills"], json!([{"code": "haggling", "rank": 1}]));
     assert_eq!(c["gold"], r["gold"]);
     assert_eq!(cargo_of(&c), map(&[("grain", 8)]));
     g.stop().await;
@@ -1583,11 +1576,12 @@ async fn trades_racing_passivation_and_fencing_are_stored_exactly_once() {
     g.stop().await;
 }
 
-/// A small change is acknowledged while the database is unreachable, and the session goes
-/// idle and passivates during the outage (its final flush fails). Once the database is back,
-/// the change must not be lost: the next session must see it, and it must reach the database.
+/// A database outage: a change is refused with "not run" (14) from the first request, never
+/// acknowledged from memory; the session goes idle and passivates during the outage (its final
+/// flush fails and it stays). Once the database is back the change goes through, written
+/// before its answer.
 #[actix_rt::test]
-async fn a_dirty_change_survives_a_database_outage_during_passivation() {
+async fn a_change_during_a_database_outage_is_not_run_and_goes_through_after() {
     let tdb = serai::localdb::TestDatabase::create()
         .await
         .expect("a test database");
@@ -1606,17 +1600,52 @@ async fn a_dirty_change_survives_a_database_outage_during_passivation() {
         .unwrap();
 
     proxy.cut();
-    let c = a
+    // From the first failing request, a database outage says "not run, try again" (14 / 503),
+    // well within the request's deadline, and changes nothing.
+    let asked = Instant::now();
+    let e = a
         .rpc(
             "learn_skill",
             &json!({"character_id": id, "skill": "haggling"}),
         )
         .await
-        .expect("learn_skill is answered from memory");
-    assert_eq!(c["skills"], json!([{"code": "haggling", "rank": 1}]));
+        .expect_err("nothing is acknowledged that is not written");
+    assert_eq!((e.status, e.grpc_code), (503, Some(14)), "{e:?}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        asked.elapsed()
+    );
     // Idle for longer than the idle timeout: the session tries to flush and passivate.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     proxy.restore();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let asked = a
+            .rpc(
+                "learn_skill",
+                &json!({"character_id": id, "skill": "haggling"}),
+            )
+            .await;
+        match asked {
+            Ok(c) => {
+                assert_eq!(c["skills"], json!([{"code": "haggling", "rank": 1}]));
+                break;
+            }
+            Err(e) => {
+                assert_eq!(
+                    e.grpc_code,
+                    Some(14),
+                    "only 'not run' while it recovers: {e:?}"
+                );
+                assert!(
+                    Instant::now() < deadline,
+                    "no answer after the outage: {e:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
 
     // The client retries until the node answers again.
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -1637,12 +1666,11 @@ async fn a_dirty_change_survives_a_database_outage_during_passivation() {
         json!([{"code": "haggling", "rank": 1}]),
         "the acknowledged skill was lost across the outage"
     );
-    eventually(
-        "skill:haggling reaches the database",
-        Duration::from_secs(10),
-        || async { g.attribute(id, "skill:haggling").await == Some(1) },
-    )
-    .await;
+    assert_eq!(
+        g.attribute(id, "skill:haggling").await,
+        Some(1),
+        "written before the answer"
+    );
     g.stop().await;
 }
 

@@ -605,7 +605,7 @@ impl Handler<GetBattle> for Battle {
     type Result = BattleResult<BattleSnapshot>;
 
     fn handle(&mut self, msg: GetBattle, _: &mut Self::Context) -> Self::Result {
-        msg.call.deadline.check()?;
+        msg.call.start()?;
         self.live(msg.call.caller)?;
         self.snapshot().ok_or_else(BattleError::busy)
     }
@@ -615,7 +615,7 @@ impl Handler<SubmitTurn> for Battle {
     type Result = AtomicResponse<Self, BattleResult<(TurnRecord, BattleSnapshot)>>;
 
     fn handle(&mut self, msg: SubmitTurn, ctx: &mut Self::Context) -> Self::Result {
-        if let Err(e) = msg.call.deadline.check() {
+        if let Err(e) = msg.call.start() {
             return atomic(Err(e.into()));
         }
         if let Some(hit) = self.replay(&msg.call) {

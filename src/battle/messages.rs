@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::rules::{ActionRequest, Combat, Setup, TurnRecord};
 use crate::character::messages::Call;
 use crate::character::travel::Trip;
-use crate::request::Failure;
+use crate::request::{Failure, Ticket};
 use crate::routing::Remote;
 
 /// Why a battle refused or failed a request.
@@ -112,10 +112,18 @@ impl Remote for StartBattle {
 
 impl Remote for GetBattle {
     const NAME: &'static str = "battle.get";
+    fn renew_ticket(&mut self) -> Option<Ticket> {
+        self.call.ticket = Ticket::default();
+        Some(self.call.ticket.clone())
+    }
 }
 
 impl Remote for SubmitTurn {
     const NAME: &'static str = "battle.submit_turn";
+    fn renew_ticket(&mut self) -> Option<Ticket> {
+        self.call.ticket = Ticket::default();
+        Some(self.call.ticket.clone())
+    }
 }
 
 impl Remote for Resume {

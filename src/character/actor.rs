@@ -108,7 +108,7 @@ impl CharacterSession {
 
     /// The loaded state for a client request: refused (*not run*) past its deadline.
     pub(super) fn start(&mut self, call: &Call) -> SessionResult<(&mut CharacterState, i64)> {
-        call.deadline.check()?;
+        call.start()?;
         self.ready(call.caller)
     }
 
@@ -659,7 +659,7 @@ impl Handler<ForceEncounter> for CharacterSession {
         if msg.call.caller != Caller::Server {
             return AtomicResponse::new(Box::pin(actix::fut::ready(Err(SessionError::NotYours))));
         }
-        if let Err(e) = msg.call.deadline.check() {
+        if let Err(e) = msg.call.start() {
             return AtomicResponse::new(Box::pin(actix::fut::ready(Err(e.into()))));
         }
         match self.encounter() {

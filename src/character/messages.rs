@@ -9,7 +9,7 @@ use super::state::CharacterState;
 use crate::battle::messages::BattleSnapshot;
 use crate::battle::rules::Rewards;
 use crate::market::rules::{Quote, Side};
-use crate::request::{Deadline, Failure, RequestKey};
+use crate::request::{Deadline, Failure, RequestKey, Ticket};
 use crate::routing::Remote;
 
 /// Who is asking: a player (must own the character) or the server itself (`http_key` RPCs).
@@ -28,6 +28,10 @@ pub struct Call {
     /// The client's `request_id` (state-changing requests): a repeat returns the stored
     /// answer.
     pub key: Option<RequestKey>,
+    /// Taken by the session when it starts on the request (see [`Ticket`]); per node, never
+    /// on the wire.
+    #[serde(skip)]
+    pub ticket: Ticket,
 }
 
 impl Call {
@@ -37,6 +41,17 @@ impl Call {
             caller: Caller::Server,
             deadline,
             key: None,
+            ticket: Ticket::default(),
+        }
+    }
+
+    /// Whether the request may start now: before its deadline, and not abandoned by its
+    /// caller. Takes the ticket: from here on the caller hears that it may have run.
+    pub fn start(&self) -> Result<(), Failure> {
+        self.deadline.check()?;
+        match self.ticket.start() {
+            true => Ok(()),
+            false => Err(Failure::not_run("the caller gave up before it started")),
         }
     }
 }
@@ -189,7 +204,20 @@ macro_rules! remote {
     };
 }
 
-remote! {
+/// Client requests carry a [`Call`]: their ticket tells the router whether they started.
+macro_rules! remote_call {
+    ($($t:ty => $name:literal),* $(,)?) => {
+        $(impl Remote for $t {
+            const NAME: &'static str = $name;
+            fn renew_ticket(&mut self) -> Option<Ticket> {
+                self.call.ticket = Ticket::default();
+                Some(self.call.ticket.clone())
+            }
+        })*
+    };
+}
+
+remote_call! {
     GetCharacter => "character.get",
     GetQuotes => "character.get_quotes",
     ExecuteTrade => "character.execute_trade",
@@ -199,5 +227,8 @@ remote! {
     DeleteCharacter => "character.delete",
     Travel => "character.travel",
     ForceEncounter => "character.force_encounter",
+}
+
+remote! {
     SettleBattle => "character.settle_battle",
 }

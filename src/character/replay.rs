@@ -52,9 +52,11 @@ pub async fn refusal_or_stored<T: DeserializeOwned>(
     refusal: SessionError,
 ) -> SessionResult<T> {
     match (key, &refusal) {
-        (Some(key), SessionError::Refused(_) | SessionError::Invalid(_)) => {
-            stored(db, key).await?.ok_or(refusal)
-        }
+        // A deleted character is not found by its repeat; a spent purse refuses it.
+        (
+            Some(key),
+            SessionError::Refused(_) | SessionError::Invalid(_) | SessionError::NotFound,
+        ) => stored(db, key).await?.ok_or(refusal),
         _ => Err(refusal),
     }
 }

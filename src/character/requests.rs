@@ -23,6 +23,7 @@ use crate::market::rules::GoodState;
 use crate::persistence::characters::{self, TradeSettlement};
 use crate::persistence::messages::FlushNow;
 use crate::persistence::DbError;
+use crate::request::within;
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -58,6 +59,20 @@ where
             Ok(answer)
         }
     }
+}
+
+/// Whether a trade whose commit got no answer was applied: the session is the only writer of
+/// its cargo, so the cargo it would have left says so. Asked again for a while (the database
+/// may be away); a reservation never settled expires at the market on its own.
+async fn trade_committed(db: &crate::persistence::Db, id: Uuid, good: &str, held: i64) -> bool {
+    for _ in 0..20 {
+        match characters::load(db, id).await {
+            Ok(Some(c)) => return c.cargo.get(good).copied().unwrap_or(0) == held,
+            Ok(None) => return false,
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
+        }
+    }
+    false
 }
 
 impl Handler<GetCharacter> for CharacterSession {
@@ -134,8 +149,9 @@ impl Handler<ExecuteTrade> for CharacterSession {
                         .map(|t| Ok(Written::Replayed(t)))
                 }
             };
-            let settle = |committed| market::Settle {
-                reservation_id: reservation.id,
+            let reservation_id = reservation.id;
+            let settle = move |committed| market::Settle {
+                reservation_id,
                 committed,
             };
             let effect = match rules::trade_effect(
@@ -176,14 +192,22 @@ impl Handler<ExecuteTrade> for CharacterSession {
                 receipt: replay::receipt(&msg.call, &answer),
             };
             let result = characters::settle_trade(&db, &settlement).await;
-            // An unknown commit leaves the reservation to expire: the database is the truth.
-            if !matches!(result, Err(DbError::CommitUnknown(_))) {
+            if let Err(DbError::CommitUnknown(_)) = &result {
+                // The market learns the outcome once the database can tell it.
+                let held = effect.cargo_after;
+                let (db, router, good) = (db.clone(), router.clone(), msg.good.clone());
+                let id = state.id;
+                tokio::spawn(async move {
+                    let committed = trade_committed(&db, id, &good, held).await;
+                    let _ = router.ask::<Market, _>(node, settle(committed)).await;
+                });
+            } else {
                 let _ = router.ask::<Market, _>(node, settle(result.is_ok())).await;
             }
             let result = result.map(|_| answer);
             replay::settle(&db, key, result).await
         };
-        AtomicResponse::new(Box::pin(work.into_actor(self).map(
+        AtomicResponse::new(Box::pin(within(call.deadline, work).into_actor(self).map(
             move |outcome, act, ctx| {
                 finish(act, ctx, &call, outcome, |act, answer: TradeReceipt| {
                     let (state, _) = act.ready(Caller::Server)?;
@@ -237,7 +261,7 @@ impl Handler<HireCrew> for CharacterSession {
             replay::settle(&db, key, result).await
         };
         let call = msg.call;
-        AtomicResponse::new(Box::pin(work.into_actor(self).map(
+        AtomicResponse::new(Box::pin(within(call.deadline, work).into_actor(self).map(
             move |outcome, act, ctx| {
                 finish(act, ctx, &call, outcome, |act, after: CharacterState| {
                     let (state, _) = act.ready(Caller::Server)?;
@@ -283,7 +307,7 @@ impl Handler<DismissCrew> for CharacterSession {
             replay::settle(&db, key, result).await
         };
         let call = msg.call;
-        AtomicResponse::new(Box::pin(work.into_actor(self).map(
+        AtomicResponse::new(Box::pin(within(call.deadline, work).into_actor(self).map(
             move |outcome, act, ctx| {
                 finish(act, ctx, &call, outcome, |act, after: CharacterState| {
                     let (state, _) = act.ready(Caller::Server)?;
@@ -325,11 +349,17 @@ impl Handler<LearnSkill> for CharacterSession {
                 }
             };
             // Rows queued before (they carry skill points) land first, never after.
-            let flushed = persistence
-                .send(FlushNow)
-                .await
-                .map_err(|e| DbError::Unavailable(e.to_string()))
-                .and_then(|r| r);
+            let flushed =
+                match tokio::time::timeout_at(call.deadline.instant(), persistence.send(FlushNow))
+                    .await
+                {
+                    Ok(sent) => sent
+                        .map_err(|e| DbError::Unavailable(e.to_string()))
+                        .and_then(|r| r),
+                    Err(_) => Err(DbError::Unavailable(
+                        "queued rows not flushed before the deadline".into(),
+                    )),
+                };
             let receipt = replay::receipt(&call, &after);
             let result = match flushed {
                 Ok(()) => {
@@ -343,7 +373,7 @@ impl Handler<LearnSkill> for CharacterSession {
             replay::settle(&db, key, result).await
         };
         let call = msg.call;
-        AtomicResponse::new(Box::pin(work.into_actor(self).map(
+        AtomicResponse::new(Box::pin(within(call.deadline, work).into_actor(self).map(
             move |outcome, act, ctx| {
                 finish(act, ctx, &call, outcome, |act, after: CharacterState| {
                     let (state, _) = act.ready(Caller::Server)?;
@@ -387,7 +417,7 @@ impl Handler<DeleteCharacter> for CharacterSession {
             replay::settle(&db, key, result).await
         };
         let call = msg.call;
-        AtomicResponse::new(Box::pin(work.into_actor(self).map(
+        AtomicResponse::new(Box::pin(within(call.deadline, work).into_actor(self).map(
             move |outcome, act, ctx| {
                 let answer = finish(act, ctx, &call, outcome, |_, ()| Ok(()));
                 if let Ok(()) = answer {
@@ -446,7 +476,7 @@ impl Handler<Travel> for CharacterSession {
             replay::settle(&db, key, result).await
         };
         let call = msg.call;
-        AtomicResponse::new(Box::pin(work.into_actor(self).map(
+        AtomicResponse::new(Box::pin(within(call.deadline, work).into_actor(self).map(
             move |outcome, act, ctx| {
                 let answer = finish(act, ctx, &call, outcome, |act, after: CharacterState| {
                     let (state, _) = act.ready(Caller::Server)?;

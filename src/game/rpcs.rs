@@ -90,6 +90,7 @@ fn decode<T: DeserializeOwned>(
         caller: caller(ctx),
         deadline: api.router.deadline(),
         key,
+        ticket: Default::default(),
     };
     Ok(Decoded { req, call })
 }
@@ -175,7 +176,8 @@ where
     M::Result: Serialize + DeserializeOwned + Send + NotRun,
 {
     let mut delay = std::time::Duration::from_millis(20);
-    loop {
+    for attempt in 1.. {
+        let started = std::time::Instant::now();
         let answer = api.router.ask_until::<A, M>(id, m.clone(), deadline).await;
         let last: Result<M::Result, RpcError> = match answer {
             Ok(r) if r.not_run() => Ok(r),
@@ -183,13 +185,25 @@ where
             Err(f @ Failure::NotRun(_)) => Err(f.into()),
             Err(f) => return Err(f.into()),
         };
-        if deadline.remaining().is_none_or(|left| left <= delay) {
+        // A few attempts, each only if it can finish well before the deadline: an entity
+        // moving between nodes is there again within a heartbeat or two; an outage is
+        // answered as it is, promptly, before the deadline turns it into "unknown".
+        let took = started.elapsed();
+        if attempt >= MAX_ATTEMPTS
+            || deadline
+                .remaining()
+                .is_none_or(|left| left <= delay + took * 2)
+        {
             return last;
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(std::time::Duration::from_millis(500));
     }
+    unreachable!("the loop returns")
 }
+
+/// How many times a *not run* answer is asked again (20 ms doubling: about 1.2 s in all).
+const MAX_ATTEMPTS: u32 = 7;
 
 async fn get_catalog(api: Api, _: RpcContext, _: String) -> Result<String, RpcError> {
     encode(&wire::CatalogView::new(&api.catalog))

@@ -16,7 +16,11 @@ use crate::routing::peer::{
     self, PeerError, PeerHandler, PeerRequest, PeerResponse, Peers, RemoteError,
 };
 use crate::routing::placement::Member;
-use crate::routing::Router;
+use crate::routing::{Router, VERDICT_GRACE};
+
+/// How long past a request's deadline the forwarder waits for the owner's verdict: the
+/// owner's own grace plus a network round trip.
+const FORWARD_GRACE: Duration = Duration::from_millis(VERDICT_GRACE.as_millis() as u64 + 300);
 
 /// Sends forwarded messages over the peer link.
 pub struct PeerForwarder {
@@ -45,8 +49,15 @@ impl Forwarder for PeerForwarder {
                 deadline_ms: deadline.unix_ms(),
                 body: request.body,
             };
+            // The owner answers "not run" for a request still queued at the deadline: wait a
+            // moment past it for that verdict rather than guess "may have run".
             let answer = peers
-                .request_until(&request.node, &addr, req, deadline.instant())
+                .request_until(
+                    &request.node,
+                    &addr,
+                    req,
+                    deadline.instant() + FORWARD_GRACE,
+                )
                 .await;
             forward_outcome(answer)
         })

@@ -21,7 +21,7 @@ use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::gateway::{Presence, RpcRegistry};
 use crate::persistence::{
-    claims, cluster as members_sql, migrate, Db, DbError, FlushPolicy, PersistenceActor,
+    claims, cluster as members_sql, migrate, Db, DbError, DbSettings, FlushPolicy, PersistenceActor,
 };
 use crate::routing::membership::{Membership, MembershipSettings, MembershipStatus};
 use crate::routing::peer::{PeerServer, PeerSettings, Peers};
@@ -100,9 +100,9 @@ fn advertised(configured: &str, bound: SocketAddr) -> String {
 pub async fn start(config: Config, shutdown: Shutdown) -> Result<RunningNode, NodeError> {
     let config = Arc::new(config);
     let metrics = Metrics::new(&config.node_id);
-    let db = Db::connect(
+    let db = Db::connect_with(
         &config.database_url,
-        config.database_pool_size,
+        &db_settings(&config),
         config.dialect,
         metrics.clone(),
     )?;
@@ -186,8 +186,23 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<RunningNode, No
         timeout: config.membership_timeout,
         vnodes: config.ring_vnodes,
     };
+    // The heartbeat has connections of its own with a deadline inside its interval, so game
+    // traffic exhausting the main pool can never make this node miss its lease.
+    let beat = config.heartbeat_interval.max(Duration::from_millis(50));
+    let heartbeat_db = Db::connect_with(
+        &config.database_url,
+        &DbSettings {
+            pool_size: 2,
+            connect_timeout: beat,
+            pool_wait: beat,
+            statement_timeout: beat,
+            ..db_settings(&config)
+        },
+        config.dialect,
+        metrics.clone(),
+    )?;
     let mut membership = Membership::new(
-        db.clone(),
+        heartbeat_db,
         router.clone(),
         settings,
         me,
@@ -267,6 +282,17 @@ fn bind_admin(config: &Config, state: AdminState) -> Result<(SocketAddr, Server)
     })?;
     let addr = admin.addrs()[0];
     Ok((addr, admin.run()))
+}
+
+/// The database pool's size and deadlines, from the config.
+pub fn db_settings(config: &Config) -> DbSettings {
+    DbSettings {
+        pool_size: config.database_pool_size,
+        connect_timeout: config.db_connect_timeout,
+        pool_wait: config.db_pool_wait,
+        statement_timeout: config.db_statement_timeout,
+        ..DbSettings::default()
+    }
 }
 
 /// Forgets stopped actors now and then, so the registry and its gauges stay exact.

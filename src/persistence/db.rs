@@ -10,7 +10,7 @@ use tokio_postgres::{error::SqlState, IsolationLevel as Isolation, NoTls};
 use super::retry::Backoff;
 use crate::admin::metrics::Metrics;
 use crate::config::Dialect;
-use crate::request::{Failure, Faults};
+use crate::request::{current_deadline, Failure, Faults};
 use std::sync::Arc;
 
 /// Errors of the persistence layer.
@@ -110,6 +110,39 @@ pub struct Db {
     dialect: Dialect,
     metrics: Arc<Metrics>,
     faults: Arc<Faults>,
+    /// How long the critical path keeps retrying a transaction.
+    retry_budget: Duration,
+}
+
+/// The pool's size and the deadlines of every database wait.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbSettings {
+    pub pool_size: usize,
+    /// Connecting (and recycling a connection) gives up after this.
+    pub connect_timeout: Duration,
+    /// Waiting for a free connection gives up after this: the backpressure answer of a busy
+    /// or unreachable database ("not run, try again").
+    pub pool_wait: Duration,
+    /// The server cancels any statement running longer (`statement_timeout`).
+    pub statement_timeout: Duration,
+    /// TCP keepalive: a silently dropped connection is noticed after about 4× this.
+    pub keepalive_idle: Duration,
+    /// The critical path stops retrying a failed transaction after this, so a request learns
+    /// of an outage well within its own deadline.
+    pub retry_budget: Duration,
+}
+
+impl Default for DbSettings {
+    fn default() -> Self {
+        DbSettings {
+            pool_size: 16,
+            connect_timeout: Duration::from_secs(2),
+            pool_wait: Duration::from_secs(1),
+            statement_timeout: Duration::from_secs(5),
+            keepalive_idle: Duration::from_secs(2),
+            retry_budget: Duration::from_millis(1500),
+        }
+    }
 }
 
 impl std::fmt::Debug for Db {
@@ -125,19 +158,45 @@ impl std::fmt::Debug for Db {
 const MAX_TRANSACT_ATTEMPTS: u32 = 10;
 
 impl Db {
-    /// Builds the pool. No connection is made until first use; deadpool's timeouts default to
-    /// none, so wait/create/recycle are all set here or a dead database would hang callers.
+    /// Builds a pool of `pool_size` with the default deadlines (see [`DbSettings`]).
     pub fn connect(
         url: &str,
         pool_size: usize,
         dialect: Dialect,
         metrics: Arc<Metrics>,
     ) -> Result<Db, DbError> {
+        let settings = DbSettings {
+            pool_size,
+            ..DbSettings::default()
+        };
+        Db::connect_with(url, &settings, dialect, metrics)
+    }
+
+    /// Builds the pool. No connection is made until first use. Every wait has a deadline:
+    /// deadpool's timeouts default to none and TCP keepalive to two hours, so without these a
+    /// dead or silently partitioned database would hang callers (and the heartbeat) forever.
+    pub fn connect_with(
+        url: &str,
+        settings: &DbSettings,
+        dialect: Dialect,
+        metrics: Arc<Metrics>,
+    ) -> Result<Db, DbError> {
         let mut pg: tokio_postgres::Config = url
             .parse()
             .map_err(|e| DbError::Unavailable(format!("bad database url: {e}")))?;
-        pg.connect_timeout(Duration::from_secs(5));
+        pg.connect_timeout(settings.connect_timeout);
         pg.application_name("serai");
+        pg.keepalives(true);
+        pg.keepalives_idle(settings.keepalive_idle);
+        pg.keepalives_interval(settings.keepalive_idle);
+        pg.keepalives_retries(3);
+        // Server-side bound on any statement (both PostgreSQL and CockroachDB read it).
+        let options = format!(
+            "{} -c statement_timeout={}",
+            pg.get_options().unwrap_or_default(),
+            settings.statement_timeout.as_millis()
+        );
+        pg.options(options.trim());
         let manager = Manager::from_config(
             pg,
             NoTls,
@@ -146,12 +205,12 @@ impl Db {
             },
         );
         let timeouts = Timeouts {
-            wait: Some(Duration::from_secs(5)),
-            create: Some(Duration::from_secs(5)),
-            recycle: Some(Duration::from_secs(5)),
+            wait: Some(settings.pool_wait),
+            create: Some(settings.connect_timeout),
+            recycle: Some(settings.connect_timeout),
         };
         let pool = Pool::builder(manager)
-            .max_size(pool_size)
+            .max_size(settings.pool_size.max(1))
             .timeouts(timeouts)
             .runtime(Runtime::Tokio1)
             .build()
@@ -161,6 +220,7 @@ impl Db {
             dialect,
             metrics,
             faults: Arc::default(),
+            retry_budget: settings.retry_budget,
         })
     }
 
@@ -177,8 +237,18 @@ impl Db {
         &self.faults
     }
 
+    /// A pooled connection; the wait ends at the pool's own timeout or at the current
+    /// request's deadline, whichever comes first.
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, DbError> {
-        Ok(self.pool.get().await?)
+        let Some(deadline) = current_deadline() else {
+            return Ok(self.pool.get().await?);
+        };
+        match tokio::time::timeout_at(deadline.instant(), self.pool.get()).await {
+            Ok(client) => Ok(client?),
+            Err(_) => Err(DbError::Unavailable(
+                "no database connection before the request's deadline".into(),
+            )),
+        }
     }
 
     /// Whether the database answers a trivial query.
@@ -219,10 +289,16 @@ impl Db {
         // Interactive callers wait on this: about 1.5 s of retries at most, then they get a
         // clear "try again" rather than a request hanging for many seconds.
         let mut backoff = Backoff::new(Duration::from_millis(5), Duration::from_millis(400));
+        let started = std::time::Instant::now();
         loop {
             match self.transact_once(level, &work).await {
                 Ok(v) => return Ok(v),
-                Err(e) if e.is_retryable() && backoff.attempts() < MAX_TRANSACT_ATTEMPTS => {
+                Err(e)
+                    if e.is_retryable()
+                        && backoff.attempts() < MAX_TRANSACT_ATTEMPTS
+                        && started.elapsed() + backoff.peek() < self.retry_budget
+                        && current_deadline().is_none_or(|d| !d.passed()) =>
+                {
                     tracing::debug!(error = %e, attempt = backoff.attempts(), "retrying transaction");
                     self.metrics.db_retries.increment(1);
                     tokio::time::sleep(backoff.next_delay()).await;
@@ -243,6 +319,13 @@ impl Db {
             .start()
             .await?;
         let value = work(&tx).await?;
+        // Past the request's deadline its caller has been told it was not run (or hears so
+        // now): roll back rather than commit something nobody waits for.
+        if current_deadline().is_some_and(|d| d.passed()) {
+            return Err(DbError::Unavailable(
+                "the request's deadline passed before its commit".into(),
+            ));
+        }
         match tx.commit().await {
             Ok(()) if Faults::take(&self.faults.commit_unknown) => Err(DbError::CommitUnknown(
                 "injected: the commit's answer was lost".into(),

@@ -14,7 +14,7 @@
 mod db;
 pub mod retry;
 
-pub use db::{Db, DbError};
+pub use db::{Db, DbError, DbSettings};
 pub mod accounts;
 pub mod actor;
 pub mod batch;

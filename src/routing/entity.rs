@@ -6,6 +6,8 @@ use std::hash::Hash;
 use actix::{Actor, Context};
 use uuid::Uuid;
 
+use crate::request::Ticket;
+
 /// A key that placement can hash: its bytes alone decide its owner, so every node (whatever
 /// compiler built it) places it the same way.
 pub trait RouteKey: Clone + Eq + Hash + Debug + Send + Sync + Unpin + 'static {
@@ -40,6 +42,13 @@ where
     Self::Result: serde::Serialize + serde::de::DeserializeOwned + Send,
 {
     const NAME: &'static str;
+
+    /// Gives this message a fresh [`Ticket`] and returns a handle on it, for messages whose
+    /// actor takes the ticket when it starts on them (see [`crate::request::Ticket`]). The
+    /// router then knows, at the deadline, whether the message ran. Default: none.
+    fn renew_ticket(&mut self) -> Option<Ticket> {
+        None
+    }
 }
 
 /// An actor that lives at most once per key in the cluster and is activated on demand.

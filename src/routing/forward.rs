@@ -94,10 +94,11 @@ where
                 };
                 let key = A::Key::from_route_bytes(&key)
                     .ok_or_else(|| not_run("bad key", format!("{key:?}")))?;
-                let msg: M =
+                let mut msg: M =
                     decode(&body).map_err(|e| not_run("undecodable message", e.to_string()))?;
+                let ticket = msg.renew_ticket();
                 let answer = router
-                    .send_local::<A, M>(key, msg, deadline)
+                    .send_local::<A, M>(key, msg, deadline, ticket)
                     .await
                     .map_err(ForwardError::Failed)?;
                 // The message ran: an answer that cannot be encoded leaves its caller unsure.

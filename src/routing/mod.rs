@@ -15,4 +15,4 @@ mod router;
 
 pub use entity::{Entity, Remote, RouteKey};
 pub use registry::Registry;
-pub use router::{Router, DEFAULT_REQUEST_BUDGET};
+pub use router::{Router, DEFAULT_REQUEST_BUDGET, VERDICT_GRACE};

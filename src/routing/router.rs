@@ -16,13 +16,18 @@ use super::forward::{self, Dispatch, ForwardError, Forwarder};
 use super::placement::{Owner, Placement};
 use super::registry::Registry;
 use crate::admin::metrics::Metrics;
-use crate::request::{Deadline, Failure, Faults};
+use crate::request::{Deadline, Failure, Faults, Ticket};
 
 /// The entity kinds a node runs; their `Entity::KIND`s.
 pub const KINDS: [&str; 4] = ["character", "battle", "market", "leaderboard"];
 
 /// How many times [`Router::ask`] follows a "not the owner" answer before giving up.
 const MAX_ATTEMPTS: usize = 3;
+
+/// How long past a request's deadline the owner waits for a started request's verdict (an
+/// actor gives up before committing once the deadline passed). Forwarders wait longer
+/// (`node::cluster`), so the owner's verdict reaches them.
+pub const VERDICT_GRACE: Duration = Duration::from_millis(300);
 
 /// The deadline of a request whose caller named none.
 pub const DEFAULT_REQUEST_BUDGET: Duration = Duration::from_secs(5);
@@ -217,21 +222,31 @@ impl Router {
         M::Result: Send,
     {
         match self.owner::<A>(&key) {
-            Owner::Local => self.send_local::<A, M>(key, msg, self.deadline()).await,
+            Owner::Local => {
+                self.send_local::<A, M>(key, msg, self.deadline(), None)
+                    .await
+            }
             Owner::Remote(node) => Err(Failure::not_run(format!("entity is owned by node {node}"))),
             Owner::Nobody => Err(Failure::not_run("no live member owns the entity")),
         }
     }
 
     /// Delivers `msg` to the local actor of `key`. Refused (*not run*) when the deadline has
-    /// passed or the actor cannot take it; once the message is in the actor's mailbox, no
-    /// answer before the deadline, or an actor that stops without answering, *may have run*:
-    /// actors check the deadline again when they start on it (see `Deadline::check`).
+    /// passed or the actor cannot take it. Once the message is in the actor's mailbox, no
+    /// answer before the deadline *may have run* (actors check the deadline again when they
+    /// start on it, see `Deadline::check`, so a late one is refused rather than run).
+    ///
+    /// An actor that stops without answering dropped the message unstarted: every handler
+    /// answers, and state changes run as atomic responses (`ctx.wait`), which finish and answer
+    /// before a stop takes effect; what a stopping actor drops is its mailbox. So a closed
+    /// mailbox is *not run*. (A panicking handler takes its arbiter down; the node is then
+    /// broken, not retrying.)
     pub(crate) async fn send_local<A, M>(
         &self,
         key: A::Key,
         msg: M,
         deadline: Deadline,
+        ticket: Option<Ticket>,
     ) -> Result<M::Result, Failure>
     where
         A: Entity + Handler<M>,
@@ -248,17 +263,30 @@ impl Router {
         let addr = registry
             .get_or_activate(&key)
             .ok_or_else(|| Failure::not_run("node is shutting down"))?;
-        let sent = addr.send(msg);
-        deadline
-            .run(async move {
-                sent.await.map_err(|e| match e {
-                    MailboxError::Closed => {
-                        Failure::may_have_run("the actor stopped before answering")
-                    }
-                    MailboxError::Timeout => Failure::may_have_run("the actor did not answer"),
-                })
-            })
-            .await
+        let mut answer = Box::pin(addr.send(msg));
+        let mailbox = |e: MailboxError| match e {
+            MailboxError::Closed => {
+                Failure::not_run("the actor stopped before it took the message")
+            }
+            MailboxError::Timeout => Failure::may_have_run("the actor did not answer"),
+        };
+        if let Ok(done) = tokio::time::timeout_at(deadline.instant(), &mut answer).await {
+            return done.map_err(mailbox);
+        }
+        // Still queued, or running: the ticket says which, and a queued one never runs. A
+        // running one gives up before its commit at the deadline (`request::within`): wait
+        // a moment for that verdict.
+        if ticket.is_some_and(|t| t.abandon()) {
+            return Err(Failure::not_run(
+                "the deadline passed while the request waited for its actor",
+            ));
+        }
+        match tokio::time::timeout(VERDICT_GRACE, answer).await {
+            Ok(done) => done.map_err(mailbox),
+            Err(_) => Err(Failure::may_have_run(
+                "no answer before the request's deadline",
+            )),
+        }
     }
 
     /// [`Router::ask_until`] with the node's default deadline.
@@ -291,18 +319,20 @@ impl Router {
     {
         let mut msg = Some(msg);
         let mut body: Option<Vec<u8>> = None;
+        let ticket_of = |m: &mut M| m.renew_ticket();
         let mut last = Failure::not_run("the owner could not be reached");
         for _ in 0..MAX_ATTEMPTS {
             deadline.check()?;
             let placement = self.placement();
             let node = match placement.owner(A::KIND, &key.route_bytes()) {
                 Owner::Local => {
-                    let m = match msg.take() {
+                    let mut m = match msg.take() {
                         Some(m) => m,
                         None => forward::decode::<M>(body.as_deref().unwrap_or_default())
                             .map_err(|e| Failure::not_run(e.to_string()))?,
                     };
-                    return self.send_local::<A, M>(key, m, deadline).await;
+                    let ticket = ticket_of(&mut m);
+                    return self.send_local::<A, M>(key, m, deadline, ticket).await;
                 }
                 Owner::Nobody => return Err(Failure::not_run("no live member owns the entity")),
                 Owner::Remote(node) => node,
