@@ -847,8 +847,9 @@ async fn requests_that_waited_past_their_deadline_behind_a_stalled_owner_never_r
     drop(proxy);
 }
 
-/// `serai_market_reservations_total{outcome="expired"}` summed over the running nodes.
-fn expired_reservations(w: &World) -> f64 {
+/// `serai_market_reservations_total{outcome="expired"|"committed"}` summed over the running
+/// nodes: reservations that ended without a refund of their units.
+fn ended_reservations(w: &World) -> f64 {
     w.running()
         .into_iter()
         .map(|i| {
@@ -860,7 +861,8 @@ fn expired_reservations(w: &World) -> f64 {
                 .lines()
                 .filter(|l| {
                     l.starts_with("serai_market_reservations_total{")
-                        && l.contains("outcome=\"expired\"")
+                        && (l.contains("outcome=\"expired\"")
+                            || l.contains("outcome=\"committed\""))
                 })
                 .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
                 .sum::<f64>()
@@ -868,9 +870,9 @@ fn expired_reservations(w: &World) -> f64 {
         .sum()
 }
 
-/// After a trade whose commit outcome is unknown, the market's reservation is never settled
-/// (the session cannot tell the market whether it committed) and expires after
-/// `RESERVATION_TTL`. The database took the units in the trade's transaction, so the market
+/// After a trade whose commit outcome is unknown, the market's reservation is settled once the
+/// database can tell whether the trade committed (or, failing that, expires after
+/// `RESERVATION_TTL`). The database took the units in the trade's transaction, so the market
 /// must not hand them back: what it quotes must stay what the database holds.
 #[actix_rt::test]
 async fn the_market_does_not_give_back_stock_taken_by_a_trade_with_an_unknown_commit() {
@@ -880,7 +882,7 @@ async fn the_market_does_not_give_back_stock_taken_by_a_trade_with_an_unknown_co
     let owner = w.owner(id);
     let good = w.cheapest(&c, id).await;
     let quota0 = w.quota(&good).await;
-    let expired0 = expired_reservations(&w);
+    let ended0 = ended_reservations(&w);
 
     let faults = w.cluster.node(owner).services.db.faults().clone();
     faults.commit_unknown.store(1, Ordering::SeqCst);
@@ -888,13 +890,14 @@ async fn the_market_does_not_give_back_stock_taken_by_a_trade_with_an_unknown_co
     assert_eq!(faults.commit_unknown.load(Ordering::SeqCst), 0);
     assert_eq!(w.quota(&good).await, quota0 - 2, "the trade committed");
 
-    // The event: the reservation the unknown commit left open expires at the market.
+    // The event: the reservation the unknown commit left open ends at the market (settled
+    // as committed, or expired).
     let within = serai::market::RESERVATION_TTL + Duration::from_secs(15);
     let deadline = Instant::now() + within;
-    while expired_reservations(&w) <= expired0 {
+    while ended_reservations(&w) <= ended0 {
         assert!(
             Instant::now() < deadline,
-            "the open reservation did not expire within {within:?}"
+            "the open reservation did not end within {within:?}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -912,7 +915,7 @@ async fn the_market_does_not_give_back_stock_taken_by_a_trade_with_an_unknown_co
     assert_eq!(
         (quoted, w.quota(&good).await),
         (quota0 - 2, quota0 - 2),
-        "(market quote, database quota) after the reservation expired"
+        "(market quote, database quota) after the reservation ended"
     );
     w.stop().await;
 }

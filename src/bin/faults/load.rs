@@ -86,8 +86,13 @@ pub struct Caller {
     pub tally: Tally,
     pub opts: Options,
     client: usize,
+    /// Which of this client's callers (set-up, load, probes): ids never repeat across them.
+    instance: u32,
     seq: u64,
 }
+
+/// Numbers every [`Caller`] of the run.
+static CALLERS: AtomicU32 = AtomicU32::new(0);
 
 impl Caller {
     pub fn new(
@@ -107,14 +112,19 @@ impl Caller {
             tally: Tally::default(),
             opts,
             client,
+            instance: CALLERS.fetch_add(1, Ordering::Relaxed),
             seq: 0,
         }
     }
 
-    /// A fresh `request_id`: run tag, client, sequence (unique within and across runs).
+    /// A fresh `request_id`: run tag, client, caller, sequence (unique within and across
+    /// runs; the same id again would be a repeat, answered with the first answer or 409).
     pub fn next_request_id(&mut self) -> String {
         self.seq += 1;
-        format!("{}-c{:02}-{:06}", self.opts.run_tag, self.client, self.seq)
+        format!(
+            "{}-c{:02}-{}-{:06}",
+            self.opts.run_tag, self.client, self.instance, self.seq
+        )
     }
 
     async fn attempt(&mut self, rpc: &str, payload: &str) -> Reply {
