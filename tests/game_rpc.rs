@@ -1360,7 +1360,7 @@ async fn a_fenced_session_writes_nothing_and_a_fresh_session_takes_over() {
     assert_eq!(owner.as_deref(), Some("test-0"));
 
     // Another node claims the character.
-    let e2 = claims::claim(&other, EntityTable::Character, &EntityId::Uuid(id), "other")
+    let e2 = claims::take_over(&other, EntityTable::Character, &EntityId::Uuid(id), "other")
         .await
         .unwrap();
     assert_eq!(e2, e1 + 1);
@@ -1383,7 +1383,7 @@ async fn a_fenced_session_writes_nothing_and_a_fresh_session_takes_over() {
     // session stops, and the gateway's retry reaches a fresh session that claims the row and
     // writes the skill once. Nothing is acknowledged that is not in the database.
     let fenced_before = g.fenced_writes().await;
-    let e4 = claims::claim(&other, EntityTable::Character, &EntityId::Uuid(id), "other")
+    let e4 = claims::take_over(&other, EntityTable::Character, &EntityId::Uuid(id), "other")
         .await
         .unwrap();
     let c = a
@@ -1430,7 +1430,7 @@ async fn a_fenced_trade_settlement_is_counted_in_serai_fenced_writes_total() {
         .await
         .unwrap();
     let before = g.fenced_writes().await;
-    claims::claim(
+    claims::take_over(
         &g.other_db(),
         EntityTable::Character,
         &EntityId::Uuid(id),
@@ -1479,7 +1479,7 @@ async fn trades_racing_passivation_and_fencing_are_stored_exactly_once() {
             let mut k = 0usize;
             while !done.load(std::sync::atomic::Ordering::Acquire) {
                 k = (k * 7 + 3) % ids.len();
-                claims::claim(
+                claims::take_over(
                     &other,
                     EntityTable::Character,
                     &EntityId::Uuid(ids[k]),

@@ -187,6 +187,18 @@ impl Presence {
             .count()
     }
 
+    /// Pushes one notification to every socket on this node (a drain's "reconnect elsewhere").
+    pub fn notify_all(&self, notification: Notification) -> usize {
+        let users: Vec<Uuid> = {
+            let map = self.inner.sockets.read().unwrap_or_else(|e| e.into_inner());
+            map.keys().copied().collect()
+        };
+        users
+            .into_iter()
+            .map(|u| self.notify(u, notification.clone()))
+            .sum()
+    }
+
     /// Closes every socket on this node with `code` (1001 "going away" at drain); clients
     /// reconnect to another node. Returns how many sockets were asked to close.
     pub fn close_all(&self, code: actix_ws::CloseCode, description: &str) -> usize {

@@ -76,6 +76,11 @@ pub struct RunningNode {
     client: ServerHandle,
     admin: ServerHandle,
     arbiters: Vec<Arbiter>,
+    /// The drain's handles on membership: the switch to `draining`, a nudge for an immediate
+    /// heartbeat, and the signal that ends the heartbeat once everything is handed off.
+    drain: Arc<std::sync::atomic::AtomicBool>,
+    refresh: Arc<tokio::sync::Notify>,
+    leave: Shutdown,
 }
 
 /// How many arbiter threads entity actors are spread over.
@@ -145,14 +150,35 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<RunningNode, No
     crate::game::register(&services);
 
     let client_cfg = crate::game::client_routes(&services);
-    let client = HttpServer::new(move || App::new().configure(client_cfg.clone()))
-        .disable_signals()
-        .shutdown_timeout(10)
-        .bind(config.client_addr)
-        .map_err(|source| NodeError::Bind {
-            addr: config.client_addr,
-            source,
-        })?;
+    let draining = shutdown.clone();
+    let client = HttpServer::new(move || {
+        let draining = draining.clone();
+        App::new()
+            .wrap_fn(move |req, srv| {
+                use actix_web::dev::Service;
+                let answer = srv.call(req);
+                let draining = draining.clone();
+                async move {
+                    let mut res = answer.await?;
+                    // Draining: no keep-alive, so a client's next request opens a connection
+                    // elsewhere instead of racing this listener's close on an idle one.
+                    if draining.is_triggered() {
+                        res.response_mut()
+                            .head_mut()
+                            .set_connection_type(actix_web::http::ConnectionType::Close);
+                    }
+                    Ok(res)
+                }
+            })
+            .configure(client_cfg.clone())
+    })
+    .disable_signals()
+    .shutdown_timeout(10)
+    .bind(config.client_addr)
+    .map_err(|source| NodeError::Bind {
+        addr: config.client_addr,
+        source,
+    })?;
     let client_addr = client.addrs()[0];
 
     // The peer listener answers pings with the incarnation chosen just below.
@@ -188,7 +214,9 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<RunningNode, No
     };
     // The heartbeat has connections of its own with a deadline inside its interval, so game
     // traffic exhausting the main pool can never make this node miss its lease.
-    let beat = config.heartbeat_interval.max(Duration::from_millis(50));
+    // A lease watchdog, not these deadlines, decides when the node steps down; they only keep
+    // one stuck heartbeat from holding up the next.
+    let beat = (config.membership_timeout / 4).max(Duration::from_millis(100));
     let heartbeat_db = Db::connect_with(
         &config.database_url,
         &DbSettings {
@@ -219,7 +247,14 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<RunningNode, No
     }));
     membership.tick().await;
     let membership_status = membership.status();
-    actix_rt::spawn(membership.run(shutdown.clone()));
+    let (drain, refresh, leave) = (
+        membership.drain_switch(),
+        membership.refresher(),
+        Shutdown::new(),
+    );
+    // Heartbeats go on through a drain (the lease holds what is not handed off yet); they end
+    // when the node leaves.
+    actix_rt::spawn(membership.run(leave.clone()));
 
     let readiness = Arc::new(Readiness::default());
     readiness.catalog_loaded.store(true, Ordering::Release);
@@ -262,6 +297,9 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<RunningNode, No
         client: client_handle,
         admin: admin_handle,
         arbiters,
+        drain,
+        refresh,
+        leave,
     })
 }
 
@@ -291,6 +329,7 @@ pub fn db_settings(config: &Config) -> DbSettings {
         connect_timeout: config.db_connect_timeout,
         pool_wait: config.db_pool_wait,
         statement_timeout: config.db_statement_timeout,
+        lease_timeout: config.membership_timeout,
         ..DbSettings::default()
     }
 }
@@ -326,20 +365,63 @@ fn spawn_receipt_sweep(db: Db, keep: Duration, shutdown: Shutdown) {
     });
 }
 
+/// What a socket hears when its node drains: where to reconnect.
+fn reconnect_notice(s: &Services) -> crate::gateway::Notification {
+    let placement = s.router.placement();
+    let others: Vec<String> = placement
+        .members()
+        .filter(|m| m.node_id != s.config.node_id)
+        .map(|m| m.client_addr.clone())
+        .collect();
+    let (subject, code) = crate::protocol::rpc::notify::SERVER_DRAINING;
+    crate::gateway::Notification::new(
+        subject,
+        code,
+        &serde_json::json!({"node": s.config.node_id, "reconnect_to": others}),
+    )
+}
+
 impl RunningNode {
+    /// Waits, at most `limit`, until this node's draining view has moved every entity away
+    /// and each has flushed and released its claim; returns how many were handed off.
+    async fn hand_off(&self, limit: Duration) -> usize {
+        let router = &self.services.router;
+        let view = router.placement().version();
+        let mut views = router.view_changes();
+        let _ = tokio::time::timeout(limit, views.wait_for(|v| *v > view)).await;
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut most = 0;
+        loop {
+            let live: usize = router.sweep().iter().map(|(_, n)| n).sum();
+            most = most.max(live);
+            if live == 0 || tokio::time::Instant::now() >= deadline {
+                if live > 0 {
+                    tracing::warn!(live, "drain: entities still live after the hand-off limit");
+                }
+                return most;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Waits for the shutdown signal (SIGTERM, SIGINT, `POST /admin/drain`), then drains.
     pub async fn wait(self) -> Result<(), NodeError> {
         self.services.shutdown.wait().await;
         self.stop().await
     }
 
-    /// Drains and stops the node now: readiness false, no new activations, every entity
-    /// flushed and its claim released, the node leaves the view, client sockets closed with
-    /// 1001, listeners stopped.
+    /// Drains and stops the node now, in the order that loses nothing: readiness false; the
+    /// node heartbeats as `draining`, so it leaves every view (its own too) while its lease
+    /// still holds what it has not released; every entity hands off (flush, release: the new
+    /// owner claims only after); requests in flight are answered; sockets are told to
+    /// reconnect elsewhere and closed with 1001; then the node leaves and its listeners stop.
     pub async fn stop(self) -> Result<(), NodeError> {
         let s = &self.services;
         s.shutdown.trigger();
         self.readiness.draining.store(true, Ordering::Release);
+        self.drain.store(true, Ordering::Release);
+        self.refresh.notify_one();
+        let handed = self.hand_off(Duration::from_secs(30)).await;
         s.router.close();
         crate::game::stop_all(s).await;
         if let Err(e) = crate::persistence::flush_now(&s.persistence, Duration::from_secs(30)).await
@@ -347,11 +429,17 @@ impl RunningNode {
             tracing::error!(error = %e, "final flush did not complete; unwritten rows are lost with this process");
         }
         match claims::release_all(&s.db, &s.config.node_id).await {
-            Ok(n) => tracing::info!(released = n, "claims released"),
+            Ok(n) => tracing::info!(released = n, handed, "claims released"),
             Err(e) => {
-                tracing::warn!(error = %e, "could not release claims; they will be taken over by the next claim")
+                tracing::warn!(error = %e, "could not release claims; they will be taken over when the lease ends")
             }
         }
+        // The listener keeps serving (forwarding to the new owners) until the very end; its
+        // graceful stop below answers what is in flight. Closing it earlier would leave
+        // connections queued in the kernel's backlog unanswered.
+        let told = s.presence.notify_all(reconnect_notice(s));
+        tracing::info!(sockets = told, "sockets told to reconnect elsewhere");
+        self.leave.trigger();
         let incarnation = self
             .membership
             .lock()

@@ -3,6 +3,7 @@
 
 use uuid::Uuid;
 
+use super::cluster::{ALIVE, DRAINING};
 use super::{Db, DbError};
 
 /// The tables whose rows are entities with an owner.
@@ -49,9 +50,72 @@ impl std::fmt::Display for EntityId {
     }
 }
 
-/// Claims the row for `node`: owner_node = node, owner_epoch + 1. Returns the new epoch, or
-/// `NotFound` when there is no such row.
+/// Claims the row for `node`: owner_node = node, owner_epoch + 1, returning the new epoch —
+/// but only over a released row, a row `node` itself holds (a restarted process of the same
+/// node id), or a row whose owner's lease expired (its heartbeat is older than the lease
+/// timeout, or it left). A live owner hands a row over by releasing it; until it does, the
+/// claim waits (polling, at most [`Db::claim_wait`]) and then fails with
+/// [`DbError::Claimed`] ("not run": the caller may try again). `NotFound` when there is no
+/// such row.
 pub async fn claim(db: &Db, table: EntityTable, id: &EntityId, node: &str) -> Result<i64, DbError> {
+    let started = std::time::Instant::now();
+    loop {
+        match claim_once(db, table, id, node).await {
+            Err(DbError::Claimed(owner)) if started.elapsed() < db.claim_wait() => {
+                tracing::debug!(%id, %owner, "waiting for the live owner to hand over");
+                tokio::time::sleep(CLAIM_POLL).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// How often a waiting claim looks again.
+const CLAIM_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// One attempt of [`claim`].
+pub async fn claim_once(
+    db: &Db,
+    table: EntityTable,
+    id: &EntityId,
+    node: &str,
+) -> Result<i64, DbError> {
+    let (name, key) = table.sql_name();
+    let sql = format!(
+        "UPDATE {name} AS t SET owner_node = $2, owner_epoch = t.owner_epoch + 1 \
+         WHERE t.{key} = $1 AND (t.owner_node IS NULL OR t.owner_node = $2 OR NOT EXISTS ( \
+           SELECT 1 FROM cluster_member m WHERE m.node_id = t.owner_node \
+           AND m.status IN ('{ALIVE}', '{DRAINING}') \
+           AND m.last_heartbeat > now() - ($3::FLOAT8 * INTERVAL '1 millisecond'))) \
+         RETURNING t.owner_epoch"
+    );
+    let lease = db.lease_timeout().as_millis() as f64;
+    let client = db.client().await?;
+    let row = match id {
+        EntityId::Uuid(u) => client.query_opt(&sql, &[u, &node, &lease]).await?,
+        EntityId::Text(t) => client.query_opt(&sql, &[t, &node, &lease]).await?,
+    };
+    if let Some(r) = row {
+        db.metrics().claims.increment(1);
+        return Ok(r.get(0));
+    }
+    // Refused: a live owner holds it, or there is no such row.
+    match owner(db, table, id).await? {
+        Some((Some(holder), _)) => Err(DbError::Claimed(holder)),
+        Some((None, _)) => Err(DbError::Claimed("a concurrent claim".into())),
+        None => Err(DbError::NotFound(format!("{name} {id}"))),
+    }
+}
+
+/// Claims the row whatever its owner's lease says: for an owner an operator knows is dead,
+/// and for tests that play a peer which wrongly believes the owner dead (a split view), to
+/// show that fencing still keeps the old owner from writing. Never used by the node itself.
+pub async fn take_over(
+    db: &Db,
+    table: EntityTable,
+    id: &EntityId,
+    node: &str,
+) -> Result<i64, DbError> {
     let (name, key) = table.sql_name();
     let sql = format!(
         "UPDATE {name} SET owner_node = $2, owner_epoch = owner_epoch + 1 WHERE {key} = $1 RETURNING owner_epoch"
@@ -61,7 +125,6 @@ pub async fn claim(db: &Db, table: EntityTable, id: &EntityId, node: &str) -> Re
         EntityId::Uuid(u) => client.query_opt(&sql, &[u, &node]).await?,
         EntityId::Text(t) => client.query_opt(&sql, &[t, &node]).await?,
     };
-    db.metrics().claims.increment(1);
     row.map(|r| r.get(0))
         .ok_or_else(|| DbError::NotFound(format!("{name} {id}")))
 }

@@ -19,6 +19,9 @@ pub struct MemberRow {
 pub const ALIVE: &str = "alive";
 /// Status of a member that left on purpose (drain).
 pub const LEFT: &str = "left";
+/// Status of a member that is handing its entities off: out of every view (no new keys), but
+/// its lease still holds what it has not released yet.
+pub const DRAINING: &str = "draining";
 
 /// Writes this node's heartbeat (insert or refresh). A row of a newer incarnation of the same
 /// node id is never overwritten by an older process.

@@ -35,6 +35,10 @@ pub enum DbError {
     /// reload its state from the database.
     #[error("commit outcome unknown: {0}")]
     CommitUnknown(String),
+    /// A live owner holds the entity's row (its lease is fresh): not claimed, nothing
+    /// changed; it hands the row over by releasing it.
+    #[error("owned by live node {0}")]
+    Claimed(String),
     /// The request's idempotency key is stored already: the transaction rolled back, and the
     /// stored answer is the answer.
     #[error("this request was applied before")]
@@ -65,6 +69,7 @@ impl DbError {
             DbError::CommitUnknown(m) => Failure::may_have_run(format!("database commit: {m}")),
             DbError::Unavailable(m) => Failure::not_run(format!("database unavailable: {m}")),
             DbError::Fenced(m) => Failure::not_run(format!("{m} moved to another owner")),
+            DbError::Claimed(m) => Failure::not_run(format!("still owned by live node {m}")),
             other => Failure::not_run(format!("database: {other}")),
         }
     }
@@ -112,6 +117,8 @@ pub struct Db {
     faults: Arc<Faults>,
     /// How long the critical path keeps retrying a transaction.
     retry_budget: Duration,
+    /// A node's ownership lasts this long past its last heartbeat (the membership timeout).
+    lease_timeout: Duration,
 }
 
 /// The pool's size and the deadlines of every database wait.
@@ -130,6 +137,9 @@ pub struct DbSettings {
     /// The critical path stops retrying a failed transaction after this, so a request learns
     /// of an outage well within its own deadline.
     pub retry_budget: Duration,
+    /// A node's ownership of its rows lasts this long past its last heartbeat (the
+    /// membership timeout): claims over a live owner wait for it to hand over.
+    pub lease_timeout: Duration,
 }
 
 impl Default for DbSettings {
@@ -141,6 +151,7 @@ impl Default for DbSettings {
             statement_timeout: Duration::from_secs(5),
             keepalive_idle: Duration::from_secs(2),
             retry_budget: Duration::from_millis(1500),
+            lease_timeout: Duration::from_secs(3),
         }
     }
 }
@@ -221,6 +232,7 @@ impl Db {
             metrics,
             faults: Arc::default(),
             retry_budget: settings.retry_budget,
+            lease_timeout: settings.lease_timeout,
         })
     }
 
@@ -230,6 +242,16 @@ impl Db {
 
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// How long a node's ownership lasts past its last heartbeat.
+    pub fn lease_timeout(&self) -> Duration {
+        self.lease_timeout
+    }
+
+    /// How long a claim waits for a live owner to hand over: a lease, and a little more.
+    pub fn claim_wait(&self) -> Duration {
+        self.lease_timeout + Duration::from_millis(500)
     }
 
     /// Test hooks: see [`Faults`].

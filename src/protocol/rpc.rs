@@ -785,6 +785,9 @@ pub mod notify {
     pub const BATTLE_TURN: (&str, i32) = ("battle_turn", 103);
     /// A battle ended and was settled: [`super::BattleEndedNotice`].
     pub const BATTLE_ENDED: (&str, i32) = ("battle_ended", 104);
+    /// This node is draining: reconnect to one of `reconnect_to` (client addresses); the
+    /// socket closes with 1001 next.
+    pub const SERVER_DRAINING: (&str, i32) = ("server_draining", 105);
 }
 
 #[derive(Debug, Serialize)]

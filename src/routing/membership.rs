@@ -8,6 +8,7 @@
 //! new incarnation.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,8 +17,8 @@ use tokio::sync::Notify;
 
 use super::placement::{Member, Placement};
 use super::router::Router;
-use crate::persistence::cluster::{self, MemberRow, ALIVE};
-use crate::persistence::Db;
+use crate::persistence::cluster::{self, MemberRow, ALIVE, DRAINING};
+use crate::persistence::{Db, DbError};
 use crate::shutdown::Shutdown;
 
 /// Probes a peer directly; answers the round-trip time.
@@ -71,8 +72,13 @@ pub struct Membership {
     probe: Option<Probe>,
     status: Arc<Mutex<MembershipStatus>>,
     refresh: Arc<Notify>,
-    last_ok: Instant,
+    /// When the last heartbeat that succeeded was *sent*: the database stamped it later, so
+    /// this node's lease, counted from here, ends before the one peers see.
+    last_ok: Arc<Mutex<Instant>>,
     on_change: Option<ViewHook>,
+    /// Set by a drain: heartbeat as `draining`, leave every view (own one too), keep the
+    /// lease until the node leaves.
+    draining: Arc<AtomicBool>,
 }
 
 /// Called with the members of every new view (the node resets peer-link backoff with it).
@@ -102,8 +108,9 @@ impl Membership {
             probe,
             status: Arc::new(Mutex::new(status)),
             refresh: Arc::new(Notify::new()),
-            last_ok: Instant::now(),
+            last_ok: Arc::new(Mutex::new(Instant::now())),
             on_change: None,
+            draining: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -125,6 +132,22 @@ impl Membership {
         self.me.incarnation
     }
 
+    /// The switch a drain flips (see [`Membership::draining`]'s field).
+    pub fn drain_switch(&self) -> Arc<AtomicBool> {
+        self.draining.clone()
+    }
+
+    fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// How long this node serves after its last successful heartbeat was sent: the lease
+    /// (membership timeout) less a margin for the heartbeat's own delay and clock rates.
+    pub fn serving_window(&self) -> Duration {
+        let margin = (self.settings.interval * 2).max(self.settings.timeout / 4);
+        self.settings.timeout.saturating_sub(margin)
+    }
+
     /// One round: heartbeat, read the members, install a new view if it changed.
     pub async fn tick(&mut self) {
         let version = self
@@ -132,16 +155,28 @@ impl Membership {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .version;
+        let status = if self.is_draining() { DRAINING } else { ALIVE };
         let row = MemberRow {
             node_id: self.me.node_id.clone(),
             peer_addr: self.me.peer_addr.clone(),
             client_addr: self.me.client_addr.clone(),
             incarnation: self.me.incarnation,
-            status: ALIVE.to_string(),
+            status: status.to_string(),
             silent_ms: 0,
         };
-        match cluster::heartbeat(&self.db, &row, version as i64).await {
-            Ok(true) => self.heartbeat_ok().await,
+        let sent = Instant::now();
+        // Bounded whatever the pool does: one hung heartbeat must not hold up the next.
+        let beat = tokio::time::timeout(
+            (self.settings.timeout / 4).max(Duration::from_millis(100)),
+            cluster::heartbeat(&self.db, &row, version as i64),
+        )
+        .await
+        .unwrap_or_else(|_| Err(DbError::Unavailable("heartbeat timed out".into())));
+        match beat {
+            Ok(true) => {
+                *self.last_ok.lock().unwrap_or_else(|e| e.into_inner()) = sent;
+                self.heartbeat_ok().await
+            }
             Ok(false) => {
                 // A newer process with our node id owns the row: we are the stale one.
                 tracing::error!(node = %self.me.node_id, "a newer incarnation of this node id is running");
@@ -155,7 +190,6 @@ impl Membership {
     }
 
     async fn heartbeat_ok(&mut self) {
-        self.last_ok = Instant::now();
         let was_dead = self.status.lock().unwrap_or_else(|e| e.into_inner()).dead;
         if was_dead {
             // Rejoin as a new incarnation: whatever we held before was taken over.
@@ -178,7 +212,11 @@ impl Membership {
                 return;
             }
         };
-        let members = live_members(&rows, &self.me, self.settings.timeout);
+        let mut members = live_members(&rows, &self.me, self.settings.timeout);
+        if self.is_draining() {
+            // Out of its own view too: every key it holds moves, so it hands each one off.
+            members.retain(|m| m.node_id != self.me.node_id);
+        }
         let silent: BTreeMap<&str, i64> = rows
             .iter()
             .map(|r| (r.node_id.as_str(), r.silent_ms))
@@ -212,29 +250,9 @@ impl Membership {
         }
     }
 
-    fn heartbeat_failed(&mut self) {
-        if self.last_ok.elapsed() < self.settings.timeout {
-            return;
-        }
-        let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
-        if s.dead {
-            return;
-        }
-        s.dead = true;
-        s.version += 1;
-        let version = s.version;
-        s.members.clear();
-        drop(s);
-        tracing::error!("no heartbeat for longer than the membership timeout: this node is declared dead; stopping its entities");
-        self.router.close();
-        self.router.install(Placement::of_view(
-            &self.me.node_id,
-            version,
-            Vec::new(),
-            self.settings.vnodes,
-        ));
-        self.router.stop_all();
-    }
+    /// A failed heartbeat changes nothing by itself: the lease watchdog (see
+    /// [`Membership::run`]) steps down once the last success is too old.
+    fn heartbeat_failed(&mut self) {}
 
     /// Probes every other member once, concurrently, and records the results.
     async fn probe_peers(&self) {
@@ -247,11 +265,13 @@ impl Membership {
                 .filter(|m| m.node_id != self.me.node_id)
                 .collect()
         };
+        let interval = self.settings.interval.max(Duration::from_millis(50));
         let results = futures_util::future::join_all(members.into_iter().map(|m| {
             let probe = probe.clone();
             async move {
                 let id = m.node_id.clone();
-                let r = tokio::time::timeout(Duration::from_secs(1), probe(m))
+                // Within one interval: a dead peer must not delay this node's own heartbeat.
+                let r = tokio::time::timeout(interval, probe(m))
                     .await
                     .unwrap_or(Err("timeout".into()));
                 (id, r)
@@ -262,8 +282,21 @@ impl Membership {
         s.probes = results.into_iter().collect();
     }
 
-    /// Runs until shutdown: a tick every interval, or at once when asked to refresh.
+    /// Runs until shutdown: a tick every interval, or at once when asked to refresh; and,
+    /// beside it, the lease watchdog.
     pub async fn run(mut self, shutdown: Shutdown) -> Membership {
+        tokio::spawn(
+            Watchdog {
+                last_ok: self.last_ok.clone(),
+                window: self.serving_window(),
+                every: (self.settings.interval / 2).max(Duration::from_millis(10)),
+                status: self.status.clone(),
+                router: self.router.clone(),
+                node_id: self.me.node_id.clone(),
+                vnodes: self.settings.vnodes,
+            }
+            .run(shutdown.clone()),
+        );
         let mut tick = tokio::time::interval(self.settings.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let refresh = self.refresh.clone();
@@ -277,6 +310,59 @@ impl Membership {
             self.probe_peers().await;
         }
         self
+    }
+}
+
+/// Steps the node down once its last successful heartbeat is older than its serving window,
+/// by this process's monotonic clock, whatever the heartbeat itself is stuck on: peers may
+/// claim its rows one full lease (by the database's clock) after a heartbeat sent later than
+/// that, so the node stops serving before any of them can.
+struct Watchdog {
+    last_ok: Arc<Mutex<Instant>>,
+    window: Duration,
+    every: Duration,
+    status: Arc<Mutex<MembershipStatus>>,
+    router: Arc<Router>,
+    node_id: String,
+    vnodes: usize,
+}
+
+impl Watchdog {
+    async fn run(self, shutdown: Shutdown) {
+        let mut tick = tokio::time::interval(self.every);
+        loop {
+            tokio::select! {
+                _ = shutdown.wait() => return,
+                _ = tick.tick() => {}
+            }
+            let last = *self.last_ok.lock().unwrap_or_else(|e| e.into_inner());
+            if last.elapsed() >= self.window {
+                self.step_down();
+            }
+        }
+    }
+
+    fn step_down(&self) {
+        let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        if s.dead {
+            return;
+        }
+        s.dead = true;
+        s.version += 1;
+        let version = s.version;
+        s.members.clear();
+        drop(s);
+        tracing::error!(
+            "no heartbeat within the lease: this node steps down and stops its entities"
+        );
+        self.router.step_down();
+        self.router.install(Placement::of_view(
+            &self.node_id,
+            version,
+            Vec::new(),
+            self.vnodes,
+        ));
+        self.router.stop_all();
     }
 }
 

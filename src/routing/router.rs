@@ -3,7 +3,7 @@
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -81,6 +81,8 @@ pub struct Router {
     /// The deadline budget of requests sent with [`Router::ask`], in milliseconds.
     budget_ms: AtomicU64,
     faults: Arc<Faults>,
+    /// False once this node's lease may have lapsed: it answers nothing from memory.
+    serving: AtomicBool,
 }
 
 impl Router {
@@ -101,6 +103,29 @@ impl Router {
             metrics,
             budget_ms: AtomicU64::new(DEFAULT_REQUEST_BUDGET.as_millis() as u64),
             faults: Arc::default(),
+            serving: AtomicBool::new(true),
+        }
+    }
+
+    /// Stops serving: this node can no longer prove its lease, so a peer may soon own its
+    /// keys. Every request is refused ("not run") and nothing is activated until
+    /// [`Router::reopen`].
+    pub fn step_down(&self) {
+        self.serving.store(false, Ordering::Release);
+        self.close();
+    }
+
+    /// Whether this node serves requests (its lease holds).
+    pub fn is_serving(&self) -> bool {
+        self.serving.load(Ordering::Acquire)
+    }
+
+    fn check_serving(&self) -> Result<(), Failure> {
+        match self.is_serving() {
+            true => Ok(()),
+            false => Err(Failure::not_run(
+                "this node lost its lease and serves nothing",
+            )),
         }
     }
 
@@ -255,6 +280,7 @@ impl Router {
         M::Result: Send,
     {
         deadline.check()?;
+        self.check_serving()?;
         let registry = self.registry::<A>()?;
         let registry = registry
             .as_any()
@@ -409,6 +435,7 @@ impl Router {
             return Err(ForwardError::Failed(Failure::not_run("hop limit reached")));
         }
         request.deadline.check().map_err(ForwardError::Failed)?;
+        self.check_serving().map_err(ForwardError::Failed)?;
         let placement = self.placement();
         if placement.owner(&request.kind, &request.key) != Owner::Local {
             return Err(ForwardError::NotOwner {
@@ -484,8 +511,9 @@ impl Router {
         }
     }
 
-    /// Allows activations again (a node that rejoins after being declared dead).
+    /// Allows activations and serves again (a node that rejoins after being declared dead).
     pub fn reopen(&self) {
+        self.serving.store(true, Ordering::Release);
         for r in self
             .registries
             .read()

@@ -307,20 +307,18 @@ async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: String) {
                 let handler = shared.handler.clone();
                 let peer = peer.clone();
                 let tx = tx.clone();
-                let stop = shared.stop.clone();
                 let max = settings.max_frame;
+                // A request taken is answered, also when the node stops (a drain waits for
+                // its answer below): dropping it would leave its caller unsure.
                 tokio::spawn(async move {
                     let _permit = permit;
-                    let response = tokio::select! {
-                        _ = stop.cancelled() => return,
-                        r = AssertUnwindSafe(async move { handler(peer, body).await })
-                            .catch_unwind() => r.unwrap_or_else(|_| {
-                                tracing::error!("peer request handler panicked");
-                                PeerResponse::Error(RemoteError::may_have_run(
-                                    "request handler failed",
-                                ))
-                            }),
-                    };
+                    let response = AssertUnwindSafe(async move { handler(peer, body).await })
+                        .catch_unwind()
+                        .await
+                        .unwrap_or_else(|_| {
+                            tracing::error!("peer request handler panicked");
+                            PeerResponse::Error(RemoteError::may_have_run("request handler failed"))
+                        });
                     let bytes = encode_response(id, response, version, max);
                     let _ = tx.send(bytes).await;
                 });
@@ -358,10 +356,17 @@ async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: String) {
     }
     lock(&shared.links).remove(&id);
     drop(tx);
+    // Requests in flight answer before the writer goes (bounded: a handler has its own
+    // deadline; this is for a node that stops, not one whose link broke).
+    let all = settings.max_in_flight.max(1) as u32;
+    let _ = tokio::time::timeout(IN_FLIGHT_GRACE, in_flight.acquire_many(all)).await;
     token.cancel();
     let _ = writer.await;
     tracing::debug!(%peer, "peer link down");
 }
+
+/// How long a closing link waits for the answers of the requests it took.
+const IN_FLIGHT_GRACE: std::time::Duration = std::time::Duration::from_secs(6);
 
 fn stop_reason(shared: &Shared, peer: &str) -> Option<String> {
     Some(
