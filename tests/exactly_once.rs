@@ -1029,3 +1029,63 @@ fn payload_or_body(r: &Response) -> Value {
         _ => serde_json::from_str(&r.body).unwrap_or(Value::Null),
     }
 }
+
+/// A keyed `submit_turn` is written with its answer: a repeat after the battle's owner drained
+/// reaches a new owner, which answers the first answer and plays nothing again.
+#[actix_rt::test]
+async fn a_repeated_turn_after_the_battle_moved_returns_its_first_answer() {
+    let mut w = World::start(3, |_, _| {}).await;
+    let c = w.player(0, "exactly-once-turn-repeat").await;
+    let id = w.character(&c, "Turn Taker", 5_000).await;
+    let battle =
+        payload(&server_rpc(w.addr(0), "force_encounter", &json!({"character_id": id})).await);
+    assert_eq!(battle["state"], "active");
+    let battle_id = battle["battle_id"].as_str().unwrap().to_string();
+    let bid: Uuid = battle_id.parse().unwrap();
+    let actions: Vec<Value> = battle["combatants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["side"] == "party" && c["alive"] == true)
+        .map(|c| json!({"actor": c["id"], "action": "defend"}))
+        .collect();
+    let turn = json!({"battle_id": battle_id, "turn": 1, "actions": actions,
+                      "request_id": "turn-repeat-0001"});
+    let first = payload(&call(&c, "submit_turn", &turn).await);
+    assert_eq!(first["turn"], 1, "{first}");
+    let logged = "SELECT count(*) FROM battle_action_log WHERE battle_id = $1";
+    assert_eq!(
+        w.count(logged, bid).await,
+        1,
+        "the turn is written before its answer"
+    );
+
+    // The battle's owner drains; the repeat reaches the new owner through another node.
+    let holder = w
+        .running()
+        .into_iter()
+        .find(|i| {
+            w.cluster
+                .node(*i)
+                .services
+                .router
+                .local::<serai::battle::Battle>(&bid)
+                .is_some()
+        })
+        .expect("a node holds the battle");
+    let via = (holder + 1) % 3;
+    w.cluster.stop(holder).await;
+    w.cluster.wait_converged(2, Duration::from_secs(10)).await;
+    let c = at(&c, w.addr(via));
+    let before = w.digest().await;
+    let again = payload(&call(&c, "submit_turn", &turn).await);
+    assert_eq!(again, first, "the repeat answers the first answer");
+    assert_eq!(w.count(logged, bid).await, 1, "no turn played twice");
+    assert_eq!(w.digest().await, before);
+    // The same id for another turn is refused and changes nothing.
+    let other = json!({"battle_id": battle_id, "turn": 2, "actions": [],
+                       "request_id": "turn-repeat-0001"});
+    refused(&call(&c, "submit_turn", &other).await, 409, 6);
+    assert_eq!(w.count(logged, bid).await, 1);
+    w.stop().await;
+}

@@ -6,6 +6,7 @@
 use uuid::Uuid;
 
 use super::characters::{count_fenced, write_crew};
+use super::receipts::{self, Receipt};
 use super::{Db, DbError};
 use crate::character::state::CharacterState;
 
@@ -256,4 +257,37 @@ pub async fn close_orphan(
         )
         .await?;
     Ok(n == 1)
+}
+
+/// Writes one resolved turn and the answer to its keyed request in one transaction, fenced by
+/// the battle's epoch: the turn's repeat (same `request_id`) then finds its answer on any node.
+/// The turn's row is also queued as a dirty row; both writes are the same upsert.
+pub async fn log_turn(
+    db: &Db,
+    (battle_id, epoch, turn): (Uuid, i64, i32),
+    payload: &[u8],
+    receipt: &Receipt,
+) -> Result<(), DbError> {
+    let (payload, receipt) = (payload.to_vec(), receipt.clone());
+    let result = db
+        .transact_guarded(move |tx| {
+            let (payload, receipt) = (payload.clone(), receipt.clone());
+            Box::pin(async move {
+                let n = tx
+                    .execute(
+                        "INSERT INTO battle_action_log (battle_id, turn, payload, created_at) \
+                         SELECT $1, $3, $4, now() WHERE EXISTS (SELECT 1 FROM battle_encounter b \
+                           WHERE b.id = $1 AND b.owner_epoch = $2) \
+                         ON CONFLICT (battle_id, turn) DO UPDATE SET payload = excluded.payload",
+                        &[&battle_id, &epoch, &turn, &payload],
+                    )
+                    .await?;
+                if n == 0 {
+                    return Err(DbError::Fenced(format!("battle {battle_id}")));
+                }
+                receipts::store(tx, Some(&receipt)).await
+            })
+        })
+        .await;
+    count_fenced(db, result)
 }
