@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use tokio_postgres::types::ToSql;
 use tokio_postgres::Transaction;
 use uuid::Uuid;
 
@@ -297,8 +298,7 @@ pub async fn settle_trade(db: &Db, t: &TradeSettlement) -> Result<(i64, i64), Db
                 Side::Buy => (-t.total, t.quantity, -t.quantity),
                 Side::Sell => (t.total, -t.quantity, t.quantity),
             };
-            let gold = change_gold(tx, t.character_id, t.epoch, gold_delta).await?;
-            let sql = if cargo_delta >= 0 {
+            let cargo_sql = if cargo_delta >= 0 {
                 "INSERT INTO caravan_cargo (character_id, good, quantity) VALUES ($1, $2, $3) \
                  ON CONFLICT (character_id, good) DO UPDATE SET quantity = caravan_cargo.quantity + excluded.quantity \
                  RETURNING quantity"
@@ -306,25 +306,36 @@ pub async fn settle_trade(db: &Db, t: &TradeSettlement) -> Result<(i64, i64), Db
                 "UPDATE caravan_cargo SET quantity = quantity + $3 \
                  WHERE character_id = $1 AND good = $2 AND quantity + $3 >= 0 RETURNING quantity"
             };
-            let held: i64 = match tx.query_opt(sql, &[&t.character_id, &t.good, &cargo_delta]).await? {
+            // The four statements do not depend on each other's results: sent together
+            // (tokio-postgres pipelines concurrent queries on one connection), they cost one
+            // round trip, so the receipt adds none. Any error rolls the whole transaction back;
+            // a duplicate receipt is read first (it aborts the transaction, so the others'
+            // follow-up queries fail for that reason).
+            let cargo_params: [&(dyn ToSql + Sync); 3] = [&t.character_id, &t.good, &cargo_delta];
+            let market_params: [&(dyn ToSql + Sync); 4] = [&t.node, &t.good, &quota_delta, &t.price_after];
+            let (gold, held, market, stored) = futures_util::join!(
+                change_gold(tx, t.character_id, t.epoch, gold_delta),
+                tx.query_opt(cargo_sql, &cargo_params),
+                tx.execute(
+                    "UPDATE market_price_snapshot SET quota = quota + $3, price = $4, updated_at = now() \
+                     WHERE node = $1 AND good = $2 AND quota + $3 >= 0",
+                    &market_params,
+                ),
+                receipts::store(tx, t.receipt.as_ref()),
+            );
+            stored?;
+            let gold = gold?;
+            let held: i64 = match held? {
                 Some(r) => r.get(0),
                 None => return Err(DbError::Rejected(format!("the caravan does not hold {} {}", t.quantity, t.good))),
             };
+            if market? == 0 {
+                return Err(DbError::Rejected(format!("the market at {} has no {} left", t.node, t.good)));
+            }
             if held == 0 {
                 tx.execute("DELETE FROM caravan_cargo WHERE character_id = $1 AND good = $2", &[&t.character_id, &t.good])
                     .await?;
             }
-            let n = tx
-                .execute(
-                    "UPDATE market_price_snapshot SET quota = quota + $3, price = $4, updated_at = now() \
-                     WHERE node = $1 AND good = $2 AND quota + $3 >= 0",
-                    &[&t.node, &t.good, &quota_delta, &t.price_after],
-                )
-                .await?;
-            if n == 0 {
-                return Err(DbError::Rejected(format!("the market at {} has no {} left", t.node, t.good)));
-            }
-            receipts::store(tx, t.receipt.as_ref()).await?;
             Ok((gold, held))
         })
     })
