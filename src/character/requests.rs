@@ -22,6 +22,7 @@ use crate::market::messages as market;
 use crate::market::rules::GoodState;
 use crate::persistence::characters::{self, TradeSettlement};
 use crate::persistence::messages::FlushNow;
+use crate::persistence::receipts::Receipt;
 use crate::persistence::DbError;
 use crate::request::within;
 
@@ -220,13 +221,66 @@ impl Handler<ExecuteTrade> for CharacterSession {
     }
 }
 
-impl Handler<HireCrew> for CharacterSession {
-    type Result = AtomicResponse<Self, SessionResult<CharacterState>>;
+/// A critical write whose answer is the character afterwards.
+type StateWrite = AtomicResponse<CharacterSession, SessionResult<CharacterState>>;
 
-    fn handle(&mut self, msg: HireCrew, _: &mut Self::Context) -> Self::Result {
-        if let Some(hit) = replay::from_memory(&self.answers, &msg.call) {
+impl CharacterSession {
+    /// Carries out a critical write the rules decided: `prepared` is their verdict (what
+    /// `write` needs, and the character afterwards); `write` commits it with the receipt of
+    /// that answer; once committed, memory becomes the character afterwards and `on_commit`
+    /// follows. A refusal of a repeat, or a duplicate receipt, answers the stored answer.
+    fn write_state<P, Fut>(
+        &mut self,
+        call: Call,
+        prepared: SessionResult<(P, CharacterState)>,
+        write: impl FnOnce(crate::persistence::Db, P, CharacterState, Option<Receipt>) -> Fut + 'static,
+        on_commit: impl FnOnce(&mut Self, &mut Context<Self>) + 'static,
+    ) -> StateWrite
+    where
+        P: 'static,
+        Fut: std::future::Future<Output = Result<(), DbError>> + 'static,
+    {
+        if let Some(hit) = replay::from_memory(&self.answers, &call) {
             return answered(hit);
         }
+        let db = self.deps.db.clone();
+        let key = call.key.clone();
+        let receipt_call = call.clone();
+        let work = async move {
+            let (p, after) = match prepared {
+                Ok(p) => p,
+                Err(e) => {
+                    let stored = replay::refusal_or_stored(&db, key.as_ref(), e).await;
+                    return stored.map(|t| Ok(Written::Replayed(t)));
+                }
+            };
+            let receipt = replay::receipt(&receipt_call, &after);
+            let result = write(db.clone(), p, after.clone(), receipt)
+                .await
+                .map(|()| after);
+            replay::settle(&db, key.as_ref(), result).await
+        };
+        let deadline = call.deadline;
+        AtomicResponse::new(Box::pin(within(deadline, work).into_actor(self).map(
+            move |outcome, act, ctx| {
+                let answer = finish(act, ctx, &call, outcome, |act, after: CharacterState| {
+                    let (state, _) = act.ready(Caller::Server)?;
+                    *state = after.clone();
+                    Ok(after)
+                });
+                if answer.is_ok() {
+                    on_commit(act, ctx);
+                }
+                answer
+            },
+        )))
+    }
+}
+
+impl Handler<HireCrew> for CharacterSession {
+    type Result = StateWrite;
+
+    fn handle(&mut self, msg: HireCrew, _: &mut Self::Context) -> Self::Result {
         let catalog = self.deps.catalog.clone();
         let prepared = self.start(&msg.call).and_then(|(state, epoch)| {
             let (member, cost) = rules::hire(
@@ -240,46 +294,21 @@ impl Handler<HireCrew> for CharacterSession {
             let mut after = state.clone();
             after.gold -= cost;
             after.crew.push(member.clone());
-            Ok((epoch, member, cost, after))
+            Ok(((epoch, member, cost), after))
         });
-        let db = self.deps.db.clone();
-        let call = msg.call.clone();
-        let work = async move {
-            let key = call.key.as_ref();
-            let (epoch, member, cost, after) = match prepared {
-                Ok(p) => p,
-                Err(e) => {
-                    return replay::refusal_or_stored(&db, key, e)
-                        .await
-                        .map(|t| Ok(Written::Replayed(t)))
-                }
-            };
-            let receipt = replay::receipt(&call, &after);
-            let result = characters::hire(&db, after.id, epoch, &member, cost, receipt.as_ref())
+        let write = |db, (epoch, member, cost), after: CharacterState, receipt: Option<Receipt>| async move {
+            characters::hire(&db, after.id, epoch, &member, cost, receipt.as_ref())
                 .await
-                .map(|gold| CharacterState { gold, ..after });
-            replay::settle(&db, key, result).await
+                .map(|_| ())
         };
-        let call = msg.call;
-        AtomicResponse::new(Box::pin(within(call.deadline, work).into_actor(self).map(
-            move |outcome, act, ctx| {
-                finish(act, ctx, &call, outcome, |act, after: CharacterState| {
-                    let (state, _) = act.ready(Caller::Server)?;
-                    *state = after.clone();
-                    Ok(after)
-                })
-            },
-        )))
+        self.write_state(msg.call, prepared, write, |_, _| {})
     }
 }
 
 impl Handler<DismissCrew> for CharacterSession {
-    type Result = AtomicResponse<Self, SessionResult<CharacterState>>;
+    type Result = StateWrite;
 
     fn handle(&mut self, msg: DismissCrew, _: &mut Self::Context) -> Self::Result {
-        if let Some(hit) = replay::from_memory(&self.answers, &msg.call) {
-            return answered(hit);
-        }
         let catalog = self.deps.catalog.clone();
         let crew_id = msg.crew_id;
         let prepared = self.start(&msg.call).and_then(|(state, epoch)| {
@@ -288,45 +317,18 @@ impl Handler<DismissCrew> for CharacterSession {
             after.crew.retain(|c| c.id != crew_id);
             Ok((epoch, after))
         });
-        let db = self.deps.db.clone();
-        let call = msg.call.clone();
-        let work = async move {
-            let key = call.key.as_ref();
-            let (epoch, after) = match prepared {
-                Ok(p) => p,
-                Err(e) => {
-                    return replay::refusal_or_stored(&db, key, e)
-                        .await
-                        .map(|t| Ok(Written::Replayed(t)))
-                }
-            };
-            let receipt = replay::receipt(&call, &after);
-            let result = characters::dismiss(&db, after.id, epoch, crew_id, receipt.as_ref())
-                .await
-                .map(|()| after);
-            replay::settle(&db, key, result).await
+        let write = move |db, epoch, after: CharacterState, receipt: Option<Receipt>| async move {
+            characters::dismiss(&db, after.id, epoch, crew_id, receipt.as_ref()).await
         };
-        let call = msg.call;
-        AtomicResponse::new(Box::pin(within(call.deadline, work).into_actor(self).map(
-            move |outcome, act, ctx| {
-                finish(act, ctx, &call, outcome, |act, after: CharacterState| {
-                    let (state, _) = act.ready(Caller::Server)?;
-                    *state = after.clone();
-                    Ok(after)
-                })
-            },
-        )))
+        self.write_state(msg.call, prepared, write, |_, _| {})
     }
 }
 
 impl Handler<LearnSkill> for CharacterSession {
-    type Result = AtomicResponse<Self, SessionResult<CharacterState>>;
+    type Result = StateWrite;
 
     /// Spends skill points: written before the answer (a crash must not refund or lose it).
     fn handle(&mut self, msg: LearnSkill, _: &mut Self::Context) -> Self::Result {
-        if let Some(hit) = replay::from_memory(&self.answers, &msg.call) {
-            return answered(hit);
-        }
         let catalog = self.deps.catalog.clone();
         let prepared = self.start(&msg.call).and_then(|(state, epoch)| {
             let rank = rules::learn(state, &catalog, &msg.skill).map_err(rule_error)?;
@@ -334,54 +336,34 @@ impl Handler<LearnSkill> for CharacterSession {
             let mut after = state.clone();
             after.skill_points -= cost;
             after.skills.insert(msg.skill.clone(), rank);
-            Ok((epoch, rank, cost, after))
+            Ok(((epoch, rank, cost), after))
         });
-        let (db, persistence) = (self.deps.db.clone(), self.deps.persistence.clone());
-        let call = msg.call.clone();
-        let work = async move {
-            let key = call.key.as_ref();
-            let (epoch, rank, cost, after) = match prepared {
-                Ok(p) => p,
-                Err(e) => {
-                    return replay::refusal_or_stored(&db, key, e)
-                        .await
-                        .map(|t| Ok(Written::Replayed(t)))
-                }
-            };
+        let (persistence, deadline, skill) = (
+            self.deps.persistence.clone(),
+            msg.call.deadline,
+            msg.skill.clone(),
+        );
+        let write = move |db,
+                          (epoch, rank, cost),
+                          after: CharacterState,
+                          receipt: Option<Receipt>| async move {
             // Rows queued before (they carry skill points) land first, never after.
-            let flushed =
-                match tokio::time::timeout_at(call.deadline.instant(), persistence.send(FlushNow))
-                    .await
-                {
-                    Ok(sent) => sent
-                        .map_err(|e| DbError::Unavailable(e.to_string()))
-                        .and_then(|r| r),
-                    Err(_) => Err(DbError::Unavailable(
+            match tokio::time::timeout_at(deadline.instant(), persistence.send(FlushNow)).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => return Err(e),
+                Ok(Err(e)) => return Err(DbError::Unavailable(e.to_string())),
+                Err(_) => {
+                    return Err(DbError::Unavailable(
                         "queued rows not flushed before the deadline".into(),
-                    )),
-                };
-            let receipt = replay::receipt(&call, &after);
-            let result = match flushed {
-                Ok(()) => {
-                    let skill = (msg.skill.as_str(), rank, cost);
-                    characters::learn_skill(&db, after.id, epoch, skill, receipt.as_ref())
-                        .await
-                        .map(|_| after)
+                    ))
                 }
-                Err(e) => Err(e),
-            };
-            replay::settle(&db, key, result).await
+            }
+            let skill = (skill.as_str(), rank, cost);
+            characters::learn_skill(&db, after.id, epoch, skill, receipt.as_ref())
+                .await
+                .map(|_| ())
         };
-        let call = msg.call;
-        AtomicResponse::new(Box::pin(within(call.deadline, work).into_actor(self).map(
-            move |outcome, act, ctx| {
-                finish(act, ctx, &call, outcome, |act, after: CharacterState| {
-                    let (state, _) = act.ready(Caller::Server)?;
-                    *state = after.clone();
-                    Ok(after)
-                })
-            },
-        )))
+        self.write_state(msg.call, prepared, write, |_, _| {})
     }
 }
 
@@ -432,14 +414,11 @@ impl Handler<DeleteCharacter> for CharacterSession {
 }
 
 impl Handler<Travel> for CharacterSession {
-    type Result = AtomicResponse<Self, SessionResult<CharacterState>>;
+    type Result = StateWrite;
 
     /// Departure is written before it is acknowledged; the trip's progress is then kept in
     /// memory, and the encounter and the arrival are written when they happen.
     fn handle(&mut self, msg: Travel, _: &mut Self::Context) -> Self::Result {
-        if let Some(hit) = replay::from_memory(&self.answers, &msg.call) {
-            return answered(hit);
-        }
         let (catalog, settings) = (self.deps.catalog.clone(), self.deps.travel);
         let prepared = self.start(&msg.call).and_then(|(state, epoch)| {
             let trip = travel::plan(
@@ -455,40 +434,14 @@ impl Handler<Travel> for CharacterSession {
                 .map_err(|e| SessionError::Invalid(format!("the trip does not encode: {e}")))?;
             let mut after = state.clone();
             after.travel = Some(trip);
-            Ok((epoch, json, after))
+            Ok(((epoch, json), after))
         });
-        let db = self.deps.db.clone();
-        let call = msg.call.clone();
-        let work = async move {
-            let key = call.key.as_ref();
-            let (epoch, json, after) = match prepared {
-                Ok(p) => p,
-                Err(e) => {
-                    return replay::refusal_or_stored(&db, key, e)
-                        .await
-                        .map(|t| Ok(Written::Replayed(t)))
-                }
-            };
-            let receipt = replay::receipt(&call, &after);
-            let result = characters::depart(&db, after.id, epoch, &json, receipt.as_ref())
-                .await
-                .map(|()| after);
-            replay::settle(&db, key, result).await
+        let write = |db, (epoch, json), after: CharacterState, receipt: Option<Receipt>| async move {
+            characters::depart(&db, after.id, epoch, &json, receipt.as_ref()).await
         };
-        let call = msg.call;
-        AtomicResponse::new(Box::pin(within(call.deadline, work).into_actor(self).map(
-            move |outcome, act, ctx| {
-                let answer = finish(act, ctx, &call, outcome, |act, after: CharacterState| {
-                    let (state, _) = act.ready(Caller::Server)?;
-                    *state = after.clone();
-                    act.count_travel("departed");
-                    Ok(after)
-                });
-                if answer.is_ok() {
-                    act.schedule_trip(ctx);
-                }
-                answer
-            },
-        )))
+        self.write_state(msg.call, prepared, write, |act, ctx| {
+            act.count_travel("departed");
+            act.schedule_trip(ctx);
+        })
     }
 }
