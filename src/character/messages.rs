@@ -104,13 +104,14 @@ pub struct GetQuotes {
     pub call: Call,
 }
 
-/// The outcome of a settled trade.
+/// The outcome of a settled trade: small, since it is also what a `request_id` stores.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TradeReceipt {
     pub gold: i64,
     pub unit_price: i64,
     pub total: i64,
-    pub state: CharacterState,
+    /// The caravan's cargo afterwards.
+    pub cargo: std::collections::BTreeMap<String, i64>,
 }
 
 #[derive(Message, Debug, Clone, Serialize, Deserialize)]

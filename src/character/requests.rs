@@ -119,7 +119,7 @@ impl Handler<ExecuteTrade> for CharacterSession {
             Ok((state.clone(), epoch))
         });
         let (router, db) = (self.router(), self.deps.db.clone());
-        let call = msg.call.clone();
+        let (call, good) = (msg.call.clone(), msg.good.clone());
         let work = async move {
             let key = msg.call.key.as_ref();
             let (state, epoch) = match prepared {
@@ -174,7 +174,7 @@ impl Handler<ExecuteTrade> for CharacterSession {
                 gold: effect.gold_after,
                 unit_price: reservation.unit_price,
                 total: reservation.total,
-                state: after,
+                cargo: after.cargo,
             };
             let price_after = catalog
                 .stock(&node, &msg.good)
@@ -212,7 +212,11 @@ impl Handler<ExecuteTrade> for CharacterSession {
             move |outcome, act, ctx| {
                 finish(act, ctx, &call, outcome, |act, answer: TradeReceipt| {
                     let (state, _) = act.ready(Caller::Server)?;
-                    *state = answer.state.clone();
+                    let effect = rules::TradeEffect {
+                        gold_after: answer.gold,
+                        cargo_after: answer.cargo.get(&good).copied().unwrap_or(0),
+                    };
+                    rules::apply_trade(state, &good, &effect);
                     act.feed_boards(false);
                     Ok(answer)
                 })

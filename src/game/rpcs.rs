@@ -323,7 +323,7 @@ async fn execute_trade(api: Api, ctx: RpcContext, payload: String) -> Result<Str
         gold: receipt.gold,
         unit_price: receipt.unit_price,
         total: receipt.total,
-        cargo: wire::cargo_lines(&receipt.state),
+        cargo: wire::cargo_lines(&receipt.cargo),
     })
 }
 

@@ -143,9 +143,8 @@ pub struct CharacterView {
     pub battle_id: Option<Uuid>,
 }
 
-pub fn cargo_lines(state: &CharacterState) -> Vec<CargoLine> {
-    state
-        .cargo
+pub fn cargo_lines(cargo: &std::collections::BTreeMap<String, i64>) -> Vec<CargoLine> {
+    cargo
         .iter()
         .map(|(good, quantity)| CargoLine {
             good: good.clone(),
@@ -169,7 +168,7 @@ impl CharacterView {
             hp: s.hp,
             max_hp: s.max_hp,
             skill_points: s.skill_points,
-            cargo: cargo_lines(s),
+            cargo: cargo_lines(&s.cargo),
             cargo_weight: rules::cargo_weight(s, catalog),
             capacity: rules::capacity(s, catalog),
             crew: s

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 
 use super::raw::{auth, rpc};
@@ -35,6 +35,8 @@ pub struct Ledger {
     pub acked: HashMap<String, (i64, i64)>,
     /// Trades whose outcome the client cannot know (no answer, or code 4/13): per character.
     pub unknown: HashMap<String, usize>,
+    /// Trades asked again with their request_id after "may have run" or no answer.
+    pub retried: usize,
     /// After the event (kill, restart): how long each client took to succeed again.
     pub failovers: Vec<Duration>,
 }
@@ -181,36 +183,70 @@ pub fn spawn_traders(
         .players
         .iter()
         .map(|p| {
-            let (ledger, event_at, addrs, good) = (ledger.clone(), event_at.clone(), addrs.to_vec(), market.good.clone());
+            let (ledger, event_at, addrs, good) = (
+                ledger.clone(),
+                event_at.clone(),
+                addrs.to_vec(),
+                market.good.clone(),
+            );
             let (token, character, mut node) = (p.token.clone(), p.character.clone(), p.node);
             tokio::spawn(async move {
                 let mut buy = true;
                 let mut failed_since: Option<Instant> = None;
-                while Instant::now() < stop_at {
-                    let side = if buy { "buy" } else { "sell" };
-                    let req = json!({"character_id": character, "good": good, "side": side, "quantity": 1});
+                let mut seq = 0u32;
+                // One request_id a trade: every answer that is not final (not run, may have
+                // run, no answer) is retried with it, so every trade ends answered, once.
+                let mut pending: Option<(bool, Value)> = None;
+                while Instant::now() < stop_at || pending.is_some() {
+                    let (side_buy, req) = pending.take().unwrap_or_else(|| {
+                        seq += 1;
+                        let side = if buy { "buy" } else { "sell" };
+                        let id = format!("t{}-{seq:06}", &character[..8]);
+                        (
+                            buy,
+                            json!({"character_id": character, "good": good, "side": side,
+                                     "quantity": 1, "request_id": id}),
+                        )
+                    });
                     match rpc(addrs[node], &token, "execute_trade", &req).await {
                         Ok(v) => {
                             let total = v["total"].as_i64().unwrap();
                             let mut l = ledger.lock().unwrap();
                             let e = l.acked.entry(character.clone()).or_default();
-                            *e = if buy { (e.0 - total, e.1 + 1) } else { (e.0 + total, e.1 - 1) };
-                            if let (Some(since), Some(_)) = (failed_since.take(), *event_at.lock().unwrap()) {
+                            *e = if side_buy {
+                                (e.0 - total, e.1 + 1)
+                            } else {
+                                (e.0 + total, e.1 - 1)
+                            };
+                            if let (Some(since), Some(_)) =
+                                (failed_since.take(), *event_at.lock().unwrap())
+                            {
                                 l.failovers.push(since.elapsed());
                             }
                             buy = !buy;
                             continue;
                         }
-                        // The server says the outcome is unknown (4) or failed internally.
-                        Err(Some(4)) | Err(Some(13)) => ledger.lock().unwrap().unknown(&character),
-                        // Not sent (the node is gone): try another node.
-                        Err(Some(-1)) => node = (node + 1) % addrs.len(),
-                        // Refused (unavailable while ownership moves): nothing happened.
-                        Err(Some(_)) => {}
-                        // No answer: unknown outcome; try another node.
-                        Err(None) => {
-                            ledger.lock().unwrap().unknown(&character);
+                        // A refusal of the game (3, 5, 7, 9): an answer, nothing changed.
+                        Err(Some(3 | 5 | 7 | 9)) => {}
+                        // Not sent (the node is gone): the same request, on another node.
+                        Err(Some(-1)) => {
                             node = (node + 1) % addrs.len();
+                            pending = Some((side_buy, req));
+                        }
+                        // Not run (14), may have run (4), anything else, or no answer: the same
+                        // request_id again, on another node after no answer.
+                        Err(code) => {
+                            if code.is_none() {
+                                node = (node + 1) % addrs.len();
+                            }
+                            if code == Some(4) || code.is_none() {
+                                ledger.lock().unwrap().retried += 1;
+                            }
+                            assert!(
+                                Instant::now() < stop_at + Duration::from_secs(30),
+                                "a trade of {character} got no final answer: {code:?}"
+                            );
+                            pending = Some((side_buy, req));
                         }
                     }
                     failed_since.get_or_insert_with(Instant::now);
