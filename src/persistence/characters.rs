@@ -313,7 +313,10 @@ pub async fn settle_trade(db: &Db, t: &TradeSettlement) -> Result<(i64, i64), Db
             // follow-up queries fail for that reason).
             let cargo_params: [&(dyn ToSql + Sync); 3] = [&t.character_id, &t.good, &cargo_delta];
             let market_params: [&(dyn ToSql + Sync); 4] = [&t.node, &t.good, &quota_delta, &t.price_after];
-            let (gold, held, market, stored) = futures_util::join!(
+            // The market's row is hot (every trader of the node): it is locked last, so it is
+            // held for as short a time as possible.
+            let (stored, gold, held, market) = futures_util::join!(
+                receipts::store(tx, t.receipt.as_ref()),
                 change_gold(tx, t.character_id, t.epoch, gold_delta),
                 tx.query_opt(cargo_sql, &cargo_params),
                 tx.execute(
@@ -321,7 +324,6 @@ pub async fn settle_trade(db: &Db, t: &TradeSettlement) -> Result<(i64, i64), Db
                      WHERE node = $1 AND good = $2 AND quota + $3 >= 0",
                     &market_params,
                 ),
-                receipts::store(tx, t.receipt.as_ref()),
             );
             stored?;
             let gold = gold?;
