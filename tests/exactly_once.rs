@@ -152,35 +152,15 @@ impl World {
     }
 
     async fn gold(&self, id: Uuid) -> i64 {
-        self.pg
-            .query_one("SELECT gold FROM player_character WHERE id = $1", &[&id])
-            .await
-            .expect("character row")
-            .get(0)
+        common::rows::gold(&self.pg, id).await
     }
 
     async fn cargo(&self, id: Uuid) -> BTreeMap<String, i64> {
-        self.pg
-            .query(
-                "SELECT good, quantity FROM caravan_cargo WHERE character_id = $1",
-                &[&id],
-            )
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect()
+        common::rows::cargo(&self.pg, id).await
     }
 
     async fn quota(&self, good: &str) -> i64 {
-        self.pg
-            .query_one(
-                "SELECT quota FROM market_price_snapshot WHERE node = $1 AND good = $2",
-                &[&HOME, &good],
-            )
-            .await
-            .unwrap()
-            .get(0)
+        common::rows::quota(&self.pg, HOME, good).await
     }
 
     /// The request ids stored for `user`, sorted.
@@ -228,21 +208,7 @@ impl World {
     /// The cheapest good to buy at [`HOME`] (asking for quotes also activates the session and
     /// the market).
     async fn cheapest(&self, c: &GameClient, id: Uuid) -> String {
-        let quotes = c
-            .rpc("get_trade_quotes", &json!({"character_id": id}))
-            .await
-            .expect("quotes");
-        assert_eq!(quotes["node"], HOME);
-        quotes["quotes"]
-            .as_array()
-            .expect("quotes")
-            .iter()
-            .filter(|q| q["quota"].as_i64().unwrap_or(0) >= 10)
-            .min_by_key(|q| q["buy_price"].as_i64())
-            .expect("a good to buy")["good"]
-            .as_str()
-            .unwrap()
-            .to_string()
+        common::rows::cheapest(c, id, HOME).await
     }
 }
 

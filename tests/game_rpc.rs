@@ -67,11 +67,7 @@ impl Game {
     }
 
     async fn gold(&self, id: Uuid) -> i64 {
-        self.pg
-            .query_one("SELECT gold FROM player_character WHERE id = $1", &[&id])
-            .await
-            .expect("character row")
-            .get(0)
+        common::rows::gold(&self.pg, id).await
     }
 
     async fn set_gold(&self, id: Uuid, gold: i64) {
@@ -87,27 +83,11 @@ impl Game {
     }
 
     async fn cargo(&self, id: Uuid) -> BTreeMap<String, i64> {
-        self.pg
-            .query(
-                "SELECT good, quantity FROM caravan_cargo WHERE character_id = $1",
-                &[&id],
-            )
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect()
+        common::rows::cargo(&self.pg, id).await
     }
 
     async fn quota(&self, good: &str) -> i64 {
-        self.pg
-            .query_one(
-                "SELECT quota FROM market_price_snapshot WHERE node = $1 AND good = $2",
-                &[&NODE, &good],
-            )
-            .await
-            .unwrap()
-            .get(0)
+        common::rows::quota(&self.pg, NODE, good).await
     }
 
     async fn owner(&self, id: Uuid) -> (Option<String>, i64) {

@@ -557,21 +557,7 @@ impl World {
             addr: self.addr(via),
             ..c.clone()
         };
-        let quotes = c
-            .rpc("get_trade_quotes", &json!({"character_id": id}))
-            .await
-            .expect("quotes");
-        assert_eq!(quotes["node"], HOME);
-        quotes["quotes"]
-            .as_array()
-            .expect("quotes")
-            .iter()
-            .filter(|q| q["quota"].as_i64().unwrap_or(0) >= 10)
-            .min_by_key(|q| q["buy_price"].as_i64())
-            .expect("a good to buy")["good"]
-            .as_str()
-            .unwrap()
-            .to_string()
+        common::rows::cheapest(&c, id, HOME).await
     }
 
     async fn owner_row(&self, id: Uuid) -> (Option<String>, i64) {
@@ -587,11 +573,7 @@ impl World {
     }
 
     async fn gold(&self, id: Uuid) -> i64 {
-        self.pg
-            .query_one("SELECT gold FROM player_character WHERE id = $1", &[&id])
-            .await
-            .expect("character row")
-            .get(0)
+        common::rows::gold(&self.pg, id).await
     }
 
     async fn has_receipt(&self, user: Uuid, request_id: &str) -> bool {

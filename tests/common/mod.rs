@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod node;
 pub mod proxy;
 pub mod raw;
+pub mod rows;
 pub mod trading;
 
 use serai::admin::metrics::Metrics;

@@ -1,0 +1,58 @@
+//! What the database holds for a character or a market, read directly (the tests' ground
+//! truth), and the cheapest good to buy as the game quotes it.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+use uuid::Uuid;
+
+use super::client::GameClient;
+
+pub async fn gold(pg: &tokio_postgres::Client, id: Uuid) -> i64 {
+    pg.query_one("SELECT gold FROM player_character WHERE id = $1", &[&id])
+        .await
+        .expect("character row")
+        .get(0)
+}
+
+pub async fn cargo(pg: &tokio_postgres::Client, id: Uuid) -> BTreeMap<String, i64> {
+    pg.query(
+        "SELECT good, quantity FROM caravan_cargo WHERE character_id = $1",
+        &[&id],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect()
+}
+
+pub async fn quota(pg: &tokio_postgres::Client, node: &str, good: &str) -> i64 {
+    pg.query_one(
+        "SELECT quota FROM market_price_snapshot WHERE node = $1 AND good = $2",
+        &[&node, &good],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+/// The cheapest good with stock to buy where the character is, which must be `home` (asking
+/// for quotes also activates the session and the market).
+pub async fn cheapest(c: &GameClient, id: Uuid, home: &str) -> String {
+    let quotes = c
+        .rpc("get_trade_quotes", &json!({"character_id": id}))
+        .await
+        .expect("quotes");
+    assert_eq!(quotes["node"], home);
+    quotes["quotes"]
+        .as_array()
+        .expect("quotes")
+        .iter()
+        .filter(|q| q["quota"].as_i64().unwrap_or(0) >= 10)
+        .min_by_key(|q| q["buy_price"].as_i64())
+        .expect("a good to buy")["good"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
