@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::cluster::TestCluster;
 use serai::market::actor::Market;
-use serai::market::messages::{GetQuotes, Reserve, Settle};
+use serai::market::messages::{GetQuotes, Reserve, Settle, SettleOutcome};
 use serai::market::rules::Side;
 use serai::routing::placement::Owner;
 
@@ -101,7 +101,8 @@ async fn market_messages_reach_the_owner_from_any_node() {
                 code.clone(),
                 Settle {
                     reservation_id: reservation.id,
-                    committed: false,
+                    good: reservation.good.clone(),
+                    outcome: SettleOutcome::NotRun,
                 },
             )
             .await

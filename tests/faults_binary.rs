@@ -15,9 +15,6 @@ const LIMIT: Duration = Duration::from_secs(170);
 fn short_fault_campaign_passes() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_serai-faults"))
         .args(["--short", "--serai-bin", env!("CARGO_BIN_EXE_serai")])
-        // Issue 10, open: the market's stock has two writers (market actor, trade
-        // transaction); after a kill or drain its memory can disagree with the database.
-        .args(["--known-open", "the live state equals the database"])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

@@ -11,7 +11,8 @@ use futures_util::future::join_all;
 use serai::catalog::{default_catalog, Catalog, CatalogData};
 use serai::market::rules::GoodState;
 use serai::market::{
-    GetQuotes, GetStatus, Market, MarketDeps, MarketError, Passivate, Reserve, Settle, Side,
+    GetQuotes, GetStatus, Market, MarketDeps, MarketError, Passivate, Reserve, Settle,
+    SettleOutcome, Side,
 };
 use serai::persistence::claims::{self, EntityId, EntityTable};
 use serai::persistence::{markets, Db, DbError};
@@ -194,10 +195,15 @@ async fn fifty_concurrent_buyers_never_oversell() {
                     )
                 })
                 .await;
+            let outcome = match &committed {
+                Ok(row) => SettleOutcome::Committed(Some(*row)),
+                Err(_) => SettleOutcome::NotRun,
+            };
             market
                 .send(Settle {
                     reservation_id: r.id,
-                    committed: committed.is_ok(),
+                    good: good.into(),
+                    outcome,
                 })
                 .await
                 .unwrap();
@@ -300,7 +306,8 @@ async fn release_restores_the_stock_and_prices() {
         market
             .send(Settle {
                 reservation_id: id,
-                committed: false,
+                good: good.into(),
+                outcome: SettleOutcome::NotRun,
             })
             .await
             .unwrap();
@@ -310,7 +317,8 @@ async fn release_restores_the_stock_and_prices() {
     market
         .send(Settle {
             reservation_id: buy.id,
-            committed: true,
+            good: good.into(),
+            outcome: SettleOutcome::Committed(None),
         })
         .await
         .unwrap();
@@ -344,15 +352,77 @@ async fn unsettled_reservations_are_released_by_the_timer() {
         quota_in_memory(&market, good).await == full
     })
     .await;
-    // The trade committed after all (a slow caller): its change is applied again.
+    // The trade committed after all (a slow caller): the row its settle brings is adopted.
+    let price = r.unit_price;
+    let row = db
+        .transact(|tx| {
+            Box::pin(async move { markets::apply_trade(tx, node, good, -25, price).await })
+        })
+        .await
+        .unwrap();
     market
         .send(Settle {
             reservation_id: r.id,
-            committed: true,
+            good: good.into(),
+            outcome: SettleOutcome::Committed(Some(row)),
         })
         .await
         .unwrap();
     assert_eq!(quota_in_memory(&market, good).await, full - 25);
+}
+
+#[actix_rt::test]
+async fn a_commit_the_market_did_not_see_is_read_from_the_row() {
+    let (_tdb, db) = common::migrated_db().await;
+    let (node, good) = ("port_azul", "salt");
+    let mut d = deps(&db, default_catalog());
+    d.reservation_ttl = Duration::from_millis(300);
+    let market = Market::new(node.into(), d).start();
+    let full = quota_in_memory(&market, good).await;
+    let r = market
+        .send(reserve(good, Side::Buy, 25))
+        .await
+        .unwrap()
+        .unwrap();
+    // The trade commits, but its settle is lost: the reservation expires, the market reads the
+    // row again and holds what the database holds.
+    let price = r.unit_price;
+    db.transact(|tx| {
+        Box::pin(async move { markets::apply_trade(tx, node, good, -25, price).await })
+    })
+    .await
+    .unwrap();
+    eventually("the market to read the row", async || {
+        quota_in_memory(&market, good).await == full - 25
+    })
+    .await;
+    assert_eq!(quota_in_db(&db, node, good).await, full - 25);
+    // A commit resolved without its row (from a receipt) for a reservation already gone: the
+    // market reads the row and stays exact.
+    let r = market
+        .send(reserve(good, Side::Buy, 5))
+        .await
+        .unwrap()
+        .unwrap();
+    let price = r.unit_price;
+    db.transact(|tx| {
+        Box::pin(async move { markets::apply_trade(tx, node, good, -5, price).await })
+    })
+    .await
+    .unwrap();
+    market
+        .send(Settle {
+            reservation_id: r.id,
+            good: good.into(),
+            outcome: SettleOutcome::Committed(None),
+        })
+        .await
+        .unwrap();
+    eventually("the market to read the row", async || {
+        quota_in_memory(&market, good).await == full - 30
+    })
+    .await;
+    assert_eq!(quota_in_db(&db, node, good).await, full - 30);
 }
 
 #[actix_rt::test]
@@ -408,20 +478,22 @@ async fn recovery_is_a_delta_and_runs_on_a_timer() {
         .unwrap()
         .unwrap();
     let price = r.unit_price;
-    db.transact(|tx| {
-        Box::pin(async move { markets::apply_trade(tx, node, good, -150, price).await })
-    })
-    .await
-    .unwrap();
+    let row = db
+        .transact(|tx| {
+            Box::pin(async move { markets::apply_trade(tx, node, good, -150, price).await })
+        })
+        .await
+        .unwrap();
     market
         .send(Settle {
             reservation_id: r.id,
-            committed: true,
+            good: good.into(),
+            outcome: SettleOutcome::Committed(Some(row)),
         })
         .await
         .unwrap();
     // Another writer moves the quota too (a delta the market knows nothing of): recovery adds to
-    // it instead of overwriting it.
+    // it instead of overwriting it, and the market adopts the row it wrote.
     common::raw_client(&tdb.url)
         .await
         .execute(
@@ -435,11 +507,11 @@ async fn recovery_is_a_delta_and_runs_on_a_timer() {
         quota_in_memory(&market, good).await == 200
     })
     .await;
-    // … and the database got exactly the same deltas.
-    assert_eq!(quota_in_db(&db, node, good).await, 200 - 7);
+    // … and in the database: memory is the row.
+    assert_eq!(quota_in_db(&db, node, good).await, 200);
     // At the base nothing more is written.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(quota_in_db(&db, node, good).await, 200 - 7);
+    assert_eq!(quota_in_db(&db, node, good).await, 200);
 }
 
 #[actix_rt::test]
@@ -476,7 +548,8 @@ async fn claim_bumps_the_owner_epoch_and_passivation_releases_it() {
     market
         .send(Settle {
             reservation_id: r.id,
-            committed: false,
+            good: "salt".into(),
+            outcome: SettleOutcome::NotRun,
         })
         .await
         .unwrap();
@@ -512,10 +585,18 @@ async fn a_newer_claim_fences_the_market() {
         .await
         .unwrap()
         .unwrap();
+    let price = r.unit_price;
+    let row = db
+        .transact(|tx| {
+            Box::pin(async move { markets::apply_trade(tx, node, good, -150, price).await })
+        })
+        .await
+        .unwrap();
     market
         .send(Settle {
             reservation_id: r.id,
-            committed: true,
+            good: good.into(),
+            outcome: SettleOutcome::Committed(Some(row)),
         })
         .await
         .unwrap();
@@ -555,5 +636,51 @@ async fn apply_trade_refuses_to_take_a_quota_below_zero() {
     assert_eq!(
         markets::snapshot(&db, node, good).await.unwrap(),
         Some((99, quota + 5))
+    );
+}
+
+/// A market that moves while a trade is in flight (handoff): the new activation loaded the row
+/// before the trade committed; the settle of a reservation it never granted still brings the
+/// row, so it holds what the database holds and never grants the units twice.
+#[actix_rt::test]
+async fn a_trade_in_flight_across_a_handoff_reaches_the_new_activation() {
+    let (_tdb, db) = common::migrated_db().await;
+    let (node, good) = ("port_azul", "salt");
+    let old = Market::new(node.into(), deps(&db, default_catalog())).start();
+    let full = quota_in_memory(&old, good).await;
+    let r = old
+        .send(reserve(good, Side::Buy, 40))
+        .await
+        .unwrap()
+        .unwrap();
+    old.send(Passivate).await.unwrap();
+    let new = Market::new(node.into(), deps(&db, default_catalog())).start();
+    assert_eq!(quota_in_memory(&new, good).await, full);
+    let price = r.unit_price;
+    let row = db
+        .transact(|tx| {
+            Box::pin(async move { markets::apply_trade(tx, node, good, -40, price).await })
+        })
+        .await
+        .unwrap();
+    new.send(Settle {
+        reservation_id: r.id,
+        good: good.into(),
+        outcome: SettleOutcome::Committed(Some(row)),
+    })
+    .await
+    .unwrap();
+    assert_eq!(quota_in_memory(&new, good).await, full - 40);
+    assert_eq!(quota_in_db(&db, node, good).await, full - 40);
+    // Everything left can be bought, and not one unit more.
+    let rest = new
+        .send(reserve(good, Side::Buy, full - 40))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rest.quantity, full - 40);
+    assert_eq!(
+        new.send(reserve(good, Side::Buy, 1)).await.unwrap(),
+        Err(MarketError::Insufficient { available: 0 })
     );
 }

@@ -329,7 +329,7 @@ async fn run(args: Args) -> Result<bool, String> {
     for f in cluster.flush_all().await {
         node_failures.push(format!("POST /admin/flush failed: {f}"));
     }
-    let live = live_snapshot(&players, &nodes, &opts).await;
+    let live = settled_snapshot(&players, &nodes, &opts, &pg, &markets).await;
     let probes = if opts.request_ids {
         Some(replay_probes(&players, &logs, &nodes, &opts).await)
     } else {
@@ -366,6 +366,32 @@ async fn run(args: Args) -> Result<bool, String> {
         std::mem::forget(db);
     }
     Ok(pass)
+}
+
+/// How long the markets may hold reservations of requests that were cut (a killed node's
+/// characters): the node's reservation lifetime with the default request timeout, plus margin.
+const RESERVATIONS_DRAIN: Duration = Duration::from_secs(15);
+
+/// The live snapshot once the markets agree with the database, or the last one taken after
+/// [`RESERVATIONS_DRAIN`]: a market's memory may differ from its row only by reservations
+/// still open, and those expire.
+async fn settled_snapshot(
+    players: &[Player],
+    nodes: &[SocketAddr],
+    opts: &Options,
+    pg: &tokio_postgres::Client,
+    markets: &[String],
+) -> Result<(Vec<load::CharState>, Quotas), String> {
+    let until = std::time::Instant::now() + RESERVATIONS_DRAIN;
+    loop {
+        let live = live_snapshot(players, nodes, opts).await;
+        let stored = setup::read_quotas(pg, markets).await?;
+        let agree = matches!(&live, Ok((_, q)) if q.iter().all(|(k, v)| stored.get(k) == Some(v)));
+        if agree || std::time::Instant::now() >= until {
+            return live;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// What the live owners answer for every character and every market (`get_character`,

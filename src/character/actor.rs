@@ -55,6 +55,11 @@ pub struct CharacterDeps {
 
 /// How long to wait before trying a failed encounter or arrival write again.
 const TRIP_RETRY: Duration = Duration::from_secs(1);
+/// How long a passivating session keeps asking for its final flush before it gives up for now
+/// (its mailbox waits meanwhile: short, so requests queued behind it still meet their deadline).
+const FINAL_FLUSH_LIMIT: Duration = Duration::from_secs(2);
+/// When a passivation whose final flush failed is tried again.
+const PASSIVATION_RETRY: Duration = Duration::from_secs(1);
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -625,7 +630,11 @@ impl Handler<Passivate> for CharacterSession {
         // older rows than this one holds.
         let kept = std::mem::replace(&mut self.phase, Phase::Gone(SessionError::busy()));
         let work = async move {
-            let flushed = matches!(persistence.send(FlushNow).await, Ok(Ok(())));
+            // A failed attempt (a serialization conflict, a blip) is asked again at once: a
+            // session that moved must not hold its key longer than the database needs.
+            let flushed = crate::persistence::flush_now(&persistence, FINAL_FLUSH_LIMIT)
+                .await
+                .is_ok();
             if flushed {
                 // Only after the flush: releasing first would let a new owner load stale rows.
                 let _ = claims::release(
@@ -644,10 +653,13 @@ impl Handler<Passivate> for CharacterSession {
                 ctx.stop();
                 return;
             }
-            tracing::warn!(character = %act.id, "final flush failed; staying active and trying again later");
+            tracing::warn!(character = %act.id, "final flush failed; staying active and trying again shortly");
             act.phase = kept;
             act.last_active = Instant::now();
             act.schedule_trip(ctx);
+            // The key may have moved: the new owner waits for our release, so try again soon
+            // rather than at the next idle timeout.
+            ctx.notify_later(Passivate, PASSIVATION_RETRY);
         }));
     }
 }

@@ -151,9 +151,11 @@ impl Handler<ExecuteTrade> for CharacterSession {
                 }
             };
             let reservation_id = reservation.id;
-            let settle = move |committed| market::Settle {
+            let settled_good = msg.good.clone();
+            let settle = move |outcome| market::Settle {
                 reservation_id,
-                committed,
+                good: settled_good.clone(),
+                outcome,
             };
             let effect = match rules::trade_effect(
                 &state,
@@ -164,7 +166,9 @@ impl Handler<ExecuteTrade> for CharacterSession {
             ) {
                 Ok(e) => e,
                 Err(e) => {
-                    let _ = router.ask::<Market, _>(node.clone(), settle(false)).await;
+                    let _ = router
+                        .ask::<Market, _>(node.clone(), settle(market::SettleOutcome::NotRun))
+                        .await;
                     return Err(rule_error(e));
                 }
             };
@@ -199,11 +203,19 @@ impl Handler<ExecuteTrade> for CharacterSession {
                 let (db, router, good) = (db.clone(), router.clone(), msg.good.clone());
                 let id = state.id;
                 tokio::spawn(async move {
-                    let committed = trade_committed(&db, id, &good, held).await;
-                    let _ = router.ask::<Market, _>(node, settle(committed)).await;
+                    let outcome = match trade_committed(&db, id, &good, held).await {
+                        true => market::SettleOutcome::Committed(None),
+                        false => market::SettleOutcome::NotRun,
+                    };
+                    let _ = router.ask::<Market, _>(node, settle(outcome)).await;
                 });
             } else {
-                let _ = router.ask::<Market, _>(node, settle(result.is_ok())).await;
+                let outcome = match &result {
+                    Ok(done) => market::SettleOutcome::Committed(Some(done.market)),
+                    Err(DbError::Rejected(_)) => market::SettleOutcome::Refused,
+                    Err(_) => market::SettleOutcome::NotRun,
+                };
+                let _ = router.ask::<Market, _>(node, settle(outcome)).await;
             }
             let result = result.map(|_| answer);
             replay::settle(&db, key, result).await

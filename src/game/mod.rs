@@ -49,12 +49,13 @@ pub fn register(services: &Services) {
         .router
         .register::<Battle>(move |id| Battle::new(id, battle.clone()));
     register_remote_game(services);
-    let market = MarketDeps::new(
+    let mut market = MarketDeps::new(
         services.db.clone(),
         services.catalog.clone(),
         services.config.node_id.clone(),
         services.config.idle_timeout,
     );
+    market.reservation_ttl = crate::market::actor::reservation_ttl(services.config.request_timeout);
     services
         .router
         .register::<Market>(move |node| Market::new(node, market.clone()));

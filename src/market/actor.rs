@@ -6,13 +6,17 @@
 //!   (creating missing ones from the catalog), and credits the recovery owed since each row was
 //!   last written. An unknown node answers [`MarketError::UnknownGood`] (and no quotes), a
 //!   database failure [`MarketError::Unavailable`]; either way the actor then stops.
-//! - **Reserve / Settle**: see [`super::rules::Ledger`]. Every reservation is released by a
-//!   timer if not settled within `reservation_ttl` (the caller crashed); a late committed
-//!   `Settle` for it re-applies its change.
+//! - **Reserve / Settle**: see [`super::ledger`]: the row is the one truth of the stock, the
+//!   actor holds the newest row it heard of plus its open reservations. A settle brings the
+//!   row its trade left; when it cannot (a commit resolved from its receipt, a trade the
+//!   database refused) and when a reservation is released by its timer (not settled within
+//!   `reservation_ttl`: the caller crashed), the actor reads the good's row again. Settles of
+//!   reservations it does not know (expired, or granted by an earlier activation) still bring
+//!   their row.
 //! - **Recovery**: every `recovery_interval` the due recovery of every good is written as
-//!   `quota = quota + delta` in one transaction fenced by the claim epoch. A rise is applied in
-//!   memory after the commit; a fall is applied at once (so it can never race a reservation
-//!   below zero) and undone if the write fails. A fenced write stops the actor at once.
+//!   `quota = quota + delta` in one transaction fenced by the claim epoch, and the rows it left
+//!   are adopted. A fall is held at once (so it can never race a reservation below zero) and
+//!   let go if the write fails. A fenced write stops the actor at once.
 //! - **Passivation**: after `idle` without messages and with no reservation open (or on
 //!   [`Passivate`]), the actor writes the recovery due, releases its claim and stops. Messages
 //!   arriving meanwhile get [`MarketError::Unavailable`]: send them again to reach a fresh
@@ -27,22 +31,29 @@ use metrics::Counter;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use super::ledger::Ledger;
 use super::messages::{
-    GetQuotes, GetStatus, MarketStatus, Passivate, Reservation, Reserve, Settle,
+    GetQuotes, GetStatus, MarketStatus, Passivate, Reservation, Reserve, Settle, SettleOutcome,
 };
-use super::rules::{GoodState, Ledger, MarketError, Quote, Restock};
+use super::rules::{GoodState, MarketError, Quote, Restock};
 use crate::catalog::Catalog;
 use crate::persistence::claims::{self, EntityId, EntityTable};
 use crate::persistence::markets::{self, QuotaDelta};
 use crate::persistence::{Db, DbError};
 use crate::routing::Entity;
 
-/// How long a reservation may stay open before it is released.
+/// How long a reservation may stay open before it is released (tests; nodes use
+/// [`reservation_ttl`]).
 pub const RESERVATION_TTL: Duration = Duration::from_secs(30);
+
+/// A trade settles its reservation within its deadline (the trade transaction cannot commit
+/// later); past that plus a margin its caller is gone or stalled, and holding the units longer
+/// only hides stock. A commit that still lands later brings its row with its settle.
+pub fn reservation_ttl(request_timeout: Duration) -> Duration {
+    request_timeout + Duration::from_secs(5)
+}
 /// How often recovery is written.
 pub const RECOVERY_INTERVAL: Duration = Duration::from_secs(10);
-/// How long a released reservation is remembered for a late committed `Settle`.
-const TOMBSTONE_TTL: Duration = Duration::from_secs(600);
 /// Recovery owed at load is counted for at most this long (a market idle for longer is back at
 /// its base anyway).
 const MAX_CATCH_UP: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -88,6 +99,18 @@ enum Phase {
 struct Slot {
     ledger: Ledger,
     restock: Restock,
+    /// A read of the row is under way (one at a time per good).
+    refreshing: bool,
+}
+
+impl Slot {
+    fn new(ledger: Ledger, restock: Restock) -> Slot {
+        Slot {
+            ledger,
+            restock,
+            refreshing: false,
+        }
+    }
 }
 
 struct Loaded {
@@ -134,8 +157,6 @@ pub struct Market {
     epoch: i64,
     goods: BTreeMap<String, Slot>,
     open: HashMap<u64, Reservation>,
-    /// Reservations released by the timer, kept for a late committed `Settle`.
-    expired: HashMap<u64, (Reservation, Instant)>,
     next_seq: u32,
     /// Recovery time is credited up to here.
     clock: Instant,
@@ -166,7 +187,6 @@ impl Market {
             epoch: 0,
             goods: BTreeMap::new(),
             open: HashMap::new(),
-            expired: HashMap::new(),
             next_seq: 0,
             clock: now,
             last_recovery: now,
@@ -209,8 +229,6 @@ impl Market {
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
         let now = Instant::now();
-        self.expired
-            .retain(|_, (_, at)| now.duration_since(*at) < TOMBSTONE_TTL);
         if self.phase != Phase::Ready {
             return;
         }
@@ -227,7 +245,7 @@ impl Market {
     }
 
     /// Credits the time since the last plan to every good and takes the recovery due: falls
-    /// are applied in memory at once, rises once written.
+    /// are held at once, the rows written are adopted once committed.
     fn plan_recovery(&mut self) -> (Vec<Planned>, Vec<QuotaDelta>) {
         let now = Instant::now();
         let dt = now.duration_since(self.clock);
@@ -246,9 +264,7 @@ impl Market {
                 stock: slot.ledger.state.stock.saturating_add(delta),
                 ..slot.ledger.state
             };
-            if delta < 0 {
-                slot.ledger.apply_delta(delta);
-            }
+            slot.ledger.hold_recovery(delta);
             deltas.push(QuotaDelta {
                 good: good.clone(),
                 delta,
@@ -283,12 +299,12 @@ impl Market {
         ctx.spawn(write.into_actor(self).map(move |result, act, ctx| {
             act.recovery_in_flight = false;
             match result {
-                Ok(()) => {
+                Ok(rows) => {
+                    let rows: HashMap<String, _> = rows.into_iter().collect();
                     for p in plan {
                         if let Some(slot) = act.goods.get_mut(&p.good) {
-                            if p.delta > 0 {
-                                slot.ledger.apply_delta(p.delta);
-                            }
+                            slot.ledger
+                                .recovery_written(p.delta, rows.get(&p.good).copied());
                             slot.restock = p.next;
                         }
                     }
@@ -300,9 +316,9 @@ impl Market {
                 }
                 Err(e) => {
                     tracing::warn!(node = %act.node, error = %e, "market recovery write failed, will retry");
-                    for p in plan.iter().filter(|p| p.delta < 0) {
+                    for p in &plan {
                         if let Some(slot) = act.goods.get_mut(&p.good) {
-                            slot.ledger.apply_delta(-p.delta);
+                            slot.ledger.recovery_written(p.delta, None);
                         }
                     }
                 }
@@ -337,7 +353,7 @@ impl Market {
         let last = async move {
             if !deltas.is_empty() {
                 match markets::apply_recovery(&db, &node, &owner, epoch, &deltas).await {
-                    Ok(()) => {}
+                    Ok(_) => {}
                     Err(DbError::Fenced(_)) => return,
                     Err(e) => {
                         tracing::warn!(node = %node, error = %e, "market: last recovery write failed")
@@ -362,7 +378,9 @@ impl Market {
         ((self.epoch as u64) << 32) | u64::from(self.next_seq)
     }
 
-    fn expire(&mut self, id: u64) {
+    /// A reservation nobody settled in time: its trade may still have committed, so the
+    /// units are freed and the row read again.
+    fn expire(&mut self, id: u64, ctx: &mut Context<Self>) {
         let Some(r) = self.open.remove(&id) else {
             return;
         };
@@ -372,7 +390,39 @@ impl Market {
         tracing::warn!(node = %self.node, id, good = %r.good, side = %r.side, quantity = r.quantity,
             "market reservation not settled in time, released");
         self.counters.expired.increment(1);
-        self.expired.insert(id, (r, Instant::now()));
+        self.refresh(&r.good, ctx);
+    }
+
+    /// Reads `good`'s row and adopts it if it is newer than what the ledger holds: for when
+    /// the ledger may have missed a committed change.
+    fn refresh(&mut self, good: &str, ctx: &mut Context<Self>) {
+        let Some(slot) = self.goods.get_mut(good) else {
+            return;
+        };
+        if slot.refreshing {
+            return;
+        }
+        slot.refreshing = true;
+        let (db, node, good) = (self.deps.db.clone(), self.node.clone(), good.to_string());
+        let read = {
+            let good = good.clone();
+            async move { markets::read_stock(&db, &node, &good).await }
+        };
+        ctx.spawn(read.into_actor(self).map(move |result, act, _| {
+            let Some(slot) = act.goods.get_mut(&good) else {
+                return;
+            };
+            slot.refreshing = false;
+            match result {
+                Ok(Some(row)) => {
+                    slot.ledger.adopt(row);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(node = %act.node, %good, error = %e, "market: reading the row failed")
+                }
+            }
+        }));
     }
 
     fn touch(&mut self) {
@@ -427,20 +477,17 @@ async fn load(deps: MarketDeps, node: String) -> Result<Loaded, MarketError> {
     let mut missing = Vec::new();
     for stock in deps.catalog.stock_at(&node) {
         let slot = match rows.get(stock.good.as_str()) {
-            Some(row) => Slot {
-                ledger: Ledger::new(GoodState::from_stock(stock, row.quota)),
-                restock: Restock {
+            Some(row) => Slot::new(
+                Ledger::new(GoodState::from_stock(stock, row.quota), row.version),
+                Restock {
                     since: row.age.min(MAX_CATCH_UP),
                     applied: 0,
                 },
-            },
+            ),
             None => {
                 let state = GoodState::at_base(stock);
                 missing.push((stock.good.clone(), state.reference_price(), state.stock));
-                Slot {
-                    ledger: Ledger::new(state),
-                    restock: Restock::default(),
-                }
+                Slot::new(Ledger::new(state, 0), Restock::default())
             }
         };
         goods.insert(stock.good.clone(), slot);
@@ -497,7 +544,9 @@ impl Handler<Reserve> for Market {
         };
         self.open.insert(id, reservation.clone());
         self.counters.reserved.increment(1);
-        ctx.run_later(self.deps.reservation_ttl, move |act, _| act.expire(id));
+        ctx.run_later(self.deps.reservation_ttl, move |act, ctx| {
+            act.expire(id, ctx)
+        });
         Ok(reservation)
     }
 }
@@ -505,24 +554,41 @@ impl Handler<Reserve> for Market {
 impl Handler<Settle> for Market {
     type Result = ();
 
-    fn handle(&mut self, msg: Settle, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: Settle, ctx: &mut Context<Self>) {
         self.touch();
-        if let Some(r) = self.open.remove(&msg.reservation_id) {
-            if let Some(slot) = self.goods.get_mut(&r.good) {
-                if msg.committed {
-                    slot.ledger.commit(r.side, r.quantity);
-                    self.counters.committed.increment(1);
-                } else {
-                    slot.ledger.release(r.side, r.quantity);
-                    self.counters.released.increment(1);
+        let open = self.open.remove(&msg.reservation_id);
+        let Some(slot) = self.goods.get_mut(&msg.good) else {
+            return;
+        };
+        let Some(r) = open else {
+            // Expired, or granted by an earlier activation: only the row can teach us anything.
+            match msg.outcome {
+                SettleOutcome::Committed(Some(row)) => {
+                    slot.ledger.adopt(row);
+                }
+                SettleOutcome::Committed(None) | SettleOutcome::Refused => {
+                    self.refresh(&msg.good, ctx)
+                }
+                SettleOutcome::NotRun => {}
+            }
+            return;
+        };
+        match msg.outcome {
+            SettleOutcome::Committed(seen) => {
+                slot.ledger.settle(r.side, r.quantity, seen);
+                self.counters.committed.increment(1);
+                if seen.is_none() {
+                    self.refresh(&msg.good, ctx);
                 }
             }
-        } else if let Some((r, _)) = self.expired.remove(&msg.reservation_id) {
-            if msg.committed {
-                tracing::warn!(node = %self.node, id = r.id, "late commit of an expired reservation");
-                if let Some(slot) = self.goods.get_mut(&r.good) {
-                    slot.ledger.late_commit(r.side, r.quantity);
-                }
+            SettleOutcome::Refused => {
+                slot.ledger.release(r.side, r.quantity);
+                self.counters.released.increment(1);
+                self.refresh(&msg.good, ctx);
+            }
+            SettleOutcome::NotRun => {
+                slot.ledger.release(r.side, r.quantity);
+                self.counters.released.increment(1);
             }
         }
     }

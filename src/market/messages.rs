@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::routing::Remote;
 
-pub use super::rules::{Ledger, MarketError, Quote, Side};
+pub use super::ledger::{Committed, Ledger};
+pub use super::rules::{MarketError, Quote, Side};
 
 /// The quotes of every good traded at the node, ordered by good code. Empty when the node has
 /// no market (unknown code) or the market could not load.
@@ -42,13 +43,28 @@ pub struct Reservation {
     pub stock_after: i64,
 }
 
-/// Ends a reservation: `committed = true` once the trade transaction committed (the stock
-/// change stays), `false` when it did not happen (the stock goes back). Unknown ids are ignored.
-#[derive(Debug, Clone, Copy, Message, Serialize, Deserialize)]
+/// Ends a reservation with what happened to its trade. Unknown ids (a reservation that expired,
+/// or one granted by an earlier activation of the market) still teach the market the row.
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
 #[rtype(result = "()")]
 pub struct Settle {
     pub reservation_id: u64,
-    pub committed: bool,
+    /// The reservation's good (a settle of an unknown reservation still names its row).
+    pub good: String,
+    pub outcome: SettleOutcome,
+}
+
+/// What became of a reserved trade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SettleOutcome {
+    /// The trade transaction committed; with the market row it left, when known (a commit
+    /// resolved from its receipt does not know it: the market reads the row again).
+    Committed(Option<Committed>),
+    /// The database refused the trade: the market's view of the row was stale, it reads it
+    /// again. The reservation's units are free.
+    Refused,
+    /// The trade never reached the database: the reservation's units are free.
+    NotRun,
 }
 
 /// Writes the recovery due, releases the claim and stops (drain, tests). Answers once done.
@@ -80,6 +96,7 @@ impl Remote for Reserve {
     const NAME: &'static str = "market.reserve";
 }
 
+// `market.settle` carried only a committed flag; the outcome with the row is a new format.
 impl Remote for Settle {
-    const NAME: &'static str = "market.settle";
+    const NAME: &'static str = "market.settle.v2";
 }

@@ -23,9 +23,8 @@
 //!
 //! # Quotas
 //! `quota` (what players can buy) is the stock; `sell_quota` (what the market absorbs) is
-//! `max(0, 3 × base_quota − stock)`. A [`Ledger`] also tracks reserved sells that are not yet
-//! committed: their units count for prices and for the sell quota at once, but can be bought
-//! only once the sale commits, so releasing a sale can never take the stock below zero.
+//! `max(0, 3 × base_quota − stock)`. Reservations and the committed stock are kept by
+//! [`super::ledger::Ledger`].
 //!
 //! # Recovery
 //! [`recover`] moves the stock toward `base_quota` by `restock_per_min` units per minute, in
@@ -110,7 +109,7 @@ pub struct GoodState {
     pub base_price: i64,
     pub base_quota: i64,
     pub restock_per_min: i64,
-    /// Units on the market's shelves (never negative in a [`Ledger`]).
+    /// Units on the market's shelves (never negative in a ledger).
     pub stock: i64,
 }
 
@@ -352,113 +351,6 @@ pub fn recover_step(state: &GoodState, restock: Restock) -> (i64, Restock) {
     )
 }
 
-/// One good's state plus the sales reserved but not yet committed. Reserving a buy takes the
-/// units out of the stock at once; reserving a sale puts them in at once (prices and the sell
-/// quota see them) but they can be bought only once the sale commits. Whatever the sequence of
-/// reserve / commit / release, `0 <= pending_sell <= stock`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ledger {
-    pub state: GoodState,
-    /// Units of reserved, uncommitted sales included in `state.stock`.
-    pub pending_sell: i64,
-}
-
-impl Ledger {
-    /// A ledger with no open reservations; a negative stock is read as zero.
-    pub fn new(mut state: GoodState) -> Ledger {
-        state.stock = state.stock.max(0);
-        Ledger {
-            state,
-            pending_sell: 0,
-        }
-    }
-
-    /// Units a player can buy now.
-    pub fn buyable(&self) -> i64 {
-        (self.state.stock - self.pending_sell).max(0)
-    }
-
-    pub fn quote(&self, good: &str) -> Quote {
-        Quote {
-            quota: self.buyable(),
-            ..quote_for(good, &self.state)
-        }
-    }
-
-    /// Prices the order and moves the stock for it; the caller must later [`Ledger::commit`]
-    /// or [`Ledger::release`] the same side and quantity.
-    pub fn reserve(
-        &mut self,
-        side: Side,
-        quantity: i64,
-        price_limit: Option<i64>,
-    ) -> Result<Fill, MarketError> {
-        if !valid_quantity(quantity) {
-            return Err(MarketError::BadQuantity);
-        }
-        if side == Side::Buy && quantity > self.buyable() {
-            return Err(MarketError::Insufficient {
-                available: self.buyable(),
-            });
-        }
-        let fill = price_order(&self.state, side, quantity, price_limit)?;
-        self.state.stock = fill.stock_after;
-        if side == Side::Sell {
-            self.pending_sell += quantity;
-        }
-        Ok(fill)
-    }
-
-    /// The trade of a reservation committed: its stock change stays.
-    pub fn commit(&mut self, side: Side, quantity: i64) {
-        if side == Side::Sell {
-            self.pending_sell = (self.pending_sell - quantity).max(0);
-        }
-    }
-
-    /// The trade of a reservation did not happen: its stock change is undone.
-    pub fn release(&mut self, side: Side, quantity: i64) {
-        match side {
-            Side::Buy => self.state.stock = self.state.stock.saturating_add(quantity),
-            Side::Sell => {
-                let q = quantity.min(self.pending_sell).max(0);
-                self.pending_sell -= q;
-                self.state.stock -= q;
-            }
-        }
-    }
-
-    /// A reservation that was already released (its caller was too slow) committed after all:
-    /// its change is applied again, as far as the stock allows.
-    pub fn late_commit(&mut self, side: Side, quantity: i64) {
-        match side {
-            Side::Buy => self.state.stock -= quantity.clamp(0, self.buyable()),
-            Side::Sell => self.state.stock = self.state.stock.saturating_add(quantity.max(0)),
-        }
-    }
-
-    /// The recovery due now ([`recover_step`]), limited so that it never takes units that are
-    /// not buyable (reserved sales stay put).
-    pub fn plan_recovery(&self, restock: Restock) -> (i64, Restock) {
-        let (delta, next) = recover_step(&self.state, restock);
-        if delta < -self.buyable() {
-            let delta = -self.buyable();
-            let applied = restock.applied.saturating_add(delta.unsigned_abs());
-            return (delta, Restock { applied, ..restock });
-        }
-        (delta, next)
-    }
-
-    /// Applies a recovery delta (never below the pending sales).
-    pub fn apply_delta(&mut self, delta: i64) {
-        self.state.stock = self
-            .state
-            .stock
-            .saturating_add(delta)
-            .max(self.pending_sell);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -605,27 +497,6 @@ mod tests {
     }
 
     #[test]
-    fn ledger_sales_are_not_buyable_until_committed() {
-        let mut l = Ledger::new(st(10, 10, 1, 0));
-        let sale = l.reserve(Side::Sell, 5, None).unwrap();
-        assert_eq!(sale.stock_after, 5);
-        assert_eq!(l.buyable(), 0);
-        assert_eq!(
-            l.reserve(Side::Buy, 1, None),
-            Err(MarketError::Insufficient { available: 0 })
-        );
-        l.release(Side::Sell, 5);
-        assert_eq!(l.state.stock, 0);
-        l.reserve(Side::Sell, 5, None).unwrap();
-        l.commit(Side::Sell, 5);
-        assert_eq!(l.buyable(), 5);
-        l.reserve(Side::Buy, 5, None).unwrap();
-        assert_eq!(l.state.stock, 0);
-        l.release(Side::Buy, 5);
-        assert_eq!(l.state.stock, 5);
-    }
-
-    #[test]
     fn errors_read_well() {
         assert_eq!(
             MarketError::BadQuantity.to_string(),
@@ -763,64 +634,6 @@ mod tests {
                 r = next;
             }
             prop_assert_eq!(cur.stock, s.stock + recover(&s, total));
-        }
-
-        #[test]
-        fn quota_never_below_zero(
-            start in sane_state(),
-            ops in proptest::collection::vec((0u8..5, 1i64..500, any::<bool>(), 0u64..600_000), 1..60),
-        ) {
-            let mut l = Ledger::new(start);
-            let mut r = Restock::default();
-            let mut open: Vec<(Side, i64)> = Vec::new();
-            for (op, q, flag, ms) in ops {
-                match op {
-                    0 | 1 => {
-                        let side = if op == 0 { Side::Buy } else { Side::Sell };
-                        if let Ok(fill) = l.reserve(side, q, None) {
-                            prop_assert_eq!(fill.stock_after, l.state.stock);
-                            open.push((side, q));
-                        }
-                    }
-                    2 | 3 => {
-                        if !open.is_empty() {
-                            let (side, q) = open.remove(q as usize % open.len());
-                            if op == 2 { l.commit(side, q) } else { l.release(side, q) }
-                        }
-                    }
-                    _ => {
-                        r.since += Duration::from_millis(ms);
-                        let (delta, next) = l.plan_recovery(r);
-                        if flag {
-                            l.apply_delta(delta);
-                            r = next;
-                        }
-                    }
-                }
-                prop_assert!(l.buyable() >= 0);
-                prop_assert!(l.pending_sell >= 0 && l.pending_sell <= l.state.stock);
-                prop_assert!(l.quote("g").quota >= 0 && l.quote("g").sell_quota >= 0);
-            }
-        }
-
-        #[test]
-        fn releasing_everything_restores_the_stock(
-            start in sane_state(),
-            orders in proptest::collection::vec((any::<bool>(), 1i64..200), 1..40),
-        ) {
-            let mut l = Ledger::new(start);
-            let before = l;
-            let mut open = Vec::new();
-            for (buy, q) in orders {
-                let side = if buy { Side::Buy } else { Side::Sell };
-                if l.reserve(side, q, None).is_ok() {
-                    open.push((side, q));
-                }
-            }
-            for (side, q) in open.into_iter().rev() {
-                l.release(side, q);
-            }
-            prop_assert_eq!(l, before);
         }
     }
 }

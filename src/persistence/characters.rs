@@ -8,6 +8,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Transaction;
 use uuid::Uuid;
 
+use super::markets;
 use super::receipts::{self, Receipt};
 use super::{Db, DbError};
 use crate::character::state::{Caravan, CharacterState, CrewMember, Item, SKILL_PREFIX};
@@ -287,9 +288,17 @@ async fn guard_or_fence(tx: &Transaction<'_>, id: Uuid, epoch: i64, refusal: &st
     }
 }
 
-/// Settles a trade in one transaction: gold, cargo and the market's quota. Returns the gold
-/// and the quantity of the good held afterwards.
-pub async fn settle_trade(db: &Db, t: &TradeSettlement) -> Result<(i64, i64), DbError> {
+/// A committed trade: what the character has afterwards and the market row it left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TradeSettled {
+    pub gold: i64,
+    /// Units of the good held afterwards.
+    pub held: i64,
+    pub market: markets::Committed,
+}
+
+/// Settles a trade in one transaction: gold, cargo and the market's quota.
+pub async fn settle_trade(db: &Db, t: &TradeSettlement) -> Result<TradeSettled, DbError> {
     let t = t.clone();
     let result = db.transact_guarded(move |tx| {
         let t = t.clone();
@@ -319,11 +328,7 @@ pub async fn settle_trade(db: &Db, t: &TradeSettlement) -> Result<(i64, i64), Db
                 receipts::store(tx, t.receipt.as_ref()),
                 change_gold(tx, t.character_id, t.epoch, gold_delta),
                 tx.query_opt(cargo_sql, &cargo_params),
-                tx.execute(
-                    "UPDATE market_price_snapshot SET quota = quota + $3, price = $4, updated_at = now() \
-                     WHERE node = $1 AND good = $2 AND quota + $3 >= 0",
-                    &market_params,
-                ),
+                tx.query_opt(markets::TRADE_SQL, &market_params),
             );
             stored?;
             let gold = gold?;
@@ -331,14 +336,14 @@ pub async fn settle_trade(db: &Db, t: &TradeSettlement) -> Result<(i64, i64), Db
                 Some(r) => r.get(0),
                 None => return Err(DbError::Rejected(format!("the caravan does not hold {} {}", t.quantity, t.good))),
             };
-            if market? == 0 {
+            let Some(market) = market? else {
                 return Err(DbError::Rejected(format!("the market at {} has no {} left", t.node, t.good)));
-            }
+            };
             if held == 0 {
                 tx.execute("DELETE FROM caravan_cargo WHERE character_id = $1 AND good = $2", &[&t.character_id, &t.good])
                     .await?;
             }
-            Ok((gold, held))
+            Ok(TradeSettled { gold, held, market: markets::committed(&market, 0) })
         })
     })
     .await;

@@ -3,9 +3,11 @@
 //!
 //! `quota` is the market's committed stock of a good. It is only ever changed by deltas
 //! (`quota = quota + $delta`): the Market actor writes recovery, trades write their own change
-//! in the trade transaction, and neither overwrites the other. `price` is informational (the
-//! last reference or trade price); the Market never reads it back. `updated_at` tells a freshly
-//! loaded market how much recovery is owed since the last write.
+//! in the trade transaction, and neither overwrites the other. Every such write bumps `version`
+//! and returns the row ([`Committed`]): the Market adopts the newest row it hears of, so the
+//! row stays the one truth of the stock (see [`crate::market::ledger`]). `price` is
+//! informational (the last reference or trade price); the Market never reads it back.
+//! `updated_at` tells a freshly loaded market how much recovery is owed since the last write.
 
 use std::time::Duration;
 
@@ -13,6 +15,7 @@ use chrono::{DateTime, Utc};
 use tokio_postgres::Transaction;
 
 use super::{Db, DbError};
+pub use crate::market::ledger::Committed;
 
 /// One good of a node's market as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +23,7 @@ pub struct SnapshotRow {
     pub good: String,
     pub price: i64,
     pub quota: i64,
+    pub version: i64,
     /// How long ago (database clock) the row was last written.
     pub age: Duration,
 }
@@ -37,7 +41,7 @@ pub async fn load(db: &Db, node: &str) -> Result<Vec<SnapshotRow>, DbError> {
     let client = db.client().await?;
     let rows = client
         .query(
-            "SELECT good, price, quota, updated_at, now() FROM market_price_snapshot \
+            "SELECT good, price, quota, updated_at, now(), version FROM market_price_snapshot \
              WHERE node = $1 ORDER BY good",
             &[&node],
         )
@@ -50,6 +54,7 @@ pub async fn load(db: &Db, node: &str) -> Result<Vec<SnapshotRow>, DbError> {
                 good: r.try_get(0)?,
                 price: r.try_get(1)?,
                 quota: r.try_get(2)?,
+                version: r.try_get(5)?,
                 age: (now - updated).to_std().unwrap_or_default(),
             })
         })
@@ -81,14 +86,14 @@ pub async fn seed(db: &Db, node: &str, rows: &[(String, i64, i64)]) -> Result<()
 /// Writes recovery deltas for `node` in one transaction, fenced by the market's claim: if
 /// `trade_node` is no longer owned by (`owner_node`, `epoch`) nothing is written and the
 /// answer is [`DbError::Fenced`]. The row lock on `trade_node` orders this against a
-/// concurrent claim. A quota never goes below zero.
+/// concurrent claim. A quota never goes below zero. Answers the rows written.
 pub async fn apply_recovery(
     db: &Db,
     node: &str,
     owner_node: &str,
     epoch: i64,
     deltas: &[QuotaDelta],
-) -> Result<(), DbError> {
+) -> Result<Vec<(String, Committed)>, DbError> {
     let goods: Vec<String> = deltas.iter().map(|d| d.good.clone()).collect();
     let amounts: Vec<i64> = deltas.iter().map(|d| d.delta).collect();
     let prices: Vec<i64> = deltas.iter().map(|d| d.price).collect();
@@ -107,15 +112,18 @@ pub async fn apply_recovery(
                 if owned.is_none() {
                     return Err(DbError::Fenced(format!("trade_node {node}")));
                 }
-                tx.execute(
-                    "UPDATE market_price_snapshot AS m \
-                     SET quota = GREATEST(m.quota + d.delta, 0), price = d.price, updated_at = now() \
-                     FROM unnest($2::text[], $3::int8[], $4::int8[]) AS d(good, delta, price) \
-                     WHERE m.node = $1 AND m.good = d.good",
-                    &[&node, &goods, &amounts, &prices],
-                )
-                .await?;
-                Ok(())
+                let rows = tx
+                    .query(
+                        "UPDATE market_price_snapshot AS m \
+                         SET quota = GREATEST(m.quota + d.delta, 0), price = d.price, \
+                             version = m.version + 1, updated_at = now() \
+                         FROM unnest($2::text[], $3::int8[], $4::int8[]) AS d(good, delta, price) \
+                         WHERE m.node = $1 AND m.good = d.good \
+                         RETURNING m.good, m.quota, m.version",
+                        &[&node, &goods, &amounts, &prices],
+                    )
+                    .await?;
+                Ok(rows.iter().map(|r| (r.get(0), committed(r, 1))).collect())
             })
         })
         .await;
@@ -127,28 +135,45 @@ pub async fn apply_recovery(
 
 /// The market side of a trade, for the trade transaction: `quota_delta` is `-quantity` for a
 /// buy and `+quantity` for a sale. Refused with [`DbError::Rejected`] (and nothing written) when
-/// the quota would go below zero or the node has no row for the good.
+/// the quota would go below zero or the node has no row for the good. Answers the row it left.
 pub async fn apply_trade(
     tx: &Transaction<'_>,
     node: &str,
     good: &str,
     quota_delta: i64,
     price: i64,
-) -> Result<(), DbError> {
-    let n = tx
-        .execute(
-            "UPDATE market_price_snapshot SET quota = quota + $3, price = $4, updated_at = now() \
-             WHERE node = $1 AND good = $2 AND quota + $3 >= 0",
-            &[&node, &good, &quota_delta, &price],
+) -> Result<Committed, DbError> {
+    let row = tx
+        .query_opt(TRADE_SQL, &[&node, &good, &quota_delta, &price])
+        .await?;
+    row.map(|r| committed(&r, 0))
+        .ok_or_else(|| DbError::Rejected(format!("the market at {node} has no {good} left")))
+}
+
+/// The market side of a trade (`$1` node, `$2` good, `$3` quota delta, `$4` price): no row
+/// when the quota would go below zero.
+pub const TRADE_SQL: &str = "UPDATE market_price_snapshot \
+     SET quota = quota + $3, price = $4, version = version + 1, updated_at = now() \
+     WHERE node = $1 AND good = $2 AND quota + $3 >= 0 RETURNING quota, version";
+
+/// `(quota, version)` from columns `at` and `at + 1`.
+pub fn committed(row: &tokio_postgres::Row, at: usize) -> Committed {
+    Committed {
+        quota: row.get(at),
+        version: row.get(at + 1),
+    }
+}
+
+/// The row of one good as it is now, for a market whose view may be stale.
+pub async fn read_stock(db: &Db, node: &str, good: &str) -> Result<Option<Committed>, DbError> {
+    let client = db.client().await?;
+    let row = client
+        .query_opt(
+            "SELECT quota, version FROM market_price_snapshot WHERE node = $1 AND good = $2",
+            &[&node, &good],
         )
         .await?;
-    if n == 1 {
-        Ok(())
-    } else {
-        Err(DbError::Rejected(format!(
-            "market quota of {good} at {node} is exhausted"
-        )))
-    }
+    Ok(row.map(|r| committed(&r, 0)))
 }
 
 /// `(price, quota)` of one good at one node, for tests and the admin view.

@@ -173,6 +173,9 @@ impl Caller {
                     // A body without a gRPC code: fall back on the HTTP status.
                     let grpc = match (grpc, status) {
                         (-1, 503) => 14,
+                        // The HTTP server's timer for reading the request ran out before it
+                        // read it (a node resumed after a stall): the request never ran.
+                        (-1, 408) => 14,
                         (-1, 504) => 4,
                         (-1, 500) => 13,
                         (-1, 409) => 6,
