@@ -35,7 +35,9 @@ use crate::persistence::messages::{Fenced, FlushNow, MarkDirty};
 use crate::persistence::{Db, DbError, PersistenceActor};
 use crate::protocol::client::Notification;
 use crate::protocol::rpc::{self as wire, notify};
-use crate::request::{Answers, Failure};
+use crate::request::{Answers, Deadline, Failure};
+use crate::routing::handover::Handovers;
+use crate::routing::placement::Owner;
 use crate::routing::{Entity, Router};
 
 /// What a session needs from its node.
@@ -51,6 +53,8 @@ pub struct CharacterDeps {
     /// Pushes to the character's owner, wherever in the cluster their sockets are.
     pub notifier: Notifier,
     pub travel: TravelSettings,
+    /// States handed over by the previous owners of characters that moved here.
+    pub handovers: Arc<Handovers<Uuid, CharacterState>>,
 }
 
 /// How long to wait before trying a failed encounter or arrival write again.
@@ -60,6 +64,8 @@ const TRIP_RETRY: Duration = Duration::from_secs(1);
 const FINAL_FLUSH_LIMIT: Duration = Duration::from_secs(2);
 /// When a passivation whose final flush failed is tried again.
 const PASSIVATION_RETRY: Duration = Duration::from_secs(1);
+/// How long a released session waits for its new owner to take its state.
+const HANDOVER_OFFER_LIMIT: Duration = Duration::from_millis(500);
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -558,10 +564,22 @@ impl Actor for CharacterSession {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         let (db, id, node) = (self.deps.db.clone(), self.id, self.deps.node_id.clone());
+        let handovers = self.deps.handovers.clone();
+        let counter = |how| {
+            db.metrics()
+                .counter("serai_character_activations_total", "from", how)
+        };
+        let (from_handover, from_db) = (counter("handover"), counter("database"));
         // Claim first, then load: the load then sees everything the previous owner committed.
+        // A state handed over right before this claim is exactly that, without the load.
         let load = async move {
             let epoch =
                 claims::claim(&db, EntityTable::Character, &EntityId::Uuid(id), &node).await?;
+            if let Some(state) = handovers.take(&id, epoch) {
+                from_handover.increment(1);
+                return Ok(Some((state, epoch)));
+            }
+            from_db.increment(1);
             let state = characters::load(&db, id).await?;
             Ok::<_, DbError>(state.map(|s| (s, epoch)))
         };
@@ -625,6 +643,11 @@ impl Handler<Passivate> for CharacterSession {
             self.id,
             self.deps.node_id.clone(),
         );
+        let handover = Handover {
+            released_epoch: epoch,
+            state: (**state).clone(),
+        };
+        let router = self.deps.router.upgrade();
         // Keep the state until the flush is known to be committed: if it fails (database
         // away), the session stays and tries again later, so a fresh activation never loads
         // older rows than this one holds.
@@ -637,7 +660,7 @@ impl Handler<Passivate> for CharacterSession {
                 .is_ok();
             if flushed {
                 // Only after the flush: releasing first would let a new owner load stale rows.
-                let _ = claims::release(
+                let released = claims::release(
                     &db,
                     EntityTable::Character,
                     &EntityId::Uuid(id),
@@ -645,6 +668,9 @@ impl Handler<Passivate> for CharacterSession {
                     epoch,
                 )
                 .await;
+                if let (Ok(true), Some(router)) = (released, router) {
+                    offer_handover(&router, id, handover).await;
+                }
             }
             flushed
         };
@@ -661,6 +687,25 @@ impl Handler<Passivate> for CharacterSession {
             // rather than at the next idle timeout.
             ctx.notify_later(Passivate, PASSIVATION_RETRY);
         }));
+    }
+}
+
+/// Offers a released session's state to the character's owner, if that is another node now
+/// (a handover after a view change or at a drain): its activation then needs no load.
+async fn offer_handover(router: &Arc<Router>, id: Uuid, handover: Handover) {
+    if router.owner::<CharacterSession>(&id) == Owner::Local {
+        return;
+    }
+    let deadline = Deadline::after(HANDOVER_OFFER_LIMIT);
+    match router
+        .offer::<CharacterSession, _>(&id, handover, deadline)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => tracing::debug!(character = %id, "handover refused: the new owner is full"),
+        Err(e) => {
+            tracing::debug!(character = %id, error = %e, "handover not delivered; the new owner loads")
+        }
     }
 }
 

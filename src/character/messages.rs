@@ -230,6 +230,17 @@ remote_call! {
     ForceEncounter => "character.force_encounter",
 }
 
+/// The state of a session that moved, offered to the node that owns the character now by the
+/// old owner once it flushed and released its claim at `released_epoch` (see
+/// [`crate::routing::handover`]). Answered with whether the parcel was kept.
+#[derive(Message, Debug, Clone, Serialize, Deserialize)]
+#[rtype(result = "bool")]
+pub struct Handover {
+    pub released_epoch: i64,
+    pub state: CharacterState,
+}
+
 remote! {
     SettleBattle => "character.settle_battle",
+    Handover => "character.handover",
 }

@@ -7,15 +7,22 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::web;
+use uuid::Uuid;
 
 use crate::battle::{Battle, BattleDeps, Passivate as PassivateBattle};
-use crate::character::messages::Passivate as PassivateCharacter;
+use crate::character::messages::{Handover, Passivate as PassivateCharacter};
 use crate::character::travel::TravelSettings;
 use crate::character::{CharacterDeps, CharacterSession};
 use crate::gateway::{self, GatewayState};
 use crate::market::actor::{Market, MarketDeps};
 use crate::market::messages::{self as market_msg, Passivate as PassivateMarket};
 use crate::node::Services;
+use crate::routing::handover::Handovers;
+use crate::routing::Entity;
+
+/// How many handed-over character states a node keeps for their activation, and how long.
+const HANDOVER_CAPACITY: usize = 100_000;
+const HANDOVER_TTL: Duration = Duration::from_secs(30);
 
 /// Registers every entity kind with the router and every game RPC with the gateway.
 pub fn register(services: &Services) {
@@ -31,7 +38,17 @@ pub fn register(services: &Services) {
             encounter_rate: services.config.encounter_rate,
             time_scale: services.config.travel_time_scale,
         },
+        handovers: Arc::new(Handovers::new(HANDOVER_CAPACITY, HANDOVER_TTL)),
     };
+    let handovers = character.handovers.clone();
+    services
+        .router
+        .register_node_message::<Handover, _>(CharacterSession::KIND, move |key, h| {
+            match Uuid::from_slice(key) {
+                Ok(id) if id == h.state.id => handovers.put(id, h.state, h.released_epoch),
+                _ => false,
+            }
+        });
     services
         .router
         .register::<CharacterSession>(move |id| CharacterSession::new(id, character.clone()));

@@ -111,3 +111,28 @@ where
         },
     )
 }
+
+/// The serving side of `M` handled by the node itself (`handle(key bytes, message)`), not by
+/// an entity actor.
+pub(crate) fn node_dispatcher<M, F>(handle: F) -> Dispatch
+where
+    M: Remote,
+    M::Result: Serialize + DeserializeOwned + Send,
+    F: Fn(&[u8], M) -> M::Result + Send + Sync + 'static,
+{
+    let handle = Arc::new(handle);
+    Arc::new(move |_router, key: Vec<u8>, body: Vec<u8>, _deadline| {
+        let handle = handle.clone();
+        Box::pin(async move {
+            let msg: M = decode(&body).map_err(|e| {
+                ForwardError::Failed(Failure::not_run(format!("undecodable message: {e}")))
+            })?;
+            let answer = handle(&key, msg);
+            encode(&answer).map_err(|e| {
+                ForwardError::Failed(Failure::may_have_run(format!(
+                    "the answer could not be encoded: {e}"
+                )))
+            })
+        })
+    })
+}

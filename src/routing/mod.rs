@@ -6,6 +6,7 @@
 
 mod entity;
 pub mod forward;
+pub mod handover;
 pub mod membership;
 pub mod peer;
 pub mod placement;

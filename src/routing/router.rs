@@ -75,6 +75,8 @@ pub struct Router {
     view: watch::Sender<u64>,
     registries: RwLock<HashMap<TypeId, Arc<dyn AnyRegistry>>>,
     dispatch: RwLock<HashMap<(String, String), Dispatch>>,
+    /// Messages the node takes itself ([`Router::register_node_message`]), whoever owns the key.
+    node_dispatch: RwLock<HashMap<(String, String), Dispatch>>,
     forwarder: RwLock<Option<Arc<dyn Forwarder>>>,
     arbiters: Vec<ArbiterHandle>,
     metrics: Arc<Metrics>,
@@ -98,6 +100,7 @@ impl Router {
             view,
             registries: RwLock::new(HashMap::new()),
             dispatch: RwLock::new(HashMap::new()),
+            node_dispatch: RwLock::new(HashMap::new()),
             forwarder: RwLock::new(None),
             arbiters,
             metrics,
@@ -174,6 +177,76 @@ impl Router {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(key, forward::dispatcher::<A, M>());
+    }
+
+    /// Serves `M` for kind `kind` with `handle(key bytes, message)` instead of an actor: for
+    /// what a node takes on behalf of an entity that is not running yet (a handover).
+    pub fn register_node_message<M, F>(&self, kind: &'static str, handle: F)
+    where
+        M: Remote,
+        M::Result: serde::Serialize + serde::de::DeserializeOwned + Send,
+        F: Fn(&[u8], M) -> M::Result + Send + Sync + 'static,
+    {
+        let key = (kind.to_string(), M::NAME.to_string());
+        self.node_dispatch
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, forward::node_dispatcher::<M, F>(handle));
+    }
+
+    /// Sends `msg` once to whichever node owns `key` of kind `A` in this node's view, to its
+    /// node message handler ([`Router::register_node_message`]), which takes it even if its
+    /// own view does not yet make it the owner. Never retried: for offers the receiver may
+    /// ignore (a handover falls back on the database).
+    pub async fn offer<A: Entity, M>(
+        self: &Arc<Self>,
+        key: &A::Key,
+        msg: M,
+        deadline: Deadline,
+    ) -> Result<M::Result, Failure>
+    where
+        M: Remote,
+        M::Result: serde::Serialize + serde::de::DeserializeOwned + Send,
+    {
+        let body = forward::encode(&msg).map_err(|e| Failure::not_run(e.to_string()))?;
+        let key = key.route_bytes();
+        let answer = match self.placement().owner(A::KIND, &key) {
+            Owner::Local => {
+                let dispatch = self
+                    .node_dispatch
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&(A::KIND.to_string(), M::NAME.to_string()))
+                    .cloned()
+                    .ok_or_else(|| Failure::not_run(format!("no handler for {}", M::NAME)))?;
+                dispatch(self.clone(), key, body, deadline).await
+            }
+            Owner::Remote(node) => {
+                let forwarder = self
+                    .forwarder
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                let forwarder = forwarder.ok_or_else(|| Failure::not_run("no peer link"))?;
+                let (kind, message) = (A::KIND.to_string(), M::NAME.to_string());
+                let request = forward::Request {
+                    node,
+                    kind,
+                    message,
+                    key,
+                    hop: 1,
+                    deadline,
+                    body,
+                };
+                forwarder.forward(request).await
+            }
+            Owner::Nobody => return Err(Failure::not_run("no live member owns the entity")),
+        };
+        match answer {
+            Ok(bytes) => forward::decode(&bytes).map_err(|e| Failure::may_have_run(e.to_string())),
+            Err(ForwardError::Failed(f)) => Err(f),
+            Err(e) => Err(Failure::not_run(e.to_string())),
+        }
     }
 
     /// How this node reaches other nodes (set once the peer link is up).
@@ -436,6 +509,15 @@ impl Router {
         }
         request.deadline.check().map_err(ForwardError::Failed)?;
         self.check_serving().map_err(ForwardError::Failed)?;
+        let for_node = {
+            let table = self.node_dispatch.read().unwrap_or_else(|e| e.into_inner());
+            table
+                .get(&(request.kind.clone(), request.message.clone()))
+                .cloned()
+        };
+        if let Some(dispatch) = for_node {
+            return dispatch(self.clone(), request.key, request.body, request.deadline).await;
+        }
         let placement = self.placement();
         if placement.owner(&request.kind, &request.key) != Owner::Local {
             return Err(ForwardError::NotOwner {

@@ -83,6 +83,16 @@ impl TestCluster {
         self.nodes[i] = Some(start_node(&self.db.url, i, &tune).await);
     }
 
+    /// Starts one more node (`node-N`, N its index) and waits until every node sees it.
+    pub async fn add(&mut self, tune: impl Fn(usize, &mut Config)) -> usize {
+        let i = self.nodes.len();
+        self.nodes
+            .push(Some(start_node(&self.db.url, i, &tune).await));
+        let running = self.nodes.iter().filter(|n| n.is_some()).count();
+        self.wait_converged(running, Duration::from_secs(10)).await;
+        i
+    }
+
     pub async fn stop_all(&mut self) {
         for i in 0..self.nodes.len() {
             self.stop(i).await;
