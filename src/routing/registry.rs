@@ -1,5 +1,6 @@
 //! The actors of one kind living on this node, by key, activated on demand.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -7,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use actix::{Addr, ArbiterHandle};
 use metrics::Gauge;
 
-use super::entity::Entity;
+use super::entity::{Entity, RouteKey};
 
 type Factory<A> = Arc<dyn Fn(<A as Entity>::Key) -> A + Send + Sync>;
 
@@ -103,5 +104,43 @@ impl<A: Entity> Registry<A> {
     pub fn all(&self) -> Vec<Addr<A>> {
         let actors = self.actors.lock().unwrap_or_else(|e| e.into_inner());
         actors.values().filter(|a| a.connected()).cloned().collect()
+    }
+}
+
+/// A registry of any kind, as the router holds them all.
+pub(crate) trait AnyRegistry: Send + Sync {
+    fn as_any(&self) -> &dyn Any;
+    fn kind(&self) -> &'static str;
+    fn sweep(&self) -> usize;
+    fn close(&self);
+    fn reopen(&self);
+    fn stop_where(&self, moved: &dyn Fn(&[u8]) -> bool) -> usize;
+}
+
+impl<A: Entity> AnyRegistry for Registry<A> {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn kind(&self) -> &'static str {
+        A::KIND
+    }
+    fn sweep(&self) -> usize {
+        Registry::sweep(self)
+    }
+    fn close(&self) {
+        Registry::close(self)
+    }
+    fn reopen(&self) {
+        Registry::reopen(self)
+    }
+    fn stop_where(&self, moved: &dyn Fn(&[u8]) -> bool) -> usize {
+        let mut n = 0;
+        for (key, addr) in self.entries() {
+            if moved(&key.route_bytes()) {
+                A::stop(&addr);
+                n += 1;
+            }
+        }
+        n
     }
 }

@@ -1,7 +1,7 @@
 //! The router: every message to an entity actor goes through [`Router::send`] (local owners
 //! only) or [`Router::ask`] (any owner: a remote owner is reached over the peer link).
 
-use std::any::{Any, TypeId};
+use std::any::TypeId;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use super::entity::{Entity, Remote, RouteKey};
 use super::forward::{self, Dispatch, ForwardError, Forwarder};
 use super::placement::{Owner, Placement};
-use super::registry::Registry;
+use super::registry::{AnyRegistry, Registry};
 use crate::admin::metrics::Metrics;
 use crate::request::{Deadline, Failure, Faults, Ticket};
 
@@ -31,43 +31,6 @@ pub const VERDICT_GRACE: Duration = Duration::from_millis(300);
 
 /// The deadline of a request whose caller named none.
 pub const DEFAULT_REQUEST_BUDGET: Duration = Duration::from_secs(5);
-
-trait AnyRegistry: Send + Sync {
-    fn as_any(&self) -> &dyn Any;
-    fn kind(&self) -> &'static str;
-    fn sweep(&self) -> usize;
-    fn close(&self);
-    fn reopen(&self);
-    fn stop_where(&self, moved: &dyn Fn(&[u8]) -> bool) -> usize;
-}
-
-impl<A: Entity> AnyRegistry for Registry<A> {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-    fn kind(&self) -> &'static str {
-        A::KIND
-    }
-    fn sweep(&self) -> usize {
-        Registry::sweep(self)
-    }
-    fn close(&self) {
-        Registry::close(self)
-    }
-    fn reopen(&self) {
-        Registry::reopen(self)
-    }
-    fn stop_where(&self, moved: &dyn Fn(&[u8]) -> bool) -> usize {
-        let mut n = 0;
-        for (key, addr) in self.entries() {
-            if moved(&key.route_bytes()) {
-                A::stop(&addr);
-                n += 1;
-            }
-        }
-        n
-    }
-}
 
 /// Resolves a key to its owner and delivers messages to the owning actor.
 pub struct Router {
