@@ -59,6 +59,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(5, "leaderboard", "0005_leaderboard.sql"),
     migration!(6, "cluster", "0006_cluster.sql"),
     migration!(7, "request_receipt", "0007_request_receipt.sql"),
+    migration!(8, "compensation", "0008_compensation.sql"),
 ];
 
 /// File name of the default catalog data in `schema/`.
