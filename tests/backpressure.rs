@@ -154,11 +154,10 @@ async fn an_entity_flush_writes_only_its_rows_past_a_large_backlog() {
     persistence.send(FlushEntity(me)).await.unwrap().unwrap();
     let mine_while_stuck = started.elapsed();
     assert_eq!(hp(&pg, me).await, 2);
+    // The stuck batch is still in flight, or failed (PostgreSQL may abort it with 40001 next
+    // to my commit) and is kept for its retry: either way none of it is written yet.
     let stats = persistence.send(GetStats).await.unwrap();
-    assert_eq!(
-        stats.in_flight, 5000,
-        "the stuck batch is still in flight: {stats:?}"
-    );
+    assert_eq!(stats.backlog, 5000, "{stats:?}");
     assert!(!everything.is_finished());
     println!("entity flush: {mine:?} past 5000 queued rows, {mine_while_stuck:?} past a stuck batch of 5000");
     assert!(mine < Duration::from_secs(3), "{mine:?}");

@@ -1,7 +1,7 @@
 //! The persistence actor, one per node: it queues dirty rows (coalesced by row key) and
 //! writes them, never dropping one. Two lanes: the background batch (oldest rows first, on
-//! size or interval, one at a time) and entity flushes (one entity's rows at once, for its
-//! critical write, beside the batch). A row failing on its own is retried a few times, then
+//! size or interval, one at a time) and entity flushes (only the rows of the entities whose
+//! critical writes wait, at once, beside the batch). A row failing on its own is retried a few times, then
 //! set aside (compensation) while the rest is written. Over the high-water mark writers wait.
 //!
 //! What to take, when a row is poison and when the backlog is too long are decided in
@@ -80,6 +80,8 @@ pub struct PersistenceActor {
     reapplies: HashMap<FlightId, oneshot::Sender<ReapplyOutcome>>,
     /// Keys this node set aside: when a newer version of one is written, its record goes.
     set_aside_keys: HashSet<RowKey>,
+    /// Entity flights under way (bounded: each holds a pooled connection).
+    entity_flights: usize,
     /// When a failed row is due again (a wake-up is scheduled for then).
     wake_at: Option<(Instant, SpawnHandle)>,
     /// A count of open records is under way; `recount`: another was asked for meanwhile.
@@ -107,6 +109,7 @@ impl PersistenceActor {
             room: Vec::new(),
             reapplies: HashMap::new(),
             set_aside_keys: HashSet::new(),
+            entity_flights: 0,
             wake_at: None,
             counting: false,
             recount: false,
@@ -144,20 +147,23 @@ impl PersistenceActor {
         }
     }
 
-    /// One entity's due rows that are not in flight, at once.
-    fn flush_entity(&mut self, entity: Uuid, ctx: &mut Context<Self>) {
-        if let Some(flight) = self.backlog.take_entity(entity, Instant::now()) {
+    /// Starts whatever the waiters need: flights of the waiting entities' own rows (up to
+    /// [`MAX_ENTITY_FLIGHTS`] at once), and the batch for node-wide waiters.
+    fn kick(&mut self, ctx: &mut Context<Self>) {
+        while self.entity_flights < MAX_ENTITY_FLIGHTS {
+            let waiting: HashSet<Uuid> = self.waiters.iter().filter_map(|w| w.entity).collect();
+            if waiting.is_empty() {
+                break;
+            }
+            let taken = self
+                .backlog
+                .take_entities(waiting, self.policy.batch_size, Instant::now());
+            let Some(flight) = taken else {
+                break;
+            };
+            self.entity_flights += 1;
             self.stats.entity_flushes += 1;
             self.launch(flight, ctx);
-        }
-    }
-
-    /// Starts whatever the waiters need: the batch for node-wide ones, and each waiting
-    /// entity's own flush.
-    fn kick(&mut self, ctx: &mut Context<Self>) {
-        let entities: HashSet<Uuid> = self.waiters.iter().filter_map(|w| w.entity).collect();
-        for entity in entities {
-            self.flush_entity(entity, ctx);
         }
         if self.waiters.iter().any(|w| w.entity.is_none())
             || self.backlog.queued() >= self.policy.batch_size
@@ -190,6 +196,9 @@ impl PersistenceActor {
         ctx: &mut Context<Self>,
     ) {
         let entities = self.backlog.land(id);
+        if kind == FlightKind::Entities {
+            self.entity_flights -= 1;
+        }
         self.count_written(&landing, latency);
         if kind == FlightKind::Reapply {
             // Nothing of a one-shot rewrite goes back to the queue: the record keeps the row.
@@ -449,6 +458,11 @@ impl PersistenceActor {
     }
 }
 
+/// Entity flights at once. Critical writes of different entities wait in parallel up to this;
+/// beyond it, entities waiting at the same moment share a flight, so that a burst (a drain
+/// hands off every entity at once) costs a few transactions, not one per entity holding a
+/// pooled connection each.
+const MAX_ENTITY_FLIGHTS: usize = 4;
 /// How often the gauges are refreshed while nothing happens (the age grows by itself).
 const GAUGE_REFRESH: Duration = Duration::from_secs(1);
 /// How often the open compensation records are counted.

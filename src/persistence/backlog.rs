@@ -27,8 +27,8 @@ pub type FlightId = u64;
 pub enum FlightKind {
     /// The oldest rows of the node (interval, full batch, node-wide flush).
     Batch,
-    /// One entity's rows, for a critical write of that entity.
-    Entity(Uuid),
+    /// The rows of entities whose critical writes wait for them (only theirs).
+    Entities,
     /// A set-aside row written again by an operator: one shot, never retried or set aside.
     Reapply,
 }
@@ -114,12 +114,26 @@ impl<T> Backlog<T> {
         self.launch(FlightKind::Batch, entries)
     }
 
-    /// Every due row of `entity` that is not in flight, to be written at once. Several flights
-    /// of one entity may run together: they never share a key.
-    pub fn take_entity(&mut self, entity: Uuid, now: Instant) -> Option<Flight<T>> {
-        let busy = &self.busy;
-        let entries = self.queue.take_entity(entity, now, |k| busy.contains(k));
-        self.launch(FlightKind::Entity(entity), entries)
+    /// Every due row, not in flight, of the `waiting` entities (the ones a critical write
+    /// waits for), whole entities until `max_rows` is reached: nothing of the rest of the
+    /// backlog. Several entities share one flight when they wait at the same moment (a drain
+    /// hands off thousands at once; one transaction each would exhaust the pool). Several
+    /// flights of one entity may run together: they never share a key.
+    pub fn take_entities(
+        &mut self,
+        waiting: impl IntoIterator<Item = Uuid>,
+        max_rows: usize,
+        now: Instant,
+    ) -> Option<Flight<T>> {
+        let mut entries = Vec::new();
+        for entity in waiting {
+            if entries.len() >= max_rows {
+                break;
+            }
+            let busy = &self.busy;
+            entries.extend(self.queue.take_entity(entity, now, |k| busy.contains(k)));
+        }
+        self.launch(FlightKind::Entities, entries)
     }
 
     /// A flight writing `row` once more, unless a version of its key is queued or in flight
@@ -389,7 +403,7 @@ mod tests {
         assert!(b.take_batch(10, now).is_none(), "one batch at a time");
         b.push(row(e, 2), (), now); // a newer version while the older is being written
         assert!(
-            b.take_entity(e, now).is_none(),
+            b.take_entities([e], 100, now).is_none(),
             "the newer version waits for the one in flight"
         );
         assert_eq!(b.oldest_seq_of(e), Some(1));
@@ -399,9 +413,9 @@ mod tests {
             Some(1002),
             "the committed change is gone"
         );
-        let mine = b.take_entity(e, now).unwrap();
+        let mine = b.take_entities([e], 100, now).unwrap();
         assert_eq!(mine.entries.len(), 1);
-        assert_eq!(mine.kind, FlightKind::Entity(e));
+        assert_eq!(mine.kind, FlightKind::Entities);
         assert_eq!(b.len(), 992, "991 others queued, one in flight");
         let other = b.take_batch(2000, now).unwrap();
         assert_eq!(
@@ -410,6 +424,23 @@ mod tests {
             "a batch runs beside an entity flush"
         );
         assert!(other.entries.iter().all(|x| x.row.entity() != e));
+    }
+
+    #[test]
+    fn waiting_entities_share_a_flight_up_to_the_row_limit() {
+        let mut b: Backlog<()> = Backlog::new();
+        let now = Instant::now();
+        let waiting: Vec<Uuid> = (0..5).map(|_| Uuid::new_v4()).collect();
+        for e in &waiting {
+            b.push(row(*e, 1), (), now);
+        }
+        b.push(row(Uuid::new_v4(), 1), (), now); // nobody waits for this one
+        let first = b.take_entities(waiting.iter().copied(), 3, now).unwrap();
+        assert_eq!(first.entries.len(), 3, "whole entities until the limit");
+        let second = b.take_entities(waiting.iter().copied(), 3, now).unwrap();
+        assert_eq!(second.entries.len(), 2);
+        assert!(b.take_entities(waiting.iter().copied(), 3, now).is_none());
+        assert_eq!(b.queued(), 1, "the row nobody waits for stays queued");
     }
 
     #[test]
