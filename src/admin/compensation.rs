@@ -60,8 +60,9 @@ fn unavailable(e: &DbError) -> HttpResponse {
     )
 }
 
-fn parse_id(raw: &str) -> Result<Uuid, HttpResponse> {
-    Uuid::parse_str(raw.trim()).map_err(|_| bad(format!("`{raw}` is not a record id (a UUID)")))
+/// A record id, or the message of the 400 to answer.
+fn parse_id(raw: &str) -> Result<Uuid, String> {
+    Uuid::parse_str(raw.trim()).map_err(|_| format!("`{raw}` is not a record id (a UUID)"))
 }
 
 fn view(r: &Record) -> serde_json::Value {
@@ -99,7 +100,7 @@ async fn list(
     let after = match query.get("after").map(|v| parse_id(v)) {
         None => None,
         Some(Ok(id)) => Some(id),
-        Some(Err(response)) => return response,
+        Some(Err(m)) => return bad(m),
     };
     // One more than asked tells whether another page follows.
     let mut records = match compensation::list(&state.db, limit + 1, after).await {
@@ -120,7 +121,7 @@ async fn list(
 async fn discard(state: web::Data<AdminState>, path: web::Path<String>) -> HttpResponse {
     let id = match parse_id(&path) {
         Ok(id) => id,
-        Err(response) => return response,
+        Err(m) => return bad(m),
     };
     match compensation::delete(&state.db, id).await {
         Ok(true) => {
@@ -136,7 +137,7 @@ async fn discard(state: web::Data<AdminState>, path: web::Path<String>) -> HttpR
 async fn retry(state: web::Data<AdminState>, path: web::Path<String>) -> HttpResponse {
     let id = match parse_id(&path) {
         Ok(id) => id,
-        Err(response) => return response,
+        Err(m) => return bad(m),
     };
     let record = match compensation::get(&state.db, id).await {
         Ok(Some(r)) => r,

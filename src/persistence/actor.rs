@@ -579,29 +579,3 @@ impl Handler<GetStats> for PersistenceActor {
         MessageResult(stats)
     }
 }
-
-/// Asks for a node-wide flush and waits for it, asking again after a failed attempt (the
-/// rows stay queued), until everything queued before the call is committed or `limit` has
-/// passed.
-pub async fn flush_now(
-    persistence: &Addr<PersistenceActor>,
-    limit: Duration,
-) -> Result<(), DbError> {
-    let deadline = Instant::now() + limit;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let last = match tokio::time::timeout(left, persistence.send(FlushNow)).await {
-            Ok(Ok(Ok(()))) => return Ok(()),
-            Ok(Ok(Err(e))) => e,
-            Ok(Err(_)) => return Err(DbError::Unavailable("persistence actor stopped".into())),
-            Err(_) => DbError::Unavailable(format!("flush did not complete within {limit:?}")),
-        };
-        if Instant::now() >= deadline {
-            return Err(last);
-        }
-        tokio::time::sleep(
-            Duration::from_millis(50).min(deadline.saturating_duration_since(Instant::now())),
-        )
-        .await;
-    }
-}

@@ -244,7 +244,7 @@ pub struct Isolator {
 impl Isolator {
     pub fn new(len: usize) -> Self {
         Isolator {
-            pending: if len == 0 { Vec::new() } else { vec![0..len] },
+            pending: (len > 0).then_some(0..len).into_iter().collect(),
             bad: Vec::new(),
             stopped: false,
         }

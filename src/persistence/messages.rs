@@ -1,12 +1,12 @@
 //! Messages of the persistence actor, and the one it sends back to entity actors.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use actix::{Message, Recipient};
+use actix::{Addr, Message, Recipient};
 use uuid::Uuid;
 
 use super::batch::{DirtyRow, RowKey};
-use super::DbError;
+use super::{DbError, PersistenceActor};
 
 /// Sent to an entity actor when a write it made was refused because a newer claim owns the
 /// row: the actor must stop and drop its memory.
@@ -94,4 +94,30 @@ pub struct PersistenceStats {
     pub over_high_water: bool,
     pub high_water: usize,
     pub low_water: usize,
+}
+
+/// Asks for a node-wide flush and waits for it, asking again after a failed attempt (the
+/// rows stay queued), until everything queued before the call is committed or `limit` has
+/// passed.
+pub async fn flush_now(
+    persistence: &Addr<PersistenceActor>,
+    limit: Duration,
+) -> Result<(), DbError> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let last = match tokio::time::timeout(left, persistence.send(FlushNow)).await {
+            Ok(Ok(Ok(()))) => return Ok(()),
+            Ok(Ok(Err(e))) => e,
+            Ok(Err(_)) => return Err(DbError::Unavailable("persistence actor stopped".into())),
+            Err(_) => DbError::Unavailable(format!("flush did not complete within {limit:?}")),
+        };
+        if Instant::now() >= deadline {
+            return Err(last);
+        }
+        tokio::time::sleep(
+            Duration::from_millis(50).min(deadline.saturating_duration_since(Instant::now())),
+        )
+        .await;
+    }
 }

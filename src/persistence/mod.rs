@@ -37,4 +37,5 @@ pub mod migrate;
 pub mod pg;
 pub mod receipts;
 
-pub use actor::{flush_now, BacklogLimits, FlushPolicy, PersistenceActor};
+pub use actor::{BacklogLimits, FlushPolicy, PersistenceActor};
+pub use messages::flush_now;
