@@ -152,6 +152,33 @@ async fn a_poison_row_is_set_aside_and_the_rest_of_its_batch_is_written() {
         .await
         .unwrap();
     assert_eq!(hp_and_location(&pg, ids[0]).await, (8, "market".into()));
+
+    // A newer version of the poison row is written: it supersedes the one set aside (a dirty
+    // row is a whole snapshot), so the record goes rather than wait to roll the row back.
+    persistence.do_send(MarkDirty {
+        row: dirty(poison, "fixed", 9),
+        fence: None,
+    });
+    flush_now(&persistence, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(hp_and_location(&pg, poison).await, (9, "fixed".into()));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let open: i64 = pg
+            .query_one("SELECT count(*) FROM compensation", &[])
+            .await
+            .unwrap()
+            .get(0);
+        if open == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the superseded record is still open"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// The critical write of an entity whose own row is poison: its flush reports the row set

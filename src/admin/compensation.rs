@@ -1,7 +1,7 @@
 //! Set-aside rows on the admin address (behind the admin token middleware):
 //!
-//! - `GET /admin/compensation?limit=N&after=<id>`: open records, oldest first; `next` is the
-//!   `after` of the following page (null on the last one);
+//! - `GET /admin/compensation?limit=N&after=<cursor>`: open records, oldest first; `next` is
+//!   the `after` of the following page (null on the last one);
 //! - `POST /admin/compensation/{id}/retry`: writes the row again through the normal flush
 //!   (same statements, same fencing). Written (or superseded by a newer version queued on
 //!   this node): the record is deleted. Refused: the record stays with the new error.
@@ -80,6 +80,19 @@ fn view(r: &Record) -> serde_json::Value {
     })
 }
 
+/// The `next` of a page: the last record's position (creation time in microseconds, id).
+fn cursor(r: &Record) -> String {
+    format!("{}_{}", r.created_at.timestamp_micros(), r.id)
+}
+
+fn parse_cursor(raw: &str) -> Result<compensation::Cursor, String> {
+    let bad = || format!("`{raw}` is not a page cursor (use the `next` of the previous page)");
+    let (micros, id) = raw.trim().split_once('_').ok_or_else(bad)?;
+    let micros: i64 = micros.parse().map_err(|_| bad())?;
+    let at = chrono::DateTime::from_timestamp_micros(micros).ok_or_else(bad)?;
+    Ok((at, Uuid::parse_str(id).map_err(|_| bad())?))
+}
+
 /// Sets the open-records gauge after a change made here (the persistence actor also
 /// refreshes it on its own).
 async fn refresh_gauge(state: &AdminState) -> Option<i64> {
@@ -97,7 +110,7 @@ async fn list(
         Some(Ok(n)) if (1..=MAX_LIMIT).contains(&n) => n,
         Some(_) => return bad(format!("limit must be an integer from 1 to {MAX_LIMIT}")),
     };
-    let after = match query.get("after").map(|v| parse_id(v)) {
+    let after = match query.get("after").map(|v| parse_cursor(v)) {
         None => None,
         Some(Ok(id)) => Some(id),
         Some(Err(m)) => return bad(m),
@@ -109,7 +122,7 @@ async fn list(
     };
     let more = records.len() as i64 > limit;
     records.truncate(limit as usize);
-    let next = more.then(|| records.last().map(|r| r.id)).flatten();
+    let next = more.then(|| records.last().map(cursor)).flatten();
     let open = refresh_gauge(&state).await;
     HttpResponse::Ok().json(json!({
         "records": records.iter().map(view).collect::<Vec<_>>(),

@@ -105,30 +105,31 @@ pub async fn set_aside(
     Ok(row.get(0))
 }
 
-/// Up to `limit` records, oldest first, after the record `after` (keyset paging: stable while
-/// records are added and removed).
-pub async fn list(db: &Db, limit: i64, after: Option<Uuid>) -> Result<Vec<Record>, DbError> {
+/// Where a page ends: the last record's creation time and id. A position, not a record, so
+/// paging goes on even when that record was retried or discarded meanwhile.
+pub type Cursor = (DateTime<Utc>, Uuid);
+
+/// Up to `limit` records, oldest first, after `after` (keyset paging: stable while records
+/// are added and removed).
+pub async fn list(db: &Db, limit: i64, after: Option<Cursor>) -> Result<Vec<Record>, DbError> {
     let client = db.client().await?;
     let rows = match after {
         None => {
             client
                 .query(
-                    &format!(
-                        "SELECT {COLUMNS} FROM compensation ORDER BY created_at, id LIMIT $1"
-                    ),
+                    &format!("SELECT {COLUMNS} FROM compensation ORDER BY created_at, id LIMIT $1"),
                     &[&limit],
                 )
                 .await?
         }
-        Some(after) => {
+        Some((created_at, id)) => {
             client
                 .query(
                     &format!(
-                        "SELECT {COLUMNS} FROM compensation \
-                         WHERE (created_at, id) > (SELECT created_at, id FROM compensation WHERE id = $2) \
+                        "SELECT {COLUMNS} FROM compensation WHERE (created_at, id) > ($2, $3) \
                          ORDER BY created_at, id LIMIT $1"
                     ),
-                    &[&limit, &after],
+                    &[&limit, &created_at, &id],
                 )
                 .await?
         }

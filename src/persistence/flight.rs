@@ -5,12 +5,13 @@
 //! the flush and keeps the rows not yet written.
 
 use std::collections::HashSet;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
 use super::backlog::{Attempt, Isolator, PoisonPolicy, Verdict};
 use super::batch::{Entry, RowKey};
+use super::retry::Backoff;
 use super::{compensation, pg, Db, DbError};
 
 /// How a flight ended, row by row (every entry comes back in exactly one list).
@@ -33,6 +34,10 @@ pub struct Landing<T> {
     pub commits: usize,
 }
 
+/// Quick retries of a flight after a retryable failure (serialization, lost connection);
+/// past them the rows are kept and the caller backs off.
+const QUICK_RETRIES: u32 = 3;
+
 enum Fate {
     Untried,
     Written,
@@ -52,9 +57,18 @@ pub async fn run<T>(
     let mut isolator = Isolator::new(entries.len());
     let mut error = None;
     let mut commits = 0;
+    let mut backoff = Backoff::new(Duration::from_millis(5), Duration::from_millis(100));
     while let Some(range) = isolator.next() {
         let rows: Vec<_> = entries[range.clone()].iter().map(|e| &e.row).collect();
         match pg::flush(db, &rows).await {
+            // A serialization failure (an entity's flush beside the batch, a critical write)
+            // or a dropped connection: a flush is idempotent, so try it again at once, a few
+            // times, before making whoever waits for these rows hear about it.
+            Err(e) if e.is_retryable() && backoff.attempts() < QUICK_RETRIES => {
+                tracing::debug!(error = %e, attempt = backoff.attempts(), "retrying a flush");
+                db.metrics().db_retries.increment(1);
+                tokio::time::sleep(backoff.next_delay()).await;
+            }
             Ok(outcome) => {
                 commits += 1;
                 let fenced: HashSet<RowKey> = outcome.fenced.into_iter().collect();
