@@ -49,6 +49,12 @@ pub struct Config {
     pub cluster_secret: String,
     pub flush_interval: Duration,
     pub flush_batch_size: usize,
+    /// At this many unwritten dirty rows writers wait and the node reports not ready …
+    pub flush_backlog_high: usize,
+    /// … until the backlog is down to this many.
+    pub flush_backlog_low: usize,
+    /// The longest a writer waits for room in the backlog (its rows are queued regardless).
+    pub flush_backpressure_wait: Duration,
     pub idle_timeout: Duration,
     pub log_format: LogFormat,
     /// Largest inbound WebSocket frame from a client, in bytes.
@@ -125,6 +131,9 @@ pub struct RawConfig {
     pub cluster_secret: Option<String>,
     pub flush_interval_ms: Option<i64>,
     pub flush_batch_size: Option<i64>,
+    pub flush_backlog_high: Option<i64>,
+    pub flush_backlog_low: Option<i64>,
+    pub flush_backpressure_wait_ms: Option<i64>,
     pub idle_timeout_secs: Option<i64>,
     pub log_format: Option<String>,
     pub max_message_size: Option<i64>,
@@ -163,6 +172,12 @@ const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("SERAI_CLUSTER_SECRET", "cluster_secret"),
     ("SERAI_FLUSH_INTERVAL_MS", "flush_interval_ms"),
     ("SERAI_FLUSH_BATCH_SIZE", "flush_batch_size"),
+    ("SERAI_FLUSH_BACKLOG_HIGH", "flush_backlog_high"),
+    ("SERAI_FLUSH_BACKLOG_LOW", "flush_backlog_low"),
+    (
+        "SERAI_FLUSH_BACKPRESSURE_WAIT_MS",
+        "flush_backpressure_wait_ms",
+    ),
     ("SERAI_IDLE_TIMEOUT_SECS", "idle_timeout_secs"),
     ("SERAI_LOG_FORMAT", "log_format"),
     ("SERAI_MAX_MESSAGE_SIZE", "max_message_size"),
@@ -263,6 +278,9 @@ impl RawConfig {
             "cluster_secret" => self.cluster_secret = Some(value),
             "flush_interval_ms" => self.flush_interval_ms = Some(int(&value)?),
             "flush_batch_size" => self.flush_batch_size = Some(int(&value)?),
+            "flush_backlog_high" => self.flush_backlog_high = Some(int(&value)?),
+            "flush_backlog_low" => self.flush_backlog_low = Some(int(&value)?),
+            "flush_backpressure_wait_ms" => self.flush_backpressure_wait_ms = Some(int(&value)?),
             "idle_timeout_secs" => self.idle_timeout_secs = Some(int(&value)?),
             "log_format" => self.log_format = Some(value),
             "max_message_size" => self.max_message_size = Some(int(&value)?),
@@ -356,6 +374,28 @@ impl RawConfig {
             )?),
             flush_batch_size: bounded("flush_batch_size", self.flush_batch_size, 1000, 1, 10_000)?
                 as usize,
+            flush_backlog_high: bounded(
+                "flush_backlog_high",
+                self.flush_backlog_high,
+                50_000,
+                1,
+                10_000_000,
+            )? as usize,
+            // Checked against the high mark below (its default is half of it).
+            flush_backlog_low: bounded(
+                "flush_backlog_low",
+                self.flush_backlog_low,
+                0,
+                0,
+                10_000_000,
+            )? as usize,
+            flush_backpressure_wait: Duration::from_millis(bounded(
+                "flush_backpressure_wait_ms",
+                self.flush_backpressure_wait_ms,
+                1_000,
+                0,
+                60_000,
+            )?),
             idle_timeout: secs("idle_timeout_secs", self.idle_timeout_secs, 300, 1, 86_400)?,
             log_format: parse_enum("log_format", self.log_format, LogFormat::Text)?,
             max_message_size: bounded(
@@ -453,6 +493,16 @@ impl RawConfig {
         config.advertise_client_addr = self
             .advertise_client_addr
             .unwrap_or_else(|| config.client_addr.to_string());
+        match self.flush_backlog_low {
+            None => config.flush_backlog_low = config.flush_backlog_high / 2,
+            Some(_) if config.flush_backlog_low >= config.flush_backlog_high => {
+                return Err(ConfigError::new(
+                    "flush_backlog_low",
+                    "must be below flush_backlog_high",
+                ))
+            }
+            Some(_) => {}
+        }
         if config.membership_timeout <= config.heartbeat_interval {
             return Err(ConfigError::new(
                 "membership_timeout_ms",
@@ -642,6 +692,10 @@ mod tests {
         assert_eq!(c.admin_addr.port(), 7351);
         assert_eq!(c.peer_addr.port(), 7352);
         assert_eq!(c.server_key, "defaultkey");
+        assert_eq!(
+            (c.flush_backlog_high, c.flush_backlog_low),
+            (50_000, 25_000)
+        );
     }
 
     #[test]
@@ -688,6 +742,8 @@ mod tests {
             ),
             ("SERAI_FLUSH_BATCH_SIZE", "0", "flush_batch_size"),
             ("SERAI_FLUSH_INTERVAL_MS", "soon", "flush_interval_ms"),
+            ("SERAI_FLUSH_BACKLOG_HIGH", "0", "flush_backlog_high"),
+            ("SERAI_FLUSH_BACKLOG_LOW", "60000", "flush_backlog_low"),
             ("SERAI_LOG_FORMAT", "xml", "log_format"),
             ("SERAI_ADMIN_TOKEN", "short", "admin_token"),
         ];

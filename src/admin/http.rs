@@ -53,6 +53,7 @@ pub fn configure(state: AdminState) -> impl Fn(&mut web::ServiceConfig) + Clone 
             .route("/readyz", web::get().to(readyz))
             .route("/metrics", web::get().to(metrics))
             .configure(crate::leaderboard::admin::mount)
+            .configure(super::compensation::mount)
             .service(
                 web::scope("/admin")
                     .route("/status", web::get().to(status))
@@ -108,8 +109,39 @@ async fn readyz(state: web::Data<AdminState>) -> HttpResponse {
     );
     let catalog = state.readiness.catalog_loaded.load(Ordering::Acquire);
     let draining = state.readiness.draining.load(Ordering::Acquire);
-    let body = json!({"database": database, "catalog": catalog, "draining": draining});
-    if database && catalog && !draining {
+    // Over the high-water mark the node takes no more load: writers already wait for room.
+    let stats = tokio::time::timeout(Duration::from_secs(2), state.persistence.send(GetStats))
+        .await
+        .ok()
+        .and_then(Result::ok);
+    let backlog_full = stats.as_ref().is_none_or(|s| s.over_high_water);
+    let mut reasons = Vec::new();
+    if !database {
+        reasons.push("database unreachable".to_string());
+    }
+    if !catalog {
+        reasons.push("catalog not loaded".to_string());
+    }
+    if draining {
+        reasons.push("draining".to_string());
+    }
+    match &stats {
+        None => reasons.push("persistence not answering".to_string()),
+        Some(s) if s.over_high_water => reasons.push(format!(
+            "flush backlog over its high-water mark: {} rows (high {}, ready again at {})",
+            s.backlog, s.high_water, s.low_water
+        )),
+        Some(_) => {}
+    }
+    let body = json!({
+        "database": database,
+        "catalog": catalog,
+        "draining": draining,
+        "backlog_full": backlog_full,
+        "backlog": stats.as_ref().map(|s| s.backlog),
+        "reasons": reasons,
+    });
+    if reasons.is_empty() {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)
@@ -117,8 +149,10 @@ async fn readyz(state: web::Data<AdminState>) -> HttpResponse {
 }
 
 async fn metrics(state: web::Data<AdminState>) -> HttpResponse {
-    // Refresh the actor gauges (and forget stopped actors) so a scrape sees current counts.
+    // Refresh the actor gauges (and forget stopped actors) so a scrape sees current counts;
+    // asking the persistence actor for its figures refreshes the backlog and age gauges.
     state.router.sweep();
+    let _ = tokio::time::timeout(Duration::from_secs(1), state.persistence.send(GetStats)).await;
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(state.metrics.render())
@@ -144,6 +178,13 @@ async fn status(state: web::Data<AdminState>) -> HttpResponse {
             "failed_flushes": stats.failed_flushes,
             "last_flush_latency_ms": stats.last_flush_latency.map(|d| d.as_secs_f64() * 1000.0),
             "last_error": stats.last_error,
+            "entity_flushes": stats.entity_flushes,
+            "set_aside": stats.set_aside,
+            "in_flight": stats.in_flight,
+            "oldest_unflushed_ms": stats.oldest_unflushed.map(|d| d.as_secs_f64() * 1000.0),
+            "over_high_water": stats.over_high_water,
+            "high_water": stats.high_water,
+            "low_water": stats.low_water,
         },
     }))
 }

@@ -25,6 +25,14 @@ pub struct Metrics {
     pub claims: Counter,
     /// Seconds a forwarded message took, request to answer (the added hop).
     pub forward_latency: Histogram,
+    /// Age of the oldest dirty change not yet committed: what a crash would lose.
+    pub oldest_unflushed: Gauge,
+    /// 1 while the flush backlog is over its high-water mark (writers wait, not ready).
+    pub backpressure: Gauge,
+    /// Rows this node set aside into `compensation` after their retries.
+    pub compensation_rows: Counter,
+    /// Open `compensation` records (the whole table, every node's).
+    pub compensation_open: Gauge,
 }
 
 static META: Metadata<'static> = Metadata::new("serai", Level::INFO, Some("serai"));
@@ -46,6 +54,12 @@ impl Metrics {
             claims: recorder.register_counter(&key("serai_claims_total"), &META),
             forward_latency: recorder
                 .register_histogram(&key("serai_forward_latency_seconds"), &META),
+            oldest_unflushed: recorder
+                .register_gauge(&key("serai_persistence_oldest_unflushed_seconds"), &META),
+            backpressure: recorder.register_gauge(&key("serai_persistence_backpressure"), &META),
+            compensation_rows: recorder
+                .register_counter(&key("serai_compensation_rows_total"), &META),
+            compensation_open: recorder.register_gauge(&key("serai_compensation_open"), &META),
             recorder,
             handle,
         })

@@ -1,5 +1,6 @@
 //! The admin side of a node: its own HTTP listener (health, readiness, metrics, operator
 //! endpoints behind the admin token) and the node's Prometheus metrics.
 
+pub mod compensation;
 pub mod http;
 pub mod metrics;

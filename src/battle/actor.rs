@@ -36,7 +36,7 @@ use crate::node::Notifier;
 use crate::persistence::batch::{ActionLogRow, DirtyRow};
 use crate::persistence::battles::{self, EncounterRow, NewEncounter};
 use crate::persistence::claims::{self, EntityId, EntityTable};
-use crate::persistence::messages::{Fenced, FlushNow, MarkDirty};
+use crate::persistence::messages::{Fenced, FlushEntity, MarkDirty, Room};
 use crate::persistence::{Db, DbError, PersistenceActor};
 use crate::protocol::client::Notification;
 use crate::protocol::rpc::{notify, BattleView, TurnNotice, TurnView};
@@ -301,6 +301,14 @@ impl Battle {
             }),
             fence: Some(fence),
         });
+        // Backpressure: no further turn until the node's backlog has room (bounded wait).
+        ctx.wait(
+            self.deps
+                .persistence
+                .send(Room)
+                .into_actor(self)
+                .map(|_, _, _| ()),
+        );
         self.arm_timer(ctx);
         if let Some(snapshot) = self.snapshot() {
             let notice = TurnNotice {
@@ -353,10 +361,14 @@ impl Battle {
             rewards,
         };
         let character_id = live.combat.setup.character_id;
-        let (persistence, router) = (self.deps.persistence.clone(), self.deps.router.clone());
+        let (persistence, router, id) = (
+            self.deps.persistence.clone(),
+            self.deps.router.clone(),
+            self.id,
+        );
         let work = async move {
             // The log rows first: the settled battle's log is complete in the database.
-            match persistence.send(FlushNow).await {
+            match persistence.send(FlushEntity(id)).await {
                 Ok(Ok(())) => {}
                 _ => return Err("the action log could not be flushed".to_string()),
             }
@@ -462,7 +474,7 @@ impl Battle {
             self.deps.node_id.clone(),
         );
         let work = async move {
-            if let Ok(Ok(())) = persistence.send(FlushNow).await {
+            if let Ok(Ok(())) = persistence.send(FlushEntity(id)).await {
                 // Only after the flush: releasing first would let a new owner miss log rows.
                 let _ =
                     claims::release(&db, EntityTable::Battle, &EntityId::Uuid(id), &node, epoch)

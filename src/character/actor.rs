@@ -8,7 +8,8 @@
 //! memory and database change together. A session with a caravan on the road does not idle
 //! out; one that was stopped mid-trip (shutdown, handoff) picks the trip up on load and does
 //! what fell due meanwhile. Every critical write that touches a dirty column waits for the
-//! dirty rows queued before it (`FlushNow`), so a late batch never overwrites it.
+//! dirty rows it queued before (`FlushEntity`: its own rows only, written at once, never the
+//! node's whole backlog), so a late batch never overwrites it.
 
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -31,7 +32,7 @@ use crate::persistence::batch::{AttributeDirty, CharacterDirty, DirtyRow};
 use crate::persistence::battles::{self, BattleSettlement, SettleOutcome};
 use crate::persistence::characters;
 use crate::persistence::claims::{self, EntityId, EntityTable};
-use crate::persistence::messages::{Fenced, FlushNow, MarkDirty};
+use crate::persistence::messages::{Fenced, FlushEntity, MarkDirty, Room};
 use crate::persistence::{Db, DbError, PersistenceActor};
 use crate::protocol::client::Notification;
 use crate::protocol::rpc::{self as wire, notify};
@@ -177,7 +178,7 @@ impl CharacterSession {
         let (persistence, db, id) = (self.deps.persistence.clone(), self.deps.db.clone(), self.id);
         let work = async move {
             persistence
-                .send(FlushNow)
+                .send(FlushEntity(id))
                 .await
                 .map_err(|e| DbError::Unavailable(e.to_string()))??;
             characters::load(&db, id).await
@@ -390,10 +391,10 @@ impl CharacterSession {
             session_epoch: epoch,
             travel: paused.clone(),
         };
-        let (router, persistence) = (self.router()?, self.deps.persistence.clone());
+        let (router, persistence, id) = (self.router()?, self.deps.persistence.clone(), self.id);
         let work = async move {
             // The trip's departure row (dirty) lands before the encounter's write.
-            match persistence.send(FlushNow).await {
+            match persistence.send(FlushEntity(id)).await {
                 Ok(Ok(())) => {}
                 _ => {
                     return Err(SessionError::Failed(Failure::not_run(
@@ -465,11 +466,11 @@ impl CharacterSession {
             return;
         };
         let arrived = rules::arrive(state);
-        let (persistence, db) = (self.deps.persistence.clone(), self.deps.db.clone());
+        let (persistence, db, id) = (self.deps.persistence.clone(), self.deps.db.clone(), self.id);
         let row = arrived.clone();
         let work = async move {
             persistence
-                .send(FlushNow)
+                .send(FlushEntity(id))
                 .await
                 .map_err(|e| DbError::Unavailable(e.to_string()))??;
             characters::arrive(&db, &row, epoch).await
@@ -495,6 +496,9 @@ impl CharacterSession {
         }));
     }
 
+    /// Queues the rows, then takes no other message until the node's backlog has room (at
+    /// once, unless it is over its high-water mark; bounded by the writer wait): the
+    /// backpressure that keeps the backlog bounded without dropping anything.
     pub(super) fn mark_dirty(&self, ctx: &mut Context<Self>, rows: Vec<DirtyRow>) {
         let fence = ctx.address().recipient::<Fenced>();
         for row in rows {
@@ -503,6 +507,13 @@ impl CharacterSession {
                 fence: Some(fence.clone()),
             });
         }
+        ctx.wait(
+            self.deps
+                .persistence
+                .send(Room)
+                .into_actor(self)
+                .map(|_, _, _| ()),
+        );
     }
 }
 
@@ -655,7 +666,7 @@ impl Handler<Passivate> for CharacterSession {
         let work = async move {
             // A failed attempt (a serialization conflict, a blip) is asked again at once: a
             // session that moved must not hold its key longer than the database needs.
-            let flushed = crate::persistence::flush_now(&persistence, FINAL_FLUSH_LIMIT)
+            let flushed = crate::persistence::flush_entity(&persistence, id, FINAL_FLUSH_LIMIT)
                 .await
                 .is_ok();
             if flushed {
@@ -767,14 +778,14 @@ impl Handler<SettleBattle> for CharacterSession {
             };
             Some((after, settlement))
         });
-        let (persistence, db) = (self.deps.persistence.clone(), self.deps.db.clone());
+        let (persistence, db, id) = (self.deps.persistence.clone(), self.deps.db.clone(), self.id);
         let battle_id = msg.battle_id;
         let work = async move {
             let Some((after, settlement)) = prepared? else {
                 return Ok(None);
             };
             let flushed = persistence
-                .send(FlushNow)
+                .send(FlushEntity(id))
                 .await
                 .map_err(|e| DbError::Unavailable(e.to_string()))
                 .and_then(|r| r);

@@ -21,7 +21,7 @@ use crate::market::actor::Market;
 use crate::market::messages as market;
 use crate::market::rules::GoodState;
 use crate::persistence::characters::{self, TradeSettlement};
-use crate::persistence::messages::FlushNow;
+use crate::persistence::messages::FlushEntity;
 use crate::persistence::receipts::Receipt;
 use crate::persistence::DbError;
 use crate::request::within;
@@ -363,8 +363,10 @@ impl Handler<LearnSkill> for CharacterSession {
                           (epoch, rank, cost),
                           after: CharacterState,
                           receipt: Option<Receipt>| async move {
-            // Rows queued before (they carry skill points) land first, never after.
-            match tokio::time::timeout_at(deadline.instant(), persistence.send(FlushNow)).await {
+            // Rows queued before (they carry skill points) land first, never after: this
+            // character's rows only, not the node's backlog.
+            let flush = persistence.send(FlushEntity(after.id));
+            match tokio::time::timeout_at(deadline.instant(), flush).await {
                 Ok(Ok(Ok(()))) => {}
                 Ok(Ok(Err(e))) => return Err(e),
                 Ok(Err(e)) => return Err(DbError::Unavailable(e.to_string())),

@@ -21,7 +21,8 @@ use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::gateway::{Presence, RpcRegistry};
 use crate::persistence::{
-    claims, cluster as members_sql, migrate, Db, DbError, DbSettings, FlushPolicy, PersistenceActor,
+    claims, cluster as members_sql, migrate, BacklogLimits, Db, DbError, DbSettings, FlushPolicy,
+    PersistenceActor,
 };
 use crate::routing::membership::{Membership, MembershipSettings, MembershipStatus};
 use crate::routing::peer::{PeerServer, PeerSettings, Peers};
@@ -119,7 +120,15 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<RunningNode, No
         interval: config.flush_interval,
         batch_size: config.flush_batch_size,
     };
-    let persistence = PersistenceActor::new(db.clone(), policy).start();
+    let limits = BacklogLimits {
+        high: config.flush_backlog_high,
+        low: config.flush_backlog_low,
+        writer_wait: config.flush_backpressure_wait,
+    };
+    let persistence = PersistenceActor::new(db.clone(), policy)
+        .with_limits(&limits)
+        .with_node_id(&config.node_id)
+        .start();
     let arbiters: Vec<Arbiter> = (0..arbiter_count()).map(|_| Arbiter::new()).collect();
     let handles: Vec<ArbiterHandle> = arbiters.iter().map(|a| a.handle()).collect();
     let router = Arc::new(Router::new(

@@ -79,6 +79,16 @@ impl DbError {
         matches!(self, DbError::CommitUnknown(_))
     }
 
+    /// Whether the server refused the data itself: SQLSTATE class 22 (data exception: bad
+    /// byte, value out of range …) or 23 (integrity constraint). Such a failure belongs to a
+    /// row, so a batch that fails this way can be split to find it. Any other non-retryable
+    /// error (missing column, permission, statement timeout) would fail every row alike, and
+    /// must never make the backlog look like poison.
+    pub fn is_bad_row(&self) -> bool {
+        self.sqlstate()
+            .is_some_and(|c| c.code().starts_with("22") || c.code().starts_with("23"))
+    }
+
     /// Whether running the same work again may succeed: serialization failures (40001),
     /// deadlocks, and lost or unavailable connections.
     pub fn is_retryable(&self) -> bool {

@@ -60,6 +60,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(6, "cluster", "0006_cluster.sql"),
     migration!(7, "request_receipt", "0007_request_receipt.sql"),
     migration!(8, "market_version", "0008_market_version.sql"),
+    migration!(9, "compensation", "0009_compensation.sql"),
 ];
 
 /// File name of the default catalog data in `schema/`.

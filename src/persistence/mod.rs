@@ -2,9 +2,13 @@
 //!
 //! - [`Db`]: the pool, the dialect, and [`Db::transact`], the critical path (one transaction,
 //!   retried whole on SQLSTATE 40001, answered only after commit).
-//! - `batch`: pure coalescing of dirty rows (latest wins per row key).
-//! - `actor`: the per-node persistence actor that flushes batches, fenced by owner epoch.
+//! - `batch`: pure coalescing of dirty rows (latest wins per row key, indexed by entity).
+//! - `backlog`: pure decisions of the flush: batch and per-entity selection, rows in flight,
+//!   isolating bad rows, when a row is poison, high/low water marks.
+//! - `actor`: the per-node persistence actor that flushes batches and entities, fenced by
+//!   owner epoch; `flight`: one flush carried out (bad rows isolated, retried, set aside).
 //! - `pg`: the multi-row flush statements (`unnest` arrays).
+//! - `compensation`: rows set aside after failing on their own, for an operator.
 //! - `claims`: ownership claims (owner node + epoch) on entity rows.
 //! - `migrate`: numbered migrations from `schema/`, safe to run from several nodes at once.
 //! - `catalog`: reading the static catalog tables.
@@ -17,12 +21,15 @@ pub mod retry;
 pub use db::{Db, DbError, DbSettings};
 pub mod accounts;
 pub mod actor;
+pub mod backlog;
 pub mod batch;
 pub mod battles;
 pub mod catalog;
 pub mod characters;
 pub mod claims;
 pub mod cluster;
+pub mod compensation;
+pub mod flight;
 pub mod leaderboards;
 pub mod markets;
 pub mod messages;
@@ -30,4 +37,5 @@ pub mod migrate;
 pub mod pg;
 pub mod receipts;
 
-pub use actor::{flush_now, FlushPolicy, PersistenceActor};
+pub use actor::{BacklogLimits, FlushPolicy, PersistenceActor};
+pub use messages::{flush_entity, flush_now};
