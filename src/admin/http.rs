@@ -24,6 +24,8 @@ use crate::shutdown::Shutdown;
 pub struct Readiness {
     pub catalog_loaded: AtomicBool,
     pub draining: AtomicBool,
+    /// True while a starting node takes its first leaderboard snapshots.
+    pub leaderboards_syncing: AtomicBool,
 }
 
 /// Everything the admin endpoints look at.
@@ -108,8 +110,10 @@ async fn readyz(state: web::Data<AdminState>) -> HttpResponse {
     );
     let catalog = state.readiness.catalog_loaded.load(Ordering::Acquire);
     let draining = state.readiness.draining.load(Ordering::Acquire);
-    let body = json!({"database": database, "catalog": catalog, "draining": draining});
-    if database && catalog && !draining {
+    let syncing = state.readiness.leaderboards_syncing.load(Ordering::Acquire);
+    let body = json!({"database": database, "catalog": catalog, "draining": draining,
+        "leaderboards_syncing": syncing});
+    if database && catalog && !draining && !syncing {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)
@@ -197,6 +201,7 @@ async fn cluster(state: web::Data<AdminState>) -> HttpResponse {
         "members": members,
         "ring_share": placement.share(),
         "actors": actors,
+        "leaderboard_sync": crate::leaderboard::service::sync_status(&state.router),
     }))
 }
 
