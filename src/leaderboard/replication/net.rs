@@ -216,7 +216,8 @@ pub(crate) fn run_needs(sync: &Arc<LeaderboardSync>, needs: Vec<Need>) {
                     board,
                     instance,
                     after,
-                } => snapshot(&sync, &origin, &board, instance, after).await,
+                    build,
+                } => snapshot(&sync, &origin, &board, instance, after, build).await,
             }
             lock(&sync.inflight).remove(&key);
         });
@@ -321,6 +322,7 @@ async fn snapshot(
     board: &str,
     instance: super::wire::Instance,
     mut after: Option<super::wire::SnapshotCursor>,
+    build: u64,
 ) {
     loop {
         let req = Request::Snapshot {
@@ -339,11 +341,11 @@ async fn snapshot(
                 };
                 tracing::debug!(%origin, %board, error = %why, "replication snapshot failed");
                 sync.metrics.fail_snapshot.increment(1);
-                sync.write_replicas().snapshot_failed(board);
+                sync.write_replicas().snapshot_failed(board, build);
                 return;
             }
         };
-        let next = sync.write_replicas().on_page(origin, board, page);
+        let next = sync.write_replicas().on_page(origin, board, build, page);
         match next.into_iter().next() {
             Some(Need::Snapshot { after: a, .. }) => after = a,
             _ => {

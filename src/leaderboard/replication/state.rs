@@ -78,6 +78,8 @@ pub enum Need {
         board: String,
         instance: Instance,
         after: Option<SnapshotCursor>,
+        /// The build the pages are for (a restarted build ignores an older one's pages).
+        build: u64,
     },
 }
 
@@ -94,6 +96,7 @@ pub struct Applied {
 /// A fresh copy being built from snapshot pages.
 #[derive(Debug)]
 struct Build {
+    id: u64,
     origin: String,
     instance: Instance,
     fresh: Option<BoardReplica>,
@@ -121,6 +124,7 @@ pub struct Replicas {
     builds: HashMap<String, Build>,
     /// Boards whose copy is missing or stale until a snapshot of (origin, instance) completes.
     stale: HashMap<String, (String, Instance)>,
+    next_build: u64,
 }
 
 impl Replicas {
@@ -133,6 +137,7 @@ impl Replicas {
             origins: HashMap::new(),
             builds: HashMap::new(),
             stale: HashMap::new(),
+            next_build: 0,
         }
     }
 
@@ -427,9 +432,12 @@ impl Replicas {
     fn start_build(&mut self, id: &str, origin: &str, instance: Instance) -> Need {
         self.stale
             .insert(id.to_string(), (origin.to_string(), instance));
+        self.next_build += 1;
+        let build = self.next_build;
         self.builds.insert(
             id.to_string(),
             Build {
+                id: build,
                 origin: origin.to_string(),
                 instance,
                 fresh: None,
@@ -441,6 +449,7 @@ impl Replicas {
             board: id.to_string(),
             instance,
             after: None,
+            build,
         }
     }
 
@@ -500,8 +509,8 @@ impl Replicas {
     }
 
     /// A snapshot page arrived; returns the request for the next one, if any.
-    pub fn on_page(&mut self, origin: &str, board: &str, page: Page) -> Vec<Need> {
-        let Some(build) = self.builds.get_mut(board) else {
+    pub fn on_page(&mut self, origin: &str, board: &str, build_id: u64, page: Page) -> Vec<Need> {
+        let Some(build) = self.builds.get_mut(board).filter(|b| b.id == build_id) else {
             return Vec::new();
         };
         let current = self.origins.get(origin).map(|c| c.incarnation);
@@ -546,6 +555,7 @@ impl Replicas {
                 board: board.to_string(),
                 instance: page.instance,
                 after: Some(after),
+                build: build_id,
             }];
         }
         let Some(mut build) = self.builds.remove(board) else {
@@ -579,8 +589,10 @@ impl Replicas {
     }
 
     /// A snapshot could not be taken: the board stays stale until [`Replicas::reconcile`].
-    pub fn snapshot_failed(&mut self, board: &str) {
-        self.builds.remove(board);
+    pub fn snapshot_failed(&mut self, board: &str, build: u64) {
+        if self.builds.get(board).is_some_and(|b| b.id == build) {
+            self.builds.remove(board);
+        }
     }
 
     /// What is missing now: origins in the view never heard from, stale boards without a

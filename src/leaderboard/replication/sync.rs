@@ -460,7 +460,7 @@ impl LeaderboardSync {
     pub(crate) fn need_key(need: &Need) -> String {
         match need {
             Need::CatchUp { origin, .. } | Need::Boards { origin } => format!("origin/{origin}"),
-            Need::Snapshot { board, .. } => format!("board/{board}"),
+            Need::Snapshot { board, build, .. } => format!("board/{board}/{build}"),
         }
     }
 

@@ -142,6 +142,7 @@ impl Origin {
                 board,
                 instance,
                 after,
+                build,
                 ..
             } => {
                 let head = (self.log.incarnation(), self.log.head());
@@ -149,9 +150,9 @@ impl Origin {
                     .replicas
                     .local_page(&board, instance, after, page, 1 << 20, head)
                 {
-                    Ok(p) => replica.on_page("o", &board, p),
+                    Ok(p) => replica.on_page("o", &board, build, p),
                     Err(_) => {
-                        replica.snapshot_failed(&board);
+                        replica.snapshot_failed(&board, build);
                         Vec::new()
                     }
                 }
