@@ -47,8 +47,8 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(40);
 pub fn start(sync: Arc<LeaderboardSync>, router: Arc<Router>, shutdown: Shutdown) {
     let queues: Arc<Queues> = Arc::new(Mutex::new(HashMap::new()));
     let (s, q, stop) = (sync.clone(), queues.clone(), shutdown.clone());
-    actix_rt::spawn(async move { send_loop(s, q, router, stop).await });
-    actix_rt::spawn(async move { tick_loop(sync, queues, shutdown).await });
+    tokio::spawn(async move { send_loop(s, q, router, stop).await });
+    tokio::spawn(async move { tick_loop(sync, queues, shutdown).await });
 }
 
 async fn send_loop(
@@ -156,7 +156,7 @@ fn broadcast(sync: &Arc<LeaderboardSync>, queues: &Arc<Queues>, batch: &Batch) {
 /// Sends one peer its batches in order, each with a deadline.
 fn spawn_worker(sync: Arc<LeaderboardSync>, node: String) -> mpsc::Sender<Arc<Vec<u8>>> {
     let (tx, mut rx) = mpsc::channel::<Arc<Vec<u8>>>(PEER_QUEUE);
-    actix_rt::spawn(async move {
+    tokio::spawn(async move {
         while let Some(bytes) = rx.recv().await {
             let Some(member) = member(&sync, &node) else {
                 continue;
@@ -204,7 +204,7 @@ pub(crate) fn run_needs(sync: &Arc<LeaderboardSync>, needs: Vec<Need>) {
             continue;
         }
         let sync = sync.clone();
-        actix_rt::spawn(async move {
+        tokio::spawn(async move {
             match need {
                 Need::CatchUp { origin, .. } | Need::Boards { origin } => {
                     if let Err(e) = catch_up(&sync, &origin, None).await {
