@@ -114,6 +114,15 @@ async fn wait_equal(cluster: &TestCluster, board: &str, msg: List, within: Durat
     }
 }
 
+/// Waits (at most 10 s) until `done`.
+async fn wait_for(done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "condition not met within 10 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
@@ -122,7 +131,8 @@ async fn players(cluster: &TestCluster, n: usize) -> Vec<Player> {
     let mut v = Vec::new();
     for i in 0..n {
         let at = cluster.node(i % cluster.nodes.len()).client_addr;
-        v.push(support::player_at(at, &format!("p{i}")).await);
+        let name = format!("p{i}-{}", &Uuid::new_v4().simple().to_string()[..8]);
+        v.push(support::player_at(at, &name).await);
     }
     v
 }
@@ -240,21 +250,32 @@ async fn a_replica_that_missed_entries_catches_up_from_the_buffer_or_a_snapshot(
 
     // A short absence: 10 entries missed, then the stream resumes and shows the gap.
     o.services.peers.cut(&lagging_id);
+    let failed = metric(o, "serai_leaderboard_sync_failures_total", "send");
     for i in 0..10 {
         p.write_ok(b, i, 0).await;
     }
+    // The batches carrying them went out and did not reach the lagging node.
+    wait_for(|| metric(o, "serai_leaderboard_sync_failures_total", "send") > failed).await;
     let incremental = metric(lag, "serai_leaderboard_sync_resyncs_total", "incremental");
     o.services.peers.heal(&lagging_id);
     wait_equal(&cluster, b, top(100), Duration::from_secs(5)).await;
-    assert!(metric(lag, "serai_leaderboard_sync_resyncs_total", "incremental") > incremental);
+    assert!(
+        metric(lag, "serai_leaderboard_sync_resyncs_total", "incremental") > incremental,
+        "{} {}\n{}",
+        incremental,
+        sync(lag).status(),
+        lag.services.metrics.render()
+    );
 
     // A long absence: more entries than the buffer holds (one player per write, so none
     // collapses), then a full snapshot.
     o.services.peers.cut(&lagging_id);
     let many = players(&cluster, 40).await;
+    let failed = metric(o, "serai_leaderboard_sync_failures_total", "send");
     for (i, q) in many.iter().enumerate() {
         via(q, cluster.node(writer)).write_ok(b, 100 + i as i64, 0).await;
     }
+    wait_for(|| metric(o, "serai_leaderboard_sync_failures_total", "send") > failed).await;
     let full = metric(lag, "serai_leaderboard_sync_resyncs_total", "full");
     o.services.peers.heal(&lagging_id);
     wait_equal(&cluster, b, top(100), Duration::from_secs(10)).await;
