@@ -295,7 +295,10 @@ impl RawConfig {
         let boolean = |v: &str| match v.trim().to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" | "on" => Ok(true),
             "false" | "0" | "no" | "off" => Ok(false),
-            _ => Err(ConfigError::new(field, format!("`{v}` is not true or false"))),
+            _ => Err(ConfigError::new(
+                field,
+                format!("`{v}` is not true or false"),
+            )),
         };
         let list = |v: &str| -> Vec<String> {
             v.split(',')
@@ -351,9 +354,7 @@ impl RawConfig {
                 self.leaderboard_write_queue_limit = Some(int(&value)?)
             }
             "leaderboard_sync_enabled" => self.leaderboard_sync_enabled = Some(boolean(&value)?),
-            "leaderboard_sync_batch_size" => {
-                self.leaderboard_sync_batch_size = Some(int(&value)?)
-            }
+            "leaderboard_sync_batch_size" => self.leaderboard_sync_batch_size = Some(int(&value)?),
             "leaderboard_sync_batch_timeout_ms" => {
                 self.leaderboard_sync_batch_timeout_ms = Some(int(&value)?)
             }
@@ -802,7 +803,10 @@ mod tests {
         let c = raw.validate().unwrap();
         assert!(c.leaderboard_sync_compression);
         assert_eq!(c.leaderboard_sync_blacklist, vec!["a", "tournament_*"]);
-        assert_eq!((c.leaderboard_sync_batch_size, c.leaderboard_sync_buffer), (7, 1000));
+        assert_eq!(
+            (c.leaderboard_sync_batch_size, c.leaderboard_sync_buffer),
+            (7, 1000)
+        );
         let mut raw = RawConfig::default();
         let err = raw
             .apply_env(env(&[("SERAI_LEADERBOARD_SYNC_ENABLED", "maybe")]))

@@ -36,7 +36,14 @@ async fn admin(node: &RunningNode, method: &str, path: &str, body: Value) -> (u1
     } else {
         body.to_string()
     };
-    request(node.admin_addr, method, path, &[("Authorization", &auth)], &body).await
+    request(
+        node.admin_addr,
+        method,
+        path,
+        &[("Authorization", &auth)],
+        &body,
+    )
+    .await
 }
 
 fn sync(node: &RunningNode) -> Arc<LeaderboardSync> {
@@ -149,7 +156,13 @@ async fn replicas_answer_like_the_owner_and_reads_are_not_forwarded() {
     let mut cluster = TestCluster::start(3, fast).await;
     let boards: Vec<String> = (0..4).map(|i| format!("weekly-{i}")).collect();
     for b in &boards {
-        let (s, v) = admin(cluster.node(0), "POST", "/admin/leaderboards", json!({"id": b})).await;
+        let (s, v) = admin(
+            cluster.node(0),
+            "POST",
+            "/admin/leaderboards",
+            json!({"id": b}),
+        )
+        .await;
         assert_eq!(s, 201, "{v}");
     }
     wait_synced(&cluster).await;
@@ -166,7 +179,11 @@ async fn replicas_answer_like_the_owner_and_reads_are_not_forwarded() {
                 .get(&format!("/v2/leaderboard/{b}?owner_ids={}&limit=1", p.id))
                 .await;
             let own = records(&v, "owner_records");
-            assert_eq!(own.len(), 1, "own write visible on the node that took it: {v}");
+            assert_eq!(
+                own.len(),
+                1,
+                "own write visible on the node that took it: {v}"
+            );
             assert_eq!(support::int64(&own[0]["score"]), score);
         }
     }
@@ -191,7 +208,11 @@ async fn replicas_answer_like_the_owner_and_reads_are_not_forwarded() {
             let got = service::read(&n.services.router, b.clone(), msg.clone())
                 .await
                 .unwrap();
-            assert_eq!(got, want, "around-owner of {b} on {}", n.services.config.node_id);
+            assert_eq!(
+                got, want,
+                "around-owner of {b} on {}",
+                n.services.config.node_id
+            );
         }
     }
 
@@ -214,7 +235,10 @@ async fn replicas_answer_like_the_owner_and_reads_are_not_forwarded() {
             .await;
         assert_eq!(records(&v, "records").len(), 5);
     }
-    assert_eq!(metric(node, "serai_forwarded_total", "leaderboard"), forwarded);
+    assert_eq!(
+        metric(node, "serai_forwarded_total", "leaderboard"),
+        forwarded
+    );
     assert_eq!(
         metric(node, "serai_leaderboard_reads_total", "served=\"replica\""),
         replica_reads + 40.0
@@ -223,9 +247,14 @@ async fn replicas_answer_like_the_owner_and_reads_are_not_forwarded() {
     // The admin view shows the applied version per origin.
     let (s, v) = admin(node, "GET", "/admin/cluster", Value::Null).await;
     assert_eq!(s, 200);
-    let origins = v["leaderboard_sync"]["origins"].as_array().cloned().unwrap_or_default();
+    let origins = v["leaderboard_sync"]["origins"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(origins.len(), 2, "{v}");
-    assert!(origins.iter().all(|o| o["applied_version"].as_u64().is_some()));
+    assert!(origins
+        .iter()
+        .all(|o| o["applied_version"].as_u64().is_some()));
     cluster.stop_all().await;
 }
 
@@ -237,7 +266,13 @@ async fn a_replica_that_missed_entries_catches_up_from_the_buffer_or_a_snapshot(
     };
     let mut cluster = TestCluster::start(3, tune).await;
     let b = "season";
-    admin(cluster.node(0), "POST", "/admin/leaderboards", json!({"id": b})).await;
+    admin(
+        cluster.node(0),
+        "POST",
+        "/admin/leaderboards",
+        json!({"id": b}),
+    )
+    .await;
     wait_synced(&cluster).await;
     let owner = owner_index(&cluster, b);
     let lagging = (owner + 1) % 3;
@@ -273,7 +308,9 @@ async fn a_replica_that_missed_entries_catches_up_from_the_buffer_or_a_snapshot(
     let many = players(&cluster, 40).await;
     let failed = metric(o, "serai_leaderboard_sync_failures_total", "send");
     for (i, q) in many.iter().enumerate() {
-        via(q, cluster.node(writer)).write_ok(b, 100 + i as i64, 0).await;
+        via(q, cluster.node(writer))
+            .write_ok(b, 100 + i as i64, 0)
+            .await;
     }
     wait_for(|| metric(o, "serai_leaderboard_sync_failures_total", "send") > failed).await;
     let full = metric(lag, "serai_leaderboard_sync_resyncs_total", "full");
@@ -288,7 +325,13 @@ async fn a_replica_that_missed_entries_catches_up_from_the_buffer_or_a_snapshot(
 async fn reads_keep_answering_while_the_owner_drains_and_restarts() {
     let mut cluster = TestCluster::start(3, fast).await;
     let b = "arena";
-    admin(cluster.node(0), "POST", "/admin/leaderboards", json!({"id": b})).await;
+    admin(
+        cluster.node(0),
+        "POST",
+        "/admin/leaderboards",
+        json!({"id": b}),
+    )
+    .await;
     wait_synced(&cluster).await;
     let owner = owner_index(&cluster, b);
     let reader = (owner + 1) % 3;
@@ -331,11 +374,12 @@ async fn reads_keep_answering_while_the_owner_drains_and_restarts() {
     stop.store(true, std::sync::atomic::Ordering::Release);
     let (ok, failed) = reads.await.unwrap();
     assert!(ok > 0);
-    assert_eq!(failed, 0, "reads on node-{reader} failed during the failover ({ok} ok)");
+    assert_eq!(
+        failed, 0,
+        "reads on node-{reader} failed during the failover ({ok} ok)"
+    );
     wait_equal(&cluster, b, top(100), Duration::from_secs(5)).await;
-    let v = reader_player
-        .get("/v2/leaderboard/arena?limit=2")
-        .await;
+    let v = reader_player.get("/v2/leaderboard/arena?limit=2").await;
     let top2: Vec<i64> = records(&v, "records")
         .iter()
         .map(|r| support::int64(&r["score"]))
@@ -354,14 +398,28 @@ async fn blacklisted_boards_stay_with_their_owner_and_compression_changes_nothin
     };
     let mut cluster = TestCluster::start(3, tune).await;
     let boards: Vec<String> = (0..6).map(|i| format!("cup-{i}")).collect();
-    for b in boards.iter().chain(["tournament_spring".to_string()].iter()) {
-        admin(cluster.node(0), "POST", "/admin/leaderboards", json!({"id": b})).await;
+    for b in boards
+        .iter()
+        .chain(["tournament_spring".to_string()].iter())
+    {
+        admin(
+            cluster.node(0),
+            "POST",
+            "/admin/leaderboards",
+            json!({"id": b}),
+        )
+        .await;
     }
     wait_synced(&cluster).await;
     let ps = players(&cluster, 5).await;
     for (k, p) in ps.iter().enumerate() {
-        for b in boards.iter().chain(["tournament_spring".to_string()].iter()) {
-            via(p, cluster.node(k % 3)).write_ok(b, k as i64 * 10, 0).await;
+        for b in boards
+            .iter()
+            .chain(["tournament_spring".to_string()].iter())
+        {
+            via(p, cluster.node(k % 3))
+                .write_ok(b, k as i64 * 10, 0)
+                .await;
         }
     }
     // Replicas from the compressing origin and the plain ones equal their owners.
@@ -377,13 +435,21 @@ async fn blacklisted_boards_stay_with_their_owner_and_compression_changes_nothin
     for n in cluster.nodes.iter().flatten() {
         assert!(!sync(n).serves(t));
     }
-    let forwarded = metric(other, "serai_leaderboard_reads_total", "served=\"forwarded\"");
+    let forwarded = metric(
+        other,
+        "serai_leaderboard_reads_total",
+        "served=\"forwarded\"",
+    );
     let v = via(&ps[0], other)
         .get(&format!("/v2/leaderboard/{t}?limit=10"))
         .await;
     assert_eq!(records(&v, "records").len(), 5);
     assert_eq!(
-        metric(other, "serai_leaderboard_reads_total", "served=\"forwarded\""),
+        metric(
+            other,
+            "serai_leaderboard_reads_total",
+            "served=\"forwarded\""
+        ),
         forwarded + 1.0
     );
     cluster.stop_all().await;

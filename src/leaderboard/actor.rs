@@ -724,7 +724,6 @@ impl Leaderboard {
         }
     }
 
-
     // ---------------------------------------------------------------------------------------
     // Stop
     // ---------------------------------------------------------------------------------------
@@ -847,10 +846,10 @@ async fn load(deps: LeaderboardDeps, id: String) -> Result<Loaded, LoadError> {
         (board, records, cache, replica)
     })
     .await
-            .map_err(|e| {
-                tracing::error!(board = %id, error = %e, "leaderboard: building the bucket failed");
-                LoadError::Failed
-            })?;
+    .map_err(|e| {
+        tracing::error!(board = %id, error = %e, "leaderboard: building the bucket failed");
+        LoadError::Failed
+    })?;
     Ok(Loaded {
         board,
         epoch,
@@ -1243,7 +1242,14 @@ impl Handler<List> for Leaderboard {
             Plan::Database { expiry, cursor } => {
                 self.deps.counters.reads_database.increment(1);
                 let db = self.deps.db.clone();
-                Box::pin(list_database(db, board, expiry, msg.limit, cursor, msg.owner_ids))
+                Box::pin(list_database(
+                    db,
+                    board,
+                    expiry,
+                    msg.limit,
+                    cursor,
+                    msg.owner_ids,
+                ))
             }
         }
     }
@@ -1269,7 +1275,14 @@ impl Handler<AroundOwner> for Leaderboard {
             } => {
                 self.deps.counters.reads_database.increment(1);
                 let limit = Some(msg.limit);
-                Box::pin(list_database(db, board, expiry, limit, Some(cursor), Vec::new()))
+                Box::pin(list_database(
+                    db,
+                    board,
+                    expiry,
+                    limit,
+                    Some(cursor),
+                    Vec::new(),
+                ))
             }
             Plan::Database { expiry, .. } => {
                 self.deps.counters.reads_database.increment(1);

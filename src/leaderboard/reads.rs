@@ -11,7 +11,9 @@ use uuid::Uuid;
 
 use super::board::Board;
 use super::cursor::Cursor;
-use super::messages::{Api, AroundOwner, BoardInfo, LeaderboardError, List, RecordList, RecordView};
+use super::messages::{
+    Api, AroundOwner, BoardInfo, LeaderboardError, List, RecordList, RecordView,
+};
 use super::paging::{self, From as PageFrom};
 use super::rank_cache::{RankCache, RankEntry, SortOrder};
 use super::rules::Record;

@@ -206,8 +206,11 @@ pub trait ReplicaRead: Remote<Result = Result<Self::Answer, LeaderboardError>> +
 
     /// The answer from `replica`; `None` when only the owner can answer (a bucket it does not
     /// hold, which the owner reads from the database).
-    fn answer(&self, replica: &BoardReplica, now: i64)
-        -> Option<Result<Self::Answer, LeaderboardError>>;
+    fn answer(
+        &self,
+        replica: &BoardReplica,
+        now: i64,
+    ) -> Option<Result<Self::Answer, LeaderboardError>>;
 }
 
 fn planned<T>(plan: Plan<T>) -> Option<Result<T, LeaderboardError>> {

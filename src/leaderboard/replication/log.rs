@@ -83,7 +83,12 @@ impl OriginLog {
 
     /// Up to `max_entries` entries after `since` (and at most about `max_bytes`, but always at
     /// least one), as a batch. [`Evicted`] when the buffer no longer holds `since + 1`.
-    pub fn since(&self, since: u64, max_entries: usize, max_bytes: usize) -> Result<Batch, Evicted> {
+    pub fn since(
+        &self,
+        since: u64,
+        max_entries: usize,
+        max_bytes: usize,
+    ) -> Result<Batch, Evicted> {
         let since = since.min(self.head);
         if since + 1 < self.first() {
             return Err(Evicted);
@@ -242,7 +247,11 @@ mod tests {
         assert_eq!((b.from, b.to), (4, 5));
         assert_eq!(log.unsent_since_ms(), Some(20));
         let b = log.take_batch(100, 1).unwrap();
-        assert_eq!((b.from, b.to), (6, 6), "at least one entry whatever the bytes");
+        assert_eq!(
+            (b.from, b.to),
+            (6, 6),
+            "at least one entry whatever the bytes"
+        );
     }
 
     #[test]

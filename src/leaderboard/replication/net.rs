@@ -17,9 +17,9 @@ use tokio::time::Instant;
 use super::state::Need;
 use super::sync::{lock, now_ms, LeaderboardSync};
 use super::wire::{self, Batch, Request, Response, CHANNEL};
+use crate::leaderboard::actor::Leaderboard;
 use crate::request::Failure;
 use crate::routing::channel::{self, Channel};
-use crate::leaderboard::actor::Leaderboard;
 use crate::routing::placement::Member;
 use crate::routing::Router;
 use crate::shutdown::Shutdown;
@@ -83,7 +83,11 @@ async fn send_loop(
         };
         let stopping = shutdown.is_triggered();
         // While draining, look often: the last commits go out at once.
-        let wait = if stopping { wait.min(Duration::from_millis(20)) } else { wait };
+        let wait = if stopping {
+            wait.min(Duration::from_millis(20))
+        } else {
+            wait
+        };
         tokio::select! {
             _ = sync.wake.notified() => {}
             _ = tokio::time::sleep(wait) => {}
@@ -382,7 +386,11 @@ impl LeaderboardSync {
                     .entries_received
                     .increment(applied.entries as u64);
                 self.record_lags(&applied.lags_ms);
-                if applied.needs.iter().any(|n| matches!(n, Need::CatchUp { .. })) {
+                if applied
+                    .needs
+                    .iter()
+                    .any(|n| matches!(n, Need::CatchUp { .. }))
+                {
                     self.metrics.gaps.increment(1);
                 }
                 if !applied.needs.is_empty() {
@@ -397,7 +405,11 @@ impl LeaderboardSync {
             } => {
                 let log = lock(&self.log);
                 // Another life of this node's log: the asker starts from the beginning.
-                let since = if incarnation == log.incarnation() { since } else { 0 };
+                let since = if incarnation == log.incarnation() {
+                    since
+                } else {
+                    0
+                };
                 let max = (max_entries as usize).clamp(1, CATCH_UP_ENTRIES as usize);
                 match log.since(since, max, MAX_BATCH_BYTES * 2) {
                     Ok(batch) => Response::Entries {

@@ -141,9 +141,7 @@ impl BoardReplica {
         let start = after.map_or(i64::MIN, |a| a.0);
         for (&expiry, bucket) in self.buckets.range(start..) {
             let mut from = match after {
-                Some((e, score, sub, owner)) if e == expiry => {
-                    PageFrom::After((score, sub, owner))
-                }
+                Some((e, score, sub, owner)) if e == expiry => PageFrom::After((score, sub, owner)),
                 _ => PageFrom::Top,
             };
             loop {
@@ -251,7 +249,10 @@ mod tests {
         assert!(!r.delete(0, Uuid::from_u128(1), Generation { epoch: 1, seq: 5 }));
         // num_score unchanged, score down: the cache follows the generation.
         assert!(r.upsert(0, &data(1, 2, 6)));
-        assert_eq!(r.buckets[&0].cache.get(Uuid::from_u128(1)).unwrap().score, 2);
+        assert_eq!(
+            r.buckets[&0].cache.get(Uuid::from_u128(1)).unwrap().score,
+            2
+        );
         assert!(r.delete(0, Uuid::from_u128(1), Generation { epoch: 1, seq: 7 }));
         assert!(r.is_empty());
         assert!(r.buckets[&0].cache.is_empty());
@@ -285,7 +286,11 @@ mod tests {
         assert_eq!(unique.len(), 100);
         assert_eq!(r.len(), 100);
         r.trim(50);
-        assert_eq!(r.len(), 100, "expiry 100 is after the horizon, 0 never expires");
+        assert_eq!(
+            r.len(),
+            100,
+            "expiry 100 is after the horizon, 0 never expires"
+        );
         r.trim(100);
         assert_eq!(r.len(), 50);
     }

@@ -40,7 +40,9 @@ pub enum Verdict {
     Apply,
     Duplicate,
     /// Entries after `since` are missing.
-    Gap { since: u64 },
+    Gap {
+        since: u64,
+    },
 }
 
 /// Where batch `from..=to` of `incarnation` stands against what was applied.
@@ -390,9 +392,7 @@ impl Replicas {
                 needs.push(self.start_build(id, origin, *instance));
             }
             Change::BoardDeleted { instance, .. } => self.drop_board_upto(id, *instance),
-            Change::RankUpdated {
-                expiry, record, ..
-            } => {
+            Change::RankUpdated { expiry, record, .. } => {
                 if let Some(b) = self.boards.get_mut(id) {
                     if record.generation.epoch >= b.instance.epoch {
                         b.upsert(*expiry, record);
@@ -495,8 +495,7 @@ impl Replicas {
         }
         let mut needs = Vec::new();
         for (id, instance) in boards {
-            if !self.replicated(id) || self.boards.get(id).is_some_and(|b| b.instance > *instance)
-            {
+            if !self.replicated(id) || self.boards.get(id).is_some_and(|b| b.instance > *instance) {
                 continue;
             }
             if let Some(live) = self.boards.get_mut(id) {
@@ -526,14 +525,13 @@ impl Replicas {
             match BoardReplica::new(page.def.clone(), origin, page.instance) {
                 Ok(mut fresh) => {
                     for expiry in &page.buckets {
-                        fresh.buckets.entry(*expiry).or_insert_with(|| {
-                            super::replica::Bucket {
-                                cache: super::super::rank_cache::RankCache::new(
-                                    fresh.board.order,
-                                ),
+                        fresh
+                            .buckets
+                            .entry(*expiry)
+                            .or_insert_with(|| super::replica::Bucket {
+                                cache: super::super::rank_cache::RankCache::new(fresh.board.order),
                                 records: HashMap::new(),
-                            }
-                        });
+                            });
                     }
                     build.fresh = Some(fresh);
                 }

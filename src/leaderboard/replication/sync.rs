@@ -112,7 +112,11 @@ impl SyncMetrics {
             resync_incremental: m.counter(R, "kind", "incremental"),
             resync_full: m.counter(R, "kind", "full"),
             snapshots: m.counter("serai_leaderboard_sync_snapshots_total", "outcome", "done"),
-            dropped: m.counter("serai_leaderboard_sync_dropped_total", "reason", "queue_full"),
+            dropped: m.counter(
+                "serai_leaderboard_sync_dropped_total",
+                "reason",
+                "queue_full",
+            ),
             fail_send: m.counter(F, "stage", "send"),
             fail_catch_up: m.counter(F, "stage", "catch_up"),
             fail_snapshot: m.counter(F, "stage", "snapshot"),

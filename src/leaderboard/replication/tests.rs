@@ -101,10 +101,7 @@ impl Origin {
                 }
             })
             .collect();
-        for c in self
-            .replicas
-            .commit_local(BOARD, self.instance, changes)
-        {
+        for c in self.replicas.commit_local(BOARD, self.instance, changes) {
             self.log.append(c, now);
         }
     }
@@ -117,7 +114,11 @@ impl Origin {
                     .origins
                     .get(&origin)
                     .map_or((0, 0), |c| (c.incarnation, c.applied));
-                let since = if inc == self.log.incarnation() { since } else { 0 };
+                let since = if inc == self.log.incarnation() {
+                    since
+                } else {
+                    0
+                };
                 match self.log.since(since, page, 1 << 20) {
                     Ok(batch) => {
                         let mut needs = replica.on_batch(&batch, 0).needs;
@@ -178,7 +179,12 @@ enum Step {
 }
 
 fn step() -> impl Strategy<Value = Step> {
-    let op = (any::<bool>(), prop_oneof![Just(0i64), Just(100i64)], 0u128..6, -5i64..50);
+    let op = (
+        any::<bool>(),
+        prop_oneof![Just(0i64), Just(100i64)],
+        0u128..6,
+        -5i64..50,
+    );
     prop_oneof![
         6 => proptest::collection::vec(op, 1..4).prop_map(Step::Commit),
         3 => (1usize..6).prop_map(Step::Cut),
@@ -296,11 +302,27 @@ fn classify_duplicates_gaps_and_incarnations() {
     assert_eq!(classify(Some(&c), 5, 11, 12), Verdict::Apply);
     assert_eq!(classify(Some(&c), 5, 8, 12), Verdict::Apply, "overlap");
     assert_eq!(classify(Some(&c), 5, 3, 10), Verdict::Duplicate);
-    assert_eq!(classify(Some(&c), 5, 11, 10), Verdict::Duplicate, "heartbeat at 10");
-    assert_eq!(classify(Some(&c), 5, 13, 12), Verdict::Gap { since: 10 }, "heartbeat at 12");
+    assert_eq!(
+        classify(Some(&c), 5, 11, 10),
+        Verdict::Duplicate,
+        "heartbeat at 10"
+    );
+    assert_eq!(
+        classify(Some(&c), 5, 13, 12),
+        Verdict::Gap { since: 10 },
+        "heartbeat at 12"
+    );
     assert_eq!(classify(Some(&c), 5, 12, 15), Verdict::Gap { since: 10 });
-    assert_eq!(classify(Some(&c), 4, 1, 50), Verdict::Duplicate, "an older life");
-    assert_eq!(classify(Some(&c), 6, 1, 3), Verdict::Apply, "a new life from its start");
+    assert_eq!(
+        classify(Some(&c), 4, 1, 50),
+        Verdict::Duplicate,
+        "an older life"
+    );
+    assert_eq!(
+        classify(Some(&c), 6, 1, 3),
+        Verdict::Apply,
+        "a new life from its start"
+    );
     assert_eq!(classify(Some(&c), 6, 4, 9), Verdict::Gap { since: 0 });
     assert_eq!(classify(None, 1, 1, 0), Verdict::Apply);
     assert_eq!(classify(None, 1, 5, 9), Verdict::Gap { since: 0 });
@@ -336,7 +358,9 @@ fn blacklisted_boards_are_neither_logged_nor_applied() {
     let def = BoardDef::from(&BoardRow::leaderboard(BOARD));
     let r = BoardReplica::new(def.clone(), "o", Instance::default()).unwrap();
     assert!(!o.install_local(r));
-    assert!(o.commit_local(BOARD, Instance::default(), vec![]).is_empty());
+    assert!(o
+        .commit_local(BOARD, Instance::default(), vec![])
+        .is_empty());
     let mut replica = Replicas::new("r", Blacklist::new(vec!["week*".to_string()]), 10);
     let batch = Batch {
         origin: "o".into(),

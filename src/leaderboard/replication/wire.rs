@@ -277,9 +277,15 @@ pub struct Page {
 pub enum Response {
     Ack,
     /// Entries after the asked version; `head` is the origin's latest version.
-    Entries { head: u64, batch: Batch },
+    Entries {
+        head: u64,
+        batch: Batch,
+    },
     /// The buffer no longer holds the entries asked for: take a full snapshot.
-    Evicted { incarnation: u64, head: u64 },
+    Evicted {
+        incarnation: u64,
+        head: u64,
+    },
     Boards {
         incarnation: u64,
         version: u64,
