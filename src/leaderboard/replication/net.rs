@@ -336,7 +336,7 @@ async fn snapshot(
             max_records: PAGE_RECORDS,
         };
         let page = match ask(sync, origin, &req).await {
-            Ok(Response::Page(page)) => page,
+            Ok(Response::Page(page)) => *page,
             other => {
                 let why = match other {
                     Ok(Response::Refused(why)) => why,
@@ -445,7 +445,7 @@ impl LeaderboardSync {
                     (log.incarnation(), log.head())
                 };
                 match replicas.local_page(&board, instance, after, max, PAGE_BYTES, head) {
-                    Ok(page) => Response::Page(page),
+                    Ok(page) => Response::Page(Box::new(page)),
                     Err(why) => Response::Refused(why),
                 }
             }

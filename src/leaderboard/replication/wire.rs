@@ -291,7 +291,8 @@ pub enum Response {
         version: u64,
         boards: Vec<(String, Instance)>,
     },
-    Page(Page),
+    /// Boxed: a page is large (postcard encodes a box as its content).
+    Page(Box<Page>),
     /// The origin does not hold that board instance (any more).
     Refused(String),
 }
