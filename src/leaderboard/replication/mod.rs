@@ -19,6 +19,7 @@
 
 pub mod log;
 pub mod net;
+mod origin;
 pub mod replica;
 pub mod state;
 pub mod sync;
