@@ -70,6 +70,22 @@ pub struct Config {
     /// Leaderboard writes arriving within this window are committed together.
     pub leaderboard_batch_window: Duration,
     pub leaderboard_batch_size: usize,
+    /// A board refuses new writes ("try again") while this many wait for their batch.
+    pub leaderboard_write_queue_limit: usize,
+    /// Replicate every board's rank cache to every node (reads answered locally).
+    pub leaderboard_sync_enabled: bool,
+    /// A replication batch goes once this many entries wait …
+    pub leaderboard_sync_batch_size: usize,
+    /// … or once the oldest waited this long (also the idle stream's heartbeat).
+    pub leaderboard_sync_batch_timeout: Duration,
+    /// LZ4-compress replication batches and snapshots.
+    pub leaderboard_sync_compression: bool,
+    /// Board ids or globs (`tournament_*`, `*`) that are not replicated.
+    pub leaderboard_sync_blacklist: Vec<String>,
+    /// Recent replication entries kept for replicas that missed some.
+    pub leaderboard_sync_buffer: usize,
+    /// A starting node turns ready once it holds every replicated board, or after this.
+    pub leaderboard_sync_ready_timeout: Duration,
     /// Address other nodes reach this node's peer listener at (defaults to `peer_addr`).
     pub advertise_peer_addr: String,
     /// Address clients reach this node at (defaults to `client_addr`).
@@ -143,6 +159,14 @@ pub struct RawConfig {
     pub rank_cache_blacklist: Option<Vec<String>>,
     pub leaderboard_batch_window_ms: Option<i64>,
     pub leaderboard_batch_size: Option<i64>,
+    pub leaderboard_write_queue_limit: Option<i64>,
+    pub leaderboard_sync_enabled: Option<bool>,
+    pub leaderboard_sync_batch_size: Option<i64>,
+    pub leaderboard_sync_batch_timeout_ms: Option<i64>,
+    pub leaderboard_sync_compression: Option<bool>,
+    pub leaderboard_sync_blacklist: Option<Vec<String>>,
+    pub leaderboard_sync_buffer: Option<i64>,
+    pub leaderboard_sync_ready_timeout_ms: Option<i64>,
     pub advertise_peer_addr: Option<String>,
     pub advertise_client_addr: Option<String>,
     pub heartbeat_interval_ms: Option<i64>,
@@ -199,6 +223,32 @@ const ENV_OVERRIDES: &[(&str, &str)] = &[
         "leaderboard_batch_window_ms",
     ),
     ("SERAI_LEADERBOARD_BATCH_SIZE", "leaderboard_batch_size"),
+    (
+        "SERAI_LEADERBOARD_WRITE_QUEUE_LIMIT",
+        "leaderboard_write_queue_limit",
+    ),
+    ("SERAI_LEADERBOARD_SYNC_ENABLED", "leaderboard_sync_enabled"),
+    (
+        "SERAI_LEADERBOARD_SYNC_BATCH_SIZE",
+        "leaderboard_sync_batch_size",
+    ),
+    (
+        "SERAI_LEADERBOARD_SYNC_BATCH_TIMEOUT_MS",
+        "leaderboard_sync_batch_timeout_ms",
+    ),
+    (
+        "SERAI_LEADERBOARD_SYNC_COMPRESSION",
+        "leaderboard_sync_compression",
+    ),
+    (
+        "SERAI_LEADERBOARD_SYNC_BLACKLIST",
+        "leaderboard_sync_blacklist",
+    ),
+    ("SERAI_LEADERBOARD_SYNC_BUFFER", "leaderboard_sync_buffer"),
+    (
+        "SERAI_LEADERBOARD_SYNC_READY_TIMEOUT_MS",
+        "leaderboard_sync_ready_timeout_ms",
+    ),
     ("SERAI_RING_VNODES", "ring_vnodes"),
     (
         "SERAI_SESSION_TOKEN_EXPIRY_SECS",
@@ -257,6 +307,21 @@ impl RawConfig {
                 .parse::<f64>()
                 .map_err(|_| ConfigError::new(field, format!("`{v}` is not a number")))
         };
+        let boolean = |v: &str| match v.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(true),
+            "false" | "0" | "no" | "off" => Ok(false),
+            _ => Err(ConfigError::new(
+                field,
+                format!("`{v}` is not true or false"),
+            )),
+        };
+        let list = |v: &str| -> Vec<String> {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        };
         let int = |v: &str| {
             v.trim()
                 .parse::<i64>()
@@ -303,6 +368,22 @@ impl RawConfig {
             "membership_timeout_ms" => self.membership_timeout_ms = Some(int(&value)?),
             "leaderboard_batch_window_ms" => self.leaderboard_batch_window_ms = Some(int(&value)?),
             "leaderboard_batch_size" => self.leaderboard_batch_size = Some(int(&value)?),
+            "leaderboard_write_queue_limit" => {
+                self.leaderboard_write_queue_limit = Some(int(&value)?)
+            }
+            "leaderboard_sync_enabled" => self.leaderboard_sync_enabled = Some(boolean(&value)?),
+            "leaderboard_sync_batch_size" => self.leaderboard_sync_batch_size = Some(int(&value)?),
+            "leaderboard_sync_batch_timeout_ms" => {
+                self.leaderboard_sync_batch_timeout_ms = Some(int(&value)?)
+            }
+            "leaderboard_sync_compression" => {
+                self.leaderboard_sync_compression = Some(boolean(&value)?)
+            }
+            "leaderboard_sync_blacklist" => self.leaderboard_sync_blacklist = Some(list(&value)),
+            "leaderboard_sync_buffer" => self.leaderboard_sync_buffer = Some(int(&value)?),
+            "leaderboard_sync_ready_timeout_ms" => {
+                self.leaderboard_sync_ready_timeout_ms = Some(int(&value)?)
+            }
             "ring_vnodes" => self.ring_vnodes = Some(int(&value)?),
             "request_timeout_ms" => self.request_timeout_ms = Some(int(&value)?),
             "receipt_retention_hours" => self.receipt_retention_hours = Some(int(&value)?),
@@ -445,6 +526,44 @@ impl RawConfig {
                 1,
                 10_000,
             )? as usize,
+            leaderboard_write_queue_limit: bounded(
+                "leaderboard_write_queue_limit",
+                self.leaderboard_write_queue_limit,
+                10_000,
+                1,
+                1_000_000,
+            )? as usize,
+            leaderboard_sync_enabled: self.leaderboard_sync_enabled.unwrap_or(true),
+            leaderboard_sync_batch_size: bounded(
+                "leaderboard_sync_batch_size",
+                self.leaderboard_sync_batch_size,
+                100,
+                1,
+                10_000,
+            )? as usize,
+            leaderboard_sync_batch_timeout: Duration::from_millis(bounded(
+                "leaderboard_sync_batch_timeout_ms",
+                self.leaderboard_sync_batch_timeout_ms,
+                1_000,
+                1,
+                60_000,
+            )?),
+            leaderboard_sync_compression: self.leaderboard_sync_compression.unwrap_or(false),
+            leaderboard_sync_blacklist: self.leaderboard_sync_blacklist.unwrap_or_default(),
+            leaderboard_sync_buffer: bounded(
+                "leaderboard_sync_buffer",
+                self.leaderboard_sync_buffer,
+                100_000,
+                16,
+                10_000_000,
+            )? as usize,
+            leaderboard_sync_ready_timeout: Duration::from_millis(bounded(
+                "leaderboard_sync_ready_timeout_ms",
+                self.leaderboard_sync_ready_timeout_ms,
+                30_000,
+                0,
+                600_000,
+            )?),
             advertise_peer_addr: String::new(),
             advertise_client_addr: String::new(),
             heartbeat_interval: Duration::from_millis(bounded(
@@ -710,6 +829,43 @@ mod tests {
         assert_eq!(c.node_id, "b");
         assert_eq!(c.client_addr.port(), 9000);
         assert_eq!(c.flush_batch_size, 10);
+    }
+
+    #[test]
+    fn leaderboard_sync_settings_from_file_and_env() {
+        let raw: RawConfig = toml::from_str(
+            "leaderboard_sync_enabled = false\nleaderboard_sync_blacklist = [\"tournament_*\"]\n\
+             leaderboard_sync_batch_timeout_ms = 50",
+        )
+        .unwrap();
+        let c = raw.validate().unwrap();
+        assert!(!c.leaderboard_sync_enabled);
+        assert_eq!(c.leaderboard_sync_blacklist, vec!["tournament_*"]);
+        assert_eq!(c.leaderboard_sync_batch_timeout, Duration::from_millis(50));
+        let d = RawConfig::default().validate().unwrap();
+        assert!(d.leaderboard_sync_enabled && !d.leaderboard_sync_compression);
+        assert_eq!(d.leaderboard_sync_batch_size, 100);
+        assert_eq!(d.leaderboard_sync_batch_timeout, Duration::from_secs(1));
+        let mut raw = RawConfig::default();
+        raw.apply_env(env(&[
+            ("SERAI_LEADERBOARD_SYNC_COMPRESSION", "true"),
+            ("SERAI_LEADERBOARD_SYNC_BLACKLIST", "a, tournament_*"),
+            ("SERAI_LEADERBOARD_SYNC_BATCH_SIZE", "7"),
+            ("SERAI_LEADERBOARD_SYNC_BUFFER", "1000"),
+        ]))
+        .unwrap();
+        let c = raw.validate().unwrap();
+        assert!(c.leaderboard_sync_compression);
+        assert_eq!(c.leaderboard_sync_blacklist, vec!["a", "tournament_*"]);
+        assert_eq!(
+            (c.leaderboard_sync_batch_size, c.leaderboard_sync_buffer),
+            (7, 1000)
+        );
+        let mut raw = RawConfig::default();
+        let err = raw
+            .apply_env(env(&[("SERAI_LEADERBOARD_SYNC_ENABLED", "maybe")]))
+            .unwrap_err();
+        assert_eq!(err.field, "leaderboard_sync_enabled");
     }
 
     #[test]

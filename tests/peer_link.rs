@@ -75,6 +75,7 @@ fn test_handler(node: &'static str, seen: Arc<AtomicUsize>) -> PeerHandler {
                     }
                 }
                 PeerRequest::Push { .. } => PeerResponse::Pushed { delivered: 1 },
+                PeerRequest::Channel { body, .. } => PeerResponse::Channel(Ok(body)),
             }
         }
     })

@@ -24,6 +24,8 @@ use crate::shutdown::Shutdown;
 pub struct Readiness {
     pub catalog_loaded: AtomicBool,
     pub draining: AtomicBool,
+    /// True while a starting node takes its first leaderboard snapshots.
+    pub leaderboards_syncing: AtomicBool,
 }
 
 /// Everything the admin endpoints look at.
@@ -125,6 +127,10 @@ async fn readyz(state: web::Data<AdminState>) -> HttpResponse {
     if draining {
         reasons.push("draining".to_string());
     }
+    let syncing = state.readiness.leaderboards_syncing.load(Ordering::Acquire);
+    if syncing {
+        reasons.push("leaderboard replicas still syncing".to_string());
+    }
     match &stats {
         None => reasons.push("persistence not answering".to_string()),
         Some(s) if s.over_high_water => reasons.push(format!(
@@ -137,6 +143,7 @@ async fn readyz(state: web::Data<AdminState>) -> HttpResponse {
         "database": database,
         "catalog": catalog,
         "draining": draining,
+        "leaderboards_syncing": syncing,
         "backlog_full": backlog_full,
         "backlog": stats.as_ref().map(|s| s.backlog),
         "reasons": reasons,
@@ -238,6 +245,7 @@ async fn cluster(state: web::Data<AdminState>) -> HttpResponse {
         "members": members,
         "ring_share": placement.share(),
         "actors": actors,
+        "leaderboard_sync": crate::leaderboard::service::sync_status(&state.router),
     }))
 }
 

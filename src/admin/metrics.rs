@@ -77,6 +77,12 @@ impl Metrics {
         self.recorder.register_counter(&key, &META)
     }
 
+    /// A histogram without labels (seconds, by convention of its name).
+    pub fn histogram(&self, name: &'static str) -> Histogram {
+        self.recorder
+            .register_histogram(&Key::from_static_name(name), &META)
+    }
+
     /// Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         self.handle.render()

@@ -38,8 +38,12 @@ use super::messages::{
     Api, AroundOwner, BoardInfo, Caller, DeleteRecord, Forget, GetInfo, Join, LeaderboardError,
     List, Passivate, RecordList, RecordView, Warm, Write,
 };
-use super::paging::{self, From as PageFrom, Key};
-use super::rank_cache::{RankCache, RankCaches, RankEntry, SortOrder};
+use super::paging::{self, Key};
+use super::rank_cache::{RankCache, RankCaches, SortOrder};
+use super::reads::{self, Buckets, Plan};
+use super::replication::replica::BoardReplica;
+use super::replication::sync::{instance_of, local_change};
+use super::replication::LeaderboardSync;
 use super::rules::{self, Operator, Record, WriteContext, WriteError};
 use crate::persistence::claims::{self, EntityId, EntityTable};
 use crate::persistence::leaderboards::{self, FlushBatch, RecordRow};
@@ -47,7 +51,7 @@ use crate::persistence::{Db, DbError};
 use crate::routing::Entity;
 
 /// How long a past bucket stays in memory after its expiry.
-const BUCKET_GRACE_SECS: i64 = 60;
+pub const BUCKET_GRACE_SECS: i64 = 60;
 /// How long an actor for an unknown board answers "not found" before stopping.
 const MISSING_TTL: Duration = Duration::from_secs(5);
 
@@ -65,7 +69,11 @@ pub struct LeaderboardDeps {
     pub batch_size: usize,
     /// Batches of one board in the database at once (they never touch the same record).
     pub max_in_flight: usize,
+    /// Writes waiting beyond this are refused with "try again" instead of queued.
+    pub write_queue_limit: usize,
     pub counters: Arc<Counters>,
+    /// This node's replication (none when it is off).
+    pub sync: Option<Arc<LeaderboardSync>>,
 }
 
 impl std::fmt::Debug for LeaderboardDeps {
@@ -172,6 +180,8 @@ struct Loaded {
     records: HashMap<Uuid, Entry>,
     /// The bucket's rank cache (`None` when the cache is off for the board).
     cache: Option<RankCache>,
+    /// This node's replica of the board (when it is replicated).
+    replica: Option<BoardReplica>,
     load_ms: u64,
     build_ms: u64,
 }
@@ -218,6 +228,30 @@ impl Entity for Leaderboard {
     }
 }
 
+/// The actor's buckets, for the reads it shares with every node's replica.
+impl Buckets for Leaderboard {
+    fn cached(&self) -> bool {
+        !self.caches.is_blacklisted(&self.id)
+    }
+
+    fn has_bucket(&self, expiry: i64) -> bool {
+        self.buckets.contains_key(&expiry)
+    }
+
+    fn cache(&self, expiry: i64) -> Option<&RankCache> {
+        self.caches.get(&self.id, expiry)
+    }
+
+    fn record(&self, expiry: i64, owner: Uuid) -> Option<(&Record, Option<&str>)> {
+        let e = self.entry(expiry, owner)?;
+        Some((&e.rec, e.username.as_deref()))
+    }
+
+    fn bucket_len(&self, expiry: i64) -> u64 {
+        self.buckets.get(&expiry).map_or(0, |b| b.len() as u64)
+    }
+}
+
 impl Leaderboard {
     /// The board `id`; it loads itself when started.
     pub fn new(id: String, deps: LeaderboardDeps) -> Leaderboard {
@@ -239,10 +273,6 @@ impl Leaderboard {
             stop_started: false,
             stop_waiters: Vec::new(),
         }
-    }
-
-    fn cached(&self) -> bool {
-        !self.caches.is_blacklisted(&self.id)
     }
 
     /// Starts loading; nothing else is handled until it is done.
@@ -267,6 +297,9 @@ impl Leaderboard {
                 self.buckets.clear();
                 self.buckets.insert(l.expiry, l.records);
                 self.epoch = l.epoch;
+                if let (Some(sync), Some(replica)) = (&self.deps.sync, l.replica) {
+                    sync.install(replica, &[l.expiry]);
+                }
                 self.board = Some(Arc::new(l.board));
                 self.phase = Phase::Ready;
                 tracing::info!(board = %self.id, records = count, expiry = l.expiry,
@@ -368,6 +401,12 @@ impl Leaderboard {
         ctx: &mut Context<Self>,
     ) -> oneshot::Receiver<Result<Option<RecordView>, LeaderboardError>> {
         let (tx, rx) = oneshot::channel();
+        if self.pending.len() >= self.deps.write_queue_limit {
+            // Bounded: the writer retries later rather than the queue growing.
+            self.deps.counters.writes_refused.increment(1);
+            let _ = tx.send(Err(LeaderboardError::Unavailable));
+            return rx;
+        }
         self.pending.push_back(Op {
             expiry,
             owner,
@@ -413,10 +452,6 @@ impl Leaderboard {
 
     fn entry(&self, expiry: i64, owner: Uuid) -> Option<&Entry> {
         self.buckets.get(&expiry)?.get(&owner)
-    }
-
-    fn bucket_len(&self, expiry: i64) -> u64 {
-        self.buckets.get(&expiry).map_or(0, |b| b.len() as u64)
     }
 
     /// Takes the next batch: waiting writes in arrival order, up to `batch_size`, leaving
@@ -635,11 +670,16 @@ impl Leaderboard {
         overlay: HashMap<(i64, Uuid), Option<Entry>>,
         answers: Vec<(Reply, Uuid, i64, Result<Done, LeaderboardError>)>,
     ) {
+        let mut logged = Vec::new();
         for ((expiry, owner), change) in overlay {
+            if self.deps.sync.is_some() {
+                let record = change.as_ref().map(|e| (&e.rec, e.username.as_deref()));
+                logged.push(local_change(expiry, owner, record));
+            }
             match change {
                 Some(e) => {
                     if let Some(cache) = self.caches.get_or_create(&self.id, expiry, board.order) {
-                        cache.upsert(rank_entry(owner, &e.rec));
+                        cache.upsert(reads::rank_entry(owner, &e.rec));
                     }
                     self.buckets.entry(expiry).or_default().insert(owner, e);
                 }
@@ -653,12 +693,16 @@ impl Leaderboard {
                 }
             }
         }
+        // This node's reads see the batch before its writers hear back.
+        if let Some(sync) = &self.deps.sync {
+            sync.committed(board, self.epoch, logged);
+        }
         for (reply, owner, expiry, result) in answers {
             let answer = match result {
                 Ok(Done::Record { rec, username }) => {
                     self.deps.counters.writes_committed.increment(1);
-                    let rank = self.owner_rank(board, expiry, owner);
-                    Ok(Some(view(
+                    let rank = reads::owner_rank(board, &*self, expiry, owner);
+                    Ok(Some(reads::view(
                         board,
                         expiry,
                         owner,
@@ -677,155 +721,6 @@ impl Leaderboard {
                 }
             };
             let _ = reply.send(answer);
-        }
-    }
-
-    /// The owner's rank as Nakama reports it outside page listings: 0 when ranks are disabled
-    /// or the rank cache is off.
-    fn owner_rank(&self, board: &Board, expiry: i64, owner: Uuid) -> u64 {
-        if !board.row.enable_ranks {
-            return 0;
-        }
-        self.caches
-            .get(&self.id, expiry)
-            .and_then(|c| c.rank_of(owner))
-            .unwrap_or(0)
-    }
-
-    // ---------------------------------------------------------------------------------------
-    // Reads
-    // ---------------------------------------------------------------------------------------
-
-    /// The bucket a read means: the requested expiry, or the current one. `None` when the
-    /// current period has already expired (a finished tournament period): nothing to list.
-    fn read_bucket(&self, board: &Board, expiry: Option<i64>, now: i64) -> Option<i64> {
-        match expiry {
-            Some(e) if e != 0 => Some(e),
-            _ => {
-                let e = board.current_expiry(now);
-                (!(board.is_tournament() && e != 0 && e <= now)).then_some(e)
-            }
-        }
-    }
-
-    /// Whether a bucket can be read from memory.
-    fn in_memory(&self, board: &Board, expiry: i64, now: i64) -> bool {
-        self.cached() && (self.buckets.contains_key(&expiry) || expiry == board.current_expiry(now))
-    }
-
-    fn cache_of(&self, expiry: i64) -> Option<&RankCache> {
-        self.caches.get(&self.id, expiry)
-    }
-
-    fn view_of(&self, board: &Board, expiry: i64, owner: Uuid, rank: u64) -> Option<RecordView> {
-        let e = self.entry(expiry, owner)?;
-        Some(view(
-            board,
-            expiry,
-            owner,
-            &e.rec,
-            e.username.as_deref(),
-            rank,
-        ))
-    }
-
-    fn cursor_str(&self, expiry: i64, is_next: bool, at: (u64, RankEntry)) -> String {
-        Cursor {
-            is_next,
-            board: self.id.clone(),
-            expiry,
-            score: at.1.score,
-            subscore: at.1.subscore,
-            owner: at.1.owner,
-            rank: at.0,
-        }
-        .encode()
-    }
-
-    fn decode_cursor(&self, s: &str, expiry: i64) -> Result<Cursor, LeaderboardError> {
-        match Cursor::decode(s) {
-            Some(c) if c.board == self.id && c.expiry == expiry => Ok(c),
-            _ => Err(LeaderboardError::InvalidCursor),
-        }
-    }
-
-    /// A page (and owners' records) of an in-memory bucket.
-    fn list_memory(
-        &self,
-        board: &Board,
-        expiry: i64,
-        limit: Option<u32>,
-        cursor: Option<&Cursor>,
-        owners: &[Uuid],
-    ) -> RecordList {
-        let empty = RankCache::new(board.order);
-        let cache = self.cache_of(expiry).unwrap_or(&empty);
-        let mut list = RecordList::default();
-        if let Some(limit) = limit {
-            let from = match cursor {
-                None => PageFrom::Top,
-                Some(c) if c.is_next => PageFrom::After((c.score, c.subscore, c.owner)),
-                Some(c) => PageFrom::Before((c.score, c.subscore, c.owner)),
-            };
-            let page = paging::page(cache, from, limit as usize);
-            list.records = page
-                .entries
-                .iter()
-                .filter_map(|&(rank, e)| self.view_of(board, expiry, e.owner, rank))
-                .collect();
-            list.next_cursor = page.next.map(|at| self.cursor_str(expiry, true, at));
-            list.prev_cursor = page.prev.map(|at| self.cursor_str(expiry, false, at));
-        }
-        list.owner_records = self.owner_records(board, expiry, owners);
-        if board.row.enable_ranks {
-            list.rank_count = cache.len() as u64;
-        }
-        list
-    }
-
-    fn owner_records(&self, board: &Board, expiry: i64, owners: &[Uuid]) -> Vec<RecordView> {
-        let mut seen = HashSet::new();
-        let mut out: Vec<RecordView> = owners
-            .iter()
-            .filter(|o| seen.insert(**o))
-            .filter_map(|&o| {
-                let rank = self.owner_rank(board, expiry, o);
-                self.view_of(board, expiry, o, rank)
-            })
-            .collect();
-        sort_views(board.order, &mut out);
-        out
-    }
-
-    fn around_memory(&self, board: &Board, expiry: i64, owner: Uuid, limit: u32) -> RecordList {
-        let Some(cache) = self.cache_of(expiry) else {
-            return RecordList::default();
-        };
-        let Some(rank) = cache.rank_of(owner) else {
-            return RecordList::default();
-        };
-        let n = cache.len() as u64;
-        let (first, last, set_prev, set_next) = paging::haystack(n, rank, u64::from(limit));
-        let entries = cache.range(first, (last - first + 1) as usize);
-        let ranks = board.row.enable_ranks;
-        let records: Vec<RecordView> = entries
-            .iter()
-            .filter_map(|&(r, e)| self.view_of(board, expiry, e.owner, if ranks { r } else { 0 }))
-            .collect();
-        RecordList {
-            prev_cursor: set_prev
-                .then(|| {
-                    entries
-                        .first()
-                        .map(|&at| self.cursor_str(expiry, false, at))
-                })
-                .flatten(),
-            next_cursor: set_next
-                .then(|| entries.last().map(|&at| self.cursor_str(expiry, true, at)))
-                .flatten(),
-            records,
-            owner_records: Vec::new(),
-            rank_count: if ranks { n } else { 0 },
         }
     }
 
@@ -867,15 +762,6 @@ impl Leaderboard {
     }
 }
 
-fn rank_entry(owner: Uuid, rec: &Record) -> RankEntry {
-    RankEntry {
-        owner,
-        score: rec.score,
-        subscore: rec.subscore,
-        generation: rec.num_score,
-    }
-}
-
 fn entry_from_row(board: &Board, r: RecordRow) -> (Uuid, Entry) {
     let rec = Record {
         score: r.score,
@@ -912,44 +798,10 @@ fn row_of(board: &Board, expiry: i64, owner: Uuid, e: &Entry) -> RecordRow {
     }
 }
 
-fn view(
-    board: &Board,
-    expiry: i64,
-    owner: Uuid,
-    rec: &Record,
-    username: Option<&str>,
-    rank: u64,
-) -> RecordView {
-    RecordView {
-        leaderboard_id: board.row.id.clone(),
-        owner_id: owner,
-        username: username.map(str::to_string),
-        score: rec.score,
-        subscore: rec.subscore,
-        num_score: rec.num_score,
-        max_num_score: board.record_max_num_score(rec.max_num_score),
-        metadata: rec.metadata.clone(),
-        create_time: rec.create_time,
-        update_time: rec.update_time,
-        expiry_time: expiry,
-        rank,
-    }
-}
-
 fn view_of_row(board: &Board, r: RecordRow, rank: u64) -> RecordView {
     let expiry = r.expiry;
     let (owner, e) = entry_from_row(board, r);
-    view(board, expiry, owner, &e.rec, e.username.as_deref(), rank)
-}
-
-fn sort_views(order: SortOrder, v: &mut [RecordView]) {
-    v.sort_by(|a, b| {
-        paging::compare(
-            order,
-            (a.score, a.subscore, a.owner_id),
-            (b.score, b.subscore, b.owner_id),
-        )
-    });
+    reads::view(board, expiry, owner, &e.rec, e.username.as_deref(), rank)
 }
 
 /// Claims the board's row and loads its current bucket.
@@ -982,19 +834,29 @@ async fn load(deps: LeaderboardDeps, id: String) -> Result<Loaded, LoadError> {
     // Building a large bucket takes a while: off the arbiter, which other actors share.
     let cached = !RankCaches::new(deps.blacklist.as_ref().clone()).is_blacklisted(&id);
     let started = std::time::Instant::now();
-    let (board, records, cache) =
-        tokio::task::spawn_blocking(move || build_bucket(board, rows, cached))
-            .await
-            .map_err(|e| {
-                tracing::error!(board = %id, error = %e, "leaderboard: building the bucket failed");
-                LoadError::Failed
-            })?;
+    let sync = deps.sync.clone();
+    let (board, records, cache, replica) = tokio::task::spawn_blocking(move || {
+        let (board, records, cache) = build_bucket(board, rows, cached);
+        let replica = sync.as_ref().and_then(|s| {
+            let all = records
+                .iter()
+                .map(|(o, e)| (expiry, *o, &e.rec, e.username.as_deref()));
+            s.prepare(&board, epoch, all)
+        });
+        (board, records, cache, replica)
+    })
+    .await
+    .map_err(|e| {
+        tracing::error!(board = %id, error = %e, "leaderboard: building the bucket failed");
+        LoadError::Failed
+    })?;
     Ok(Loaded {
         board,
         epoch,
         expiry,
         records,
         cache,
+        replica,
         load_ms,
         build_ms: started.elapsed().as_millis() as u64,
     })
@@ -1012,7 +874,7 @@ fn build_bucket(
     for r in rows {
         let (owner, entry) = entry_from_row(&board, r);
         if cached {
-            entries.push(rank_entry(owner, &entry.rec));
+            entries.push(reads::rank_entry(owner, &entry.rec));
         }
         records.insert(owner, entry);
     }
@@ -1111,7 +973,7 @@ async fn list_database(
             .into_iter()
             .map(|r| view_of_row(&board, r, 0))
             .collect();
-        sort_views(board.order, &mut list.owner_records);
+        reads::sort_views(board.order, &mut list.owner_records);
     }
     Ok(list)
 }
@@ -1372,34 +1234,24 @@ impl Handler<List> for Leaderboard {
             Ok(b) => b,
             Err(e) => return ready_answer(Err(e)),
         };
-        let now = unix_now();
-        if msg.api == Api::Tournament && msg.expiry.unwrap_or(0) == 0 && board.ended(now) {
-            return ready_answer(Err(LeaderboardError::Ended));
+        match reads::list(&board, &*self, &msg, unix_now()) {
+            Plan::Done(answer) => {
+                self.deps.counters.reads_memory.increment(1);
+                ready_answer(answer)
+            }
+            Plan::Database { expiry, cursor } => {
+                self.deps.counters.reads_database.increment(1);
+                let db = self.deps.db.clone();
+                Box::pin(list_database(
+                    db,
+                    board,
+                    expiry,
+                    msg.limit,
+                    cursor,
+                    msg.owner_ids,
+                ))
+            }
         }
-        let Some(expiry) = self.read_bucket(&board, msg.expiry, now) else {
-            return ready_answer(Ok(RecordList::default()));
-        };
-        let cursor = match msg.cursor.as_deref().filter(|c| !c.is_empty()) {
-            None => None,
-            Some(s) => match self.decode_cursor(s, expiry) {
-                Ok(c) => Some(c),
-                Err(e) => return ready_answer(Err(e)),
-            },
-        };
-        if self.in_memory(&board, expiry, now) {
-            self.deps.counters.reads_memory.increment(1);
-            let list = self.list_memory(&board, expiry, msg.limit, cursor.as_ref(), &msg.owner_ids);
-            return ready_answer(Ok(list));
-        }
-        self.deps.counters.reads_database.increment(1);
-        Box::pin(list_database(
-            self.deps.db.clone(),
-            board,
-            expiry,
-            msg.limit,
-            cursor,
-            msg.owner_ids,
-        ))
     }
 }
 
@@ -1411,49 +1263,32 @@ impl Handler<AroundOwner> for Leaderboard {
             Ok(b) => b,
             Err(e) => return ready_answer(Err(e)),
         };
-        let now = unix_now();
-        let Some(expiry) = self.read_bucket(&board, msg.expiry, now) else {
-            return ready_answer(Ok(RecordList::default()));
-        };
-        let memory = self.in_memory(&board, expiry, now);
-        if let Some(s) = msg.cursor.as_deref().filter(|c| !c.is_empty()) {
-            // With a cursor this is a plain listing.
-            let cursor = match self.decode_cursor(s, expiry) {
-                Ok(c) => c,
-                Err(e) => return ready_answer(Err(e)),
-            };
-            if memory {
+        let db = self.deps.db.clone();
+        match reads::around(&board, &*self, &msg, unix_now()) {
+            Plan::Done(answer) => {
                 self.deps.counters.reads_memory.increment(1);
-                return ready_answer(Ok(self.list_memory(
-                    &board,
-                    expiry,
-                    Some(msg.limit),
-                    Some(&cursor),
-                    &[],
-                )));
+                ready_answer(answer)
             }
-            self.deps.counters.reads_database.increment(1);
-            return Box::pin(list_database(
-                self.deps.db.clone(),
-                board,
+            Plan::Database {
                 expiry,
-                Some(msg.limit),
-                Some(cursor),
-                Vec::new(),
-            ));
+                cursor: Some(cursor),
+            } => {
+                self.deps.counters.reads_database.increment(1);
+                let limit = Some(msg.limit);
+                Box::pin(list_database(
+                    db,
+                    board,
+                    expiry,
+                    limit,
+                    Some(cursor),
+                    Vec::new(),
+                ))
+            }
+            Plan::Database { expiry, .. } => {
+                self.deps.counters.reads_database.increment(1);
+                Box::pin(around_database(db, board, expiry, msg.owner, msg.limit))
+            }
         }
-        if memory {
-            self.deps.counters.reads_memory.increment(1);
-            return ready_answer(Ok(self.around_memory(&board, expiry, msg.owner, msg.limit)));
-        }
-        self.deps.counters.reads_database.increment(1);
-        Box::pin(around_database(
-            self.deps.db.clone(),
-            board,
-            expiry,
-            msg.owner,
-            msg.limit,
-        ))
     }
 }
 
@@ -1462,9 +1297,7 @@ impl Handler<GetInfo> for Leaderboard {
 
     fn handle(&mut self, _: GetInfo, _: &mut Context<Self>) -> Self::Result {
         let board = self.ready(Api::Leaderboard)?;
-        let now = unix_now();
-        let size = self.bucket_len(board.current_expiry(now));
-        Ok(board.info(now, size, self.cached()))
+        Ok(reads::info(&board, &*self, unix_now()))
     }
 }
 
@@ -1489,6 +1322,10 @@ impl Handler<Forget> for Leaderboard {
 
     fn handle(&mut self, _: Forget, ctx: &mut Context<Self>) -> Self::Result {
         tracing::info!(board = %self.id, "leaderboard deleted, stopping");
+        if let Some(sync) = &self.deps.sync {
+            let instance = self.board.as_ref().map(|b| instance_of(b, self.epoch));
+            sync.deleted(&self.id, instance);
+        }
         self.fail(ctx);
         Ok(())
     }

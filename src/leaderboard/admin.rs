@@ -247,7 +247,7 @@ async fn list(state: web::Data<AdminState>) -> HttpResponse {
     let now = chrono::Utc::now().timestamp();
     let live = futures_util::future::join_all(
         rows.iter()
-            .map(|r| service::send(&state.router, r.id.clone(), GetInfo, true)),
+            .map(|r| service::read(&state.router, r.id.clone(), GetInfo)),
     )
     .await;
     let boards: Vec<BoardInfo> = rows

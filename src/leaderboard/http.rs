@@ -8,8 +8,9 @@
 //!   /v2/tournament/{id}` write, `GET` list records, `DELETE` own record;
 //!   `GET /v2/tournament/{id}/owner/{owner_id}`.
 //!
-//! Every request needs a session (`Authorization: Bearer`). Each board is served by its
-//! [`Leaderboard`] actor, reached through the router.
+//! Every request needs a session (`Authorization: Bearer`). Writes go to the board's
+//! [`Leaderboard`] actor on its owner node, through the router; reads are answered by this
+//! node's replica when it holds the board (`replication`), else by the owner.
 
 use std::sync::Arc;
 
@@ -501,7 +502,7 @@ async fn write(
         metadata: body.metadata,
         operator: body.operator,
     };
-    let record = service::send(&state.router, id, msg, false)
+    let record = service::write(&state.router, id, msg)
         .await
         .map_err(|e| api_error(e, Call::Write))?;
     json(&JsonRecord::of(&record))
@@ -538,7 +539,7 @@ async fn delete(
         caller: Caller::Client,
         owner: user.user_id,
     };
-    service::send(&state.router, id, msg, false)
+    service::write(&state.router, id, msg)
         .await
         .map_err(|e| api_error(e, Call::Delete))?;
     Ok(empty_object())
@@ -595,7 +596,7 @@ async fn list(
         cursor,
         expiry: int_param(&params, "expiry")?,
     };
-    let list = service::send(&state.router, id, msg, true)
+    let list = service::read(&state.router, id, msg)
         .await
         .map_err(|e| api_error(e, Call::Read))?;
     json(&JsonRecordList::of(&list))
@@ -652,7 +653,7 @@ async fn around(
             .map(str::to_string),
         expiry: int_param(&params, "expiry")?,
     };
-    let list = service::send(&state.router, id, msg, true)
+    let list = service::read(&state.router, id, msg)
         .await
         .map_err(|e| api_error(e, Call::Read))?;
     json(&JsonRecordList::of(&list))
@@ -685,7 +686,7 @@ async fn join_tournament(
         owner: user.user_id,
         username: Some(user.username),
     };
-    service::send(&state.router, id, msg, false)
+    service::write(&state.router, id, msg)
         .await
         .map_err(|e| api_error(e, Call::Write))?;
     Ok(empty_object())
@@ -792,7 +793,7 @@ async fn list_tournaments(
     let infos = futures_util::future::join_all(page.iter().map(|t| {
         let router = state.router.clone();
         let id = t.id().to_string();
-        async move { service::send(&router, id, GetInfo, true).await }
+        async move { service::read(&router, id, GetInfo).await }
     }))
     .await;
     let infos: Vec<BoardInfo> = page

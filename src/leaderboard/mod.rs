@@ -20,6 +20,8 @@ pub mod game_boards;
 pub mod http;
 pub mod messages;
 pub mod paging;
+pub mod reads;
+pub mod replication;
 pub mod service;
 
 pub use rank_cache::{RankCache, RankCaches, RankEntry, SortOrder};

@@ -11,9 +11,14 @@ use actix::Handler;
 use super::actor::{Counters, Leaderboard, LeaderboardDeps};
 use super::game_boards;
 use super::messages::{
-    AroundOwner, DeleteRecord, Forget, GetInfo, Join, LeaderboardError, List, Passivate, Warm,
-    Write,
+    AroundOwner, BoardInfo, DeleteRecord, Forget, GetInfo, Join, LeaderboardError, List, Passivate,
+    RecordList, Warm, Write,
 };
+use super::reads::{self, Plan};
+use super::replication::replica::BoardReplica;
+use super::replication::sync::Served;
+use super::replication::wire::CHANNEL;
+use super::replication::{net, LeaderboardSync, SyncSettings};
 use crate::node::Services;
 use crate::persistence::leaderboards;
 use crate::persistence::Db;
@@ -35,7 +40,9 @@ pub fn deps(services: &Services) -> LeaderboardDeps {
         batch_window: c.leaderboard_batch_window,
         batch_size: c.leaderboard_batch_size.max(1),
         max_in_flight: MAX_IN_FLIGHT,
+        write_queue_limit: c.leaderboard_write_queue_limit.max(1),
         counters: Arc::new(Counters::new(&services.db)),
+        sync: sync_of(&services.router),
     }
 }
 
@@ -45,6 +52,16 @@ pub fn deps(services: &Services) -> LeaderboardDeps {
 /// and loads its current bucket; a board answers once it is warm), and again after every view
 /// change for the boards that moved here.
 pub fn register(services: &Services) {
+    if let Some(settings) = SyncSettings::from_config(&services.config) {
+        let sync = Arc::new(LeaderboardSync::new(
+            settings,
+            services.peers.clone(),
+            Arc::downgrade(&services.router),
+            &services.metrics,
+        ));
+        services.router.register_channel(CHANNEL, sync.clone());
+        net::start(sync, services.router.clone(), services.shutdown.clone());
+    }
     let deps = deps(services);
     let r = &services.router;
     r.register::<Leaderboard>(move |id| Leaderboard::new(id, deps.clone()));
@@ -162,4 +179,114 @@ where
     }
     tracing::debug!(board = %id, kind = Leaderboard::KIND, error = %last, "leaderboard unreachable");
     Err(LeaderboardError::Unavailable)
+}
+
+/// This node's replication, when it is on.
+pub fn sync_of(router: &Router) -> Option<Arc<LeaderboardSync>> {
+    router.channel::<LeaderboardSync>(CHANNEL)
+}
+
+/// Replication figures for `/admin/cluster` (`null` when replication is off).
+pub fn sync_status(router: &Router) -> serde_json::Value {
+    sync_of(router).map_or(serde_json::Value::Null, |s| s.status())
+}
+
+/// Waits until this node holds every replicated board (at most the configured ready timeout):
+/// a starting node turns ready after it.
+pub async fn wait_synced(router: &Router) -> bool {
+    match sync_of(router) {
+        Some(s) => s.wait_synced(s.settings.ready_timeout).await,
+        None => true,
+    }
+}
+
+/// A read a replica can answer exactly as the owner would.
+pub trait ReplicaRead: Remote<Result = Result<Self::Answer, LeaderboardError>> + Clone {
+    type Answer: serde::Serialize + serde::de::DeserializeOwned + Send + 'static;
+
+    /// The answer from `replica`; `None` when only the owner can answer (a bucket it does not
+    /// hold, which the owner reads from the database).
+    fn answer(
+        &self,
+        replica: &BoardReplica,
+        now: i64,
+    ) -> Option<Result<Self::Answer, LeaderboardError>>;
+}
+
+fn planned<T>(plan: Plan<T>) -> Option<Result<T, LeaderboardError>> {
+    match plan {
+        Plan::Done(answer) => Some(answer),
+        Plan::Database { .. } => None,
+    }
+}
+
+impl ReplicaRead for List {
+    type Answer = RecordList;
+    fn answer(&self, r: &BoardReplica, now: i64) -> Option<Result<RecordList, LeaderboardError>> {
+        planned(reads::list(&r.board, r, self, now))
+    }
+}
+
+impl ReplicaRead for AroundOwner {
+    type Answer = RecordList;
+    fn answer(&self, r: &BoardReplica, now: i64) -> Option<Result<RecordList, LeaderboardError>> {
+        planned(reads::around(&r.board, r, self, now))
+    }
+}
+
+impl ReplicaRead for GetInfo {
+    type Answer = BoardInfo;
+    fn answer(&self, r: &BoardReplica, now: i64) -> Option<Result<BoardInfo, LeaderboardError>> {
+        Some(Ok(reads::info(&r.board, r, now)))
+    }
+}
+
+fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// Answers a read from this node's replica when it can; otherwise from the owner (this node's
+/// actor, or another node's over the peer link). Counted by where it was answered.
+pub async fn read<M>(router: &Router, id: String, msg: M) -> Result<M::Answer, LeaderboardError>
+where
+    M: ReplicaRead,
+    Leaderboard: Handler<M>,
+    <Leaderboard as actix::Actor>::Context: ToEnvelope<Leaderboard, M>,
+{
+    let sync = sync_of(router);
+    if let Some(s) = &sync {
+        if let Some(answer) = s.read(&id, |r| msg.answer(r, unix_now())) {
+            s.count_read(Served::Replica);
+            return answer;
+        }
+    }
+    let served = match router.owner::<Leaderboard>(&id) {
+        Owner::Local => Served::Owner,
+        _ => Served::Forwarded,
+    };
+    let answer = send(router, id, msg, true).await;
+    if let Some(s) = &sync {
+        s.count_read(served);
+    }
+    answer
+}
+
+/// Sends a write to the board's owner. When the owner is another node, this node's replica
+/// pulls the owner's log before the answer leaves, so a read here shows the write (or, when
+/// the pull fails, reads of the board go to the owner until a pull succeeds).
+pub async fn write<M, T>(router: &Router, id: String, msg: M) -> Result<T, LeaderboardError>
+where
+    M: Remote<Result = Result<T, LeaderboardError>> + Clone,
+    T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
+    Leaderboard: Handler<M>,
+    <Leaderboard as actix::Actor>::Context: ToEnvelope<Leaderboard, M>,
+{
+    let owner = router.owner::<Leaderboard>(&id);
+    let answer = send(router, id.clone(), msg, false).await?;
+    if let (Some(s), Owner::Remote(node)) = (sync_of(router), owner) {
+        if s.replicated(&id) {
+            net::read_your_write(&s, &id, &node).await;
+        }
+    }
+    Ok(answer)
 }

@@ -104,7 +104,7 @@ pub fn handler(
     presence: Presence,
     incarnation: Arc<AtomicI64>,
 ) -> PeerHandler {
-    peer::handler(move |_from, req| {
+    peer::handler(move |from, req| {
         let (router, presence, node_id) = (router.clone(), presence.clone(), node_id.clone());
         let incarnation = incarnation.load(Ordering::Acquire);
         async move {
@@ -132,6 +132,12 @@ pub fn handler(
                     };
                     PeerResponse::Forwarded(router.serve_forward(served).await.map_err(to_remote))
                 }
+                PeerRequest::Channel { channel, body } => PeerResponse::Channel(
+                    router
+                        .serve_channel(from, &channel, body)
+                        .await
+                        .map_err(RemoteError::Failed),
+                ),
                 PeerRequest::Push { user_id, payload } => {
                     match serde_json::from_str::<Notification>(&payload) {
                         Ok(n) => PeerResponse::Pushed {

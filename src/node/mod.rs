@@ -267,6 +267,15 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<RunningNode, No
 
     let readiness = Arc::new(Readiness::default());
     readiness.catalog_loaded.store(true, Ordering::Release);
+    // Ready once this node holds the other nodes' leaderboards (bounded by their config).
+    readiness
+        .leaderboards_syncing
+        .store(true, Ordering::Release);
+    let (syncing, sync_router) = (readiness.clone(), router.clone());
+    actix_rt::spawn(async move {
+        crate::leaderboard::service::wait_synced(&sync_router).await;
+        syncing.leaderboards_syncing.store(false, Ordering::Release);
+    });
     let admin_state = AdminState {
         node_id: config.node_id.clone(),
         admin_token: config.admin_token.as_str().into(),

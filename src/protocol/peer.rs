@@ -16,7 +16,8 @@ use crate::request::Failure;
 
 /// The version this build speaks; both sides of a link must speak the same one.
 /// 2: forwards carry the caller's deadline; remote errors carry a `request::Failure`.
-pub const PROTOCOL_VERSION: u16 = 2;
+/// 3: channel requests ([`PeerRequest::Channel`]: leaderboard replication).
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// Default cap on one frame's body (the bytes after the length prefix).
 pub const MAX_FRAME: usize = 1024 * 1024;
@@ -99,6 +100,9 @@ pub enum PeerRequest {
         user_id: uuid::Uuid,
         payload: String,
     },
+    /// A request on a named channel (not addressed to an entity: replication streams and
+    /// their catch-up). `body` is opaque to the link; each channel versions its own encoding.
+    Channel { channel: String, body: Vec<u8> },
 }
 
 /// The answer to a [`PeerRequest`].
@@ -115,6 +119,8 @@ pub enum PeerResponse {
         delivered: u32,
     },
     Error(RemoteError),
+    /// The answer to a [`PeerRequest::Channel`].
+    Channel(Result<Vec<u8>, RemoteError>),
 }
 
 /// Why the remote node could not serve a request.

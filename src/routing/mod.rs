@@ -4,6 +4,7 @@
 //! Today every owner is this node ([`placement::Placement::single`]); the cluster work swaps in
 //! the consistent-hash ring without touching callers of [`Router::send`].
 
+pub mod channel;
 mod entity;
 pub mod forward;
 pub mod handover;

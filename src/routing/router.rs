@@ -11,6 +11,7 @@ use actix::dev::ToEnvelope;
 use actix::{ArbiterHandle, Handler, MailboxError, Message};
 use tokio::sync::watch;
 
+use super::channel::{Channel, Channels};
 use super::entity::{Entity, Remote, RouteKey};
 use super::forward::{self, Dispatch, ForwardError, Forwarder};
 use super::placement::{Owner, Placement};
@@ -48,6 +49,7 @@ pub struct Router {
     faults: Arc<Faults>,
     /// False once this node's lease may have lapsed: it answers nothing from memory.
     serving: AtomicBool,
+    channels: Channels,
 }
 
 impl Router {
@@ -70,6 +72,7 @@ impl Router {
             budget_ms: AtomicU64::new(DEFAULT_REQUEST_BUDGET.as_millis() as u64),
             faults: Arc::default(),
             serving: AtomicBool::new(true),
+            channels: Channels::default(),
         }
     }
 
@@ -210,6 +213,27 @@ impl Router {
             Err(ForwardError::Failed(f)) => Err(f),
             Err(e) => Err(Failure::not_run(e.to_string())),
         }
+    }
+
+    /// Serves requests on channel `name` from other nodes with `channel` (see
+    /// [`super::channel`]).
+    pub fn register_channel<C: Channel>(&self, name: &'static str, channel: Arc<C>) {
+        self.channels.register(name, channel);
+    }
+
+    /// The service registered for channel `name`, if it is a `C`.
+    pub fn channel<C: Channel>(&self, name: &str) -> Option<Arc<C>> {
+        self.channels.get(name)
+    }
+
+    /// Serves a channel request from node `from`.
+    pub async fn serve_channel(
+        &self,
+        from: String,
+        name: &str,
+        body: Vec<u8>,
+    ) -> Result<Vec<u8>, Failure> {
+        self.channels.serve(from, name, body).await
     }
 
     /// How this node reaches other nodes (set once the peer link is up).
