@@ -36,9 +36,10 @@ use super::board::Board;
 use super::cursor::Cursor;
 use super::messages::{
     Api, AroundOwner, BoardInfo, Caller, DeleteRecord, Forget, GetInfo, Join, LeaderboardError,
-    List, Passivate, RecordList, RecordView, Warm, Write,
+    List, PartRead, Passivate, ReadPart, ReadPartAnswer, RecordList, RecordView, Warm, Write,
 };
 use super::paging::{self, Key};
+use super::parts;
 use super::rank_cache::{RankCache, RankCaches, SortOrder};
 use super::reads::{self, Buckets, Plan};
 use super::replication::replica::BoardReplica;
@@ -1289,6 +1290,29 @@ impl Handler<AroundOwner> for Leaderboard {
                 Box::pin(around_database(db, board, expiry, msg.owner, msg.limit))
             }
         }
+    }
+}
+
+impl Handler<ReadPart> for Leaderboard {
+    type Result = Answer<ReadPartAnswer>;
+
+    fn handle(&mut self, msg: ReadPart, ctx: &mut Context<Self>) -> Self::Result {
+        let api = match &msg.read {
+            PartRead::List(l) => l.api,
+            PartRead::Around(a) => a.api,
+        };
+        let board = match self.ready(api) {
+            Ok(b) => b,
+            Err(e) => return ready_answer(Err(e)),
+        };
+        let expiry = parts::bucket_of(&board, &msg.read, unix_now());
+        let descending = board.order == SortOrder::Descending;
+        let whole = match msg.read {
+            PartRead::List(l) => <Self as Handler<List>>::handle(self, l, ctx),
+            PartRead::Around(a) => <Self as Handler<AroundOwner>>::handle(self, a, ctx),
+        };
+        let max = msg.max_bytes;
+        Box::pin(async move { Ok(parts::trim(whole.await?, expiry, max, descending)) })
     }
 }
 

@@ -85,6 +85,38 @@ pub struct AroundOwner {
     pub expiry: Option<i64>,
 }
 
+/// A read forwarded to the owner in parts (`super::parts`): the owner answers it with at most
+/// about `max_bytes` of records, and says what is left (the rest of the page, from a cursor
+/// after the last record it sent, and the owners whose records it did not send), so that no
+/// answer depends on fitting one peer frame.
+#[derive(Debug, Clone, PartialEq, Eq, Message, Serialize, Deserialize)]
+#[rtype(result = "Result<ReadPartAnswer, LeaderboardError>")]
+pub struct ReadPart {
+    pub read: PartRead,
+    pub max_bytes: u32,
+}
+
+/// The read a [`ReadPart`] carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PartRead {
+    List(List),
+    Around(AroundOwner),
+}
+
+/// One part of a read answered in parts.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ReadPartAnswer {
+    /// The records that fit. When `records_left > 0`, `list.next_cursor` resumes right after
+    /// the last record sent (not the whole page's next cursor).
+    pub list: RecordList,
+    /// Records of the page not sent in this part.
+    pub records_left: u32,
+    /// Owners whose records were not sent in this part.
+    pub owners_left: Vec<Uuid>,
+    /// The board's sort order (to merge owners' records from several parts).
+    pub descending: bool,
+}
+
 /// The board's definition and live figures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Message, Serialize, Deserialize)]
 #[rtype(result = "Result<BoardInfo, LeaderboardError>")]
@@ -131,6 +163,9 @@ impl Remote for Warm {
 }
 impl Remote for Forget {
     const NAME: &'static str = "leaderboard.forget";
+}
+impl Remote for ReadPart {
+    const NAME: &'static str = "leaderboard.read_part";
 }
 
 /// One record as clients see it.

@@ -20,6 +20,7 @@ pub mod game_boards;
 pub mod http;
 pub mod messages;
 pub mod paging;
+pub mod parts;
 pub mod reads;
 pub mod replication;
 pub mod service;

@@ -11,9 +11,10 @@ use actix::Handler;
 use super::actor::{Counters, Leaderboard, LeaderboardDeps};
 use super::game_boards;
 use super::messages::{
-    AroundOwner, BoardInfo, DeleteRecord, Forget, GetInfo, Join, LeaderboardError, List, Passivate,
-    RecordList, Warm, Write,
+    AroundOwner, BoardInfo, DeleteRecord, Forget, GetInfo, Join, LeaderboardError, List, PartRead,
+    Passivate, ReadPart, RecordList, Warm, Write,
 };
+use super::parts;
 use super::reads::{self, Plan};
 use super::replication::replica::BoardReplica;
 use super::replication::sync::Served;
@@ -73,6 +74,7 @@ pub fn register(services: &Services) {
     r.register_remote::<Leaderboard, GetInfo>();
     r.register_remote::<Leaderboard, Warm>();
     r.register_remote::<Leaderboard, Forget>();
+    r.register_remote::<Leaderboard, ReadPart>();
     let (db, router, shutdown) = (
         services.db.clone(),
         services.router.clone(),
@@ -211,6 +213,16 @@ pub trait ReplicaRead: Remote<Result = Result<Self::Answer, LeaderboardError>> +
         replica: &BoardReplica,
         now: i64,
     ) -> Option<Result<Self::Answer, LeaderboardError>>;
+
+    /// This read as parts ([`parts`]) when its answer can outgrow a peer frame.
+    fn part(&self) -> Option<PartRead> {
+        None
+    }
+
+    /// The answer assembled from parts.
+    fn from_parts(_: RecordList) -> Option<Self::Answer> {
+        None
+    }
 }
 
 fn planned<T>(plan: Plan<T>) -> Option<Result<T, LeaderboardError>> {
@@ -225,12 +237,24 @@ impl ReplicaRead for List {
     fn answer(&self, r: &BoardReplica, now: i64) -> Option<Result<RecordList, LeaderboardError>> {
         planned(reads::list(&r.board, r, self, now))
     }
+    fn part(&self) -> Option<PartRead> {
+        Some(PartRead::List(self.clone()))
+    }
+    fn from_parts(list: RecordList) -> Option<RecordList> {
+        Some(list)
+    }
 }
 
 impl ReplicaRead for AroundOwner {
     type Answer = RecordList;
     fn answer(&self, r: &BoardReplica, now: i64) -> Option<Result<RecordList, LeaderboardError>> {
         planned(reads::around(&r.board, r, self, now))
+    }
+    fn part(&self) -> Option<PartRead> {
+        Some(PartRead::Around(self.clone()))
+    }
+    fn from_parts(list: RecordList) -> Option<RecordList> {
+        Some(list)
     }
 }
 
@@ -246,7 +270,8 @@ fn unix_now() -> i64 {
 }
 
 /// Answers a read from this node's replica when it can; otherwise from the owner (this node's
-/// actor, or another node's over the peer link). Counted by where it was answered.
+/// actor, or another node's over the peer link, in parts that each fit a peer frame). Counted
+/// by where it was answered.
 pub async fn read<M>(router: &Router, id: String, msg: M) -> Result<M::Answer, LeaderboardError>
 where
     M: ReplicaRead,
@@ -264,7 +289,12 @@ where
         Owner::Local => Served::Owner,
         _ => Served::Forwarded,
     };
-    let answer = send(router, id, msg, true).await;
+    let answer = match (served, msg.part()) {
+        (Served::Forwarded, Some(part)) => parts::fetch(router, &id, part)
+            .await
+            .and_then(|list| M::from_parts(list).ok_or(LeaderboardError::Unavailable)),
+        _ => send(router, id, msg, true).await,
+    };
     if let Some(s) = &sync {
         s.count_read(served);
     }
