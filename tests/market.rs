@@ -10,6 +10,7 @@ use actix::prelude::*;
 use futures_util::future::join_all;
 use serai::catalog::{default_catalog, Catalog, CatalogData};
 use serai::market::rules::GoodState;
+use serai::market::{ledger::Committed, Reservation};
 use serai::market::{
     GetQuotes, GetStatus, Market, MarketDeps, MarketError, Passivate, Reserve, Settle,
     SettleOutcome, Side,
@@ -48,6 +49,27 @@ async fn quota_in_db(db: &Db, node: &str, good: &str) -> i64 {
 async fn quota_in_memory(market: &Addr<Market>, good: &str) -> i64 {
     let quotes = market.send(GetQuotes).await.unwrap();
     quotes.iter().find(|q| q.good == good).expect("quote").quota
+}
+
+/// The trade transaction's market side for a granted reservation: commits `r`'s quantity
+/// (a buy) at its price and answers the row it left.
+async fn commit_buy(db: &Db, node: &'static str, good: &'static str, r: &Reservation) -> Committed {
+    let (quantity, price) = (r.quantity, r.unit_price);
+    db.transact(|tx| {
+        Box::pin(async move { markets::apply_trade(tx, node, good, -quantity, price).await })
+    })
+    .await
+    .expect("the trade commits")
+}
+
+/// Settles reservation `r` at `market` with `outcome`.
+async fn settle(market: &Addr<Market>, r: &Reservation, outcome: SettleOutcome) {
+    let msg = Settle {
+        reservation_id: r.id,
+        good: r.good.clone(),
+        outcome,
+    };
+    market.send(msg).await.expect("the market answers");
 }
 
 /// Sets a snapshot row as if it had been written `minutes_ago`.
@@ -353,21 +375,8 @@ async fn unsettled_reservations_are_released_by_the_timer() {
     })
     .await;
     // The trade committed after all (a slow caller): the row its settle brings is adopted.
-    let price = r.unit_price;
-    let row = db
-        .transact(|tx| {
-            Box::pin(async move { markets::apply_trade(tx, node, good, -25, price).await })
-        })
-        .await
-        .unwrap();
-    market
-        .send(Settle {
-            reservation_id: r.id,
-            good: good.into(),
-            outcome: SettleOutcome::Committed(Some(row)),
-        })
-        .await
-        .unwrap();
+    let row = commit_buy(&db, node, good, &r).await;
+    settle(&market, &r, SettleOutcome::Committed(Some(row))).await;
     assert_eq!(quota_in_memory(&market, good).await, full - 25);
 }
 
@@ -386,12 +395,7 @@ async fn a_commit_the_market_did_not_see_is_read_from_the_row() {
         .unwrap();
     // The trade commits, but its settle is lost: the reservation expires, the market reads the
     // row again and holds what the database holds.
-    let price = r.unit_price;
-    db.transact(|tx| {
-        Box::pin(async move { markets::apply_trade(tx, node, good, -25, price).await })
-    })
-    .await
-    .unwrap();
+    commit_buy(&db, node, good, &r).await;
     eventually("the market to read the row", async || {
         quota_in_memory(&market, good).await == full - 25
     })
@@ -404,20 +408,8 @@ async fn a_commit_the_market_did_not_see_is_read_from_the_row() {
         .await
         .unwrap()
         .unwrap();
-    let price = r.unit_price;
-    db.transact(|tx| {
-        Box::pin(async move { markets::apply_trade(tx, node, good, -5, price).await })
-    })
-    .await
-    .unwrap();
-    market
-        .send(Settle {
-            reservation_id: r.id,
-            good: good.into(),
-            outcome: SettleOutcome::Committed(None),
-        })
-        .await
-        .unwrap();
+    commit_buy(&db, node, good, &r).await;
+    settle(&market, &r, SettleOutcome::Committed(None)).await;
     eventually("the market to read the row", async || {
         quota_in_memory(&market, good).await == full - 30
     })
@@ -477,21 +469,8 @@ async fn recovery_is_a_delta_and_runs_on_a_timer() {
         .await
         .unwrap()
         .unwrap();
-    let price = r.unit_price;
-    let row = db
-        .transact(|tx| {
-            Box::pin(async move { markets::apply_trade(tx, node, good, -150, price).await })
-        })
-        .await
-        .unwrap();
-    market
-        .send(Settle {
-            reservation_id: r.id,
-            good: good.into(),
-            outcome: SettleOutcome::Committed(Some(row)),
-        })
-        .await
-        .unwrap();
+    let row = commit_buy(&db, node, good, &r).await;
+    settle(&market, &r, SettleOutcome::Committed(Some(row))).await;
     // Another writer moves the quota too (a delta the market knows nothing of): recovery adds to
     // it instead of overwriting it, and the market adopts the row it wrote.
     common::raw_client(&tdb.url)
@@ -585,21 +564,8 @@ async fn a_newer_claim_fences_the_market() {
         .await
         .unwrap()
         .unwrap();
-    let price = r.unit_price;
-    let row = db
-        .transact(|tx| {
-            Box::pin(async move { markets::apply_trade(tx, node, good, -150, price).await })
-        })
-        .await
-        .unwrap();
-    market
-        .send(Settle {
-            reservation_id: r.id,
-            good: good.into(),
-            outcome: SettleOutcome::Committed(Some(row)),
-        })
-        .await
-        .unwrap();
+    let row = commit_buy(&db, node, good, &r).await;
+    settle(&market, &r, SettleOutcome::Committed(Some(row))).await;
     // Another node takes the market over.
     let id = EntityId::Text(node.into());
     let theirs = claims::claim(&db, EntityTable::TradeNode, &id, "node-b")
