@@ -111,6 +111,9 @@ pub struct ReadPartAnswer {
     pub list: RecordList,
     /// Records of the page not sent in this part.
     pub records_left: u32,
+    /// The ranks those records have in the whole answer (a read from the database numbers
+    /// ranks from its cursor, so the rest read from a cursor may number them otherwise).
+    pub ranks_left: Vec<u64>,
     /// Owners whose records were not sent in this part.
     pub owners_left: Vec<Uuid>,
     /// The board's sort order (to merge owners' records from several parts).

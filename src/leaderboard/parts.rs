@@ -24,6 +24,9 @@ use crate::routing::Router;
 /// when any is left, so a single record larger than this still travels alone.
 pub const PART_BYTES: u32 = 512 * 1024;
 
+/// Most records a part after the first asks for.
+const MAX_ASK: u32 = 10_000;
+
 /// Most parts one read takes (a page of 1 000 records of 64 KiB each takes 126).
 const MAX_PARTS: usize = 4096;
 
@@ -59,7 +62,9 @@ pub fn trim(mut list: RecordList, expiry: i64, max_bytes: u32, descending: bool)
         .collect();
     let records = keep(&list.records, &mut used);
     let records_left = list.records.len() - records;
+    let mut ranks_left = Vec::new();
     if records_left > 0 {
+        ranks_left = list.records[records..].iter().map(|r| r.rank).collect();
         list.records.truncate(records);
         let last = list
             .records
@@ -81,6 +86,7 @@ pub fn trim(mut list: RecordList, expiry: i64, max_bytes: u32, descending: bool)
     ReadPartAnswer {
         list,
         records_left: records_left as u32,
+        ranks_left,
         owners_left,
         descending,
     }
@@ -122,8 +128,14 @@ pub async fn fetch_with(
     } else {
         SortOrder::Ascending
     };
+    // Each part after the first asks for at most twice the records the last part carried, so
+    // the owner reads little more than what it sends.
+    let mut ask = (first.list.records.len() as u32).max(1) * 2;
     let mut out = first.list;
     let mut records_left = first.records_left;
+    // The rest of the page keeps the ranks of the owner's whole answer.
+    let mut ranks = first.ranks_left.into_iter();
+    let mut paged = false;
     let mut owners_left = first.owners_left;
     let mut owner_parts = 1;
     for _ in 0..MAX_PARTS {
@@ -134,7 +146,7 @@ pub async fn fetch_with(
         let next = List {
             api,
             owner_ids: std::mem::take(&mut owners_left),
-            limit: paging.then_some(records_left),
+            limit: paging.then_some(records_left.min(ask)),
             cursor: if paging {
                 out.next_cursor.clone()
             } else {
@@ -146,16 +158,22 @@ pub async fn fetch_with(
         let got: ReadPartAnswer =
             service::send(router, id.to_string(), part(PartRead::List(next)), true).await?;
         if paging {
-            if got.list.records.is_empty() {
-                // The rest of the page went meanwhile: the page ends here.
-                out.next_cursor = None;
+            let n = got.list.records.len() as u32;
+            out.next_cursor = got.list.next_cursor;
+            if n == 0 || (got.records_left == 0 && out.next_cursor.is_none()) {
+                // The board ends here (records went meanwhile): so does the page.
                 records_left = 0;
             } else {
-                out.next_cursor = got.list.next_cursor;
-                records_left = got.records_left;
+                records_left = records_left.saturating_sub(n);
+                ask = n.saturating_mul(2).clamp(1, MAX_ASK);
             }
-            out.records.extend(got.list.records);
+            out.records
+                .extend(got.list.records.into_iter().map(|mut r| {
+                    r.rank = ranks.next().unwrap_or(r.rank);
+                    r
+                }));
             out.rank_count = got.list.rank_count;
+            paged = true;
         }
         if asked_owners {
             owner_parts += 1;
@@ -170,7 +188,22 @@ pub async fn fetch_with(
     if owner_parts > 1 {
         reads::sort_views(order, &mut out.owner_records);
     }
+    if paged {
+        out.next_cursor = out.next_cursor.map(|c| with_rank(c, out.records.last()));
+    }
     Ok(out)
+}
+
+/// The page's next cursor with the rank its last record has in the assembled answer (the
+/// owner makes it at its last record, with that record's rank).
+fn with_rank(cursor: String, last: Option<&RecordView>) -> String {
+    match (Cursor::decode(&cursor), last) {
+        (Some(mut c), Some(last)) if c.owner == last.owner_id && c.rank != last.rank => {
+            c.rank = last.rank;
+            c.encode()
+        }
+        _ => cursor,
+    }
 }
 
 #[cfg(test)]
