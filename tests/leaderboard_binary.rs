@@ -493,8 +493,19 @@ async fn three_processes_replicate_boards_and_keep_reading_through_a_sigkill() {
             .arg(p.child.id().to_string())
             .status();
     }
+    let deadline = Instant::now() + Duration::from_secs(30);
     for p in procs.iter_mut().flatten() {
-        let status = p.child.wait().unwrap();
+        let status = loop {
+            if let Some(status) = p.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "a node did not drain within 30 s:\n{}",
+                log_tail(p)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
         assert!(status.success(), "drained node exits 0: {status}");
     }
     println!("whole test took {:?}", started.elapsed());
