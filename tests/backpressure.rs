@@ -17,20 +17,6 @@ use serai::persistence::{FlushPolicy, PersistenceActor};
 use serai::shutdown::Shutdown;
 use uuid::Uuid;
 
-async fn insert_characters(pg: &tokio_postgres::Client, n: i64) -> Vec<Uuid> {
-    pg.query(
-        "INSERT INTO player_character (id, user_id, name, faction, background, gold, location, hp, max_hp) \
-         SELECT gen_random_uuid(), gen_random_uuid(), 'c' || i, 'f', 'b', 100, 'start', 10, 10 \
-         FROM generate_series(1, $1::INT8) AS i RETURNING id",
-        &[&n],
-    )
-    .await
-    .expect("insert characters")
-    .iter()
-    .map(|r| r.get(0))
-    .collect()
-}
-
 fn dirty(id: Uuid, hp: i32) -> DirtyRow {
     DirtyRow::Character(CharacterDirty {
         id,
@@ -92,8 +78,8 @@ fn manual_policy() -> FlushPolicy {
 async fn an_entity_flush_writes_only_its_rows_past_a_large_backlog() {
     let (tdb, db) = common::migrated_db().await;
     let pg = common::raw_client(&tdb.url).await;
-    let others = insert_characters(&pg, 5000).await;
-    let me = insert_characters(&pg, 1).await[0];
+    let others = common::rows::insert_characters(&pg, 5000).await;
+    let me = common::rows::insert_characters(&pg, 1).await[0];
     let persistence = PersistenceActor::new(db.clone(), manual_policy()).start();
     for id in &others {
         persistence.do_send(MarkDirty {
@@ -180,7 +166,7 @@ async fn an_entity_flush_writes_only_its_rows_past_a_large_backlog() {
 async fn the_oldest_unflushed_age_rises_while_rows_wait_and_returns_to_zero() {
     let (tdb, db) = common::migrated_db().await;
     let pg = common::raw_client(&tdb.url).await;
-    let id = insert_characters(&pg, 1).await[0];
+    let id = common::rows::insert_characters(&pg, 1).await[0];
     let persistence = PersistenceActor::new(db.clone(), manual_policy()).start();
     let age = || {
         let text = db.metrics().render();
@@ -225,7 +211,7 @@ async fn over_the_high_water_mark_writers_wait_and_the_node_is_not_ready_until_i
     common::node::wait_for_status(admin, "/readyz", 200, Duration::from_secs(10)).await;
     let persistence = node.services.persistence.clone();
     let pg = common::raw_client(&tdb.url).await;
-    let ids = insert_characters(&pg, 300).await;
+    let ids = common::rows::insert_characters(&pg, 300).await;
 
     // The database holds the first row's write (its row is locked), so the batch lane is
     // stuck and the backlog grows.

@@ -14,21 +14,6 @@ use serai::persistence::messages::{FlushEntity, GetStats, MarkDirty};
 use serai::persistence::{flush_now, FlushPolicy, PersistenceActor};
 use uuid::Uuid;
 
-/// Inserts `n` characters (hp 10, owner epoch 0) in one statement.
-async fn insert_characters(pg: &tokio_postgres::Client, n: i64) -> Vec<Uuid> {
-    pg.query(
-        "INSERT INTO player_character (id, user_id, name, faction, background, gold, location, hp, max_hp) \
-         SELECT gen_random_uuid(), gen_random_uuid(), 'c' || i, 'f', 'b', 100, 'start', 10, 10 \
-         FROM generate_series(1, $1::INT8) AS i RETURNING id",
-        &[&n],
-    )
-    .await
-    .expect("insert characters")
-    .iter()
-    .map(|r| r.get(0))
-    .collect()
-}
-
 fn dirty(id: Uuid, location: &str, hp: i32) -> DirtyRow {
     DirtyRow::Character(CharacterDirty {
         id,
@@ -80,7 +65,7 @@ fn metric(text: &str, name: &str) -> Option<f64> {
 async fn a_poison_row_is_set_aside_and_the_rest_of_its_batch_is_written() {
     let (tdb, db) = common::migrated_db().await;
     let pg = common::raw_client(&tdb.url).await;
-    let ids = insert_characters(&pg, 40).await;
+    let ids = common::rows::insert_characters(&pg, 40).await;
     let poison = ids[17];
     let persistence = PersistenceActor::new(db.clone(), manual_policy())
         .with_node_id("node-p")
@@ -187,7 +172,7 @@ async fn a_poison_row_is_set_aside_and_the_rest_of_its_batch_is_written() {
 async fn an_entity_flush_reports_its_row_set_aside_and_then_goes_on() {
     let (tdb, db) = common::migrated_db().await;
     let pg = common::raw_client(&tdb.url).await;
-    let ids = insert_characters(&pg, 2).await;
+    let ids = common::rows::insert_characters(&pg, 2).await;
     let (me, other) = (ids[0], ids[1]);
     let persistence = PersistenceActor::new(db.clone(), manual_policy())
         .with_poison(fast_poison())
@@ -242,7 +227,7 @@ async fn operators_list_retry_and_discard_set_aside_rows() {
     let (admin, token) = (node.node.admin_addr, node.config.admin_token.clone());
     let persistence = node.node.services.persistence.clone();
     let pg = common::raw_client(&node.db.url).await;
-    let ids = insert_characters(&pg, 3).await;
+    let ids = common::rows::insert_characters(&pg, 3).await;
     let (constrained, garbled, fine) = (ids[0], ids[1], ids[2]);
     // A constraint an operator can lift: the row fails until then.
     pg.batch_execute(

@@ -1,5 +1,5 @@
 //! What the database holds for a character or a market, read directly (the tests' ground
-//! truth), and the cheapest good to buy as the game quotes it.
+//! truth), the cheapest good to buy as the game quotes it, and characters inserted in bulk.
 
 use std::collections::BTreeMap;
 
@@ -55,4 +55,19 @@ pub async fn cheapest(c: &GameClient, id: Uuid, home: &str) -> String {
         .as_str()
         .unwrap()
         .to_string()
+}
+
+/// Inserts `n` characters (hp 10, gold 100, owner epoch 0) in one statement.
+pub async fn insert_characters(pg: &tokio_postgres::Client, n: i64) -> Vec<Uuid> {
+    pg.query(
+        "INSERT INTO player_character (id, user_id, name, faction, background, gold, location, hp, max_hp) \
+         SELECT gen_random_uuid(), gen_random_uuid(), 'c' || i, 'f', 'b', 100, 'start', 10, 10 \
+         FROM generate_series(1, $1::INT8) AS i RETURNING id",
+        &[&n],
+    )
+    .await
+    .expect("insert characters")
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
 }
