@@ -4,7 +4,7 @@
 //! (the script asserts every answer; see its header).
 //!
 //! Needs `node` (18 or later: global `fetch`) and `npm` on PATH; without them this test fails
-//! and says so (`scripts/ci-deps.sh` installs them). The npm packages are installed with
+//! and says so (`scripts/test.sh` installs them). The npm packages are installed with
 //! `npm ci` into clients/js/node_modules the first time (under a lock, so concurrent test
 //! runs install once), and reused while they match package.json.
 
@@ -41,7 +41,7 @@ fn require_node() -> String {
         panic!(
             "this test drives the server with the official nakama-js client and needs Node.js \
              18+ and npm on PATH: {e}. Install them (Debian/Ubuntu as root: \
-             `apt-get install nodejs npm`, or run scripts/ci-deps.sh)."
+             `apt-get install nodejs npm`, or run scripts/test.sh)."
         )
     };
     let node = tool_version("node").unwrap_or_else(|e| missing(e));
