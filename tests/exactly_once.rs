@@ -31,9 +31,8 @@ use uuid::Uuid;
 use common::client::{request, GameClient, GameSocket};
 use common::cluster::TestCluster;
 use common::node::Response;
-use serai::admin::metrics::Metrics;
 use serai::character::CharacterSession;
-use serai::config::{Config, Dialect};
+use serai::config::Config;
 use serai::localdb::TestDatabase;
 use serai::routing::placement::Owner;
 
@@ -49,19 +48,7 @@ const FREEZE: &str = "UPDATE trade_node_stock SET restock_per_min = 0 WHERE node
 
 /// A fresh database with the schema, the default catalog and recovery frozen at [`HOME`].
 async fn frozen_db() -> TestDatabase {
-    let db = TestDatabase::create().await.expect("a test database");
-    let pool =
-        serai::persistence::Db::connect(&db.url, 2, Dialect::Postgres, Metrics::new("setup"))
-            .expect("pool");
-    serai::persistence::migrate::run(&pool)
-        .await
-        .expect("migrations");
-    common::raw_client(&db.url)
-        .await
-        .batch_execute(FREEZE)
-        .await
-        .expect("freeze recovery");
-    db
+    common::migrated_db_with(FREEZE).await
 }
 
 struct World {

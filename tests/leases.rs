@@ -33,9 +33,8 @@ use uuid::Uuid;
 use common::client::{proxied, GameClient};
 use common::cluster::TestCluster;
 use common::node::parse_response;
-use serai::admin::metrics::Metrics;
 use serai::character::CharacterSession;
-use serai::config::{Config, Dialect};
+use serai::config::Config;
 use serai::localdb::TestDatabase;
 use serai::persistence::claims::{self, EntityId, EntityTable};
 use serai::routing::placement::Owner;
@@ -101,19 +100,7 @@ async fn db_clock_offset(pg: &tokio_postgres::Client) -> i64 {
 
 /// A fresh database with the schema, the default catalog and the owner log.
 async fn prepared_db() -> TestDatabase {
-    let db = TestDatabase::create().await.expect("a test database");
-    let pool =
-        serai::persistence::Db::connect(&db.url, 2, Dialect::Postgres, Metrics::new("setup"))
-            .expect("pool");
-    serai::persistence::migrate::run(&pool)
-        .await
-        .expect("migrations");
-    common::raw_client(&db.url)
-        .await
-        .batch_execute(OWNER_LOG)
-        .await
-        .expect("the owner log trigger");
-    db
+    common::migrated_db_with(OWNER_LOG).await
 }
 
 /// One change of a character's owner or epoch, as the trigger saw it.

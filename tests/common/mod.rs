@@ -23,6 +23,18 @@ pub async fn migrated_db() -> (TestDatabase, Db) {
     (tdb, db)
 }
 
+/// A fresh database with the schema and default catalog, then `setup` (SQL a test needs in
+/// place before any node starts: frozen recovery, an audit trigger …).
+pub async fn migrated_db_with(setup: &str) -> TestDatabase {
+    let (tdb, _) = migrated_db().await;
+    raw_client(&tdb.url)
+        .await
+        .batch_execute(setup)
+        .await
+        .expect("the test's setup SQL");
+    tdb
+}
+
 /// A raw client for assertions that look at the database directly.
 pub async fn raw_client(url: &str) -> tokio_postgres::Client {
     let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
