@@ -178,12 +178,7 @@ impl Router {
         let key = key.route_bytes();
         let answer = match self.placement().owner(A::KIND, &key) {
             Owner::Local => {
-                let dispatch = self
-                    .node_dispatch
-                    .read()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get(&(A::KIND.to_string(), M::NAME.to_string()))
-                    .cloned()
+                let dispatch = lookup(&self.node_dispatch, A::KIND, M::NAME)
                     .ok_or_else(|| Failure::not_run(format!("no handler for {}", M::NAME)))?;
                 dispatch(self.clone(), key, body, deadline).await
             }
@@ -496,13 +491,7 @@ impl Router {
         }
         request.deadline.check().map_err(ForwardError::Failed)?;
         self.check_serving().map_err(ForwardError::Failed)?;
-        let for_node = {
-            let table = self.node_dispatch.read().unwrap_or_else(|e| e.into_inner());
-            table
-                .get(&(request.kind.clone(), request.message.clone()))
-                .cloned()
-        };
-        if let Some(dispatch) = for_node {
+        if let Some(dispatch) = lookup(&self.node_dispatch, &request.kind, &request.message) {
             return dispatch(self.clone(), request.key, request.body, request.deadline).await;
         }
         let placement = self.placement();
@@ -511,13 +500,7 @@ impl Router {
                 view_version: placement.version(),
             });
         }
-        let dispatch = {
-            let table = self.dispatch.read().unwrap_or_else(|e| e.into_inner());
-            table
-                .get(&(request.kind.clone(), request.message.clone()))
-                .cloned()
-        };
-        let Some(dispatch) = dispatch else {
+        let Some(dispatch) = lookup(&self.dispatch, &request.kind, &request.message) else {
             return Err(ForwardError::Failed(Failure::not_run(format!(
                 "unknown message {}/{}",
                 request.kind, request.message
@@ -592,4 +575,14 @@ impl Router {
             r.reopen();
         }
     }
+}
+
+/// The handler of `message` for `kind` in a dispatch table.
+fn lookup(
+    table: &RwLock<HashMap<(String, String), Dispatch>>,
+    kind: &str,
+    message: &str,
+) -> Option<Dispatch> {
+    let table = table.read().unwrap_or_else(|e| e.into_inner());
+    table.get(&(kind.to_string(), message.to_string())).cloned()
 }
