@@ -556,40 +556,33 @@ impl Handler<Settle> for Market {
 
     fn handle(&mut self, msg: Settle, ctx: &mut Context<Self>) {
         self.touch();
+        // An open reservation names its own good. An unknown one (expired, or granted by an
+        // earlier activation) has only the message's, and only its row can teach us anything.
         let open = self.open.remove(&msg.reservation_id);
-        let Some(slot) = self.goods.get_mut(&msg.good) else {
+        let good = open.as_ref().map_or(msg.good, |r| r.good.clone());
+        let Some(slot) = self.goods.get_mut(&good) else {
             return;
         };
-        let Some(r) = open else {
-            // Expired, or granted by an earlier activation: only the row can teach us anything.
-            match msg.outcome {
-                SettleOutcome::Committed(Some(row)) => {
-                    slot.ledger.adopt(row);
-                }
-                SettleOutcome::Committed(None) | SettleOutcome::Refused => {
-                    self.refresh(&msg.good, ctx)
-                }
-                SettleOutcome::NotRun => {}
-            }
-            return;
-        };
-        match msg.outcome {
-            SettleOutcome::Committed(seen) => {
+        match (open, msg.outcome) {
+            (Some(r), SettleOutcome::Committed(seen)) => {
                 slot.ledger.settle(r.side, r.quantity, seen);
                 self.counters.committed.increment(1);
-                if seen.is_none() {
-                    self.refresh(&msg.good, ctx);
-                }
             }
-            SettleOutcome::Refused => {
-                slot.ledger.release(r.side, r.quantity);
-                self.counters.released.increment(1);
-                self.refresh(&msg.good, ctx);
-            }
-            SettleOutcome::NotRun => {
+            (Some(r), SettleOutcome::Refused | SettleOutcome::NotRun) => {
                 slot.ledger.release(r.side, r.quantity);
                 self.counters.released.increment(1);
             }
+            (None, SettleOutcome::Committed(Some(row))) => {
+                slot.ledger.adopt(row);
+            }
+            (None, _) => {}
+        }
+        // The row the trade left is not known, or the market's view of it was stale.
+        if matches!(
+            msg.outcome,
+            SettleOutcome::Committed(None) | SettleOutcome::Refused
+        ) {
+            self.refresh(&good, ctx);
         }
     }
 }
