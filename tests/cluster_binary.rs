@@ -9,49 +9,19 @@ use common::raw::http;
 use common::trading::{spawn_traders, Ledger, Market};
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::node::free_port;
+use common::process::NodeProcess;
 use serai::localdb::TestDatabase;
 
 const ADMIN_TOKEN: &str = "cluster-test-admin-token";
 
-struct Proc {
-    child: Child,
-    client: SocketAddr,
-    admin: SocketAddr,
-}
+type Proc = NodeProcess;
 
 fn spawn_node(url: &str, i: usize) -> Proc {
-    let (client, admin, peer) = (free_port(), free_port(), free_port());
-    let log = std::fs::File::create(
-        std::env::temp_dir().join(format!("serai-cluster-test-node-{i}-{client}.log")),
-    )
-    .expect("log file");
-    let child = Command::new(env!("CARGO_BIN_EXE_serai"))
-        .arg("node")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("SERAI_NODE_ID", format!("node-{i}"))
-        .env("SERAI_DATABASE_URL", url)
-        .env("SERAI_CLIENT_ADDR", format!("127.0.0.1:{client}"))
-        .env("SERAI_ADMIN_ADDR", format!("127.0.0.1:{admin}"))
-        .env("SERAI_PEER_ADDR", format!("127.0.0.1:{peer}"))
-        .env("SERAI_ADMIN_TOKEN", ADMIN_TOKEN)
-        .env("SERAI_HEARTBEAT_INTERVAL_MS", "200")
-        .env("SERAI_MEMBERSHIP_TIMEOUT_MS", "1500")
-        .env("SERAI_FLUSH_INTERVAL_MS", "50")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("spawn serai node");
-    Proc {
-        child,
-        client: format!("127.0.0.1:{client}").parse().unwrap(),
-        admin: format!("127.0.0.1:{admin}").parse().unwrap(),
-    }
+    NodeProcess::spawn(url, i, ADMIN_TOKEN, "cluster-test", &[])
 }
 
 async fn members(p: &Proc) -> usize {
@@ -104,10 +74,9 @@ async fn sigkill_one_of_three_while_thirty_clients_trade() {
     let stop_at = Instant::now() + Duration::from_secs(6);
     let tasks = spawn_traders(&market, &addrs, stop_at, &ledger, &event_at);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let victim = procs[2].take().unwrap();
-    let mut child = victim.child;
-    child.kill().expect("SIGKILL");
-    child.wait().unwrap();
+    let mut victim = procs[2].take().unwrap();
+    victim.child.kill().expect("SIGKILL");
+    victim.child.wait().unwrap();
     *event_at.lock().unwrap() = Some(Instant::now());
     for t in tasks {
         t.await.unwrap();

@@ -10,64 +10,29 @@ mod common;
 mod support;
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use common::node::{free_port, http};
+use common::node::http;
+use common::process::NodeProcess;
 use serai::localdb::TestDatabase;
 use support::Player;
 
 const ADMIN_TOKEN: &str = "leaderboard-binary-test-admin-token";
 const BOARDS: usize = 3;
 
-/// A `serai node` child process; killed (SIGKILL) when dropped.
-struct Proc {
-    child: Child,
-    client: SocketAddr,
-    admin: SocketAddr,
-    log: std::path::PathBuf,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+type Proc = NodeProcess;
 
 fn spawn_node(url: &str, i: usize) -> Proc {
-    let (client, admin, peer) = (free_port(), free_port(), free_port());
-    let log = std::env::temp_dir().join(format!("serai-lb-binary-node-{i}-{client}.log"));
-    let err = std::fs::File::create(&log).expect("log file");
-    let child = Command::new(env!("CARGO_BIN_EXE_serai"))
-        .arg("node")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("SERAI_NODE_ID", format!("node-{i}"))
-        .env("SERAI_DATABASE_URL", url)
-        .env("SERAI_CLIENT_ADDR", format!("127.0.0.1:{client}"))
-        .env("SERAI_ADMIN_ADDR", format!("127.0.0.1:{admin}"))
-        .env("SERAI_PEER_ADDR", format!("127.0.0.1:{peer}"))
-        .env("SERAI_ADMIN_TOKEN", ADMIN_TOKEN)
-        .env("SERAI_HEARTBEAT_INTERVAL_MS", "200")
-        .env("SERAI_MEMBERSHIP_TIMEOUT_MS", "1500")
-        .env("SERAI_FLUSH_INTERVAL_MS", "50")
-        .env("SERAI_LEADERBOARD_SYNC_BATCH_TIMEOUT_MS", "100")
-        .env("SERAI_LEADERBOARD_SYNC_READY_TIMEOUT_MS", "10000")
-        .stdout(Stdio::null())
-        .stderr(err)
-        .spawn()
-        .expect("spawn serai node");
-    Proc {
-        child,
-        client: format!("127.0.0.1:{client}").parse().unwrap(),
-        admin: format!("127.0.0.1:{admin}").parse().unwrap(),
-        log,
-    }
+    let env = [
+        ("SERAI_LEADERBOARD_SYNC_BATCH_TIMEOUT_MS", "100"),
+        ("SERAI_LEADERBOARD_SYNC_READY_TIMEOUT_MS", "10000"),
+    ];
+    NodeProcess::spawn(url, i, ADMIN_TOKEN, "lb-binary", &env)
 }
 
 fn log_tail(p: &Proc) -> String {

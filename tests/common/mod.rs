@@ -5,6 +5,7 @@
 pub mod client;
 pub mod cluster;
 pub mod node;
+pub mod process;
 pub mod proxy;
 pub mod raw;
 pub mod rows;

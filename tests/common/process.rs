@@ -1,0 +1,67 @@
+//! The real `serai` binary as a child process of a test: `serai node` on spare loopback ports
+//! with fast heartbeats, its log in the temp directory, SIGKILLed when dropped.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use super::node::free_port;
+
+pub struct NodeProcess {
+    pub child: Child,
+    pub client: SocketAddr,
+    pub admin: SocketAddr,
+    /// Its standard error (the node's log).
+    pub log: PathBuf,
+}
+
+impl NodeProcess {
+    /// Starts `node-{i}` on `url` with `admin_token`; `env` adds or overrides `SERAI_*`
+    /// settings; `tag` names the log file.
+    pub fn spawn(
+        url: &str,
+        i: usize,
+        admin_token: &str,
+        tag: &str,
+        env: &[(&str, &str)],
+    ) -> NodeProcess {
+        let (client, admin, peer) = (free_port(), free_port(), free_port());
+        let log = std::env::temp_dir().join(format!("serai-{tag}-node-{i}-{client}.log"));
+        let err = std::fs::File::create(&log).expect("log file");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_serai"));
+        command
+            .arg("node")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("SERAI_NODE_ID", format!("node-{i}"))
+            .env("SERAI_DATABASE_URL", url)
+            .env("SERAI_CLIENT_ADDR", format!("127.0.0.1:{client}"))
+            .env("SERAI_ADMIN_ADDR", format!("127.0.0.1:{admin}"))
+            .env("SERAI_PEER_ADDR", format!("127.0.0.1:{peer}"))
+            .env("SERAI_ADMIN_TOKEN", admin_token)
+            .env("SERAI_HEARTBEAT_INTERVAL_MS", "200")
+            .env("SERAI_MEMBERSHIP_TIMEOUT_MS", "1500")
+            .env("SERAI_FLUSH_INTERVAL_MS", "50");
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(err)
+            .spawn()
+            .expect("spawn serai node");
+        NodeProcess {
+            child,
+            client: format!("127.0.0.1:{client}").parse().unwrap(),
+            admin: format!("127.0.0.1:{admin}").parse().unwrap(),
+            log,
+        }
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
