@@ -11,7 +11,7 @@ mod support;
 
 use std::net::SocketAddr;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,6 +33,16 @@ fn spawn_node(url: &str, i: usize) -> Proc {
         ("SERAI_LEADERBOARD_SYNC_READY_TIMEOUT_MS", "10000"),
     ];
     NodeProcess::spawn(url, i, ADMIN_TOKEN, "lb-binary", &env)
+}
+
+/// Waits until `answered` has grown `more` beyond `from` (the continuous reader answers
+/// about every 5 ms; 15 s is far beyond that).
+async fn reads_beyond(answered: &AtomicU64, from: u64, more: u64) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while answered.load(Ordering::Acquire) < from + more {
+        assert!(Instant::now() < deadline, "the reader stopped answering");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 fn log_tail(p: &Proc) -> String {
@@ -280,8 +290,10 @@ async fn three_processes_replicate_boards_and_keep_reading_through_a_sigkill() {
     let reader_i = (victim + 1) % 3;
     let reader_addr = procs[reader_i].as_ref().unwrap().client;
     let stop = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicU64::new(0));
     let reading = {
         let (stop, board, p) = (stop.clone(), board.clone(), players[2].clone());
+        let answered = answered.clone();
         let around = players[4].clone();
         tokio::spawn(async move {
             let (mut ok, mut failed, mut slowest) = (0u64, Vec::new(), Duration::ZERO);
@@ -289,7 +301,10 @@ async fn three_processes_replicate_boards_and_keep_reading_through_a_sigkill() {
                 for path in reads(&board, &around) {
                     let t = Instant::now();
                     match get(reader_addr, &p, &path).await {
-                        Ok(v) if !support::records(&v, "records").is_empty() => ok += 1,
+                        Ok(v) if !support::records(&v, "records").is_empty() => {
+                            ok += 1;
+                            answered.fetch_add(1, Ordering::AcqRel);
+                        }
                         Ok(v) => failed.push(format!("{path}: no records: {v}")),
                         Err(e) => failed.push(format!("{path}: {e}")),
                     }
@@ -300,7 +315,8 @@ async fn three_processes_replicate_boards_and_keep_reading_through_a_sigkill() {
             (ok, failed, slowest)
         })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The reader is under way before the kill.
+    reads_beyond(&answered, 0, 20).await;
     let killed_at = Instant::now();
     drop(procs[victim].take());
     // Until the survivors see two members and a write through the reader reaches the new
@@ -323,7 +339,8 @@ async fn three_processes_replicate_boards_and_keep_reading_through_a_sigkill() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let failover = killed_at.elapsed();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Reads go on a while after the new owner took over.
+    reads_beyond(&answered, answered.load(Ordering::Acquire), 20).await;
     stop.store(true, Ordering::Release);
     let (ok, failed, slowest) = reading.await.unwrap();
     println!(
