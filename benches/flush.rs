@@ -7,9 +7,9 @@
 use std::time::{Duration, Instant};
 
 use actix::Actor;
-use serai::admin::metrics::Metrics;
 use serai::config::Dialect;
 use serai::localdb::TestDatabase;
+use serai::metrics::Metrics;
 use serai::persistence::batch::{CharacterDirty, DirtyRow};
 use serai::persistence::messages::{FlushNow, MarkDirty};
 use serai::persistence::{migrate, pg, Db, FlushPolicy, PersistenceActor};

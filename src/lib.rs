@@ -18,14 +18,15 @@
 
 pub mod admin;
 pub mod battle;
-pub mod catalog;
 pub mod character;
 pub mod config;
+pub mod domain;
 pub mod game;
 pub mod gateway;
 pub mod leaderboard;
 pub mod localdb;
 pub mod market;
+pub mod metrics;
 pub mod node;
 pub mod persistence;
 pub mod protocol;

@@ -115,7 +115,7 @@ async fn run_node(config: Config) -> Result<(), String> {
 }
 
 async fn migrate(config: &Config) -> Result<(), String> {
-    let metrics = serai::admin::metrics::Metrics::new(&config.node_id);
+    let metrics = serai::metrics::Metrics::new(&config.node_id);
     let db = serai::persistence::Db::connect(&config.database_url, 2, config.dialect, metrics)
         .map_err(|e| e.to_string())?;
     let report = serai::persistence::migrate::run(&db)

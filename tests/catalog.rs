@@ -1,12 +1,13 @@
 //! The default catalog, loaded from a real PostgreSQL after `migrate::run`.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
-use serai::admin::metrics::Metrics;
-use serai::catalog::{self, default_catalog, Catalog, CatalogCache};
 use serai::config::Dialect;
+use serai::domain::catalog::Catalog;
 use serai::localdb::TestDatabase;
+use serai::metrics::Metrics;
+use serai::persistence::catalog;
+use serai::persistence::default_catalog::default_catalog;
 use serai::persistence::{self, migrate, Db, DbError};
 
 async fn migrated() -> (TestDatabase, Db) {
@@ -159,34 +160,26 @@ fn trading_between_nodes_pays() {
 }
 
 #[tokio::test]
-async fn an_edited_catalog_is_reloaded_after_the_version_bump() {
+async fn an_edited_catalog_loads_under_the_bumped_version() {
     let (tdb, db) = migrated().await;
-    let cache = CatalogCache::new(Arc::new(catalog::load(&db).await.expect("load")));
+    let before = catalog::load(&db).await.expect("load");
     execute(
         &tdb.url,
         "UPDATE trade_good SET base_price = 12 WHERE code = 'grain'",
     )
     .await;
-    // Without a version bump nothing changes.
-    let same = cache.reload(&db).await.expect("reload");
-    assert_eq!(same.version, 1);
-    assert_eq!(same.good("grain").unwrap().base_price, 10);
     let v = persistence::catalog::bump_version(&db).await.expect("bump");
     assert_eq!(v, 2);
-    let now = cache.reload(&db).await.expect("reload");
+    let now = catalog::load(&db).await.expect("load");
     assert_eq!(now.version, 2);
     assert_eq!(now.good("grain").unwrap().base_price, 12);
-    assert_eq!(
-        same.good("grain").unwrap().base_price,
-        10,
-        "the old Arc is untouched"
-    );
+    assert_eq!(before.version, 1);
+    assert_eq!(before.good("grain").unwrap().base_price, 10);
 }
 
 #[tokio::test]
-async fn an_invalid_catalog_is_refused_and_the_old_one_kept() {
+async fn an_invalid_catalog_is_refused() {
     let (tdb, db) = migrated().await;
-    let cache = CatalogCache::new(Arc::new(catalog::load(&db).await.expect("load")));
     // A one-way road: the way back is missing.
     execute(
         &tdb.url,
@@ -198,8 +191,6 @@ async fn an_invalid_catalog_is_refused_and_the_old_one_kept() {
         Err(DbError::Rejected(msg)) => assert!(msg.contains("no way back"), "{msg}"),
         other => panic!("expected a rejection, got {other:?}"),
     }
-    assert!(cache.reload(&db).await.is_err());
-    assert_eq!(cache.current().version, 1);
 }
 
 #[tokio::test]

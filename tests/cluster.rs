@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::cluster::TestCluster;
+use serai::domain::market::rules::Side;
 use serai::market::actor::Market;
 use serai::market::messages::{GetQuotes, Reserve, Settle, SettleOutcome};
-use serai::market::rules::Side;
 use serai::routing::placement::Owner;
 
 fn owners(cluster: &TestCluster, i: usize, keys: &[String]) -> Vec<String> {
@@ -251,7 +251,7 @@ async fn cut_peer_links_never_make_two_writers() {
     use common::raw::{auth, rpc};
     use serai::character::messages::{Call, ExecuteTrade};
     use serai::character::CharacterSession;
-    use serai::market::rules::Side;
+    use serai::domain::market::rules::Side;
     use serai::request::Deadline;
     use serde_json::json;
 

@@ -18,9 +18,9 @@ use uuid::Uuid;
 use common::client::{basic, request, start_game_node, GameClient, GameSocket, RpcFailure};
 use common::node::TestNode;
 use common::raw_client;
-use serai::admin::metrics::Metrics;
 use serai::config::{Config, Dialect};
 use serai::gateway::auth::{encode_token, Claims};
+use serai::metrics::Metrics;
 use serai::persistence::claims::{self, EntityId, EntityTable};
 use serai::persistence::Db;
 

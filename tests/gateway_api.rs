@@ -18,13 +18,13 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
-use serai::admin::metrics::Metrics;
 use serai::config::{Config, Dialect};
 use serai::gateway::auth::{encode_token, Claims};
 use serai::gateway::{
     configure, GatewayState, Notification, Presence, RpcContext, RpcError, RpcRegistry,
 };
 use serai::localdb::TestDatabase;
+use serai::metrics::Metrics;
 use serai::persistence::{migrate, Db};
 
 // ---------------------------------------------------------------------------------------------

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use common::cluster::TestCluster;
 use serai::character::messages::{Call, GetCharacter};
-use serai::character::state::CharacterState;
 use serai::character::CharacterSession;
+use serai::domain::character::state::CharacterState;
 use serai::request::Deadline;
 use serai::routing::placement::Owner;
 use uuid::Uuid;

@@ -33,7 +33,7 @@ pub async fn start(setup_sql: &str, tune: impl FnOnce(&mut Config)) -> Lb {
             &db.url,
             2,
             serai::config::Dialect::Postgres,
-            serai::admin::metrics::Metrics::new("setup"),
+            serai::metrics::Metrics::new("setup"),
         )
         .expect("pool");
         serai::persistence::migrate::run(&pool)

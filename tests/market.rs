@@ -8,14 +8,16 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use futures_util::future::join_all;
-use serai::catalog::{default_catalog, Catalog, CatalogData};
-use serai::market::rules::GoodState;
-use serai::market::{ledger::Committed, Reservation};
+use serai::domain::catalog::{Catalog, CatalogData};
+use serai::domain::market::ledger::Committed;
+use serai::domain::market::rules::GoodState;
+use serai::domain::market::rules::{MarketError, Quote, Side};
+use serai::market::Reservation;
 use serai::market::{
-    GetQuotes, GetStatus, Market, MarketDeps, MarketError, Passivate, Reserve, Settle,
-    SettleOutcome, Side,
+    GetQuotes, GetStatus, Market, MarketDeps, Passivate, Reserve, Settle, SettleOutcome,
 };
 use serai::persistence::claims::{self, EntityId, EntityTable};
+use serai::persistence::default_catalog::default_catalog;
 use serai::persistence::{markets, Db, DbError};
 
 const NODE_ID: &str = "node-a";
@@ -315,7 +317,7 @@ async fn release_restores_the_stock_and_prices() {
         .unwrap();
     let during = market.send(GetQuotes).await.unwrap();
     assert_ne!(during, before);
-    let furs = |qs: &[serai::market::Quote]| qs.iter().find(|q| q.good == good).unwrap().clone();
+    let furs = |qs: &[Quote]| qs.iter().find(|q| q.good == good).unwrap().clone();
     // The sale is not buyable until it commits.
     assert_eq!(furs(&during).quota, furs(&before).quota - 10);
     // A buy of 10 costs more per unit than one unit; selling back pays less than that.

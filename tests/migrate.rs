@@ -3,9 +3,9 @@
 
 use std::collections::BTreeSet;
 
-use serai::admin::metrics::Metrics;
 use serai::config::Dialect;
 use serai::localdb::TestDatabase;
+use serai::metrics::Metrics;
 use serai::persistence::migrate::{self, DEFAULT_CATALOG, DEFAULT_CATALOG_FILE, MIGRATIONS};
 use serai::persistence::Db;
 

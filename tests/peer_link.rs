@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serai::admin::metrics::Metrics;
+use serai::metrics::Metrics;
 use serai::protocol::peer::{self, Frame, FrameBody, NONCE_LEN, PROTOCOL_VERSION};
 use serai::request::Failure;
 use serai::routing::peer::{

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use serai::admin::metrics::Metrics;
 use serai::config::Dialect;
+use serai::metrics::Metrics;
 use serai::persistence::batch::{AttributeDirty, CharacterDirty, DirtyRow};
 use serai::persistence::claims::{self, EntityId, EntityTable};
 use serai::persistence::messages::{Fenced, FlushNow, GetStats, MarkDirty};

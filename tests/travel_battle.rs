@@ -19,8 +19,8 @@ use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
 use common::node::{parse_response, Response, TestNode};
-use serai::battle::rules::{self as battle, Combat, Setup, TurnLog};
 use serai::config::Config;
+use serai::domain::battle::rules::{self as battle, Combat, Setup, TurnLog};
 use serai::localdb::TestDatabase;
 use serai::shutdown::Shutdown;
 

@@ -12,7 +12,7 @@ use actix_web::middleware::Next;
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use super::metrics::Metrics;
+use crate::metrics::Metrics;
 use crate::persistence::messages::GetStats;
 use crate::persistence::{Db, PersistenceActor};
 use crate::routing::membership::MembershipStatus;

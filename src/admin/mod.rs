@@ -3,4 +3,3 @@
 
 pub mod compensation;
 pub mod http;
-pub mod metrics;

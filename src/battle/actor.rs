@@ -28,10 +28,10 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use super::messages::*;
-use super::rules::{self, Combat, Outcome, Setup, TurnRecord};
-use crate::catalog::Catalog;
 use crate::character::messages::{Call, Caller, SessionError, SettleBattle, SettleReply};
 use crate::character::CharacterSession;
+use crate::domain::battle::rules::{self, Combat, Outcome, Setup, TurnRecord};
+use crate::domain::catalog::Catalog;
 use crate::node::Notifier;
 use crate::persistence::batch::{ActionLogRow, DirtyRow};
 use crate::persistence::battles::{self, EncounterRow, NewEncounter};
@@ -695,8 +695,10 @@ impl Battle {
                     )))
                 } else {
                     rules::validate(&live.combat, &msg.actions).map_err(|e| match e {
-                        crate::character::rules::RuleError::Invalid(m) => BattleError::Invalid(m),
-                        crate::character::rules::RuleError::NotAllowed(m) => {
+                        crate::domain::character::rules::RuleError::Invalid(m) => {
+                            BattleError::Invalid(m)
+                        }
+                        crate::domain::character::rules::RuleError::NotAllowed(m) => {
                             BattleError::Refused(m)
                         }
                     })

@@ -1,13 +1,12 @@
 //! Messages a [`super::Battle`] answers.
 
 use actix::Message;
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
-use super::rules::{ActionRequest, Combat, Setup, TurnRecord};
 use crate::character::messages::Call;
-use crate::character::travel::Trip;
+use crate::domain::battle::rules::{ActionRequest, Setup, TurnRecord};
+pub use crate::domain::battle::snapshot::BattleSnapshot;
+use crate::domain::character::travel::Trip;
 use crate::request::{Failure, Ticket};
 use crate::routing::Remote;
 
@@ -49,21 +48,6 @@ impl BattleError {
 }
 
 pub type BattleResult<T> = Result<T, BattleError>;
-
-/// A battle as seen at one moment.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BattleSnapshot {
-    pub id: Uuid,
-    pub combat: Combat,
-    /// The last resolved turn.
-    pub last: Option<TurnRecord>,
-    /// Whether the end of the battle has been settled (committed) yet.
-    pub settled: bool,
-    /// The settlement summary (JSON text), once settled.
-    pub result: Option<String>,
-    /// When the current turn times out (active battles).
-    pub turn_deadline: Option<DateTime<Utc>>,
-}
 
 /// Starts a battle (sent by the character's session on an encounter): inserts the encounter
 /// row and sets the character's `battle_id` in one transaction fenced by the session's epoch.
@@ -133,10 +117,13 @@ impl Remote for Resume {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::battle::rules::{self, Combat};
-    use crate::catalog::default_catalog;
+    use chrono::Utc;
+    use uuid::Uuid;
+
     use crate::character::messages::{SessionResult, SettleBattle};
-    use crate::character::rules::new_character;
+    use crate::domain::battle::rules::{self, Combat};
+    use crate::domain::character::rules::new_character;
+    use crate::persistence::default_catalog::default_catalog;
 
     /// Battle and settlement messages cross the peer link postcard-encoded: they must survive
     /// a round trip (no `serde_json::Value`, no skipped fields).
@@ -188,7 +175,7 @@ mod tests {
         assert_eq!(back.rewards, settle.rewards);
         let state: SessionResult<_> = Ok(c.clone());
         let bytes = postcard::to_stdvec(&state).unwrap();
-        let back: SessionResult<crate::character::state::CharacterState> =
+        let back: SessionResult<crate::domain::character::state::CharacterState> =
             postcard::from_bytes(&bytes).unwrap();
         assert_eq!(back, Ok(c));
     }

@@ -12,8 +12,6 @@
 
 pub mod actor;
 pub mod messages;
-pub mod rng;
-pub mod rules;
 
 pub use actor::{Battle, BattleDeps};
 pub use messages::{

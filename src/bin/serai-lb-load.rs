@@ -358,7 +358,7 @@ async fn bench(args: Args) {
             db.url(),
             2,
             serai::config::Dialect::Postgres,
-            serai::admin::metrics::Metrics::new("seed"),
+            serai::metrics::Metrics::new("seed"),
         )
         .expect("pool");
         serai::persistence::migrate::run(&pool)

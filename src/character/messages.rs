@@ -5,10 +5,10 @@ use actix::Message;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::state::CharacterState;
 use crate::battle::messages::BattleSnapshot;
-use crate::battle::rules::Rewards;
-use crate::market::rules::{Quote, Side};
+use crate::domain::battle::rules::Rewards;
+use crate::domain::character::state::CharacterState;
+use crate::domain::market::rules::{Quote, Side};
 use crate::request::{Deadline, Failure, RequestKey, Ticket};
 use crate::routing::Remote;
 

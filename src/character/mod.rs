@@ -5,8 +5,5 @@ pub mod actor;
 pub mod messages;
 mod replay;
 mod requests;
-pub mod rules;
-pub mod state;
-pub mod travel;
 
 pub use actor::{CharacterDeps, CharacterSession};

@@ -14,12 +14,12 @@ use uuid::Uuid;
 use super::actor::{market_error, rule_error, CharacterSession};
 use super::messages::*;
 use super::replay::{self, Written};
-use super::rules;
-use super::state::CharacterState;
-use super::travel;
+use crate::domain::character::rules;
+use crate::domain::character::state::CharacterState;
+use crate::domain::character::travel;
+use crate::domain::market::rules::GoodState;
 use crate::market::actor::Market;
 use crate::market::messages as market;
-use crate::market::rules::GoodState;
 use crate::persistence::characters::{self, TradeSettlement};
 use crate::persistence::messages::FlushEntity;
 use crate::persistence::receipts::Receipt;
@@ -85,7 +85,7 @@ impl Handler<GetCharacter> for CharacterSession {
 }
 
 impl Handler<GetQuotes> for CharacterSession {
-    type Result = ResponseFuture<SessionResult<(String, Vec<crate::market::rules::Quote>)>>;
+    type Result = ResponseFuture<SessionResult<(String, Vec<crate::domain::market::rules::Quote>)>>;
 
     fn handle(&mut self, msg: GetQuotes, _: &mut Self::Context) -> Self::Result {
         let node = match self.start(&msg.call) {

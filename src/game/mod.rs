@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use crate::battle::{Battle, BattleDeps, Passivate as PassivateBattle};
 use crate::character::messages::{Handover, Passivate as PassivateCharacter};
-use crate::character::travel::TravelSettings;
 use crate::character::{CharacterDeps, CharacterSession};
+use crate::domain::character::travel::TravelSettings;
 use crate::gateway::{self, GatewayState};
 use crate::market::actor::{Market, MarketDeps};
 use crate::market::messages::{self as market_msg, Passivate as PassivateMarket};

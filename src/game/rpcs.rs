@@ -11,9 +11,10 @@ use uuid::Uuid;
 
 use crate::battle::messages::{self as bmsg, BattleError};
 use crate::battle::Battle;
-use crate::catalog::Catalog;
 use crate::character::messages::{self as msg, Call, Caller, SessionError};
-use crate::character::{rules, CharacterSession};
+use crate::character::CharacterSession;
+use crate::domain::catalog::Catalog;
+use crate::domain::character::rules;
 use crate::gateway::rpc::{RpcContext, RpcError};
 use crate::node::Services;
 use crate::persistence::receipts::{self, Receipt};

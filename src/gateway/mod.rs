@@ -29,8 +29,8 @@ pub use error::{ApiError, GrpcCode};
 pub use presence::Presence;
 pub use rpc::{RpcContext, RpcError, RpcHandler, RpcRegistry};
 
-use crate::admin::metrics::Metrics;
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::persistence::Db;
 pub use crate::protocol::client::Notification;
 

@@ -6,7 +6,7 @@
 //!   (creating missing ones from the catalog), and credits the recovery owed since each row was
 //!   last written. An unknown node answers [`MarketError::UnknownGood`] (and no quotes), a
 //!   database failure [`MarketError::Unavailable`]; either way the actor then stops.
-//! - **Reserve / Settle**: see [`super::ledger`]: the row is the one truth of the stock, the
+//! - **Reserve / Settle**: see [`crate::domain::market::ledger`]: the row is the one truth of the stock, the
 //!   actor holds the newest row it heard of plus its open reservations. A settle brings the
 //!   row its trade left; when it cannot (a commit resolved from its receipt, a trade the
 //!   database refused) and when a reservation is released by its timer (not settled within
@@ -31,12 +31,12 @@ use metrics::Counter;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::ledger::Ledger;
 use super::messages::{
     GetQuotes, GetStatus, MarketStatus, Passivate, Reservation, Reserve, Settle, SettleOutcome,
 };
-use super::rules::{GoodState, MarketError, Quote, Restock};
-use crate::catalog::Catalog;
+use crate::domain::catalog::Catalog;
+use crate::domain::market::ledger::Ledger;
+use crate::domain::market::rules::{GoodState, MarketError, Quote, Restock};
 use crate::persistence::claims::{self, EntityId, EntityTable};
 use crate::persistence::markets::{self, QuotaDelta};
 use crate::persistence::{Db, DbError};

@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::routing::Remote;
 
-pub use super::ledger::{Committed, Ledger};
-pub use super::rules::{MarketError, Quote, Side};
+pub use crate::domain::market::ledger::{Committed, Ledger};
+pub use crate::domain::market::rules::{MarketError, Quote, Side};
 
 /// The quotes of every good traded at the node, ordered by good code. Empty when the node has
 /// no market (unknown code) or the market could not load.

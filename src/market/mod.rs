@@ -16,12 +16,9 @@
 //! [`RESERVATION_TTL`] is released and the row read again.
 
 pub mod actor;
-pub mod ledger;
 pub mod messages;
-pub mod rules;
 
 pub use actor::{Market, MarketDeps, RECOVERY_INTERVAL, RESERVATION_TTL};
 pub use messages::{
     GetQuotes, GetStatus, MarketStatus, Passivate, Reservation, Reserve, Settle, SettleOutcome,
 };
-pub use rules::{quote_for, quotes_for, GoodState, MarketError, Quote, Side, MAX_ORDER};

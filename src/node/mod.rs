@@ -16,10 +16,10 @@ use actix_web::{middleware::from_fn, App, HttpServer};
 pub use cluster::Notifier;
 
 use crate::admin::http::{self as admin_http, AdminState, Readiness};
-use crate::admin::metrics::Metrics;
-use crate::catalog::Catalog;
 use crate::config::Config;
+use crate::domain::catalog::Catalog;
 use crate::gateway::{Presence, RpcRegistry};
+use crate::metrics::Metrics;
 use crate::persistence::{
     claims, cluster as members_sql, migrate, BacklogLimits, Db, DbError, DbSettings, FlushPolicy,
     PersistenceActor,
@@ -113,7 +113,7 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<RunningNode, No
         metrics.clone(),
     )?;
     migrate::run(&db).await?;
-    let catalog = Arc::new(crate::catalog::load(&db).await?);
+    let catalog = Arc::new(crate::persistence::catalog::load(&db).await?);
     tracing::info!(version = catalog.version, "catalog loaded");
 
     let policy = FlushPolicy {

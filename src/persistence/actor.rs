@@ -21,7 +21,7 @@ use super::flight::{self, Landing};
 use super::messages::*;
 use super::retry::Backoff;
 use super::{compensation, Db, DbError};
-use crate::admin::metrics::Metrics;
+use crate::metrics::Metrics;
 
 type Tag = Option<Recipient<Fenced>>;
 

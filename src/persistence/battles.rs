@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::characters::{count_fenced, write_crew};
 use super::receipts::{self, Receipt};
 use super::{Db, DbError};
-use crate::character::state::CharacterState;
+use crate::domain::character::state::CharacterState;
 
 /// A battle to start: the encounter row, and the character's trip as the battle holds it.
 #[derive(Debug, Clone)]

@@ -1,4 +1,4 @@
-//! Reading the static catalog tables (the indexing and checks live in `crate::catalog`).
+//! Reading the static catalog tables (the indexing and checks live in `crate::domain::catalog`).
 //!
 //! All tables are read in one read-only snapshot, so the rows always match the
 //! `catalog_meta.version` read with them even while an operator edits the catalog.
@@ -7,10 +7,24 @@ use tokio_postgres::{IsolationLevel, Row};
 
 use super::retry::Backoff;
 use super::{Db, DbError};
-use crate::catalog::model::*;
+use crate::domain::catalog::model::*;
+use crate::domain::catalog::Catalog;
 
 /// Attempts before a catalog read gives up on retryable errors.
 const MAX_ATTEMPTS: u32 = 8;
+
+/// Reads the catalog and validates it. An invalid catalog is refused with
+/// [`DbError::Rejected`] naming every problem.
+pub async fn load(db: &Db) -> Result<Catalog, DbError> {
+    let catalog = Catalog::from_data(read(db).await?);
+    catalog.validate().map_err(|e| {
+        DbError::Rejected(format!(
+            "catalog version {} is invalid: {e}",
+            catalog.version
+        ))
+    })?;
+    Ok(catalog)
+}
 
 /// Reads every catalog table and the catalog version.
 pub async fn read(db: &Db) -> Result<CatalogData, DbError> {

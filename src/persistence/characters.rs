@@ -11,19 +11,10 @@ use uuid::Uuid;
 use super::markets;
 use super::receipts::{self, Receipt};
 use super::{Db, DbError};
-use crate::character::state::{Caravan, CharacterState, CrewMember, Item, SKILL_PREFIX};
-use crate::market::rules::Side;
-
-/// A line of `list_characters`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CharacterSummary {
-    pub id: Uuid,
-    pub name: String,
-    pub faction: String,
-    pub background: String,
-    pub level: i32,
-    pub location: String,
-}
+use crate::domain::character::state::{
+    Caravan, CharacterState, CharacterSummary, CrewMember, Item, SKILL_PREFIX,
+};
+use crate::domain::market::rules::Side;
 
 /// One trade to settle: the character's gold and cargo and the market's quota, together.
 #[derive(Debug, Clone)]
@@ -479,7 +470,7 @@ pub async fn depart(
 }
 
 /// A caravan reaches the end of its trip: location, trip cleared, hit points and crew as
-/// [`crate::character::rules::arrive`] left them.
+/// [`crate::domain::character::rules::arrive`] left them.
 pub async fn arrive(db: &Db, c: &CharacterState, epoch: i64) -> Result<(), DbError> {
     let c = c.clone();
     let result = db.transact(move |tx| {

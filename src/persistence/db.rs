@@ -8,8 +8,8 @@ pub use tokio_postgres::Transaction;
 use tokio_postgres::{error::SqlState, IsolationLevel as Isolation, NoTls};
 
 use super::retry::Backoff;
-use crate::admin::metrics::Metrics;
 use crate::config::Dialect;
+use crate::metrics::Metrics;
 use crate::request::{current_deadline, Failure, Faults};
 use std::sync::Arc;
 

@@ -5,7 +5,7 @@
 //! (`quota = quota + $delta`): the Market actor writes recovery, trades write their own change
 //! in the trade transaction, and neither overwrites the other. Every such write bumps `version`
 //! and returns the row ([`Committed`]): the Market adopts the newest row it hears of, so the
-//! row stays the one truth of the stock (see [`crate::market::ledger`]). `price` is
+//! row stays the one truth of the stock (see [`crate::domain::market::ledger`]). `price` is
 //! informational (the last reference or trade price); the Market never reads it back.
 //! `updated_at` tells a freshly loaded market how much recovery is owed since the last write.
 
@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use tokio_postgres::Transaction;
 
 use super::{Db, DbError};
-pub use crate::market::ledger::Committed;
+pub use crate::domain::market::ledger::Committed;
 
 /// One good of a node's market as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]

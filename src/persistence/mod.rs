@@ -29,6 +29,7 @@ pub mod characters;
 pub mod claims;
 pub mod cluster;
 pub mod compensation;
+pub mod default_catalog;
 pub mod flight;
 pub mod leaderboards;
 pub mod markets;

@@ -10,13 +10,15 @@ use uuid::Uuid;
 
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 
-use crate::battle::messages::BattleSnapshot;
-use crate::battle::rules::{self as battle, Act, Event, FighterKind, SkillKind, TurnRecord};
-use crate::catalog::Catalog;
-use crate::character::state::CharacterState;
-use crate::character::travel::{self, Trip};
-use crate::market::rules::{Quote, Side};
-use crate::persistence::characters::CharacterSummary;
+use crate::domain::battle::rules::{
+    self as battle, Act, Event, FighterKind, SkillKind, TurnRecord,
+};
+use crate::domain::battle::snapshot::BattleSnapshot;
+use crate::domain::catalog::Catalog;
+use crate::domain::character::state::CharacterState;
+use crate::domain::character::state::CharacterSummary;
+use crate::domain::character::travel::{self, Trip};
+use crate::domain::market::rules::{Quote, Side};
 
 /// Requests that name only a character.
 #[derive(Debug, Deserialize)]
@@ -155,7 +157,7 @@ pub fn cargo_lines(cargo: &std::collections::BTreeMap<String, i64>) -> Vec<Cargo
 
 impl CharacterView {
     pub fn new(s: &CharacterState, catalog: &Catalog) -> CharacterView {
-        use crate::character::rules;
+        use crate::domain::character::rules;
         CharacterView {
             id: s.id,
             name: s.name.clone(),
@@ -330,10 +332,10 @@ pub struct CatalogView<'a> {
     pub goods: Vec<GoodView>,
     pub nodes: Vec<NodeView>,
     pub routes: Vec<RouteView>,
-    pub skill_trees: &'a [crate::catalog::SkillTree],
-    pub skills: &'a [crate::catalog::Skill],
-    pub crew_archetypes: &'a [crate::catalog::CrewArchetype],
-    pub items: &'a [crate::catalog::ItemTemplate],
+    pub skill_trees: &'a [crate::domain::catalog::SkillTree],
+    pub skills: &'a [crate::domain::catalog::Skill],
+    pub crew_archetypes: &'a [crate::domain::catalog::CrewArchetype],
+    pub items: &'a [crate::domain::catalog::ItemTemplate],
 }
 
 impl<'a> CatalogView<'a> {

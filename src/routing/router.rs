@@ -16,7 +16,7 @@ use super::entity::{Entity, Remote, RouteKey};
 use super::forward::{self, Dispatch, ForwardError, Forwarder};
 use super::placement::{Owner, Placement};
 use super::registry::{AnyRegistry, Registry};
-use crate::admin::metrics::Metrics;
+use crate::metrics::Metrics;
 use crate::request::{Deadline, Failure, Faults, Ticket};
 
 /// The entity kinds a node runs; their `Entity::KIND`s.

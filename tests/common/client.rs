@@ -50,7 +50,7 @@ pub async fn start_game_node_on(
             &db.url,
             2,
             serai::config::Dialect::Postgres,
-            serai::admin::metrics::Metrics::new("setup"),
+            serai::metrics::Metrics::new("setup"),
         )
         .expect("pool");
         serai::persistence::migrate::run(&pool)

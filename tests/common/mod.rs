@@ -11,9 +11,9 @@ pub mod raw;
 pub mod rows;
 pub mod trading;
 
-use serai::admin::metrics::Metrics;
 use serai::config::Dialect;
 use serai::localdb::TestDatabase;
+use serai::metrics::Metrics;
 use serai::persistence::{migrate, Db};
 
 /// A fresh database with the schema and default catalog, and a pool on it.

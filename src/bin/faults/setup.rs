@@ -202,7 +202,7 @@ pub async fn read_state(pg: &Pg, character: &str) -> Result<CharState, String> {
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
-    let prefix = serai::character::state::SKILL_PREFIX;
+    let prefix = serai::domain::character::state::SKILL_PREFIX;
     let mut skills: Vec<String> = pg
         .query(
             "SELECT substr(code, $2) FROM character_attribute \

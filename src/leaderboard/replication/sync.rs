@@ -20,8 +20,8 @@ use super::replica::{BoardReplica, Rec};
 use super::state::{LocalChange, Need, Replicas};
 use super::wire::{BoardDef, Change, Generation, Instance};
 use super::Blacklist;
-use crate::admin::metrics::Metrics;
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::routing::peer::Peers;
 use crate::routing::Router;
 

@@ -32,7 +32,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use metrics::Counter;
 
-use crate::admin::metrics::Metrics;
+use crate::metrics::Metrics;
 
 pub use crate::protocol::peer::{
     PeerRequest, PeerResponse, RemoteError, MAX_FRAME, PROTOCOL_VERSION,

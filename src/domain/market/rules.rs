@@ -36,7 +36,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::Stock;
+use crate::domain::catalog::Stock;
 
 /// The largest quantity one order may ask for.
 pub const MAX_ORDER: i64 = 10_000;

@@ -2,30 +2,22 @@
 //! and crew, loaded from the catalog tables into read-only, indexed records stamped with the
 //! catalog version (`catalog_meta.version`).
 //!
-//! - [`load`] reads and validates the catalog (the SQL is in `persistence::catalog`).
 //! - [`Catalog`] answers lookups by code; share it as `Arc<Catalog>`.
 //! - [`Catalog::validate`] checks references and the route graph; a node refuses to run with
 //!   a catalog that fails it.
-//! - [`CatalogCache`] holds the current `Arc<Catalog>` and swaps in a newer version on reload.
-//! - [`default_catalog`] is the shipped default world parsed without a database, for pure tests.
 
-mod default;
 pub mod model;
 mod validate;
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
 
-pub use default::default_catalog;
 pub use model::{
     skill_kind, Background, CatalogData, CrewArchetype, Faction, Good, ItemTemplate, Route, Skill,
     SkillTree, Stock, TradeNode,
 };
 pub use validate::CatalogError;
-
-use crate::persistence::{Db, DbError};
 
 /// Records of one kind, in code order, with an index by code.
 #[derive(Debug, Clone, Serialize)]
@@ -243,71 +235,9 @@ impl Catalog {
     }
 }
 
-/// Reads the catalog from the database and validates it. An invalid catalog is refused
-/// with [`DbError::Rejected`] naming every problem.
-pub async fn load(db: &Db) -> Result<Catalog, DbError> {
-    let data = crate::persistence::catalog::read(db).await?;
-    let catalog = Catalog::from_data(data);
-    catalog.validate().map_err(|e| {
-        DbError::Rejected(format!(
-            "catalog version {} is invalid: {e}",
-            catalog.version
-        ))
-    })?;
-    Ok(catalog)
-}
-
-/// The node's current catalog, replaced whole when a newer version is loaded. Readers take
-/// an `Arc<Catalog>` and keep using it; a reload never changes a catalog under them.
-#[derive(Debug)]
-pub struct CatalogCache {
-    current: RwLock<Arc<Catalog>>,
-}
-
-impl CatalogCache {
-    pub fn new(catalog: Arc<Catalog>) -> CatalogCache {
-        CatalogCache {
-            current: RwLock::new(catalog),
-        }
-    }
-
-    /// The catalog in use now.
-    pub fn current(&self) -> Arc<Catalog> {
-        self.current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// Installs `catalog` if its version is newer than the current one; returns whether it did.
-    pub fn install(&self, catalog: Arc<Catalog>) -> bool {
-        let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
-        if catalog.version > current.version {
-            *current = catalog;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Loads the catalog again if the database holds a newer version than the current one.
-    /// Returns the catalog in use afterwards. An invalid new catalog is an error and the old
-    /// one stays in use.
-    pub async fn reload(&self, db: &Db) -> Result<Arc<Catalog>, DbError> {
-        let version = crate::persistence::catalog::version(db).await?;
-        if version > self.current().version {
-            let loaded = Arc::new(load(db).await?);
-            if self.install(loaded.clone()) {
-                tracing::info!(version = loaded.version, "catalog reloaded");
-            }
-        }
-        Ok(self.current())
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::persistence::default_catalog::default_catalog;
 
     #[test]
     fn lookups_find_what_the_default_world_holds() {
@@ -353,27 +283,5 @@ mod tests {
         assert_eq!(json["goods"].as_array().unwrap().len(), c.goods().len());
         assert!(json.get("routes_by_from").is_none());
         assert_eq!(json["factions"][0]["code"], c.factions()[0].code.as_str());
-    }
-
-    #[test]
-    fn cache_installs_only_newer_versions() {
-        let old = Arc::new(default_catalog());
-        let cache = CatalogCache::new(old.clone());
-        assert!(!cache.install(old.clone()));
-        let mut data = CatalogData {
-            version: 2,
-            ..CatalogData::default()
-        };
-        data.goods.push(Good {
-            code: "x".into(),
-            name: "X".into(),
-            category: "c".into(),
-            base_price: 1,
-            weight: 1,
-        });
-        let held = cache.current();
-        assert!(cache.install(Arc::new(Catalog::from_data(data))));
-        assert_eq!(cache.current().version, 2);
-        assert_eq!(held.version, 1, "a reader's catalog never changes under it");
     }
 }

@@ -23,9 +23,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::rng::Rng;
-use crate::catalog::{skill_kind, Catalog};
-use crate::character::rules::RuleError;
-use crate::character::state::CharacterState;
+use crate::domain::catalog::{skill_kind, Catalog};
+use crate::domain::character::rules::RuleError;
+use crate::domain::character::state::CharacterState;
 
 /// A battle ends after at most this many turns.
 pub const MAX_TURNS: u32 = 40;
@@ -309,7 +309,7 @@ fn clamp_i32(v: i64) -> i32 {
 /// The character and its living crew as fighters.
 pub fn party(state: &CharacterState, catalog: &Catalog) -> Vec<Fighter> {
     let attr = |k: &str| state.attributes.get(k).copied().unwrap_or(0).clamp(0, 1000);
-    let best = |kind: &str, f: fn(&crate::catalog::ItemTemplate) -> i32| {
+    let best = |kind: &str, f: fn(&crate::domain::catalog::ItemTemplate) -> i32| {
         state
             .items
             .iter()
@@ -385,7 +385,7 @@ pub fn enemies(catalog: &Catalog, danger: i32, seed: u64) -> Vec<Fighter> {
     // Danger 10: mostly one bandit; 60: two or three; 100: three or four.
     let count = (1 + (i64::from(danger) + rng.below(30) as i64) / 35) as usize;
     let count = count.clamp(1, MAX_ENEMIES);
-    let mut pool: Vec<&crate::catalog::CrewArchetype> = catalog
+    let mut pool: Vec<&crate::domain::catalog::CrewArchetype> = catalog
         .crew_archetypes()
         .iter()
         .filter(|a| a.attack >= 3 && a.hp > 0)
@@ -1083,9 +1083,9 @@ pub fn rewards(c: &Combat) -> Option<Rewards> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::default_catalog;
-    use crate::character::rules::new_character;
-    use crate::character::state::CrewMember;
+    use crate::domain::character::rules::new_character;
+    use crate::domain::character::state::CrewMember;
+    use crate::persistence::default_catalog::default_catalog;
     use proptest::prelude::*;
 
     fn character(catalog: &Catalog, crew: usize) -> CharacterState {
@@ -1336,7 +1336,7 @@ mod tests {
         let catalog = default_catalog();
         let mut c = character(&catalog, crew);
         c.background = background.into();
-        let fresh = crate::character::rules::new_character(
+        let fresh = crate::domain::character::rules::new_character(
             &catalog,
             c.id,
             c.user_id,

@@ -256,7 +256,8 @@ fn unreachable_nodes(c: &Catalog) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{default_catalog, CatalogData, Route, Stock, TradeNode};
+    use crate::domain::catalog::{CatalogData, Route, Stock, TradeNode};
+    use crate::persistence::default_catalog::default_catalog;
 
     fn data() -> CatalogData {
         let c = default_catalog();

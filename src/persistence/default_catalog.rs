@@ -9,8 +9,8 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use super::model::*;
-use super::Catalog;
+use crate::domain::catalog::model::*;
+use crate::domain::catalog::Catalog;
 use crate::persistence::migrate::{split_statements, DEFAULT_CATALOG};
 
 /// The default world as a [`Catalog`]. Parsed once per process; panics only if the embedded

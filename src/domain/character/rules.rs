@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 
 use super::state::{Caravan, CharacterState, CrewMember};
-use crate::catalog::Catalog;
-use crate::market::rules::Side;
+use crate::domain::catalog::Catalog;
+use crate::domain::market::rules::Side;
 
 /// How many characters one account may own.
 pub const MAX_CHARACTERS_PER_ACCOUNT: i64 = 8;
@@ -169,10 +169,10 @@ pub fn precheck_trade(
     let g = catalog
         .good(good)
         .ok_or_else(|| invalid(format!("unknown good `{good}`")))?;
-    if quantity <= 0 || quantity > crate::market::rules::MAX_ORDER {
+    if quantity <= 0 || quantity > crate::domain::market::rules::MAX_ORDER {
         return Err(invalid(format!(
             "quantity must be 1 to {}",
-            crate::market::rules::MAX_ORDER
+            crate::domain::market::rules::MAX_ORDER
         )));
     }
     if state.travel.is_some() {
@@ -383,9 +383,9 @@ pub struct BattleSummary {
     pub levels_gained: i32,
     /// Gold won (positive) or taken (negative).
     pub gold: i64,
-    pub items: Vec<crate::battle::rules::LootItem>,
+    pub items: Vec<crate::domain::battle::rules::LootItem>,
     pub hp: i32,
-    pub crew: Vec<crate::battle::rules::CrewOutcome>,
+    pub crew: Vec<crate::domain::battle::rules::CrewOutcome>,
     pub crew_lost: Vec<Uuid>,
     pub cargo_lost: Vec<CargoLoss>,
     /// Where the caravan is (lost: driven back to where the trip began).
@@ -407,10 +407,10 @@ pub struct CargoLoss {
 /// third or less injured); a won or fled trip goes on from where it stopped.
 pub fn apply_battle(
     state: &CharacterState,
-    rewards: &crate::battle::rules::Rewards,
+    rewards: &crate::domain::battle::rules::Rewards,
     now_ms: i64,
 ) -> (CharacterState, BattleSummary) {
-    use crate::battle::rules::Outcome;
+    use crate::domain::battle::rules::Outcome;
     let mut s = state.clone();
     let before_level = s.level;
     s.xp = s.xp.saturating_add(rewards.xp.max(0));
@@ -502,7 +502,7 @@ pub fn arrive(state: &CharacterState) -> CharacterState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::default_catalog;
+    use crate::persistence::default_catalog::default_catalog;
     use proptest::prelude::*;
 
     fn fresh() -> (Catalog, CharacterState) {
@@ -655,15 +655,17 @@ mod tests {
             .all(|s| learn(&c, &catalog, &s.code).is_err()));
     }
 
-    fn rewards(outcome: crate::battle::rules::Outcome) -> crate::battle::rules::Rewards {
-        crate::battle::rules::Rewards {
+    fn rewards(
+        outcome: crate::domain::battle::rules::Outcome,
+    ) -> crate::domain::battle::rules::Rewards {
+        crate::domain::battle::rules::Rewards {
             outcome,
             turns: 4,
             xp: 120,
             gold_found: 30,
             gold_loss_percent: 20,
             cargo_loss_percent: 50,
-            items: vec![crate::battle::rules::LootItem {
+            items: vec![crate::domain::battle::rules::LootItem {
                 id: Uuid::from_u128(7),
                 template: "iron_sword".into(),
             }],
@@ -684,8 +686,8 @@ mod tests {
 
     #[test]
     fn a_battle_settles_onto_the_character() {
-        use crate::battle::rules::{CrewOutcome, Outcome};
-        use crate::character::travel::{self, TravelSettings};
+        use crate::domain::battle::rules::{CrewOutcome, Outcome};
+        use crate::domain::character::travel::{self, TravelSettings};
         let (catalog, mut c) = fresh();
         c.gold = 101;
         c.cargo.insert("salt".into(), 7);
@@ -798,7 +800,7 @@ mod tests {
             let (_, mut c) = fresh();
             c.gold = gold;
             c.cargo.insert("salt".into(), qty);
-            let mut r = rewards(crate::battle::rules::Outcome::Lost);
+            let mut r = rewards(crate::domain::battle::rules::Outcome::Lost);
             r.gold_loss_percent = gold_pct;
             r.cargo_loss_percent = cargo_pct;
             r.gold_found = found;

@@ -14,8 +14,8 @@ use uuid::Uuid;
 
 use super::rules::{capacity, cargo_weight, RuleError};
 use super::state::CharacterState;
-use crate::battle::rng::Rng;
-use crate::catalog::{skill_kind, Catalog};
+use crate::domain::battle::rng::Rng;
+use crate::domain::catalog::{skill_kind, Catalog};
 
 /// Milliseconds one league takes at speed 1 (at the starting speed of 10: 3 s a league).
 pub const LEAGUE_MS_AT_SPEED_1: f64 = 30_000.0;
@@ -268,8 +268,8 @@ pub fn resume(trip: &Trip, now_ms: i64) -> Trip {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::default_catalog;
-    use crate::character::rules::new_character;
+    use crate::domain::character::rules::new_character;
+    use crate::persistence::default_catalog::default_catalog;
     use proptest::prelude::*;
 
     fn at_port() -> (Catalog, CharacterState) {

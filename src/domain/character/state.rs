@@ -66,3 +66,14 @@ pub struct CharacterState {
 
 /// Attribute codes stored in `character_attribute`; skills are stored there as `skill:<code>`.
 pub const SKILL_PREFIX: &str = "skill:";
+
+/// A line of `list_characters`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CharacterSummary {
+    pub id: Uuid,
+    pub name: String,
+    pub faction: String,
+    pub background: String,
+    pub level: i32,
+    pub location: String,
+}
