@@ -32,4 +32,5 @@ pub mod persistence;
 pub mod protocol;
 pub mod request;
 pub mod routing;
+pub mod services;
 pub mod shutdown;

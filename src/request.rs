@@ -315,6 +315,51 @@ impl Faults {
     }
 }
 
+/// Who is asking: a player (a session checks that they own the character; an authoritative
+/// leaderboard refuses them) or the server itself (`http_key` RPCs, the game's own writes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Caller {
+    User(Uuid),
+    Server,
+}
+
+/// One request to an entity: who asks, until when, and under which idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Call {
+    pub caller: Caller,
+    /// The entity refuses (*not run*) a request it reaches after this.
+    pub deadline: Deadline,
+    /// The client's `request_id` (state-changing requests): a repeat returns the stored
+    /// answer.
+    pub key: Option<RequestKey>,
+    /// Taken by the entity when it starts on the request (see [`Ticket`]); per node, never
+    /// on the wire.
+    #[serde(skip)]
+    pub ticket: Ticket,
+}
+
+impl Call {
+    /// A call by the server itself, without an idempotency key.
+    pub fn server(deadline: Deadline) -> Call {
+        Call {
+            caller: Caller::Server,
+            deadline,
+            key: None,
+            ticket: Ticket::default(),
+        }
+    }
+
+    /// Whether the request may start now: before its deadline, and not abandoned by its
+    /// caller. Takes the ticket: from here on the caller hears that it may have run.
+    pub fn start(&self) -> Result<(), Failure> {
+        self.deadline.check()?;
+        match self.ticket.start() {
+            true => Ok(()),
+            false => Err(Failure::not_run("the caller gave up before it started")),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@ use common::cluster::TestCluster;
 use serai::domain::market::rules::Side;
 use serai::market::actor::Market;
 use serai::market::messages::{GetQuotes, Reserve, Settle, SettleOutcome};
+use serai::request::Call;
 use serai::routing::placement::Owner;
 
 fn owners(cluster: &TestCluster, i: usize, keys: &[String]) -> Vec<String> {
@@ -249,7 +250,7 @@ async fn rolling_restart_with_clients_trading_loses_no_acknowledged_write() {
 #[actix_rt::test]
 async fn cut_peer_links_never_make_two_writers() {
     use common::raw::{auth, rpc};
-    use serai::character::messages::{Call, ExecuteTrade};
+    use serai::character::messages::ExecuteTrade;
     use serai::character::CharacterSession;
     use serai::domain::market::rules::Side;
     use serai::request::Deadline;

@@ -8,9 +8,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::cluster::TestCluster;
-use serai::character::messages::{Call, GetCharacter};
+use serai::character::messages::GetCharacter;
 use serai::character::CharacterSession;
 use serai::domain::character::state::CharacterState;
+use serai::request::Call;
 use serai::request::Deadline;
 use serai::routing::placement::Owner;
 use uuid::Uuid;

@@ -26,9 +26,10 @@ use uuid::Uuid;
 
 use common::cluster::TestCluster;
 use serai::leaderboard::actor::Leaderboard;
-use serai::leaderboard::messages::{Api, AroundOwner, Caller, List, Write};
+use serai::leaderboard::messages::{Api, AroundOwner, List, Write};
 use serai::leaderboard::service;
 use serai::node::RunningNode;
+use serai::request::Caller;
 use serai::routing::placement::Owner;
 
 fn metric(node: &RunningNode, name: &str, label: &str) -> f64 {

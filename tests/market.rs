@@ -13,12 +13,11 @@ use serai::domain::market::ledger::Committed;
 use serai::domain::market::rules::GoodState;
 use serai::domain::market::rules::{MarketError, Quote, Side};
 use serai::market::Reservation;
-use serai::market::{
-    GetQuotes, GetStatus, Market, MarketDeps, Passivate, Reserve, Settle, SettleOutcome,
-};
+use serai::market::{GetQuotes, GetStatus, Market, MarketDeps, Reserve, Settle, SettleOutcome};
 use serai::persistence::claims::{self, EntityId, EntityTable};
 use serai::persistence::default_catalog::default_catalog;
 use serai::persistence::{markets, Db, DbError};
+use serai::routing::Passivate;
 
 const NODE_ID: &str = "node-a";
 

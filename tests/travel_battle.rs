@@ -841,7 +841,7 @@ async fn a_trip_survives_passivation_and_completes_on_load() {
     let session = router
         .local::<serai::character::CharacterSession>(&id)
         .expect("a live session");
-    session.do_send(serai::character::messages::Passivate);
+    session.do_send(serai::routing::Passivate);
     eventually("the session to stop", Duration::from_secs(5), || {
         let s = session.clone();
         async move { !s.connected() }

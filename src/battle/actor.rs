@@ -28,11 +28,11 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use super::messages::*;
-use crate::character::messages::{Call, Caller, SessionError, SettleBattle, SettleReply};
+use crate::character::messages::{SessionError, SettleBattle, SettleReply};
 use crate::character::CharacterSession;
 use crate::domain::battle::rules::{self, Combat, Outcome, Setup, TurnRecord};
 use crate::domain::catalog::Catalog;
-use crate::node::Notifier;
+use crate::gateway::Notifier;
 use crate::persistence::batch::{ActionLogRow, DirtyRow};
 use crate::persistence::battles::{self, EncounterRow, NewEncounter};
 use crate::persistence::claims::{self, EntityId, EntityTable};
@@ -41,6 +41,8 @@ use crate::persistence::{Db, DbError, PersistenceActor};
 use crate::protocol::client::Notification;
 use crate::protocol::rpc::{notify, BattleView, TurnNotice, TurnView};
 use crate::request::{Answers, Failure, Replay};
+use crate::request::{Call, Caller};
+use crate::routing::Passivate;
 use crate::routing::{Entity, Router};
 
 /// What a battle needs from its node.
@@ -97,10 +99,6 @@ pub struct Battle {
 impl Entity for Battle {
     type Key = Uuid;
     const KIND: &'static str = "battle";
-
-    fn stop(addr: &Addr<Self>) {
-        addr.do_send(Passivate);
-    }
 }
 
 struct Loaded {

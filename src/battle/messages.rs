@@ -3,10 +3,10 @@
 use actix::Message;
 use serde::{Deserialize, Serialize};
 
-use crate::character::messages::Call;
 use crate::domain::battle::rules::{ActionRequest, Setup, TurnRecord};
 pub use crate::domain::battle::snapshot::BattleSnapshot;
 use crate::domain::character::travel::Trip;
+use crate::request::Call;
 use crate::request::{Failure, Ticket};
 use crate::routing::Remote;
 
@@ -83,11 +83,6 @@ pub struct SubmitTurn {
 #[derive(Message, Debug, Clone, Copy, Serialize, Deserialize)]
 #[rtype(result = "bool")]
 pub struct Resume;
-
-/// Flush the log, release the claim and stop (shutdown, handoff). Answers once done.
-#[derive(Message, Debug, Clone, Copy, Serialize, Deserialize)]
-#[rtype(result = "()")]
-pub struct Passivate;
 
 // Messages other nodes may send to a battle they do not own (wire names: never rename).
 impl Remote for StartBattle {

@@ -15,6 +15,5 @@ pub mod messages;
 
 pub use actor::{Battle, BattleDeps};
 pub use messages::{
-    BattleError, BattleResult, BattleSnapshot, GetBattle, Passivate, Resume, StartBattle,
-    SubmitTurn,
+    BattleError, BattleResult, BattleSnapshot, GetBattle, Resume, StartBattle, SubmitTurn,
 };

@@ -26,8 +26,8 @@ use crate::domain::catalog::Catalog;
 use crate::domain::character::rules::{self, RuleError};
 use crate::domain::character::state::{CharacterState, SKILL_PREFIX};
 use crate::domain::character::travel::{self, Next, TravelSettings};
+use crate::gateway::Notifier;
 use crate::market::messages as market;
-use crate::node::Notifier;
 use crate::persistence::batch::{AttributeDirty, CharacterDirty, DirtyRow};
 use crate::persistence::battles::{self, BattleSettlement, SettleOutcome};
 use crate::persistence::characters;
@@ -37,8 +37,10 @@ use crate::persistence::{Db, DbError, PersistenceActor};
 use crate::protocol::client::Notification;
 use crate::protocol::rpc::{self as wire, notify};
 use crate::request::{Answers, Deadline, Failure};
+use crate::request::{Call, Caller};
 use crate::routing::handover::Handovers;
 use crate::routing::placement::Owner;
+use crate::routing::Passivate;
 use crate::routing::{Entity, Router};
 
 /// What a session needs from its node.
@@ -100,10 +102,6 @@ pub struct CharacterSession {
 impl Entity for CharacterSession {
     type Key = Uuid;
     const KIND: &'static str = "character";
-
-    fn stop(addr: &Addr<Self>) {
-        addr.do_send(Passivate);
-    }
 }
 
 impl CharacterSession {

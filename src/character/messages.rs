@@ -9,52 +9,9 @@ use crate::battle::messages::BattleSnapshot;
 use crate::domain::battle::rules::Rewards;
 use crate::domain::character::state::CharacterState;
 use crate::domain::market::rules::{Quote, Side};
-use crate::request::{Deadline, Failure, RequestKey, Ticket};
+use crate::request::Call;
+use crate::request::{Failure, Ticket};
 use crate::routing::Remote;
-
-/// Who is asking: a player (must own the character) or the server itself (`http_key` RPCs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Caller {
-    User(Uuid),
-    Server,
-}
-
-/// One request to a session: who asks, until when, and under which idempotency key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Call {
-    pub caller: Caller,
-    /// The session refuses (*not run*) a request it reaches after this.
-    pub deadline: Deadline,
-    /// The client's `request_id` (state-changing requests): a repeat returns the stored
-    /// answer.
-    pub key: Option<RequestKey>,
-    /// Taken by the session when it starts on the request (see [`Ticket`]); per node, never
-    /// on the wire.
-    #[serde(skip)]
-    pub ticket: Ticket,
-}
-
-impl Call {
-    /// A call by the server itself, without an idempotency key.
-    pub fn server(deadline: Deadline) -> Call {
-        Call {
-            caller: Caller::Server,
-            deadline,
-            key: None,
-            ticket: Ticket::default(),
-        }
-    }
-
-    /// Whether the request may start now: before its deadline, and not abandoned by its
-    /// caller. Takes the ticket: from here on the caller hears that it may have run.
-    pub fn start(&self) -> Result<(), Failure> {
-        self.deadline.check()?;
-        match self.ticket.start() {
-            true => Ok(()),
-            false => Err(Failure::not_run("the caller gave up before it started")),
-        }
-    }
-}
 
 /// Why a session refused or failed a request. The first five are answers (the request was
 /// decided and changed nothing); [`SessionError::Failed`] is no answer.
@@ -190,11 +147,6 @@ pub enum SettleReply {
     /// The battle's claim is stale; nothing changed.
     BattleFenced,
 }
-
-/// Flush, release the claim and stop (idle timeout, shutdown, handoff).
-#[derive(Message, Debug, Clone, Serialize, Deserialize)]
-#[rtype(result = "()")]
-pub struct Passivate;
 
 // Messages other nodes may send to a character they do not own (wire names: never rename).
 macro_rules! remote {

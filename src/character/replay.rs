@@ -9,10 +9,10 @@
 
 use serde::de::DeserializeOwned;
 
-use super::messages::{Call, SessionError, SessionResult};
+use super::messages::{SessionError, SessionResult};
 use crate::persistence::receipts::{self, Receipt};
 use crate::persistence::{Db, DbError};
-use crate::request::{Answers, Failure, Replay, RequestKey};
+use crate::request::{Answers, Call, Failure, Replay, RequestKey};
 
 /// The answer stored in memory for a repeat of `call`, if any.
 pub fn from_memory<T: DeserializeOwned>(

@@ -24,7 +24,7 @@ use crate::persistence::characters::{self, TradeSettlement};
 use crate::persistence::messages::FlushEntity;
 use crate::persistence::receipts::Receipt;
 use crate::persistence::DbError;
-use crate::request::within;
+use crate::request::{within, Call, Caller};
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()

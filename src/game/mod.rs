@@ -4,21 +4,21 @@
 mod rpcs;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::web;
 use uuid::Uuid;
 
-use crate::battle::{Battle, BattleDeps, Passivate as PassivateBattle};
-use crate::character::messages::{Handover, Passivate as PassivateCharacter};
+use crate::battle::{Battle, BattleDeps};
+use crate::character::messages::Handover;
 use crate::character::{CharacterDeps, CharacterSession};
 use crate::domain::character::travel::TravelSettings;
 use crate::gateway::{self, GatewayState};
 use crate::market::actor::{Market, MarketDeps};
-use crate::market::messages::{self as market_msg, Passivate as PassivateMarket};
-use crate::node::Services;
+use crate::market::messages as market_msg;
 use crate::routing::handover::Handovers;
 use crate::routing::Entity;
+use crate::services::Services;
 
 /// How many handed-over character states a node keeps for their activation, and how long.
 const HANDOVER_CAPACITY: usize = 100_000;
@@ -131,25 +131,12 @@ pub fn client_routes(
 
 /// Asks every local entity actor to flush and stop; returns once they have (or after 20 s).
 pub async fn stop_all(services: &Services) {
-    let characters = services.router.all_local::<CharacterSession>();
-    for addr in &characters {
-        addr.do_send(PassivateCharacter);
-    }
-    let markets = services.router.all_local::<Market>();
-    for addr in &markets {
-        addr.do_send(PassivateMarket);
-    }
-    let battles = services.router.all_local::<Battle>();
-    for addr in &battles {
-        addr.do_send(PassivateBattle);
-    }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline
-        && (characters.iter().any(|a| a.connected())
-            || markets.iter().any(|a| a.connected())
-            || battles.iter().any(|a| a.connected()))
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let within = Duration::from_secs(20);
+    let router = &services.router;
+    tokio::join!(
+        router.stop_local::<CharacterSession>(within),
+        router.stop_local::<Market>(within),
+        router.stop_local::<Battle>(within),
+    );
     crate::leaderboard::service::stop_all(services).await;
 }

@@ -11,17 +11,18 @@ use uuid::Uuid;
 
 use crate::battle::messages::{self as bmsg, BattleError};
 use crate::battle::Battle;
-use crate::character::messages::{self as msg, Call, Caller, SessionError};
+use crate::character::messages::{self as msg, SessionError};
 use crate::character::CharacterSession;
 use crate::domain::catalog::Catalog;
 use crate::domain::character::rules;
 use crate::gateway::rpc::{RpcContext, RpcError};
-use crate::node::Services;
 use crate::persistence::receipts::{self, Receipt};
 use crate::persistence::{characters, Db, DbError};
 use crate::protocol::rpc as wire;
 use crate::request::{request_key, Deadline, Failure};
+use crate::request::{Call, Caller};
 use crate::routing::{Entity, Remote, Router};
+use crate::services::Services;
 
 /// What the handlers share.
 #[derive(Clone)]

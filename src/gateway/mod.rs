@@ -14,6 +14,7 @@
 pub mod auth;
 pub mod error;
 pub mod http;
+pub mod notifier;
 pub mod presence;
 pub mod rpc;
 pub mod socket;
@@ -26,6 +27,7 @@ use metrics::{Counter, Gauge};
 
 pub use auth::{SessionUser, TokenIssuer, TokenKind};
 pub use error::{ApiError, GrpcCode};
+pub use notifier::Notifier;
 pub use presence::Presence;
 pub use rpc::{RpcContext, RpcError, RpcHandler, RpcRegistry};
 

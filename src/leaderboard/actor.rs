@@ -35,8 +35,8 @@ use uuid::Uuid;
 use super::board::Board;
 use super::cursor::Cursor;
 use super::messages::{
-    Api, AroundOwner, BoardInfo, Caller, DeleteRecord, Forget, GetInfo, Join, LeaderboardError,
-    List, PartRead, Passivate, ReadPart, ReadPartAnswer, RecordList, RecordView, Warm, Write,
+    Api, AroundOwner, BoardInfo, DeleteRecord, Forget, GetInfo, Join, LeaderboardError, List,
+    PartRead, ReadPart, ReadPartAnswer, RecordList, RecordView, Warm, Write,
 };
 use super::paging::{self, Key};
 use super::parts;
@@ -49,7 +49,9 @@ use super::rules::{self, Operator, Record, WriteContext, WriteError};
 use crate::persistence::claims::{self, EntityId, EntityTable};
 use crate::persistence::leaderboards::{self, FlushBatch, RecordRow};
 use crate::persistence::{Db, DbError};
+use crate::request::Caller;
 use crate::routing::Entity;
+use crate::routing::Passivate;
 
 /// How long a past bucket stays in memory after its expiry.
 pub const BUCKET_GRACE_SECS: i64 = 60;
@@ -222,11 +224,6 @@ pub struct Leaderboard {
 impl Entity for Leaderboard {
     type Key = String;
     const KIND: &'static str = "leaderboard";
-
-    /// Handoff, drain, shutdown: commit what is queued, release the claim, stop.
-    fn stop(addr: &Addr<Self>) {
-        addr.do_send(Passivate);
-    }
 }
 
 /// The actor's buckets, for the reads it shares with every node's replica.
@@ -1118,7 +1115,7 @@ impl Handler<Write> for Leaderboard {
         if board.ended(now) {
             return ready_answer(Err(LeaderboardError::Ended));
         }
-        if board.row.authoritative && msg.caller == Caller::Client {
+        if board.row.authoritative && matches!(msg.caller, Caller::User(_)) {
             return ready_answer(Err(LeaderboardError::write(
                 WriteError::Authoritative,
                 msg.api,
@@ -1172,7 +1169,7 @@ impl Handler<DeleteRecord> for Leaderboard {
         if msg.api == Api::Leaderboard && board.is_tournament() {
             return ready_answer(Err(LeaderboardError::NotFound(Api::Leaderboard)));
         }
-        if board.row.authoritative && msg.caller == Caller::Client {
+        if board.row.authoritative && matches!(msg.caller, Caller::User(_)) {
             return ready_answer(Err(LeaderboardError::write(
                 WriteError::Authoritative,
                 msg.api,

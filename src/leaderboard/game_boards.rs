@@ -14,11 +14,12 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::board::operator_to_db;
-use super::messages::{Api, Caller, LeaderboardError, RecordView, Warm, Write};
+use super::messages::{Api, LeaderboardError, RecordView, Warm, Write};
 use super::rules::Operator;
 use super::service;
 use crate::persistence::leaderboards::{self, BoardRow};
 use crate::persistence::{Db, DbError};
+use crate::request::Caller;
 use crate::routing::Router;
 
 /// Gold plus cargo at base price, per character (descending, `set`).

@@ -25,17 +25,18 @@ use uuid::Uuid;
 
 use super::board::Board;
 use super::messages::{
-    Api, AroundOwner, BoardInfo, Caller, DeleteRecord, GetInfo, Join, LeaderboardError, List,
-    RecordList, RecordView, Write,
+    Api, AroundOwner, BoardInfo, DeleteRecord, GetInfo, Join, LeaderboardError, List, RecordList,
+    RecordView, Write,
 };
 use super::service;
 use crate::gateway::auth::SessionUser;
 use crate::gateway::http::bearer_user;
 use crate::gateway::{ApiError, GatewayState, GrpcCode};
-use crate::node::Services;
 use crate::persistence::leaderboards;
 use crate::persistence::Db;
+use crate::request::Caller;
 use crate::routing::Router;
+use crate::services::Services;
 
 /// Largest write body (Nakama's default request size limit is larger; records are small).
 const MAX_WRITE_BODY: usize = 64 * 1024;
@@ -494,7 +495,7 @@ async fn write(
     let body = parse_write_body(&read_body(payload, MAX_WRITE_BODY).await?)?;
     let msg = Write {
         api,
-        caller: Caller::Client,
+        caller: Caller::User(user.user_id),
         owner: user.user_id,
         username: Some(user.username),
         score: body.score,
@@ -536,7 +537,7 @@ async fn delete(
     let id = board_id(&path.into_inner(), api)?;
     let msg = DeleteRecord {
         api,
-        caller: Caller::Client,
+        caller: Caller::User(user.user_id),
         owner: user.user_id,
     };
     service::write(&state.router, id, msg)

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::rules::{ErrorSite, WriteError};
+use crate::request::Caller;
 use crate::routing::Remote;
 
 /// Which API a request came through: Nakama answers leaderboards and tournaments with their
@@ -17,13 +18,6 @@ use crate::routing::Remote;
 pub enum Api {
     Leaderboard,
     Tournament,
-}
-
-/// Who writes: a client (refused on authoritative boards) or the server itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Caller {
-    Client,
-    Server,
 }
 
 /// Submits a score. Answered with the owner's record once committed.
@@ -135,11 +129,6 @@ pub struct Warm;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Message, Serialize, Deserialize)]
 #[rtype(result = "Result<(), LeaderboardError>")]
 pub struct Forget;
-
-/// Commits pending writes, releases the claim and stops (drain, shutdown). Answered once done.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Message, Serialize, Deserialize)]
-#[rtype(result = "()")]
-pub struct Passivate;
 
 // Every message may be forwarded to the node owning the board (names are wire names: never
 // rename one that has been sent).

@@ -12,7 +12,7 @@ use super::actor::{Counters, Leaderboard, LeaderboardDeps};
 use super::game_boards;
 use super::messages::{
     AroundOwner, BoardInfo, DeleteRecord, Forget, GetInfo, Join, LeaderboardError, List, PartRead,
-    Passivate, ReadPart, RecordList, Warm, Write,
+    ReadPart, RecordList, Warm, Write,
 };
 use super::parts;
 use super::reads::{self, Plan};
@@ -20,12 +20,12 @@ use super::replication::replica::BoardReplica;
 use super::replication::sync::Served;
 use super::replication::wire::CHANNEL;
 use super::replication::{net, LeaderboardSync, SyncSettings};
-use crate::node::Services;
 use crate::persistence::leaderboards;
 use crate::persistence::Db;
 use crate::request::Failure;
 use crate::routing::placement::Owner;
 use crate::routing::{Entity, Remote, Router};
+use crate::services::Services;
 use crate::shutdown::Shutdown;
 
 /// Batches of one board in the database at once.
@@ -142,13 +142,10 @@ pub async fn warm_all(db: &Db, router: &Router) {
 /// Asks every local board to commit what it has queued, release its claim and stop; returns
 /// once they have (or after 20 s).
 pub async fn stop_all(services: &Services) {
-    let boards = services.router.all_local::<Leaderboard>();
-    let asks = boards.iter().map(|a| a.send(Passivate));
-    let _ = tokio::time::timeout(
-        Duration::from_secs(20),
-        futures_util::future::join_all(asks),
-    )
-    .await;
+    let router = &services.router;
+    router
+        .stop_local::<Leaderboard>(Duration::from_secs(20))
+        .await;
 }
 
 /// Sends `msg` to board `id` wherever its owner is (this node or another, over the peer

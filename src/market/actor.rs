@@ -32,7 +32,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::messages::{
-    GetQuotes, GetStatus, MarketStatus, Passivate, Reservation, Reserve, Settle, SettleOutcome,
+    GetQuotes, GetStatus, MarketStatus, Reservation, Reserve, Settle, SettleOutcome,
 };
 use crate::domain::catalog::Catalog;
 use crate::domain::market::ledger::Ledger;
@@ -41,6 +41,7 @@ use crate::persistence::claims::{self, EntityId, EntityTable};
 use crate::persistence::markets::{self, QuotaDelta};
 use crate::persistence::{Db, DbError};
 use crate::routing::Entity;
+use crate::routing::Passivate;
 
 /// How long a reservation may stay open before it is released (tests; nodes use
 /// [`reservation_ttl`]).
@@ -171,10 +172,6 @@ pub struct Market {
 impl Entity for Market {
     type Key = String;
     const KIND: &'static str = "market";
-
-    fn stop(addr: &Addr<Self>) {
-        addr.do_send(Passivate);
-    }
 }
 
 impl Market {

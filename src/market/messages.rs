@@ -67,11 +67,6 @@ pub enum SettleOutcome {
     NotRun,
 }
 
-/// Writes the recovery due, releases the claim and stops (drain, tests). Answers once done.
-#[derive(Debug, Clone, Copy, Default, Message)]
-#[rtype(result = "()")]
-pub struct Passivate;
-
 /// The market's state for diagnostics and tests; `None` until loaded or after a failure.
 #[derive(Debug, Clone, Copy, Default, Message)]
 #[rtype(result = "Option<MarketStatus>")]

@@ -20,5 +20,5 @@ pub mod messages;
 
 pub use actor::{Market, MarketDeps, RECOVERY_INTERVAL, RESERVATION_TTL};
 pub use messages::{
-    GetQuotes, GetStatus, MarketStatus, Passivate, Reservation, Reserve, Settle, SettleOutcome,
+    GetQuotes, GetStatus, MarketStatus, Reservation, Reserve, Settle, SettleOutcome,
 };

@@ -9,16 +9,15 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix::{Actor, Addr, Arbiter, ArbiterHandle};
+use actix::{Actor, Arbiter, ArbiterHandle};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{middleware::from_fn, App, HttpServer};
 
-pub use cluster::Notifier;
+pub use crate::services::Services;
 
 use crate::admin::http::{self as admin_http, AdminState, Readiness};
 use crate::config::Config;
-use crate::domain::catalog::Catalog;
-use crate::gateway::{Presence, RpcRegistry};
+use crate::gateway::{Notifier, Presence, RpcRegistry};
 use crate::metrics::Metrics;
 use crate::persistence::{
     claims, cluster as members_sql, migrate, BacklogLimits, Db, DbError, DbSettings, FlushPolicy,
@@ -42,25 +41,6 @@ pub enum NodeError {
     },
     #[error("catalog: {0}")]
     Catalog(String),
-}
-
-/// What entity actors and handlers of this node share.
-#[derive(Clone)]
-pub struct Services {
-    pub config: Arc<Config>,
-    pub db: Db,
-    pub catalog: Arc<Catalog>,
-    pub persistence: Addr<PersistenceActor>,
-    pub router: Arc<Router>,
-    pub metrics: Arc<Metrics>,
-    pub shutdown: Shutdown,
-    /// The RPCs the gateway serves; game modules register theirs at start.
-    pub rpc: Arc<RpcRegistry>,
-    /// Sockets connected to this node.
-    pub presence: Presence,
-    /// Pushes to a user wherever in the cluster their sockets are.
-    pub notifier: Notifier,
-    pub peers: Peers,
 }
 
 /// A started node. Dropping it does not stop it; call [`RunningNode::stop`] or fire the

@@ -3,7 +3,7 @@
 use std::fmt::Debug;
 use std::hash::Hash;
 
-use actix::{Actor, Context};
+use actix::{Actor, Context, Handler};
 use uuid::Uuid;
 
 use crate::request::Ticket;
@@ -51,15 +51,21 @@ where
     }
 }
 
+/// Asks an entity to write what it holds, release its claim and stop (idle timeout, handoff,
+/// drain, shutdown): the one passivation message of every kind, sent by [`Entity::stop`].
+#[derive(actix::Message, Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[rtype(result = "()")]
+pub struct Passivate;
+
 /// An actor that lives at most once per key in the cluster and is activated on demand.
-pub trait Entity: Actor<Context = Context<Self>> {
+pub trait Entity: Actor<Context = Context<Self>> + Handler<Passivate> {
     type Key: RouteKey;
     /// Short name of the kind, used in metrics and placement (`character`, `market` …).
     const KIND: &'static str;
 
     /// Asks a live actor to flush, release its claim and stop: used when its key moves to
-    /// another node (handoff), at drain and at shutdown. Entities override this to send their
-    /// own passivation message; the default does nothing (the actor then lives until its idle
-    /// timeout, and a new owner's claim fences its writes).
-    fn stop(_addr: &actix::Addr<Self>) {}
+    /// another node (handoff), at drain and at shutdown.
+    fn stop(addr: &actix::Addr<Self>) {
+        addr.do_send(Passivate);
+    }
 }

@@ -15,6 +15,6 @@ mod registry;
 pub mod ring;
 mod router;
 
-pub use entity::{Entity, Remote, RouteKey};
+pub use entity::{Entity, Passivate, Remote, RouteKey};
 pub use registry::Registry;
 pub use router::{Router, DEFAULT_REQUEST_BUDGET, VERDICT_GRACE};

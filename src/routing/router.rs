@@ -531,6 +531,24 @@ impl Router {
         }
     }
 
+    /// Stops every live local actor of kind `E` through [`Entity::stop`] and waits until they
+    /// have or `within` has passed; returns how many were still running then.
+    pub async fn stop_local<E: Entity>(&self, within: std::time::Duration) -> usize {
+        let live = self.all_local::<E>();
+        for addr in &live {
+            E::stop(addr);
+        }
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let left = live.iter().filter(|a| a.connected()).count();
+            if left == 0 || tokio::time::Instant::now() >= deadline {
+                return left;
+            }
+            // An Addr offers no "stopped" future: look again shortly.
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// Asks every live local actor to stop (drain, shutdown); returns how many were asked.
     pub fn stop_all(&self) -> usize {
         let registries: Vec<_> = self

@@ -1,0 +1,35 @@
+//! The handles one running node shares with everything it starts: entity actors' deps, the
+//! game's RPCs and the leaderboard's routes are built from a [`Services`]. Assembled by
+//! [`crate::node`].
+
+use std::sync::Arc;
+
+use actix::Addr;
+
+use crate::config::Config;
+use crate::domain::catalog::Catalog;
+use crate::gateway::{Notifier, Presence, RpcRegistry};
+use crate::metrics::Metrics;
+use crate::persistence::{Db, PersistenceActor};
+use crate::routing::peer::Peers;
+use crate::routing::Router;
+use crate::shutdown::Shutdown;
+
+/// What entity actors and handlers of this node share.
+#[derive(Clone)]
+pub struct Services {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub catalog: Arc<Catalog>,
+    pub persistence: Addr<PersistenceActor>,
+    pub router: Arc<Router>,
+    pub metrics: Arc<Metrics>,
+    pub shutdown: Shutdown,
+    /// The RPCs the gateway serves; game modules register theirs at start.
+    pub rpc: Arc<RpcRegistry>,
+    /// Sockets connected to this node.
+    pub presence: Presence,
+    /// Pushes to a user wherever in the cluster their sockets are.
+    pub notifier: Notifier,
+    pub peers: Peers,
+}
