@@ -20,7 +20,7 @@
 //!   out (its timer ends it within `MAX_TURNS` timeouts). [`Passivate`] (shutdown) flushes the
 //!   log, releases the claim and stops in any state.
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -28,8 +28,6 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use super::messages::*;
-use crate::character::messages::{SessionError, SettleBattle, SettleReply};
-use crate::character::CharacterSession;
 use crate::domain::battle::rules::{self, Combat, Outcome, Setup, TurnRecord};
 use crate::domain::catalog::Catalog;
 use crate::gateway::Notifier;
@@ -42,8 +40,8 @@ use crate::protocol::client::Notification;
 use crate::protocol::rpc::{notify, BattleView, TurnNotice, TurnView};
 use crate::request::{Answers, Failure, Replay};
 use crate::request::{Call, Caller};
+use crate::routing::Entity;
 use crate::routing::Passivate;
-use crate::routing::{Entity, Router};
 
 /// What a battle needs from its node.
 #[derive(Clone)]
@@ -51,10 +49,10 @@ pub struct BattleDeps {
     pub db: Db,
     pub catalog: Arc<Catalog>,
     pub persistence: Addr<PersistenceActor>,
-    /// Weak, so that the router's registries (which hold this) do not keep the router alive.
-    pub router: Weak<Router>,
     /// Pushes to the owner, wherever in the cluster their sockets are.
     pub notifier: Notifier,
+    /// Settles an ended battle with its character's session.
+    pub settler: Arc<dyn Settler>,
     pub node_id: String,
     /// A settled battle passivates after this long without messages.
     pub idle: Duration,
@@ -353,33 +351,28 @@ impl Battle {
             return ready_fut(());
         };
         self.settling = true;
-        let msg = SettleBattle {
+        let settlement = Settlement {
             battle_id: self.id,
             battle_epoch: live.epoch,
             rewards,
         };
         let character_id = live.combat.setup.character_id;
-        let (persistence, router, id) = (
+        let (persistence, settler, id) = (
             self.deps.persistence.clone(),
-            self.deps.router.clone(),
+            self.deps.settler.clone(),
             self.id,
         );
         let work = async move {
             // The log rows first: the settled battle's log is complete in the database.
             match persistence.send(FlushEntity(id)).await {
-                Ok(Ok(())) => {}
-                _ => return Err("the action log could not be flushed".to_string()),
+                Ok(Ok(())) => settler.settle(character_id, settlement).await,
+                _ => SettleAnswer::Failed("the action log could not be flushed".to_string()),
             }
-            let router = router.upgrade().ok_or("the node is stopping")?;
-            router
-                .ask::<CharacterSession, _>(character_id, msg)
-                .await
-                .map_err(|e| e.to_string())
         };
         Box::pin(work.into_actor(self).map(|result, act, ctx| {
             act.settling = false;
             match result {
-                Ok(Ok(SettleReply::Settled(summary))) => {
+                SettleAnswer::Settled(summary) => {
                     if let Phase::Live(live) = &mut act.phase {
                         live.settled = true;
                         live.result = Some(summary);
@@ -392,14 +385,12 @@ impl Battle {
                     act.settle_attempts = 0;
                     tracing::debug!(battle = %act.id, "battle settled");
                 }
-                Ok(Ok(SettleReply::BattleFenced)) => {
+                SettleAnswer::Fenced => {
                     tracing::warn!(battle = %act.id, "fenced while settling: another node owns this battle");
                     act.gone(BattleError::busy(), ctx);
                 }
-                Ok(Ok(SettleReply::AlreadySettled | SettleReply::NotInBattle))
-                | Ok(Err(SessionError::NotFound)) => act.check_settled(ctx),
-                Ok(Err(e)) => act.retry_settle(&e.to_string(), ctx),
-                Err(e) => act.retry_settle(&e, ctx),
+                SettleAnswer::NothingToSettle => act.check_settled(ctx),
+                SettleAnswer::Failed(e) => act.retry_settle(&e, ctx),
             }
         }))
     }

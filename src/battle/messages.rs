@@ -1,9 +1,11 @@
 //! Messages a [`super::Battle`] answers.
 
 use actix::Message;
+use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
-use crate::domain::battle::rules::{ActionRequest, Setup, TurnRecord};
+use crate::domain::battle::rules::{ActionRequest, Rewards, Setup, TurnRecord};
 pub use crate::domain::battle::snapshot::BattleSnapshot;
 use crate::domain::character::travel::Trip;
 use crate::request::Call;
@@ -109,11 +111,46 @@ impl Remote for Resume {
     const NAME: &'static str = "battle.resume";
 }
 
+/// What an ended battle asks of its character's session: apply the rewards and settle
+/// everything in one transaction fenced by the session's epoch and the battle's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Settlement {
+    pub battle_id: Uuid,
+    pub battle_epoch: i64,
+    pub rewards: Rewards,
+}
+
+/// How a settlement went, as far as the battle cares.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SettleAnswer {
+    /// Committed; the summary (JSON text) written to `battle_encounter.result_payload`.
+    Settled(String),
+    /// The battle's claim is stale (another node owns it); nothing changed.
+    Fenced,
+    /// Nothing to settle: settled before, or the character is not in this battle (or gone).
+    /// The battle reads its row to learn which.
+    NothingToSettle,
+    /// No answer (unreachable, failed): try again later.
+    Failed(String),
+}
+
+/// Where an ended battle is settled: its character's session, wherever it lives. The session
+/// starts battles, so `character` sits above `battle`; the battle reaches back only through
+/// this port, which the character module implements and `game` wires into [`BattleDeps`].
+///
+/// [`BattleDeps`]: super::BattleDeps
+pub trait Settler: Send + Sync + 'static {
+    fn settle(
+        &self,
+        character_id: Uuid,
+        settlement: Settlement,
+    ) -> BoxFuture<'static, SettleAnswer>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::Utc;
-    use uuid::Uuid;
 
     use crate::character::messages::{SessionResult, SettleBattle};
     use crate::domain::battle::rules::{self, Combat};
@@ -160,14 +197,14 @@ mod tests {
         let back: StartBattle = postcard::from_bytes(&bytes).unwrap();
         assert_eq!(back.setup, start.setup);
         combat.state.outcome = rules::Outcome::Won;
-        let settle = SettleBattle {
+        let settle = SettleBattle(Settlement {
             battle_id: Uuid::new_v4(),
             battle_epoch: 1,
             rewards: rules::rewards(&combat).unwrap(),
-        };
+        });
         let bytes = postcard::to_stdvec(&settle).unwrap();
         let back: SettleBattle = postcard::from_bytes(&bytes).unwrap();
-        assert_eq!(back.rewards, settle.rewards);
+        assert_eq!(back.0, settle.0);
         let state: SessionResult<_> = Ok(c.clone());
         let bytes = postcard::to_stdvec(&state).unwrap();
         let back: SessionResult<crate::domain::character::state::CharacterState> =

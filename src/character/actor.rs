@@ -741,7 +741,7 @@ impl Handler<SettleBattle> for CharacterSession {
     /// Applies an ended battle: computes the character afterwards (pure rules), commits it
     /// with the encounter's result in one transaction, then takes it into memory and pushes
     /// `battle_ended`. A won or fled trip goes on.
-    fn handle(&mut self, msg: SettleBattle, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, SettleBattle(msg): SettleBattle, _: &mut Self::Context) -> Self::Result {
         let prepared = self.ready(Caller::Server).map(|(state, epoch)| {
             if state.battle_id != Some(msg.battle_id) {
                 return None;

@@ -5,8 +5,7 @@ use actix::Message;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::battle::messages::BattleSnapshot;
-use crate::domain::battle::rules::Rewards;
+use crate::battle::messages::{BattleSnapshot, Settlement};
 use crate::domain::character::state::CharacterState;
 use crate::domain::market::rules::{Quote, Side};
 use crate::request::Call;
@@ -125,15 +124,12 @@ pub struct ForceEncounter {
     pub call: Call,
 }
 
-/// Sent by a Battle when it has ended: the session applies the rewards and settles everything
-/// in one transaction (fenced by its own epoch and the battle's), then updates its memory.
+/// Sent by a Battle when it has ended (through [`crate::character::BattleSettler`]): the
+/// session applies the rewards and settles everything in one transaction (fenced by its own
+/// epoch and the battle's), then updates its memory.
 #[derive(Message, Debug, Clone, Serialize, Deserialize)]
 #[rtype(result = "SessionResult<SettleReply>")]
-pub struct SettleBattle {
-    pub battle_id: Uuid,
-    pub battle_epoch: i64,
-    pub rewards: Rewards,
-}
+pub struct SettleBattle(pub Settlement);
 
 /// How a [`SettleBattle`] went.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -5,5 +5,7 @@ pub mod actor;
 pub mod messages;
 mod replay;
 mod requests;
+mod settler;
 
 pub use actor::{CharacterDeps, CharacterSession};
+pub use settler::BattleSettler;

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::battle::{Battle, BattleDeps};
 use crate::character::messages::Handover;
-use crate::character::{CharacterDeps, CharacterSession};
+use crate::character::{BattleSettler, CharacterDeps, CharacterSession};
 use crate::domain::character::travel::TravelSettings;
 use crate::gateway::{self, GatewayState};
 use crate::market::actor::{Market, MarketDeps};
@@ -56,8 +56,10 @@ pub fn register(services: &Services) {
         db: services.db.clone(),
         catalog: services.catalog.clone(),
         persistence: services.persistence.clone(),
-        router: Arc::downgrade(&services.router),
         notifier: services.notifier.clone(),
+        settler: Arc::new(BattleSettler {
+            router: Arc::downgrade(&services.router),
+        }),
         node_id: services.config.node_id.clone(),
         idle: services.config.idle_timeout,
         turn_timeout: services.config.battle_turn_timeout,
