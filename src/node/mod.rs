@@ -2,7 +2,7 @@
 //! actor, router, peer link and membership, admin listener and client listener; run until the
 //! [`Shutdown`] fires, then drained in order.
 
-mod cluster;
+mod peer_handlers;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -20,7 +20,7 @@ use crate::config::Config;
 use crate::gateway::{Notifier, Presence, RpcRegistry};
 use crate::metrics::Metrics;
 use crate::persistence::{
-    claims, cluster as members_sql, migrate, BacklogLimits, Db, DbError, DbSettings, FlushPolicy,
+    claims, heartbeat, migrate, BacklogLimits, Db, DbError, DbSettings, FlushPolicy,
     PersistenceActor,
 };
 use crate::routing::membership::{Membership, MembershipSettings, MembershipStatus};
@@ -118,7 +118,7 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<RunningNode, No
     ));
     router.set_request_budget(config.request_timeout);
     let peers = Peers::new(PeerSettings::from_config(&config).with_metrics(metrics.clone()));
-    router.set_forwarder(Arc::new(cluster::PeerForwarder {
+    router.set_forwarder(Arc::new(peer_handlers::PeerForwarder {
         peers: peers.clone(),
         router: Arc::downgrade(&router),
     }));
@@ -172,7 +172,7 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<RunningNode, No
 
     // The peer listener answers pings with the incarnation chosen just below.
     let incarnation = Arc::new(AtomicI64::new(0));
-    let handler = cluster::handler(
+    let handler = peer_handlers::handler(
         config.node_id.clone(),
         router.clone(),
         presence.clone(),
@@ -223,7 +223,7 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<RunningNode, No
         router.clone(),
         settings,
         me,
-        Some(cluster::probe(peers.clone())),
+        Some(peer_handlers::probe(peers.clone())),
     )
     .await?;
     incarnation.store(membership.incarnation(), Ordering::Release);
@@ -443,7 +443,7 @@ impl RunningNode {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .incarnation;
-        if let Err(e) = members_sql::leave(&s.db, &s.config.node_id, incarnation).await {
+        if let Err(e) = heartbeat::leave(&s.db, &s.config.node_id, incarnation).await {
             tracing::warn!(error = %e, "could not leave the view; this node will time out instead");
         }
         let closed = s

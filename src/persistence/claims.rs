@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use super::cluster::{ALIVE, DRAINING};
+use super::heartbeat::{ALIVE, DRAINING};
 use super::{Db, DbError};
 
 /// The tables whose rows are entities with an owner.

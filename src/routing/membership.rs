@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 
 use super::placement::{Member, Placement};
 use super::router::Router;
-use crate::persistence::cluster::{self, MemberRow, ALIVE, DRAINING};
+use crate::persistence::heartbeat::{self, MemberRow, ALIVE, DRAINING};
 use crate::persistence::{Db, DbError};
 use crate::shutdown::Shutdown;
 
@@ -93,7 +93,7 @@ impl Membership {
         mut me: Member,
         probe: Option<Probe>,
     ) -> Result<Membership, crate::persistence::DbError> {
-        let recorded = cluster::incarnation(&db, &me.node_id).await?.unwrap_or(0);
+        let recorded = heartbeat::incarnation(&db, &me.node_id).await?.unwrap_or(0);
         let now_ms = chrono::Utc::now().timestamp_millis();
         me.incarnation = now_ms.max(recorded + 1);
         let status = MembershipStatus {
@@ -168,7 +168,7 @@ impl Membership {
         // Bounded whatever the pool does: one hung heartbeat must not hold up the next.
         let beat = tokio::time::timeout(
             (self.settings.timeout / 4).max(Duration::from_millis(100)),
-            cluster::heartbeat(&self.db, &row, version as i64),
+            heartbeat::heartbeat(&self.db, &row, version as i64),
         )
         .await
         .unwrap_or_else(|_| Err(DbError::Unavailable("heartbeat timed out".into())));
@@ -205,7 +205,7 @@ impl Membership {
                 "heartbeats work again: rejoining"
             );
         }
-        let rows = match cluster::members(&self.db).await {
+        let rows = match heartbeat::members(&self.db).await {
             Ok(rows) => rows,
             Err(e) => {
                 tracing::warn!(error = %e, "reading members failed");

@@ -27,7 +27,7 @@ const MAX_ATTEMPTS: usize = 3;
 
 /// How long past a request's deadline the owner waits for a started request's verdict (an
 /// actor gives up before committing once the deadline passed). Forwarders wait longer
-/// (`node::cluster`), so the owner's verdict reaches them.
+/// (`node::peer_handlers`), so the owner's verdict reaches them.
 pub const VERDICT_GRACE: Duration = Duration::from_millis(300);
 
 /// The deadline of a request whose caller named none.

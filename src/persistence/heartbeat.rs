@@ -1,4 +1,4 @@
-//! Cluster membership rows: one heartbeat row per node in `cluster_member`.
+//! Membership heartbeat SQL: one row per node in `cluster_member`, renewed by the node's heartbeat.
 
 use super::{Db, DbError};
 
