@@ -12,6 +12,7 @@ use actix_web::middleware::Next;
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
+use crate::gateway::auth::constant_time_eq;
 use crate::metrics::Metrics;
 use crate::persistence::messages::GetStats;
 use crate::persistence::{Db, PersistenceActor};
@@ -94,10 +95,6 @@ pub async fn require_token(
                 .map_into_right_body())
         }
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn healthz() -> HttpResponse {

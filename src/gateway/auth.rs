@@ -231,12 +231,10 @@ pub fn parse_bearer(header: &str) -> Option<&str> {
     (!token.is_empty()).then_some(token)
 }
 
-/// Compares secrets in time independent of where they differ.
+/// Compares secrets in time independent of where they differ (the gateway's keys, the admin
+/// token).
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    subtle::ConstantTimeEq::ct_eq(a, b).into()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -287,6 +287,7 @@ impl Isolator {
     }
 
     /// Indexes not yet tried (after a stop): their rows are kept for a later flush.
+    #[cfg(test)]
     pub fn untried(&self) -> Vec<usize> {
         self.pending.iter().flat_map(|r| r.clone()).collect()
     }

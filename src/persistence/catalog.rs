@@ -129,35 +129,6 @@ async fn read_once(db: &Db) -> Result<CatalogData, DbError> {
     Ok(data)
 }
 
-/// The catalog version in the database (`catalog_meta` row 1).
-pub async fn version(db: &Db) -> Result<i64, DbError> {
-    let client = db.client().await?;
-    client
-        .query_opt("SELECT version FROM catalog_meta WHERE id = 1", &[])
-        .await?
-        .map(|r| r.get(0))
-        .ok_or_else(|| DbError::NotFound("catalog_meta row 1 (run `serai migrate`)".into()))
-}
-
-/// Bumps the catalog version after an operator edited the catalog tables, so that every node
-/// reloads it on its next check. Returns the new version.
-pub async fn bump_version(db: &Db) -> Result<i64, DbError> {
-    db.transact(|tx| {
-        Box::pin(async move {
-            let row = tx
-                .query_opt(
-                    "UPDATE catalog_meta SET version = version + 1, updated_at = now() WHERE id = 1 \
-                     RETURNING version",
-                    &[],
-                )
-                .await?
-                .ok_or_else(|| DbError::NotFound("catalog_meta row 1 (run `serai migrate`)".into()))?;
-            Ok(row.get(0))
-        })
-    })
-    .await
-}
-
 fn faction(r: &Row) -> Result<Faction, tokio_postgres::Error> {
     Ok(Faction {
         code: r.try_get(0)?,

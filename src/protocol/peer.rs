@@ -195,27 +195,27 @@ pub fn decode(body: &[u8]) -> Result<Frame, FrameError> {
     Ok(frame)
 }
 
-/// Decodes a whole frame from a buffer holding its length prefix and body.
-pub fn decode_prefixed(buf: &[u8], max: usize) -> Result<Frame, FrameError> {
-    if buf.len() < LEN_PREFIX {
-        return Err(FrameError::Malformed("truncated length prefix".into()));
-    }
-    let mut prefix = [0u8; LEN_PREFIX];
-    prefix.copy_from_slice(&buf[..LEN_PREFIX]);
-    let size = body_len(prefix, max)?;
-    let body = &buf[LEN_PREFIX..];
-    if body.len() != size {
-        return Err(FrameError::Malformed(format!(
-            "length prefix says {size} bytes, buffer holds {}",
-            body.len()
-        )));
-    }
-    decode(body)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Decodes a whole frame from a buffer holding its length prefix and body.
+    fn decode_prefixed(buf: &[u8], max: usize) -> Result<Frame, FrameError> {
+        if buf.len() < LEN_PREFIX {
+            return Err(FrameError::Malformed("truncated length prefix".into()));
+        }
+        let mut prefix = [0u8; LEN_PREFIX];
+        prefix.copy_from_slice(&buf[..LEN_PREFIX]);
+        let size = body_len(prefix, max)?;
+        let body = &buf[LEN_PREFIX..];
+        if body.len() != size {
+            return Err(FrameError::Malformed(format!(
+                "length prefix says {size} bytes, buffer holds {}",
+                body.len()
+            )));
+        }
+        decode(body)
+    }
     use proptest::prelude::*;
 
     fn samples() -> Vec<Frame> {

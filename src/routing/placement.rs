@@ -92,11 +92,6 @@ impl Placement {
     pub fn share(&self) -> f64 {
         self.ring.as_ref().map_or(1.0, |r| r.share(&self.node_id))
     }
-
-    /// Whether two placements put keys on the same members.
-    pub fn same_members(&self, other: &Placement) -> bool {
-        self.members.keys().eq(other.members.keys()) && self.ring.is_some() == other.ring.is_some()
-    }
 }
 
 #[cfg(test)]

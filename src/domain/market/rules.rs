@@ -224,14 +224,6 @@ pub fn quote_for(good: &str, state: &GoodState) -> Quote {
     }
 }
 
-/// Quotes for several goods, in the order given.
-pub fn quotes_for<'a>(goods: impl IntoIterator<Item = (&'a str, &'a GoodState)>) -> Vec<Quote> {
-    goods
-        .into_iter()
-        .map(|(good, state)| quote_for(good, state))
-        .collect()
-}
-
 /// Whether `quantity` is an acceptable order size (1..=[`MAX_ORDER`]).
 pub fn valid_quantity(quantity: i64) -> bool {
     (1..=MAX_ORDER).contains(&quantity)
@@ -292,27 +284,6 @@ pub fn price_order(
     })
 }
 
-/// How far the stock moves toward `base_quota` after `elapsed`: `restock_per_min` units per
-/// whole minute's worth of time (fractions round down), never past `base_quota`. Positive
-/// when the stock is below it, negative when above. A negative stock or base counts as zero.
-pub fn recover(state: &GoodState, elapsed: Duration) -> i64 {
-    let rate = state.restock_per_min;
-    if rate <= 0 {
-        return 0;
-    }
-    let units = (rate as u128).saturating_mul(elapsed.as_millis()) / 60_000;
-    let base = state.base_quota.max(0);
-    let stock = state.stock.max(0);
-    // Both are non-negative, so the gap fits in i64.
-    let gap = base - stock;
-    let step = units.min(gap.unsigned_abs() as u128) as i64;
-    if gap >= 0 {
-        step
-    } else {
-        -step
-    }
-}
-
 /// Recovery progress of one good: the time since recovery was last settled (the stock reached
 /// its base, or the market was loaded) and the units of recovery applied in that time. Keeping
 /// the whole span instead of a rounded remainder makes recovery in many small steps add up to
@@ -324,8 +295,9 @@ pub struct Restock {
 }
 
 /// The recovery due now for a good whose progress is `restock`, and the progress to keep once
-/// that delta is applied. The delta is `recover(state, since)` minus what was already applied,
-/// never past `base_quota`; reaching the base (or not restocking at all) starts afresh.
+/// that delta is applied. The delta is the recovery of the whole span `since` (`restock_per_min`
+/// units per whole minute's worth, fractions rounded down) minus what was already applied,
+/// toward `base_quota` and never past it (negative when the stock is above it); reaching the base (or not restocking at all) starts afresh.
 pub fn recover_step(state: &GoodState, restock: Restock) -> (i64, Restock) {
     let rate = state.restock_per_min;
     if rate <= 0 {
@@ -354,6 +326,18 @@ pub fn recover_step(state: &GoodState, restock: Restock) -> (i64, Restock) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The recovery of one step over `elapsed` from a fresh start.
+    fn recover(state: &GoodState, elapsed: Duration) -> i64 {
+        recover_step(
+            state,
+            Restock {
+                since: elapsed,
+                applied: 0,
+            },
+        )
+        .0
+    }
     use proptest::prelude::*;
 
     fn st(base_price: i64, base_quota: i64, restock_per_min: i64, stock: i64) -> GoodState {
