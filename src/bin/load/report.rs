@@ -54,7 +54,12 @@ impl Report {
         self.refusals += other.refusals;
         self.replaced += other.replaced;
         self.dead += other.dead;
-        for s in other.samples {
+        self.add_samples(other.samples);
+    }
+
+    /// Keeps the first 8 distinct error samples.
+    pub fn add_samples(&mut self, samples: Vec<String>) {
+        for s in samples {
             if self.samples.len() < 8 && !self.samples.contains(&s) {
                 self.samples.push(s);
             }

@@ -196,11 +196,7 @@ pub async fn run_mode(
         report.errors += tally.errors;
         report.refusals += tally.refusals;
         report.replaced += tally.replaced;
-        for s in tally.samples {
-            if report.samples.len() < 8 && !report.samples.contains(&s) {
-                report.samples.push(s);
-            }
-        }
+        report.add_samples(tally.samples);
         if tally.dead.is_some() {
             report.dead += 1;
         } else {
