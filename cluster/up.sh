@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts a local cluster: a local database (SERAI_DATABASE_URL, or PostgreSQL on 5432, or a
-# throwaway server — see src/localdb.rs) and N serai nodes on 127.0.0.1 with distinct ports.
+# throwaway server — see src/localdb/) and N serai nodes on 127.0.0.1 with distinct ports.
 #   cluster/up.sh [N]        (default 3)
 # Node i listens on clients 7350+10i, admin 7351+10i, peers 7352+10i; logs in
 # cluster/run/node-i.log, pids in cluster/run/node-i.pid. Stop with cluster/down.sh; kill one

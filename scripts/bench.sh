@@ -13,7 +13,7 @@
 #      binary as 3 processes and default timeouts (target <= 5 s). SERAI_BENCH_SKIP_CLUSTER=1
 #      skips it.
 #
-# Needs no setup: all three start their own node(s)/database through src/localdb.rs
+# Needs no setup: all three start their own node(s)/database through src/localdb/
 # (SERAI_DATABASE_URL, else PostgreSQL on 127.0.0.1:5432, else a throwaway server).
 # Arguments after the script name go to serai-load, e.g.
 #   scripts/bench.sh --clients 8 --seconds 5

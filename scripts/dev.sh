@@ -5,7 +5,7 @@
 #
 # Installs PostgreSQL's server binaries first when they are missing (scripts/lib/deps.sh:
 # apt-get as root or through passwordless sudo, else it prints what to install and stops).
-# `serai dev` then starts or reuses the throwaway database in .serai/pg (src/localdb.rs),
+# `serai dev` then starts or reuses the throwaway database in .serai/pg (src/localdb/),
 # migrates it and runs the node; it prints the client URL, server key, admin URL and token.
 # This adds the HTTP key, a nakama-js snippet and how to stop. A second run reuses both the
 # binaries and the database.

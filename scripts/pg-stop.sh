@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stops the throwaway PostgreSQL that `serai dev` and the tests start (see src/localdb.rs).
+# Stops the throwaway PostgreSQL that `serai dev` and the tests start (see src/localdb/).
 #   scripts/pg-stop.sh            stop it; its data stays for the next run
 #   scripts/pg-stop.sh --purge    stop it and delete its directory
 # It lives in .serai/pg, or (as root, when the postgres user cannot reach this checkout)

@@ -12,7 +12,7 @@
 #
 # Needs no database setup: SERAI_DATABASE_URL if set, else PostgreSQL on 127.0.0.1:5432,
 # else a throwaway PostgreSQL in .serai/pg started from the system's binaries
-# (see src/localdb.rs; scripts/pg-stop.sh stops it).
+# (see src/localdb/; scripts/pg-stop.sh stops it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

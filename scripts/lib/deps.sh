@@ -15,7 +15,7 @@
 #         as the current user).
 #   run:  PostgreSQL server binaries only.
 # The PostgreSQL binaries are skipped when SERAI_DATABASE_URL is set or a server answers on
-# 127.0.0.1:5432 (src/localdb.rs uses those first).
+# 127.0.0.1:5432 (src/localdb/ uses those first).
 #
 # promtool (apt: prometheus) and chromium + chromedriver (apt: chromium chromium-driver) are
 # optional: no test uses them today, so a missing one is only noted. A test that comes to need
@@ -26,7 +26,7 @@
 #   SERAI_SUDO             sudo command                        (default: sudo)
 #   SERAI_AS_ROOT          1/0: act as root or not              (default: from $EUID)
 #   SERAI_PG_DIRS          directories holding initdb/pg_ctl besides PATH (globs allowed;
-#                          default: src/localdb.rs's list)
+#                          default: src/localdb/binaries.rs's list)
 #   SERAI_PG_PROBE         host:port probed for a running server, "none" to skip
 #                          (default: 127.0.0.1:5432)
 #   SERAI_NPM_DIR          the npm project of the client tests  (default: clients/js)
