@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use actix::{Addr, Message, Recipient};
+use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, Message, Recipient};
 use uuid::Uuid;
 
 use super::batch::{DirtyRow, RowKey};
@@ -45,6 +45,16 @@ pub struct FlushEntity(pub Uuid);
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "bool")]
 pub struct Room;
+
+/// Backpressure for an actor that has just queued dirty rows: its mailbox takes no other
+/// message until the node's backlog has room (at once, unless it is over its high-water mark;
+/// bounded by the writer wait).
+pub fn wait_for_room<A>(persistence: &Addr<PersistenceActor>, ctx: &mut Context<A>)
+where
+    A: Actor<Context = Context<A>>,
+{
+    ctx.wait(actix::fut::wrap_future(persistence.send(Room)).map(|_, _: &mut A, _| ()));
+}
 
 /// Writes a set-aside row again through the normal flush (same statements, same fencing),
 /// once, without retrying it or setting it aside again.

@@ -37,7 +37,7 @@ use crate::gateway::Notifier;
 use crate::persistence::batch::{ActionLogRow, DirtyRow};
 use crate::persistence::battles::{self, EncounterRow, NewEncounter};
 use crate::persistence::claims::{self, EntityId, EntityTable};
-use crate::persistence::messages::{Fenced, FlushEntity, MarkDirty, Room};
+use crate::persistence::messages::{wait_for_room, Fenced, FlushEntity, MarkDirty};
 use crate::persistence::{Db, DbError, PersistenceActor};
 use crate::protocol::client::Notification;
 use crate::protocol::rpc::{notify, BattleView, TurnNotice, TurnView};
@@ -301,13 +301,7 @@ impl Battle {
             fence: Some(fence),
         });
         // Backpressure: no further turn until the node's backlog has room (bounded wait).
-        ctx.wait(
-            self.deps
-                .persistence
-                .send(Room)
-                .into_actor(self)
-                .map(|_, _, _| ()),
-        );
+        wait_for_room(&self.deps.persistence, ctx);
         self.arm_timer(ctx);
         if let Some(snapshot) = self.snapshot() {
             let notice = TurnNotice {

@@ -36,7 +36,7 @@ use crate::persistence::batch::{AttributeDirty, CharacterDirty, DirtyRow};
 use crate::persistence::battles::{self, BattleSettlement, SettleOutcome};
 use crate::persistence::characters;
 use crate::persistence::claims::{self, EntityId, EntityTable};
-use crate::persistence::messages::{Fenced, FlushEntity, MarkDirty, Room};
+use crate::persistence::messages::{wait_for_room, Fenced, FlushEntity, MarkDirty};
 use crate::persistence::{Db, DbError, PersistenceActor};
 use crate::protocol::client::Notification;
 use crate::protocol::rpc::{self as wire, notify};
@@ -301,13 +301,7 @@ impl CharacterSession {
                 fence: Some(fence.clone()),
             });
         }
-        ctx.wait(
-            self.deps
-                .persistence
-                .send(Room)
-                .into_actor(self)
-                .map(|_, _, _| ()),
-        );
+        wait_for_room(&self.deps.persistence, ctx);
     }
 }
 

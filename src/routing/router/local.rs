@@ -2,10 +2,11 @@
 //! drain, shutdown), and opening and closing activation.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use super::Router;
 use crate::routing::entity::Entity;
-use crate::routing::registry::Registry;
+use crate::routing::registry::{AnyRegistry, Registry};
 
 impl Router {
     /// The live local actor for `key`, without activating one.
@@ -44,34 +45,36 @@ impl Router {
         }
     }
 
-    /// Asks every live local actor to stop (drain, shutdown); returns how many were asked.
-    pub fn stop_all(&self) -> usize {
-        let registries: Vec<_> = self
-            .registries
+    /// Every kind's registry, copied out of the lock (an actor stopped from here may register
+    /// or look up while we iterate).
+    pub(super) fn all_registries(&self) -> Vec<Arc<dyn AnyRegistry>> {
+        self.registries
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .values()
             .cloned()
-            .collect();
-        registries.iter().map(|r| r.stop_where(&|_| true)).sum()
+            .collect()
+    }
+
+    /// Asks every live local actor to stop (drain, shutdown); returns how many were asked.
+    pub fn stop_all(&self) -> usize {
+        self.all_registries()
+            .iter()
+            .map(|r| r.stop_where(&|_| true))
+            .sum()
     }
 
     /// Live actors by kind, after forgetting the ones that stopped.
     pub fn sweep(&self) -> Vec<(&'static str, usize)> {
-        let registries = self.registries.read().unwrap_or_else(|e| e.into_inner());
-        let mut counts: Vec<_> = registries.values().map(|r| (r.kind(), r.sweep())).collect();
+        let registries = self.all_registries();
+        let mut counts: Vec<_> = registries.iter().map(|r| (r.kind(), r.sweep())).collect();
         counts.sort();
         counts
     }
 
     /// Refuses new activations from now on (drain and shutdown).
     pub fn close(&self) {
-        for r in self
-            .registries
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-        {
+        for r in self.all_registries() {
             r.close();
         }
     }
@@ -79,12 +82,7 @@ impl Router {
     /// Allows activations and serves again (a node that rejoins after being declared dead).
     pub fn reopen(&self) {
         self.serving.store(true, Ordering::Release);
-        for r in self
-            .registries
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-        {
+        for r in self.all_registries() {
             r.reopen();
         }
     }

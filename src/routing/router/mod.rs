@@ -265,15 +265,8 @@ impl Router {
         let placement = Arc::new(placement);
         *self.placement.write().unwrap_or_else(|e| e.into_inner()) = placement.clone();
         self.view.send_replace(placement.version());
-        let registries: Vec<_> = self
-            .registries
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
         let mut moved = 0;
-        for r in registries {
+        for r in self.all_registries() {
             let kind = r.kind();
             moved += r.stop_where(&|key| placement.owner(kind, key) != Owner::Local);
         }
