@@ -72,8 +72,6 @@ pub(super) async fn prepare_dir(dir: &Path, run_as: Option<&RunAs>) -> Result<()
 }
 
 /// Takes the exclusive start-up lock, waiting for another process holding it.
-// `File::try_lock` needs Rust 1.89; Cargo.toml's rust-version (1.85) is to be raised.
-#[allow(clippy::incompatible_msrv)]
 pub(super) async fn lock(path: &Path) -> Result<std::fs::File, LocalDbError> {
     let file = std::fs::OpenOptions::new()
         .create(true)
