@@ -19,6 +19,9 @@
 //! cargo run --release --bin serai-lb-load -- --clients 32 --seconds 10
 //! ```
 
+#[path = "common/percentile.rs"]
+mod percentile;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,6 +33,8 @@ use rand::{Rng, SeedableRng};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use uuid::Uuid;
+
+use percentile::percentile;
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -280,14 +285,6 @@ async fn run_mode(
     (total, Duration::from_secs(args.seconds))
 }
 
-fn percentile(sorted: &[u32], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    f64::from(sorted[i]) / 1000.0
-}
-
 /// Sum of a counter's samples whose line contains `label` (e.g. `outcome="committed"`).
 fn counter(text: &str, name: &str, label: &str) -> f64 {
     text.lines()
@@ -484,8 +481,8 @@ async fn bench(args: Args) {
             "{:<8} {:>10.0} {:>10.2} {:>10.2} {:>8}",
             mode,
             rate,
-            percentile(&tally.latencies_us, 0.50),
-            percentile(&tally.latencies_us, 0.99),
+            percentile(&tally.latencies_us, 50.0),
+            percentile(&tally.latencies_us, 99.0),
             tally.errors
         );
         if mode == "write" {
