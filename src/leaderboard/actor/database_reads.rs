@@ -23,6 +23,26 @@ fn view_of_row(board: &Board, r: RecordRow, rank: u64) -> RecordView {
     reads::view(board, expiry, owner, &e.rec, e.username.as_deref(), rank)
 }
 
+/// A read that failed: logged, and answered "try again".
+fn read_failed(board: &Board, e: DbError) -> LeaderboardError {
+    tracing::warn!(board = %board.row.id, error = %e, "leaderboard read from the database failed");
+    LeaderboardError::Unavailable
+}
+
+/// The cursor of the page next to record `v` (after it when `is_next`, else before it).
+fn cursor_of(board: &Board, expiry: i64, v: &RecordView, is_next: bool) -> String {
+    Cursor {
+        is_next,
+        board: board.row.id.clone(),
+        expiry,
+        score: v.score,
+        subscore: v.subscore,
+        owner: v.owner_id,
+        rank: v.rank,
+    }
+    .encode()
+}
+
 pub(super) async fn list_database(
     db: Db,
     board: Arc<Board>,
@@ -31,10 +51,7 @@ pub(super) async fn list_database(
     cursor: Option<Cursor>,
     owners: Vec<Uuid>,
 ) -> Result<RecordList, LeaderboardError> {
-    let unavailable = |e: DbError| {
-        tracing::warn!(board = %board.row.id, error = %e, "leaderboard read from the database failed");
-        LeaderboardError::Unavailable
-    };
+    let unavailable = |e: DbError| read_failed(&board, e);
     let ascending = board.order == SortOrder::Ascending;
     let mut list = RecordList::default();
     if let Some(limit) = limit {
@@ -70,18 +87,7 @@ pub(super) async fn list_database(
         if !forward {
             views.reverse();
         }
-        let cursor_at = |v: &RecordView, is_next: bool| {
-            Cursor {
-                is_next,
-                board: board.row.id.clone(),
-                expiry,
-                score: v.score,
-                subscore: v.subscore,
-                owner: v.owner_id,
-                rank: v.rank,
-            }
-            .encode()
-        };
+        let cursor_at = |v: &RecordView, is_next: bool| cursor_of(&board, expiry, v, is_next);
         if forward {
             list.next_cursor = more
                 .then(|| views.last().map(|v| cursor_at(v, true)))
@@ -118,10 +124,7 @@ pub(super) async fn around_database(
     owner: Uuid,
     limit: u32,
 ) -> Result<RecordList, LeaderboardError> {
-    let unavailable = |e: DbError| {
-        tracing::warn!(board = %board.row.id, error = %e, "leaderboard read from the database failed");
-        LeaderboardError::Unavailable
-    };
+    let unavailable = |e: DbError| read_failed(&board, e);
     let id = board.row.id.clone();
     let own = leaderboards::records_of(&db, &id, expiry, &[owner])
         .await
@@ -179,18 +182,7 @@ pub(super) async fn around_database(
         .take((end - start) as usize)
         .map(|r| view_of_row(&board, r, 0))
         .collect();
-    let cursor_at = |v: &RecordView, is_next: bool| {
-        Cursor {
-            is_next,
-            board: id.clone(),
-            expiry,
-            score: v.score,
-            subscore: v.subscore,
-            owner: v.owner_id,
-            rank: v.rank,
-        }
-        .encode()
-    };
+    let cursor_at = |v: &RecordView, is_next: bool| cursor_of(&board, expiry, v, is_next);
     Ok(RecordList {
         prev_cursor: set_prev
             .then(|| records.first().map(|v| cursor_at(v, false)))

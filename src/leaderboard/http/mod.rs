@@ -9,8 +9,9 @@
 //!   `GET /v2/tournament/{id}/owner/{owner_id}`.
 //!
 //! Every request needs a session (`Authorization: Bearer`). Writes go to the board's
-//! [`super::actor::Leaderboard`] actor on its owner node, through the router; reads are answered by this
-//! node's replica when it holds the board (`replication`), else by the owner.
+//! [`Leaderboard`](super::actor::Leaderboard) actor on its owner node, through the router;
+//! reads are answered by this node's replica when it holds the board (`replication`), else by
+//! the owner.
 //!
 //! Files: this one mounts the routes; `params` reads a request (session, query, path),
 //! `writes` and `reads` are the handlers of records, `tournaments` lists tournaments,
