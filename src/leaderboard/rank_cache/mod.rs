@@ -39,9 +39,6 @@ mod owner_hash;
 mod query;
 mod remove;
 
-#[cfg(test)]
-mod tests;
-
 use std::collections::HashMap;
 
 use uuid::Uuid;
@@ -226,3 +223,6 @@ impl RankCache {
             + index
     }
 }
+
+#[cfg(test)]
+mod tests;
