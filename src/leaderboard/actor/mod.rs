@@ -14,10 +14,10 @@
 //!   [`rules::apply`](super::rules::apply) on top of the committed records, and the changed
 //!   records go to the database in one fenced statement
 //!   ([`leaderboards::flush`](crate::persistence::leaderboards::flush)). Only after it commits
-//!   are they applied to memory and each writer answered. One batch is in flight at a time;
-//!   writes arriving meanwhile form the next one. A failed batch changes nothing in memory and
-//!   its writers are told to try again; a fenced one (another node claimed the board) stops
-//!   the actor.
+//!   are they applied to memory and each writer answered. A few batches may be in flight at
+//!   once (`max_in_flight`), never two changing the same record; writes arriving meanwhile
+//!   form the next one. A failed batch changes nothing in memory and its writers are told to
+//!   try again; a fenced one (another node claimed the board) stops the actor.
 //! - **Buckets**: a board with a reset schedule writes into the bucket of the current period;
 //!   a past bucket stays in memory for a minute after its expiry, then is trimmed.
 //! - No idle passivation: a board stays warm. [`Passivate`](crate::routing::Passivate)
