@@ -55,7 +55,7 @@ pub fn configure(state: AdminState) -> impl Fn(&mut web::ServiceConfig) + Clone 
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
             .route("/metrics", web::get().to(metrics))
-            .configure(crate::leaderboard::admin::mount)
+            .configure(super::leaderboards::mount)
             .configure(super::compensation::mount)
             .service(
                 web::scope("/admin")

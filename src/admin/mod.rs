@@ -3,3 +3,4 @@
 
 pub mod compensation;
 pub mod http;
+pub mod leaderboards;

@@ -80,7 +80,8 @@ async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::not_found("Not Found: no such API endpoint."))
 }
 
-async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+/// A route's answer to a method it does not serve (also used by the leaderboard's routes).
+pub(crate) async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
     let e = ApiError::new(
         GrpcCode::Unimplemented,
         format!("Method {} not allowed on {}.", req.method(), req.path()),
@@ -91,12 +92,18 @@ async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
 }
 
 async fn healthcheck() -> HttpResponse {
+    empty_object()
+}
+
+/// `200 {}`: the answer of a call that returns nothing.
+pub(crate) fn empty_object() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
         .body("{}")
 }
 
-fn json<T: Serialize>(value: &T) -> Result<HttpResponse, ApiError> {
+/// `200` with `value` as JSON.
+pub(crate) fn json<T: Serialize>(value: &T) -> Result<HttpResponse, ApiError> {
     let body = serde_json::to_string(value).map_err(ApiError::internal)?;
     Ok(HttpResponse::Ok()
         .content_type("application/json")
@@ -124,8 +131,9 @@ fn too_large(limit: usize) -> ApiError {
     ))
 }
 
-/// Reads the whole body, refusing it as soon as it passes `limit` bytes.
-async fn read_body(
+/// Reads the whole body, refusing it as soon as it passes `limit` bytes (a larger
+/// `Content-Length` is refused before reading).
+pub(crate) async fn read_body(
     req: &HttpRequest,
     mut payload: web::Payload,
     limit: usize,
@@ -160,7 +168,8 @@ fn parse_json<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError>
         .map_err(|e| ApiError::invalid_argument(format!("Invalid JSON request body: {e}.")))
 }
 
-fn query<T: DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
+/// The query string decoded into `T`.
+pub(crate) fn query<T: DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
     web::Query::<T>::from_query(req.query_string())
         .map(web::Query::into_inner)
         .map_err(|e| ApiError::invalid_argument(format!("Invalid query string: {e}.")))

@@ -13,7 +13,6 @@ pub mod schedule;
 
 // The actor and everything around it (see each module's docs).
 pub mod actor;
-pub mod admin;
 pub mod board;
 pub mod cursor;
 pub mod game_boards;

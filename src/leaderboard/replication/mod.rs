@@ -25,9 +25,6 @@ pub mod state;
 pub mod sync;
 pub mod wire;
 
-#[cfg(test)]
-mod tests;
-
 pub use sync::{LeaderboardSync, SyncSettings};
 
 /// Which boards are replicated: all but those matching `leaderboard_sync_blacklist` (exact
@@ -98,3 +95,6 @@ mod glob_tests {
         assert!(!Blacklist::new(vec!["*".to_string()]).replicated("x"));
     }
 }
+
+#[cfg(test)]
+mod tests;

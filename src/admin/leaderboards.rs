@@ -13,13 +13,13 @@
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 
-use super::board::{operator_to_db, Board, DEFAULT_MAX_SIZE};
-use super::messages::{BoardInfo, Forget, GetInfo, Warm};
-use super::rank_cache::SortOrder;
-use super::rules::Operator;
-use super::schedule::CronSchedule;
-use super::service;
-use crate::admin::http::AdminState;
+use super::http::AdminState;
+use crate::leaderboard::board::{operator_to_db, Board, DEFAULT_MAX_SIZE};
+use crate::leaderboard::messages::{BoardInfo, Forget, GetInfo, Warm};
+use crate::leaderboard::rank_cache::SortOrder;
+use crate::leaderboard::rules::Operator;
+use crate::leaderboard::schedule::CronSchedule;
+use crate::leaderboard::service;
 use crate::persistence::leaderboards::{self, BoardRow};
 
 /// Longest board id (Nakama's limit).
