@@ -1,8 +1,8 @@
-//! Keeps the layers of ARCHITECTURE.md: reads every `crate::…` path in `src/` (production code:
-//! a file's `#[cfg(test)]` module and the `tests.rs` files such modules live in are left out) and fails on an edge between top-level modules
-//! that goes against the written order, on a module the order does not name, on a pure domain
-//! file that reaches for actix, tokio or SQL, and on a production file over 600 lines. Every
-//! failure prints `file:line`.
+//! Keeps the layers of ARCHITECTURE.md: reads every `crate::…` path in `src/` (production
+//! code: a file's inline `#[cfg(test)]` module and `tests.rs` files are left out) and fails on
+//! an edge between top-level modules that goes against the written order, on a module the
+//! order does not name, on a pure domain file that reaches for actix, tokio or SQL, and on a
+//! production file over 600 lines. Every failure prints `file:line`.
 //!
 //! The order is read from ARCHITECTURE.md's ```layers block: one line per layer, lowest first;
 //! a module may use the modules of earlier lines only (modules on one line are independent).
@@ -68,9 +68,9 @@ fn production_lines(text: &str) -> Vec<(usize, String)> {
     let lines: Vec<&str> = text.lines().collect();
     for (i, line) in lines.iter().enumerate() {
         let next = lines.get(i + 1).map(|l| l.trim_start()).unwrap_or("");
-        if line.trim() == "#[cfg(test)]"
-            && (next.starts_with("mod ") || next.starts_with("pub mod "))
-        {
+        // An inline test module ends the production code; `mod tests;` (its own file) does not.
+        let module = next.starts_with("mod ") || next.starts_with("pub mod ");
+        if line.trim() == "#[cfg(test)]" && module && next.ends_with('{') {
             break;
         }
         let code = line.split("//").next().unwrap_or("");
@@ -232,5 +232,11 @@ fn the_scanner_reads_grouped_and_nested_paths() {
     );
     let lines = production_lines("a\n// crate::x\n#[cfg(test)]\nmod tests {\n crate::y\n}\n");
     assert_eq!(lines.len(), 2);
+    let declared = production_lines("#[cfg(test)]\nmod tests;\nuse crate::z;\n");
+    assert_eq!(
+        declared.len(),
+        3,
+        "a test module in its own file does not end the scan"
+    );
     assert!(crate_refs(&lines[1].1).is_empty());
 }
