@@ -225,8 +225,9 @@ async fn rolling_restart_with_clients_trading_loses_no_acknowledged_write() {
     for i in 0..3 {
         cluster.restart(i, tune.clone()).await;
         cluster.wait_converged(3, Duration::from_secs(10)).await;
-        // … and again after each restart, before the next one: every acknowledged trade moves
-        // its character's (gold, cargo) in the ledger.
+        // … and again after each restart, before the next one. An acknowledged trade moves
+        // its character's cargo by one (and its gold), so the character's ledger entry is no
+        // longer the one seen here.
         let seen = ledger.lock().unwrap().acked.clone();
         let restarted = Instant::now();
         wait_until(
