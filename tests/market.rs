@@ -572,9 +572,11 @@ async fn claim_bumps_the_owner_epoch_and_passivation_releases_it() {
     // The yardstick: a market of another node with three times the idle timeout, started
     // (its last activity) after that reservation and left alone. Once it has passivated, this
     // market has been idle for more than two of its idle timeouts and its timer (one tick per
-    // idle timeout) has looked at it since: without its reservation it would be gone.
+    // idle timeout) has looked at it since: without its reservation it would be gone. (The
+    // twin's timer ticks as often, so it passivates soon after its own timeout.)
     let mut twin = d.clone();
     twin.idle = 3 * d.idle;
+    twin.recovery_interval = d.idle;
     let twin = Market::new("port_azul".into(), twin).start();
     assert!(
         twin.send(GetStatus).await.unwrap().is_some(),
