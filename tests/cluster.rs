@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::cluster::TestCluster;
+use common::{wait_for, wait_until};
 use serai::domain::market::rules::Side;
 use serai::market::actor::Market;
 use serai::market::messages::{GetQuotes, Reserve, Settle, SettleOutcome};
@@ -210,19 +211,39 @@ async fn rolling_restart_with_clients_trading_loses_no_acknowledged_write() {
     let market = Market::prepare(&addrs, 12, &pg).await;
     let ledger = Ledger::shared();
     let event_at: Arc<Mutex<Option<Instant>>> = Arc::default();
-    let traders = spawn_traders(
-        &market,
-        &addrs,
-        Instant::now() + Duration::from_secs(8),
-        &ledger,
-        &event_at,
-    );
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    let stop_at = Instant::now() + Duration::from_secs(8);
+    let traders = spawn_traders(&market, &addrs, stop_at, &ledger, &event_at);
+    // The traders stop at `stop_at`: a wait for their trades cannot outlast them.
+    let until_stop = || stop_at.saturating_duration_since(Instant::now());
+    // Every client has a trade acknowledged before the first restart …
+    let players = market.players.len();
+    wait_until("every client to trade", until_stop(), async || {
+        ledger.lock().unwrap().acked.len() == players
+    })
+    .await;
     *event_at.lock().unwrap() = Some(Instant::now());
     for i in 0..3 {
         cluster.restart(i, tune.clone()).await;
         cluster.wait_converged(3, Duration::from_secs(10)).await;
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // … and again after each restart, before the next one. An acknowledged trade moves
+        // its character's cargo by one (and its gold), so the character's ledger entry is no
+        // longer the one seen here.
+        let seen = ledger.lock().unwrap().acked.clone();
+        let restarted = Instant::now();
+        wait_until(
+            &format!("every client to trade again after node-{i} restarted"),
+            until_stop(),
+            async || {
+                let now = &ledger.lock().unwrap().acked;
+                seen.iter().all(|(c, before)| now.get(c) != Some(before))
+            },
+        )
+        .await;
+        eprintln!(
+            "node-{i}: every client traded again {:?} after the restart ({:?} of trading left)",
+            restarted.elapsed(),
+            until_stop()
+        );
     }
     for t in traders {
         t.await.unwrap();
@@ -365,18 +386,17 @@ async fn cut_peer_links_never_make_two_writers() {
     // Healed: every character answers from every node again.
     for (token, id) in &players {
         for (node, addr) in addrs.iter().enumerate() {
-            let mut ok = false;
-            for _ in 0..20 {
-                if rpc(*addr, token, "get_character", &json!({"character_id": id}))
-                    .await
-                    .is_ok()
-                {
-                    ok = true;
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            assert!(ok, "{id} via node-{node} after healing");
+            wait_for(
+                &format!("{id} via node-{node} after healing"),
+                Duration::from_secs(10),
+                async || {
+                    rpc(*addr, token, "get_character", &json!({"character_id": id}))
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| format!("{e:?}"))
+                },
+            )
+            .await;
         }
     }
     cluster.stop_all().await;

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use common::client::{basic, request, start_game_node, GameClient, GameSocket, RpcFailure};
 use common::node::TestNode;
-use common::raw_client;
+use common::{raw_client, wait_for, wait_until};
 use serai::config::{Config, Dialect};
 use serai::gateway::auth::{encode_token, Claims};
 use serai::metrics::Metrics;
@@ -141,30 +141,50 @@ impl Game {
 
     /// `serai_fenced_writes_total` from the admin `/metrics` endpoint.
     async fn fenced_writes(&self) -> f64 {
+        self.metric("serai_fenced_writes_total", "").await
+    }
+
+    /// The value of the first sample of `name` whose labels contain `label` (`""`: any) on the
+    /// admin `/metrics` endpoint.
+    async fn metric(&self, name: &str, label: &str) -> f64 {
         let r = request(self.t.node.admin_addr, "GET", "/metrics", &[], b"").await;
         assert_eq!(r.status, 200, "{}", r.body);
         r.body
             .lines()
-            .find(|l| l.starts_with("serai_fenced_writes_total"))
+            .filter(|l| {
+                l.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with([' ', '{']))
+            })
+            .find(|l| l.contains(label))
             .and_then(|l| l.rsplit(' ').next())
             .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no serai_fenced_writes_total in\n{}", r.body))
+            .unwrap_or_else(|| panic!("no {name} with {label:?} in\n{}", r.body))
     }
-}
 
-/// Polls `probe` until it is true, for at most `within`.
-async fn eventually<F, Fut>(what: &str, within: Duration, mut probe: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while !probe().await {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {within:?}: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    /// An admin endpoint, with the admin token.
+    async fn admin(&self, method: &str, path: &str) -> common::node::Response {
+        let auth = format!("Bearer {}", self.t.config.admin_token);
+        request(
+            self.t.node.admin_addr,
+            method,
+            path,
+            &[("Authorization", &auth)],
+            b"",
+        )
+        .await
+    }
+
+    /// The persistence figures of `GET /admin/status`.
+    async fn persistence_status(&self) -> Value {
+        let r = self.admin("GET", "/admin/status").await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()["persistence"].clone()
+    }
+
+    /// `POST /admin/flush`: answers once every row the node had queued is committed.
+    async fn flush(&self) {
+        let r = self.admin("POST", "/admin/flush").await;
+        assert_eq!(r.status, 200, "{}", r.body);
     }
 }
 
@@ -1144,13 +1164,13 @@ async fn crew_is_written_at_once_and_skills_by_the_flush() {
         .unwrap();
     assert_eq!(c["skills"], json!([{"code": "haggling", "rank": 1}]));
     assert_eq!(c["skill_points"], 2);
-    eventually(
+    wait_until(
         "skill:haggling in character_attribute",
         Duration::from_secs(5),
         || async { g.attribute(id, "skill:haggling").await == Some(1) },
     )
     .await;
-    eventually("skill_points flushed", Duration::from_secs(5), || async {
+    wait_until("skill_points flushed", Duration::from_secs(5), || async {
         g.count(
             "SELECT skill_points::int8 FROM player_character WHERE id = $1",
             id,
@@ -1210,7 +1230,7 @@ async fn crew_is_written_at_once_and_skills_by_the_flush() {
         Some(9),
         "skill points",
     );
-    eventually(
+    wait_until(
         "skill:caravan_logistics in character_attribute",
         Duration::from_secs(5),
         || async { g.attribute(id, "skill:caravan_logistics").await == Some(1) },
@@ -1254,7 +1274,7 @@ async fn an_idle_session_passivates_and_the_next_rpc_reactivates_it() {
     assert!(epoch >= 1);
 
     // Idle: flushed, claim released (the epoch stays), the market passivates too.
-    eventually("owner_node released", Duration::from_secs(5), || async {
+    wait_until("owner_node released", Duration::from_secs(5), || async {
         g.owner(id).await.0.is_none()
     })
     .await;
@@ -1264,7 +1284,7 @@ async fn an_idle_session_passivates_and_the_next_rpc_reactivates_it() {
         Some(1),
         "flushed before release"
     );
-    eventually(
+    wait_until(
         "the market released its trade node",
         Duration::from_secs(5),
         || async {
@@ -1303,7 +1323,7 @@ async fn an_idle_session_passivates_and_the_next_rpc_reactivates_it() {
     );
 
     // And again, over HTTP this time.
-    eventually("released again", Duration::from_secs(5), || async {
+    wait_until("released again", Duration::from_secs(5), || async {
         g.owner(id).await.0.is_none()
     })
     .await;
@@ -1535,13 +1555,22 @@ async fn trades_racing_passivation_and_fencing_are_stored_exactly_once() {
         all_errors.extend(errors);
     }
     assert_eq!(g.quota("grain").await, quota0 - cargo_total);
+    let activations = g
+        .metric("serai_character_activations_total", "from=\"database\"")
+        .await;
     eprintln!(
-        "{} trades, {claims_made} foreign claims, {} errors, {:?}",
+        "{} trades, {claims_made} foreign claims, {activations} activations, {} errors, {:?}",
         CLIENTS * TRADES,
         all_errors.len(),
         trading
     );
     assert!(claims_made > 10, "{claims_made} claims");
+    // The pauses between trades (around the idle timeout) and the foreign claims did end
+    // sessions while their clients traded: they were activated from the database again.
+    assert!(
+        activations > CLIENTS as f64,
+        "{activations} activations from the database for {CLIENTS} characters"
+    );
     // Only "unavailable, try again" may come back (the gateway retries a replaced session a
     // few times, then gives up), and only now and then.
     for (side, q, e) in &all_errors {
@@ -1579,6 +1608,12 @@ async fn a_change_during_a_database_outage_is_not_run_and_goes_through_after() {
         .await
         .unwrap();
 
+    // Nothing is queued to write before the cut (a flush answers once all of it is
+    // committed): the rows queued after it are the session's.
+    g.flush().await;
+    let at_cut = g.persistence_status().await;
+    assert_eq!(at_cut["backlog"], 0, "{at_cut}");
+    let count = |p: &Value, k: &str| p[k].as_u64().unwrap_or_else(|| panic!("no {k} in {p}"));
     proxy.cut();
     // From the first failing request, a database outage says "not run, try again" (14 / 503),
     // well within the request's deadline, and changes nothing.
@@ -1596,51 +1631,64 @@ async fn a_change_during_a_database_outage_is_not_run_and_goes_through_after() {
         "{:?}",
         asked.elapsed()
     );
-    // Idle for longer than the idle timeout: the session tries to flush and passivate.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Idle for longer than the idle timeout: the session queues its final rows and asks for
+    // their own flush (an entity flush), which fails; the rows are kept.
+    wait_for(
+        "the idle session's final flush to fail during the outage",
+        Duration::from_secs(15),
+        async || {
+            let p = g.persistence_status().await;
+            let tried = count(&p, "entity_flushes") > count(&at_cut, "entity_flushes");
+            let failed = count(&p, "failed_flushes") > count(&at_cut, "failed_flushes");
+            if tried && failed && count(&p, "backlog") > 0 {
+                Ok(())
+            } else {
+                Err(p.to_string())
+            }
+        },
+    )
+    .await;
     proxy.restore();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let asked = a
-            .rpc(
-                "learn_skill",
-                &json!({"character_id": id, "skill": "haggling"}),
-            )
-            .await;
-        match asked {
-            Ok(c) => {
-                assert_eq!(c["skills"], json!([{"code": "haggling", "rank": 1}]));
-                break;
+    // The client asks again until the change goes through.
+    wait_for(
+        "learn_skill to go through after the outage",
+        Duration::from_secs(15),
+        async || {
+            let asked = a
+                .rpc(
+                    "learn_skill",
+                    &json!({"character_id": id, "skill": "haggling"}),
+                )
+                .await;
+            match asked {
+                Ok(c) => {
+                    assert_eq!(c["skills"], json!([{"code": "haggling", "rank": 1}]));
+                    Ok(())
+                }
+                Err(e) => {
+                    assert_eq!(
+                        e.grpc_code,
+                        Some(14),
+                        "only 'not run' while it recovers: {e:?}"
+                    );
+                    Err(format!("{e:?}"))
+                }
             }
-            Err(e) => {
-                assert_eq!(
-                    e.grpc_code,
-                    Some(14),
-                    "only 'not run' while it recovers: {e:?}"
-                );
-                assert!(
-                    Instant::now() < deadline,
-                    "no answer after the outage: {e:?}"
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
+        },
+    )
+    .await;
 
     // The client retries until the node answers again.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let c = loop {
-        match a.rpc("get_character", &json!({"character_id": id})).await {
-            Ok(c) => break c,
-            Err(e) => {
-                assert!(
-                    Instant::now() < deadline,
-                    "no answer after the outage: {e:?}"
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    };
+    let c = wait_for(
+        "get_character to answer after the outage",
+        Duration::from_secs(15),
+        async || {
+            a.rpc("get_character", &json!({"character_id": id}))
+                .await
+                .map_err(|e| format!("{e:?}"))
+        },
+    )
+    .await;
     assert_eq!(
         c["skills"],
         json!([{"code": "haggling", "rank": 1}]),
@@ -1944,7 +1992,9 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
         .await
         .unwrap();
 
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Every request above was answered; whatever the node still had queued to write is
+    // committed once an explicit flush answers.
+    g.flush().await;
     assert_eq!(g.digest().await, before, "bad input changed the database");
     assert_eq!(g.cargo(id).await, map(&[("grain", 5)]));
     assert!(g.cargo(bid).await.is_empty());

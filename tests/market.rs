@@ -86,22 +86,29 @@ async fn set_row(url: &str, node: &str, good: &str, quota: i64, minutes_ago: i32
         .unwrap();
 }
 
-async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    for _ in 0..100 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
+/// How long a test waits for something the market does on its own (a timer, a write).
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Waits until `check` holds, for at most [`WAIT`].
+async fn eventually(what: &str, check: impl AsyncFnMut() -> bool) {
+    common::wait_until(what, WAIT, check).await
 }
 
-/// The default world with one good restocking fast (100 units a second), for recovery tests.
-fn fast_restock_catalog(node: &str, good: &str) -> Catalog {
+/// The row of `good` at `node` as the database holds it (quota and version).
+async fn row_in_db(db: &Db, node: &str, good: &str) -> Committed {
+    markets::read_stock(db, node, good)
+        .await
+        .unwrap()
+        .expect("snapshot row")
+}
+
+/// The default world with `goods` at `node` restocking fast (100 units a second), for
+/// recovery tests.
+fn fast_restock_catalog(node: &str, goods: &[&str]) -> Catalog {
     let c = default_catalog();
     let mut stock = c.all_stock().to_vec();
     for s in stock.iter_mut() {
-        if s.node == node && s.good == good {
+        if s.node == node && goods.contains(&s.good.as_str()) {
             s.restock_per_min = 6_000;
         }
     }
@@ -446,20 +453,38 @@ async fn recovery_writes_a_delta_that_a_fresh_market_sees() {
 
     market.send(Passivate).await.unwrap();
     eventually("passivation", async || !market.connected()).await;
+    let (salt_row, glass_row) = (
+        row_in_db(&db, node, "salt").await,
+        row_in_db(&db, node, "glassware").await,
+    );
 
     let fresh = Market::new(node.into(), deps(&db, catalog)).start();
     assert_eq!(quota_in_memory(&fresh, "salt").await, 160);
     assert_eq!(quota_in_memory(&fresh, "glassware").await, 70);
-    // Nothing more was owed.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Nothing more was owed. Passivating answers once the fresh market's writes are done (the
+    // recovery it planned on load, then its last one) and its claim is released: whatever it
+    // would have written is in the database by then, and nothing was (no row version moved).
+    fresh.send(Passivate).await.unwrap();
+    assert_eq!(
+        claims::owner(&db, EntityTable::TradeNode, &EntityId::Text(node.into()))
+            .await
+            .unwrap()
+            .and_then(|(owner, _)| owner),
+        None,
+        "the fresh market finished passivating"
+    );
     assert_eq!(quota_in_db(&db, node, "salt").await, 160);
+    assert_eq!(row_in_db(&db, node, "salt").await, salt_row);
+    assert_eq!(row_in_db(&db, node, "glassware").await, glass_row);
 }
 
 #[actix_rt::test]
 async fn recovery_is_a_delta_and_runs_on_a_timer() {
     let (tdb, db) = common::migrated_db().await;
     let (node, good) = ("port_azul", "salt");
-    let mut d = deps(&db, fast_restock_catalog(node, good));
+    // Wine restocks fast too: moved below its base later, its recovery shows the timer ran.
+    let marker = "wine";
+    let mut d = deps(&db, fast_restock_catalog(node, &[good, marker]));
     d.recovery_interval = Duration::from_millis(100);
     let market = Market::new(node.into(), d).start();
     assert_eq!(quota_in_memory(&market, good).await, 200);
@@ -489,9 +514,30 @@ async fn recovery_is_a_delta_and_runs_on_a_timer() {
     .await;
     // … and in the database: memory is the row.
     assert_eq!(quota_in_db(&db, node, good).await, 200);
-    // At the base nothing more is written.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let at_base = row_in_db(&db, node, good).await;
+    // At the base nothing more is written. Shown by the timer's own work: the marker good is
+    // bought below its base, and every recovery run that brings it back plans salt too (one
+    // plan and one write for all goods); once the marker is back, those runs have happened
+    // and salt's row has not moved (same quota, same version).
+    let marker_base = quota_in_memory(&market, marker).await;
+    let r = market
+        .send(reserve(marker, Side::Buy, 30))
+        .await
+        .unwrap()
+        .unwrap();
+    let row = commit_buy(&db, node, marker, &r).await;
+    assert_eq!(row.quota, marker_base - 30);
+    settle(&market, &r, SettleOutcome::Committed(Some(row))).await;
+    eventually(
+        "the timer to restock the marker good in the database",
+        async || {
+            row_in_db(&db, node, marker).await.version > row.version
+                && quota_in_db(&db, node, marker).await == marker_base
+        },
+    )
+    .await;
     assert_eq!(quota_in_db(&db, node, good).await, 200);
+    assert_eq!(row_in_db(&db, node, good).await, at_base);
 }
 
 #[actix_rt::test]
@@ -523,7 +569,23 @@ async fn claim_bumps_the_owner_epoch_and_passivation_releases_it() {
         .await
         .unwrap()
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // The yardstick: a market of another node with three times the idle timeout, started
+    // (its last activity) after that reservation and left alone. Once it has passivated, this
+    // market has been idle for more than two of its idle timeouts and its timer (one tick per
+    // idle timeout) has looked at it since: without its reservation it would be gone. (The
+    // twin's timer ticks as often, so it passivates soon after its own timeout.)
+    let mut twin = d.clone();
+    twin.idle = 3 * d.idle;
+    twin.recovery_interval = d.idle;
+    let twin = Market::new("port_azul".into(), twin).start();
+    assert!(
+        twin.send(GetStatus).await.unwrap().is_some(),
+        "the twin loaded"
+    );
+    eventually("the idle twin market to passivate", async || {
+        !twin.connected()
+    })
+    .await;
     assert!(market.connected());
     market
         .send(Settle {
@@ -555,9 +617,9 @@ async fn claim_bumps_the_owner_epoch_and_passivation_releases_it() {
 
 #[actix_rt::test]
 async fn a_newer_claim_fences_the_market() {
-    let (_tdb, db) = common::migrated_db().await;
+    let (tdb, db) = common::migrated_db().await;
     let (node, good) = ("port_azul", "salt");
-    let mut d = deps(&db, fast_restock_catalog(node, good));
+    let mut d = deps(&db, fast_restock_catalog(node, &[good]));
     d.recovery_interval = Duration::from_millis(100);
     let market = Market::new(node.into(), d).start();
     let r = market
@@ -573,9 +635,11 @@ async fn a_newer_claim_fences_the_market() {
         .await
         .unwrap();
     let written = quota_in_db(&db, node, good).await;
-    // Its next recovery write is fenced: nothing is written and the actor stops.
+    // Its next recovery write is fenced: nothing is written and the actor stops. Once it is
+    // gone it can start nothing more, and once no other session on the database has a
+    // statement running or a transaction open, nothing it started can still land.
     eventually("the fenced market to stop", async || !market.connected()).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    common::wait_db_quiet(&tdb.url, WAIT).await;
     assert_eq!(quota_in_db(&db, node, good).await, written);
     assert_eq!(
         claims::owner(&db, EntityTable::TradeNode, &id)

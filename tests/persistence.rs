@@ -16,6 +16,9 @@ use serai::persistence::messages::{Fenced, FlushNow, GetStats, MarkDirty};
 use serai::persistence::{Db, DbError, FlushPolicy, PersistenceActor};
 use uuid::Uuid;
 
+/// How long a test waits for something the persistence actor does on its own.
+const WAIT: Duration = Duration::from_secs(10);
+
 async fn insert_character(url: &str) -> Uuid {
     let id = Uuid::new_v4();
     let client = common::raw_client(url).await;
@@ -120,13 +123,15 @@ async fn batch_size_triggers_a_flush_with_one_statement_per_table() {
         });
     }
     // 40 rows at batch size 20: two flushes happen without any interval tick.
-    for _ in 0..100 {
-        if persistence.send(GetStats).await.unwrap().rows_written == 40 {
-            break;
+    let stats = common::wait_for("40 rows written", WAIT, async || {
+        let stats = persistence.send(GetStats).await.unwrap();
+        if stats.rows_written >= 40 {
+            Ok(stats)
+        } else {
+            Err(format!("{stats:?}"))
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let stats = persistence.send(GetStats).await.unwrap();
+    })
+    .await;
     assert_eq!((stats.rows_written, stats.flushes), (40, 2));
     let n: i64 = common::raw_client(&tdb.url)
         .await
@@ -198,8 +203,10 @@ async fn a_write_under_an_old_epoch_is_fenced_and_the_actor_stops() {
         .metrics()
         .render()
         .contains("serai_fenced_writes_total{node=\"test\"} 1"));
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert!(!entity.connected(), "the fenced actor stopped");
+    common::wait_until("the fenced actor to stop", WAIT, async || {
+        !entity.connected()
+    })
+    .await;
     // The new owner's write goes through.
     persistence
         .send(MarkDirty {
@@ -349,14 +356,19 @@ async fn rows_are_kept_while_the_database_is_unreachable() {
         })
         .await
         .unwrap();
-    let mut stats = persistence.send(GetStats).await.unwrap();
-    for _ in 0..200 {
-        if stats.failed_flushes >= 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-        stats = persistence.send(GetStats).await.unwrap();
-    }
+    let stats = common::wait_for(
+        "flushes to fail while the database is away",
+        WAIT,
+        async || {
+            let stats = persistence.send(GetStats).await.unwrap();
+            if stats.failed_flushes >= 2 {
+                Ok(stats)
+            } else {
+                Err(format!("{stats:?}"))
+            }
+        },
+    )
+    .await;
     assert!(
         stats.failed_flushes >= 2,
         "flushes failed while the database was away: {stats:?}"
