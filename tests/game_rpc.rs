@@ -17,11 +17,10 @@ use uuid::Uuid;
 
 use common::client::{basic, request, start_game_node, GameClient, GameSocket, RpcFailure};
 use common::node::TestNode;
-use common::{raw_client, wait_for, wait_until};
+use common::{raw_client, take_over_character, wait_for, wait_until};
 use serai::config::{Config, Dialect};
 use serai::gateway::auth::{encode_token, Claims};
 use serai::metrics::Metrics;
-use serai::persistence::claims::{self, EntityId, EntityTable};
 use serai::persistence::Db;
 
 /// The home node of [`FACTION`], where every character of these tests starts and trades.
@@ -1360,9 +1359,7 @@ async fn a_fenced_session_writes_nothing_and_a_fresh_session_takes_over() {
     assert_eq!(owner.as_deref(), Some("test-0"));
 
     // Another node claims the character.
-    let e2 = claims::take_over(&other, EntityTable::Character, &EntityId::Uuid(id), "other")
-        .await
-        .unwrap();
+    let e2 = take_over_character(&other, id, "other").await;
     assert_eq!(e2, e1 + 1);
 
     let r = a
@@ -1383,9 +1380,7 @@ async fn a_fenced_session_writes_nothing_and_a_fresh_session_takes_over() {
     // session stops, and the gateway's retry reaches a fresh session that claims the row and
     // writes the skill once. Nothing is acknowledged that is not in the database.
     let fenced_before = g.fenced_writes().await;
-    let e4 = claims::take_over(&other, EntityTable::Character, &EntityId::Uuid(id), "other")
-        .await
-        .unwrap();
+    let e4 = take_over_character(&other, id, "other").await;
     let c = a
         .rpc(
             "learn_skill",
@@ -1430,14 +1425,7 @@ async fn a_fenced_trade_settlement_is_counted_in_serai_fenced_writes_total() {
         .await
         .unwrap();
     let before = g.fenced_writes().await;
-    claims::take_over(
-        &g.other_db(),
-        EntityTable::Character,
-        &EntityId::Uuid(id),
-        "other",
-    )
-    .await
-    .unwrap();
+    take_over_character(&g.other_db(), id, "other").await;
     a.rpc("execute_trade", &trade(id, "grain", "buy", 2))
         .await
         .unwrap();
@@ -1479,14 +1467,7 @@ async fn trades_racing_passivation_and_fencing_are_stored_exactly_once() {
             let mut k = 0usize;
             while !done.load(std::sync::atomic::Ordering::Acquire) {
                 k = (k * 7 + 3) % ids.len();
-                claims::take_over(
-                    &other,
-                    EntityTable::Character,
-                    &EntityId::Uuid(ids[k]),
-                    "other",
-                )
-                .await
-                .unwrap();
+                take_over_character(&other, ids[k], "other").await;
                 claims_made += 1;
                 tokio::time::sleep(Duration::from_millis(60)).await;
             }

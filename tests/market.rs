@@ -21,6 +21,22 @@ use serai::routing::Passivate;
 
 const NODE_ID: &str = "node-a";
 
+/// The market side of a trade as the character's trade transaction writes it (the same
+/// statement, `markets::TRADE_SQL`), for tests that play that transaction.
+async fn apply_trade(
+    tx: &tokio_postgres::Transaction<'_>,
+    node: &str,
+    good: &str,
+    quota_delta: i64,
+    price: i64,
+) -> Result<Committed, DbError> {
+    let row = tx
+        .query_opt(markets::TRADE_SQL, &[&node, &good, &quota_delta, &price])
+        .await?;
+    row.map(|r| markets::committed(&r, 0))
+        .ok_or_else(|| DbError::Rejected(format!("the market at {node} has no {good} left")))
+}
+
 fn deps(db: &Db, catalog: Catalog) -> MarketDeps {
     MarketDeps::new(
         db.clone(),
@@ -56,11 +72,9 @@ async fn quota_in_memory(market: &Addr<Market>, good: &str) -> i64 {
 /// (a buy) at its price and answers the row it left.
 async fn commit_buy(db: &Db, node: &'static str, good: &'static str, r: &Reservation) -> Committed {
     let (quantity, price) = (r.quantity, r.unit_price);
-    db.transact(|tx| {
-        Box::pin(async move { markets::apply_trade(tx, node, good, -quantity, price).await })
-    })
-    .await
-    .expect("the trade commits")
+    db.transact(|tx| Box::pin(async move { apply_trade(tx, node, good, -quantity, price).await }))
+        .await
+        .expect("the trade commits")
 }
 
 /// Settles reservation `r` at `market` with `outcome`.
@@ -220,9 +234,7 @@ async fn fifty_concurrent_buyers_never_oversell() {
             let (price, quantity) = (r.unit_price, r.quantity);
             let committed = db
                 .transact(|tx| {
-                    Box::pin(
-                        async move { markets::apply_trade(tx, node, good, -quantity, price).await },
-                    )
+                    Box::pin(async move { apply_trade(tx, node, good, -quantity, price).await })
                 })
                 .await;
             let outcome = match &committed {
@@ -655,13 +667,11 @@ async fn apply_trade_refuses_to_take_a_quota_below_zero() {
     let (node, good) = ("port_azul", "spices");
     let quota = quota_in_db(&db, node, good).await;
     let over = db
-        .transact(|tx| {
-            Box::pin(async move { markets::apply_trade(tx, node, good, -(quota + 1), 1).await })
-        })
+        .transact(|tx| Box::pin(async move { apply_trade(tx, node, good, -(quota + 1), 1).await }))
         .await;
     assert!(matches!(over, Err(DbError::Rejected(_))));
     assert_eq!(quota_in_db(&db, node, good).await, quota);
-    db.transact(|tx| Box::pin(async move { markets::apply_trade(tx, node, good, 5, 99).await }))
+    db.transact(|tx| Box::pin(async move { apply_trade(tx, node, good, 5, 99).await }))
         .await
         .unwrap();
     assert_eq!(
@@ -689,9 +699,7 @@ async fn a_trade_in_flight_across_a_handoff_reaches_the_new_activation() {
     assert_eq!(quota_in_memory(&new, good).await, full);
     let price = r.unit_price;
     let row = db
-        .transact(|tx| {
-            Box::pin(async move { markets::apply_trade(tx, node, good, -40, price).await })
-        })
+        .transact(|tx| Box::pin(async move { apply_trade(tx, node, good, -40, price).await }))
         .await
         .unwrap();
     new.send(Settle {

@@ -368,6 +368,7 @@ pub fn check_max_size(size: u64, max_size: Option<u64>) -> Result<(), WriteError
     }
 }
 
+#[cfg(test)]
 /// Nakama `TournamentAddAttempt`: raises (or, with a negative count, lowers) an owner's
 /// `max_num_score`. A change that would leave it below 1 (Nakama's `CHECK (max_num_score > 0)`
 /// fails the update) or above `u32::MAX` leaves the record as it is; so does an unlimited one.

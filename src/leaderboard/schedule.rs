@@ -358,6 +358,7 @@ impl CronSchedule {
         }
     }
 
+    #[cfg(test)]
     /// The first `n` occurrences strictly after `t`.
     pub fn next_n(&self, t: i64, n: usize) -> Vec<i64> {
         let mut out = Vec::with_capacity(n);

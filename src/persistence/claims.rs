@@ -107,28 +107,6 @@ pub async fn claim_once(
     }
 }
 
-/// Claims the row whatever its owner's lease says: for an owner an operator knows is dead,
-/// and for tests that play a peer which wrongly believes the owner dead (a split view), to
-/// show that fencing still keeps the old owner from writing. Never used by the node itself.
-pub async fn take_over(
-    db: &Db,
-    table: EntityTable,
-    id: &EntityId,
-    node: &str,
-) -> Result<i64, DbError> {
-    let (name, key) = table.sql_name();
-    let sql = format!(
-        "UPDATE {name} SET owner_node = $2, owner_epoch = owner_epoch + 1 WHERE {key} = $1 RETURNING owner_epoch"
-    );
-    let client = db.client().await?;
-    let row = match id {
-        EntityId::Uuid(u) => client.query_opt(&sql, &[u, &node]).await?,
-        EntityId::Text(t) => client.query_opt(&sql, &[t, &node]).await?,
-    };
-    row.map(|r| r.get(0))
-        .ok_or_else(|| DbError::NotFound(format!("{name} {id}")))
-}
-
 /// Gives up a claim if it is still ours at `epoch`. The epoch stays, so the next claim bumps it.
 pub async fn release(
     db: &Db,

@@ -12,7 +12,6 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio_postgres::Transaction;
 
 use super::{Db, DbError};
 pub use crate::domain::market::ledger::Committed;
@@ -131,23 +130,6 @@ pub async fn apply_recovery(
         db.metrics().fenced_writes.increment(1);
     }
     result
-}
-
-/// The market side of a trade, for the trade transaction: `quota_delta` is `-quantity` for a
-/// buy and `+quantity` for a sale. Refused with [`DbError::Rejected`] (and nothing written) when
-/// the quota would go below zero or the node has no row for the good. Answers the row it left.
-pub async fn apply_trade(
-    tx: &Transaction<'_>,
-    node: &str,
-    good: &str,
-    quota_delta: i64,
-    price: i64,
-) -> Result<Committed, DbError> {
-    let row = tx
-        .query_opt(TRADE_SQL, &[&node, &good, &quota_delta, &price])
-        .await?;
-    row.map(|r| committed(&r, 0))
-        .ok_or_else(|| DbError::Rejected(format!("the market at {node} has no {good} left")))
 }
 
 /// The market side of a trade (`$1` node, `$2` good, `$3` quota delta, `$4` price): no row

@@ -118,3 +118,26 @@ pub async fn wait_db_quiet(url: &str, within: Duration) {
     })
     .await
 }
+
+/// Plays a peer that wrongly believes a character's owner dead (a split view): claims the row
+/// whatever its lease says, bumping the epoch, so the test can show that fencing still keeps
+/// the old owner from writing. The node never does this (it claims only released rows,
+/// expired leases and handovers), so it is test code, not a production function.
+pub async fn take_over_character(db: &Db, id: uuid::Uuid, node: &str) -> i64 {
+    let node = node.to_string();
+    db.transact(move |tx| {
+        let node = node.clone();
+        Box::pin(async move {
+            let row = tx
+                .query_one(
+                    "UPDATE player_character SET owner_node = $2, owner_epoch = owner_epoch + 1 \
+                     WHERE id = $1 RETURNING owner_epoch",
+                    &[&id, &node],
+                )
+                .await?;
+            Ok(row.get::<_, i64>(0))
+        })
+    })
+    .await
+    .expect("take over")
+}

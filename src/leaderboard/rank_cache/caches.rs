@@ -95,6 +95,7 @@ impl RankCaches {
         removed
     }
 
+    #[cfg(test)]
     /// Drops every bucket of a board.
     pub fn remove_board(&mut self, board_id: &str) -> bool {
         self.boards.remove(board_id).is_some()
@@ -117,6 +118,7 @@ impl RankCaches {
         dropped
     }
 
+    #[cfg(test)]
     /// Number of buckets.
     pub fn bucket_count(&self) -> usize {
         self.boards.values().map(|b| b.len()).sum()

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::super::board::Board;
 use super::super::paging::{self, From as PageFrom};
-use super::super::rank_cache::{RankCache, RankEntry};
+use super::super::rank_cache::RankCache;
 use super::super::reads::{rank_entry, Buckets};
 use super::super::rules::Record;
 use super::wire::{BoardDef, Generation, Instance, RecordData, SnapshotCursor};
@@ -210,8 +210,9 @@ impl Buckets for BoardReplica {
     }
 }
 
+#[cfg(test)]
 /// Rank entries of a bucket in rank order (tests compare replicas with owners through this).
-pub fn ranked(bucket: &Bucket) -> Vec<RankEntry> {
+pub fn ranked(bucket: &Bucket) -> Vec<super::super::rank_cache::RankEntry> {
     bucket.cache.iter().collect()
 }
 
