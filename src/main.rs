@@ -116,8 +116,17 @@ async fn run_node(config: Config) -> Result<(), String> {
 
 async fn migrate(config: &Config) -> Result<(), String> {
     let metrics = serai::metrics::Metrics::new(&config.node_id);
-    let db = serai::persistence::Db::connect(&config.database_url, 2, config.dialect, metrics)
-        .map_err(|e| e.to_string())?;
+    let settings = serai::persistence::DbSettings {
+        pool_size: 2,
+        ..serai::node::db_settings(config)
+    };
+    let db = serai::persistence::Db::connect_with(
+        &config.database_url,
+        &settings,
+        config.dialect,
+        metrics,
+    )
+    .map_err(|e| e.to_string())?;
     let report = serai::persistence::migrate::run(&db)
         .await
         .map_err(|e| e.to_string())?;

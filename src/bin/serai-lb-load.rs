@@ -361,12 +361,9 @@ async fn bench(args: Args) {
         serai::persistence::migrate::run(&pool)
             .await
             .expect("migrations");
-        let (client, conn) = tokio_postgres::connect(db.url(), tokio_postgres::NoTls)
+        let client = serai::persistence::connect(db.url(), None)
             .await
             .expect("connect");
-        actix_rt::spawn(async move {
-            let _ = conn.await;
-        });
         let setting = |row: Vec<tokio_postgres::SimpleQueryMessage>| {
             row.into_iter()
                 .find_map(|m| match m {

@@ -6,14 +6,16 @@
 //! with status 2.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
+mod database_tls;
 mod raw;
 mod validate;
 
+pub use database_tls::{database_tls, DatabaseTls, SslMode};
 pub use raw::RawConfig;
 
 /// Which SQL dialect the database speaks. CockroachDB-only features hide behind this switch.
@@ -39,7 +41,12 @@ pub struct Config {
     pub client_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub peer_addr: SocketAddr,
+    /// May carry libpq's `sslmode` (disable, prefer, require, verify-ca, verify-full) and
+    /// `sslrootcert` (see [`database_tls`]).
     pub database_url: String,
+    /// The CA certificates (PEM) the database's certificate must chain to, when the URL's
+    /// `sslrootcert` does not name them.
+    pub database_ca_file: Option<PathBuf>,
     pub database_pool_size: usize,
     pub dialect: Dialect,
     /// Nakama's server key: clients send it as `Basic base64(key:)` to authenticate.
@@ -269,6 +276,39 @@ mod tests {
             .apply_env(env(&[("SERAI_LEADERBOARD_SYNC_ENABLED", "maybe")]))
             .unwrap_err();
         assert_eq!(err.field, "leaderboard_sync_enabled");
+    }
+
+    #[test]
+    fn database_tls_settings_from_file_and_env() {
+        let raw: RawConfig = toml::from_str(
+            "database_url = \"postgresql://root@db:26257/serai?sslmode=verify-full\"\n\
+             database_ca_file = \"/certs/ca.crt\"",
+        )
+        .unwrap();
+        let c = raw.validate().unwrap();
+        assert_eq!(c.database_ca_file, Some(PathBuf::from("/certs/ca.crt")));
+        let mut raw = RawConfig::default();
+        raw.apply_env(env(&[
+            ("SERAI_DATABASE_URL", "postgresql://db/x?sslmode=verify-ca"),
+            ("SERAI_DATABASE_CA_FILE", "/run/ca.pem"),
+        ]))
+        .unwrap();
+        let c = raw.validate().unwrap();
+        assert_eq!(c.database_ca_file, Some(PathBuf::from("/run/ca.pem")));
+        assert_eq!(
+            RawConfig::default().validate().unwrap().database_ca_file,
+            None
+        );
+        // A verify mode without any CA is refused before anything connects.
+        let mut raw = RawConfig::default();
+        raw.apply_env(env(&[(
+            "SERAI_DATABASE_URL",
+            "postgresql://db/x?sslmode=verify-full",
+        )]))
+        .unwrap();
+        let err = raw.validate().unwrap_err();
+        assert_eq!(err.field, "database_url");
+        assert!(err.problem.contains("needs the CA certificate"), "{err}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! naming the first bad field.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -14,12 +15,17 @@ impl RawConfig {
         let secs = |field: &str, v: Option<i64>, default: u64, min: u64, max: u64| {
             bounded(field, v, default, min, max).map(Duration::from_secs)
         };
+        let database_ca_file = self
+            .database_ca_file
+            .filter(|f| !f.trim().is_empty())
+            .map(PathBuf::from);
         let config = Config {
             node_id: node_id(self.node_id)?,
             client_addr: addr("client_addr", self.client_addr, "127.0.0.1:7350")?,
             admin_addr: addr("admin_addr", self.admin_addr, "127.0.0.1:7351")?,
             peer_addr: addr("peer_addr", self.peer_addr, "127.0.0.1:7352")?,
-            database_url: database_url(self.database_url)?,
+            database_url: database_url(self.database_url, database_ca_file.as_deref())?,
+            database_ca_file,
             database_pool_size: bounded("database_pool_size", self.database_pool_size, 16, 1, 1024)?
                 as usize,
             dialect: parse_enum("dialect", self.dialect, Dialect::Postgres)?,
@@ -277,10 +283,21 @@ fn addr(field: &str, v: Option<String>, default: &str) -> Result<SocketAddr, Con
     })
 }
 
-fn database_url(v: Option<String>) -> Result<String, ConfigError> {
+/// The URL, checked: its TLS settings (with the CA file setting) and the rest as
+/// tokio-postgres reads it.
+fn database_url(
+    v: Option<String>,
+    ca_file: Option<&std::path::Path>,
+) -> Result<String, ConfigError> {
     let url = v.unwrap_or_else(|| "postgresql://postgres@127.0.0.1:5432/serai".to_string());
-    url.parse::<tokio_postgres::Config>()
-        .map_err(|e| ConfigError::new("database_url", format!("not a PostgreSQL URL: {e}")))?;
+    let tls =
+        super::database_tls(&url, ca_file).map_err(|e| ConfigError::new("database_url", e))?;
+    tls.url.parse::<tokio_postgres::Config>().map_err(|e| {
+        let cause = std::error::Error::source(&e)
+            .map(|c| format!(": {c}"))
+            .unwrap_or_default();
+        ConfigError::new("database_url", format!("not a PostgreSQL URL: {e}{cause}"))
+    })?;
     Ok(url)
 }
 

@@ -36,7 +36,7 @@ mod throwaway;
 
 pub use databases::{dev_database, TestDatabase};
 pub use server::LocalServer;
-pub use throwaway::Throwaway;
+pub use throwaway::{ServerTls, Throwaway};
 
 /// Errors finding or preparing a local database.
 #[derive(Debug, thiserror::Error)]

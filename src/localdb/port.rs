@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use super::initdb::socket_dir;
+use super::quoting::quote_literal;
 use super::server::probe;
 use super::{LocalDbError, LocalServer, SUPERUSER};
 
@@ -38,27 +40,49 @@ pub(super) fn pid_file_port(data: &Path) -> Option<u16> {
     text.lines().nth(3)?.trim().parse().ok()
 }
 
-fn throwaway_url(port: u16) -> String {
-    format!("postgresql://{SUPERUSER}@127.0.0.1:{port}/postgres")
+/// How the server in `dir` on `port` is reached as superuser: over TCP, or (`tls`: TCP
+/// takes only TLS there) over its unix socket.
+pub(super) fn throwaway_url(dir: &Path, port: u16, tls: bool) -> Result<String, LocalDbError> {
+    if !tls {
+        return Ok(format!(
+            "postgresql://{SUPERUSER}@127.0.0.1:{port}/postgres"
+        ));
+    }
+    let sock = socket_dir(dir, port).ok_or_else(|| {
+        LocalDbError(format!(
+            "a throwaway server with TLS is reached over its unix socket, but {} is too long \
+             a path for one",
+            dir.display()
+        ))
+    })?;
+    Ok(format!(
+        "host={} port={port} user={SUPERUSER} dbname=postgres",
+        quote_literal(&sock.display().to_string())
+    ))
 }
 
-/// The server on `port` if it answers and serves `data`.
-pub(super) async fn ours_on(port: u16, data: &Path) -> Option<LocalServer> {
-    let url = throwaway_url(port);
-    let client = probe(&url, Duration::from_secs(2)).await.ok()?;
+/// The server at `url` if it answers and serves `data`.
+pub(super) async fn ours_on(url: &str, data: &Path) -> Option<LocalServer> {
+    let client = probe(url, Duration::from_secs(2)).await.ok()?;
     let row = client.query_one("SHOW data_directory", &[]).await.ok()?;
     let served: String = row.get(0);
     let same = match (std::fs::canonicalize(&served), std::fs::canonicalize(data)) {
         (Ok(a), Ok(b)) => a == b,
         _ => false,
     };
-    same.then_some(LocalServer { admin_url: url })
+    same.then_some(LocalServer {
+        admin_url: url.to_string(),
+    })
 }
 
-pub(super) async fn wait_until_ours(port: u16, data: &Path) -> Result<LocalServer, LocalDbError> {
+pub(super) async fn wait_until_ours(
+    url: &str,
+    port: u16,
+    data: &Path,
+) -> Result<LocalServer, LocalDbError> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Some(server) = ours_on(port, data).await {
+        if let Some(server) = ours_on(url, data).await {
             return Ok(server);
         }
         if Instant::now() > deadline {

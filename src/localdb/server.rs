@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::command::RunAs;
 use super::directory::{prepare_dir, DirError};
 use super::quoting::{quote_ident, with_dbname};
-use super::throwaway::{start_default_throwaway, start_in, Throwaway};
+use super::throwaway::{start_default_throwaway, start_in, ServerTls, Throwaway};
 use super::{env_database_url, LocalDbError, SUPERUSER};
 
 /// A PostgreSQL server we may create databases on.
@@ -42,13 +42,29 @@ impl LocalServer {
     /// used, that is the error. Concurrent calls for the same `dir`, from any process, agree
     /// on one server.
     pub async fn start_throwaway(dir: &Path) -> Result<Throwaway, LocalDbError> {
+        Self::start_throwaway_in(dir, None).await
+    }
+
+    /// Like [`LocalServer::start_throwaway`], for a server that serves TLS and takes TCP
+    /// connections only with it (see [`ServerTls`]); `server.admin_url` is its unix socket.
+    pub async fn start_throwaway_with_tls(
+        dir: &Path,
+        tls: &ServerTls,
+    ) -> Result<Throwaway, LocalDbError> {
+        Self::start_throwaway_in(dir, Some(tls)).await
+    }
+
+    async fn start_throwaway_in(
+        dir: &Path,
+        tls: Option<&ServerTls>,
+    ) -> Result<Throwaway, LocalDbError> {
         let dir = std::path::absolute(dir)
             .map_err(|e| LocalDbError(format!("bad directory {}: {e}", dir.display())))?;
         let run_as = RunAs::for_dir(&dir).await?;
         prepare_dir(&dir, run_as.as_ref())
             .await
             .map_err(DirError::into_error)?;
-        start_in(&dir, run_as).await
+        start_in(&dir, run_as, tls).await
     }
 
     /// Where [`LocalServer::obtain`] keeps its throwaway server: `<workspace>/.serai/pg`, the

@@ -6,8 +6,26 @@ use super::binaries::PgBin;
 use super::command::{current_uid, one_line, run, RunAs};
 use super::directory::{lock, prepare_dir, write_file, DirError};
 use super::initdb::{initdb, write_settings};
-use super::port::{ours_on, pick_port, pid_file_port, read_port, wait_until_ours};
+use super::port::{ours_on, pick_port, pid_file_port, read_port, throwaway_url, wait_until_ours};
 use super::{LocalDbError, LocalServer};
+
+/// TLS for a throwaway server ([`LocalServer::start_throwaway_with_tls`]): it serves this
+/// certificate, and over TCP only with TLS (pg_hba.conf has `hostssl` lines and no `host`
+/// ones), so a client with `sslmode=disable` is refused. Its own connections
+/// (`server.admin_url`) go over the unix socket.
+#[derive(Clone)]
+pub struct ServerTls {
+    /// The server's certificate (PEM; a chain: the server's first).
+    pub cert_pem: String,
+    /// Its private key (PEM).
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerTls").finish_non_exhaustive()
+    }
+}
 
 /// A throwaway server started (or found running) in a directory. It keeps running when this
 /// value is dropped; [`Throwaway::stop`] (or `scripts/pg-stop.sh`) stops it.
@@ -70,7 +88,7 @@ pub(super) async fn start_default_throwaway() -> Result<Throwaway, LocalDbError>
 async fn start_with_fallback(dir: &Path) -> Result<Throwaway, LocalDbError> {
     let run_as = RunAs::for_dir(dir).await?;
     match prepare_dir(dir, run_as.as_ref()).await {
-        Ok(()) => start_in(dir, run_as).await,
+        Ok(()) => start_in(dir, run_as, None).await,
         Err(DirError::Unreachable(why)) => {
             // Root with a checkout the server's user cannot traverse (e.g. under /root): keep
             // the cluster in /tmp instead, one per invoking uid. pg-stop.sh looks there too.
@@ -84,14 +102,19 @@ async fn start_with_fallback(dir: &Path) -> Result<Throwaway, LocalDbError> {
             prepare_dir(&fallback, run_as.as_ref())
                 .await
                 .map_err(DirError::into_error)?;
-            start_in(&fallback, run_as).await
+            start_in(&fallback, run_as, None).await
         }
         Err(DirError::Other(e)) => Err(e),
     }
 }
 
-/// Starts or reuses the server in the prepared directory `dir`, holding its lock meanwhile.
-pub(super) async fn start_in(dir: &Path, run_as: Option<RunAs>) -> Result<Throwaway, LocalDbError> {
+/// Starts or reuses the server in the prepared directory `dir`, holding its lock meanwhile;
+/// `tls` applies when this call starts it.
+pub(super) async fn start_in(
+    dir: &Path,
+    run_as: Option<RunAs>,
+    tls: Option<&ServerTls>,
+) -> Result<Throwaway, LocalDbError> {
     let _lock = lock(&dir.join("lock")).await?;
     let data = dir.join("data");
     let port_file = dir.join("port");
@@ -112,7 +135,7 @@ pub(super) async fn start_in(dir: &Path, run_as: Option<RunAs>) -> Result<Throwa
         known_ports.push(port);
     }
     for port in known_ports {
-        if let Some(server) = ours_on(port, &data).await {
+        if let Some(server) = ours_on(&throwaway_url(dir, port, tls.is_some())?, &data).await {
             if read_port(&port_file) != Some(port) {
                 write_file(&port_file, &format!("{port}\n"))?;
             }
@@ -132,7 +155,7 @@ pub(super) async fn start_in(dir: &Path, run_as: Option<RunAs>) -> Result<Throwa
     for attempt in 0..3 {
         let port = pick_port(read_port(&port_file), attempt > 0);
         write_file(&port_file, &format!("{port}\n"))?;
-        write_settings(dir, port, run_as.as_ref())?;
+        write_settings(dir, port, run_as.as_ref(), tls)?;
         let log = dir.join("postgres.log");
         let out = run(
             run_as.as_ref(),
@@ -151,7 +174,8 @@ pub(super) async fn start_in(dir: &Path, run_as: Option<RunAs>) -> Result<Throwa
         )
         .await?;
         if out.status.success() {
-            let server = wait_until_ours(port, &data).await?;
+            let url = throwaway_url(dir, port, tls.is_some())?;
+            let server = wait_until_ours(&url, port, &data).await?;
             tracing::info!(
                 "started a throwaway PostgreSQL in {} on 127.0.0.1:{port}",
                 dir.display()

@@ -320,7 +320,7 @@ fn bind_admin(config: &Config, state: AdminState) -> Result<(SocketAddr, Server)
     Ok((addr, admin.run()))
 }
 
-/// The database pool's size and deadlines, from the config.
+/// The database pool's size, deadlines and CA file, from the config.
 pub fn db_settings(config: &Config) -> DbSettings {
     DbSettings {
         pool_size: config.database_pool_size,
@@ -328,6 +328,7 @@ pub fn db_settings(config: &Config) -> DbSettings {
         pool_wait: config.db_pool_wait,
         statement_timeout: config.db_statement_timeout,
         lease_timeout: config.membership_timeout,
+        ca_file: config.database_ca_file.clone(),
         ..DbSettings::default()
     }
 }

@@ -1,13 +1,16 @@
 //! The database handle: a deadpool of tokio-postgres connections plus the critical path.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts};
+use deadpool_postgres::{ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime, Timeouts};
 use futures_util::future::BoxFuture;
 pub use tokio_postgres::Transaction;
-use tokio_postgres::{error::SqlState, IsolationLevel as Isolation, NoTls};
+use tokio_postgres::{error::SqlState, IsolationLevel as Isolation};
 
+use super::connect::Target;
 use super::retry::Backoff;
+use super::tls::explain;
 use crate::config::Dialect;
 use crate::metrics::Metrics;
 use crate::request::{current_deadline, Failure, Faults};
@@ -20,6 +23,13 @@ pub enum DbError {
     Unavailable(String),
     #[error("database error: {}", sql_detail(.0))]
     Sql(#[from] tokio_postgres::Error),
+    /// No connection could be made: to which server(s), and why (refused, TLS, the
+    /// server's own refusal such as pg_hba.conf or a bad password).
+    #[error("cannot connect to the database at {server}: {}", sql_detail(.source))]
+    Connect {
+        server: String,
+        source: tokio_postgres::Error,
+    },
     /// The row is owned by a newer claim: this node's copy is stale.
     #[error("fenced: {0} is owned by a newer claim")]
     Fenced(String),
@@ -45,11 +55,27 @@ pub enum DbError {
     DuplicateRequest,
 }
 
-/// The SQLSTATE and server message of a database error (tokio-postgres prints only "db error").
+/// The SQLSTATE and server message of a database error (tokio-postgres prints only "db error"),
+/// or any other error with its causes (it prints only "error performing TLS handshake").
 fn sql_detail(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{} {}: {}", db.code().code(), db.severity(), db.message()),
-        None => e.to_string(),
+        None => explain(e),
+    }
+}
+
+/// Whether running the same work again may succeed after this error: serialization failures
+/// (40001), deadlocks, and lost or unavailable connections.
+fn sql_retryable(e: &tokio_postgres::Error) -> bool {
+    match e.code() {
+        Some(code) => {
+            *code == SqlState::T_R_SERIALIZATION_FAILURE
+                || *code == SqlState::T_R_DEADLOCK_DETECTED
+                || *code == SqlState::ADMIN_SHUTDOWN
+                || *code == SqlState::CANNOT_CONNECT_NOW
+                || code.code().starts_with("08")
+        }
+        None => e.is_closed() || e.to_string().contains("connection"),
     }
 }
 
@@ -57,7 +83,7 @@ impl DbError {
     /// SQLSTATE of the underlying error, if any.
     pub fn sqlstate(&self) -> Option<&SqlState> {
         match self {
-            DbError::Sql(e) => e.code(),
+            DbError::Sql(e) | DbError::Connect { source: e, .. } => e.code(),
             _ => None,
         }
     }
@@ -94,16 +120,7 @@ impl DbError {
     pub fn is_retryable(&self) -> bool {
         match self {
             DbError::Unavailable(_) => true,
-            DbError::Sql(e) => match e.code() {
-                Some(code) => {
-                    *code == SqlState::T_R_SERIALIZATION_FAILURE
-                        || *code == SqlState::T_R_DEADLOCK_DETECTED
-                        || *code == SqlState::ADMIN_SHUTDOWN
-                        || *code == SqlState::CANNOT_CONNECT_NOW
-                        || code.code().starts_with("08")
-                }
-                None => e.is_closed() || e.to_string().contains("connection"),
-            },
+            DbError::Sql(e) | DbError::Connect { source: e, .. } => sql_retryable(e),
             _ => false,
         }
     }
@@ -129,6 +146,8 @@ pub struct Db {
     retry_budget: Duration,
     /// A node's ownership lasts this long past its last heartbeat (the membership timeout).
     lease_timeout: Duration,
+    /// `host:port (sslmode=…)`, named by connection errors.
+    server: Arc<str>,
 }
 
 /// The pool's size and the deadlines of every database wait.
@@ -150,6 +169,9 @@ pub struct DbSettings {
     /// A node's ownership of its rows lasts this long past its last heartbeat (the
     /// membership timeout): claims over a live owner wait for it to hand over.
     pub lease_timeout: Duration,
+    /// The CA certificates (PEM) the server's certificate must chain to, unless the URL's
+    /// `sslrootcert` names them (the `database_ca_file` setting).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for DbSettings {
@@ -162,6 +184,7 @@ impl Default for DbSettings {
             keepalive_idle: Duration::from_secs(2),
             retry_budget: Duration::from_millis(1500),
             lease_timeout: Duration::from_secs(3),
+            ca_file: None,
         }
     }
 }
@@ -170,6 +193,7 @@ impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Db")
             .field("dialect", &self.dialect)
+            .field("server", &self.server)
             .field("status", &self.pool.status())
             .finish()
     }
@@ -193,7 +217,8 @@ impl Db {
         Db::connect_with(url, &settings, dialect, metrics)
     }
 
-    /// Builds the pool. No connection is made until first use. Every wait has a deadline:
+    /// Builds the pool; `url`'s `sslmode` (and CA) pick how it is secured. No connection is
+    /// made until first use, but a bad URL or CA file fails here. Every wait has a deadline:
     /// deadpool's timeouts default to none and TCP keepalive to two hours, so without these a
     /// dead or silently partitioned database would hang callers (and the heartbeat) forever.
     pub fn connect_with(
@@ -202,9 +227,9 @@ impl Db {
         dialect: Dialect,
         metrics: Arc<Metrics>,
     ) -> Result<Db, DbError> {
-        let mut pg: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e| DbError::Unavailable(format!("bad database url: {e}")))?;
+        let mut target = Target::parse(url, settings.ca_file.as_deref())?;
+        let server = Arc::from(target.server());
+        let pg = target.pg_mut();
         pg.connect_timeout(settings.connect_timeout);
         pg.application_name("serai");
         pg.keepalives(true);
@@ -218,13 +243,9 @@ impl Db {
             settings.statement_timeout.as_millis()
         );
         pg.options(options.trim());
-        let manager = Manager::from_config(
-            pg,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let manager = target.into_manager(ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        });
         let timeouts = Timeouts {
             wait: Some(settings.pool_wait),
             create: Some(settings.connect_timeout),
@@ -243,6 +264,7 @@ impl Db {
             faults: Arc::default(),
             retry_budget: settings.retry_budget,
             lease_timeout: settings.lease_timeout,
+            server,
         })
     }
 
@@ -273,13 +295,30 @@ impl Db {
     /// request's deadline, whichever comes first.
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, DbError> {
         let Some(deadline) = current_deadline() else {
-            return Ok(self.pool.get().await?);
+            return self.pool.get().await.map_err(|e| self.pool_error(e));
         };
         match tokio::time::timeout_at(deadline.instant(), self.pool.get()).await {
-            Ok(client) => Ok(client?),
+            Ok(client) => client.map_err(|e| self.pool_error(e)),
             Err(_) => Err(DbError::Unavailable(
                 "no database connection before the request's deadline".into(),
             )),
+        }
+    }
+
+    /// A failed wait for a pooled connection; a failure to make one names the server.
+    fn pool_error(&self, e: PoolError) -> DbError {
+        match e {
+            PoolError::Backend(source) => DbError::Connect {
+                server: self.server.to_string(),
+                source,
+            },
+            PoolError::Timeout(deadpool_postgres::TimeoutType::Create) => {
+                DbError::Unavailable(format!(
+                    "no connection to {} within the connect timeout",
+                    self.server
+                ))
+            }
+            other => other.into(),
         }
     }
 

@@ -1,5 +1,8 @@
 //! Everything that speaks SQL lives here; no other module imports tokio-postgres.
 //!
+//! - `connect`: where the database is and how the way there is secured (`sslmode`, the CA):
+//!   every connection starts there; `tls`: rustls for each `sslmode`, certificate errors in
+//!   plain words.
 //! - [`Db`]: the pool, the dialect, and [`Db::transact`], the critical path (one transaction,
 //!   retried whole on SQLSTATE 40001, answered only after commit).
 //! - `batch`: pure coalescing of dirty rows (latest wins per row key, indexed by entity).
@@ -15,9 +18,12 @@
 //! - `accounts`: users, device ids and custom ids.
 //! - `receipts`: idempotency receipts, written in the transaction of their change.
 
+mod connect;
 mod db;
 pub mod retry;
+mod tls;
 
+pub use connect::connect;
 pub use db::{Db, DbError, DbSettings};
 pub mod accounts;
 pub mod actor;

@@ -15,13 +15,9 @@ use super::load::{with_id, Caller, CharState, Final, Options, Player};
 
 /// Connects the harness's own session (direct, never through the proxy).
 pub async fn connect(url: &str) -> Result<Pg, String> {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+    serai::persistence::connect(url, None)
         .await
-        .map_err(|e| format!("connect to the database: {e}"))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(client)
+        .map_err(|e| e.to_string())
 }
 
 /// `serai migrate` with the real binary, then restock off: markets only change by trades, so
