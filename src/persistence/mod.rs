@@ -16,6 +16,7 @@
 //! - `receipts`: idempotency receipts, written in the transaction of their change.
 
 mod db;
+mod db_figures;
 pub mod retry;
 
 pub use db::{Db, DbError, DbSettings};
