@@ -241,3 +241,57 @@ fn labeled(name: &'static str, labels: &[(&'static str, &str)]) -> Key {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(text: &str, name: &str) -> Option<f64> {
+        text.lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    }
+
+    #[test]
+    fn readiness_changes_count_flips_after_the_first_answer() {
+        let m = Metrics::new("t");
+        m.observe_readiness(true);
+        m.observe_readiness(true);
+        m.observe_readiness(false);
+        m.observe_readiness(true);
+        let text = m.render();
+        assert_eq!(value(&text, "serai_ready"), Some(1.0));
+        assert_eq!(value(&text, "serai_readiness_changes_total"), Some(2.0));
+    }
+
+    #[test]
+    fn every_family_has_help_and_histograms_have_buckets() {
+        let m = Metrics::new("t");
+        m.db_write("settle_trade", 0.003, Some("connection"));
+        m.db_error("flush", "serialization");
+        m.rpc("echo", "http", "ok", 0.0001);
+        let text = m.render();
+        let families: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next())
+            .collect();
+        assert!(families.len() > 10, "{text}");
+        for name in families {
+            assert!(described(name).is_some(), "{name} is not in the catalog");
+            assert!(
+                text.contains(&format!("# HELP {name} ")),
+                "{name} has no help"
+            );
+        }
+        assert!(text.contains("# TYPE serai_rpc_duration_seconds histogram"));
+        assert!(text.contains(
+            "serai_db_write_duration_seconds_bucket{node=\"t\",op=\"settle_trade\",le=\"0.005\"} 1"
+        ));
+        assert!(text.contains(
+            "serai_db_write_failures_total{node=\"t\",op=\"settle_trade\",class=\"connection\"} 1"
+        ));
+        assert!(text.contains("serai_build_info{node=\"t\",version=\""));
+    }
+}
