@@ -605,7 +605,10 @@ fn node_serves_admin_http_and_exits_0_on_sigterm() {
             value.parse::<f64>().is_ok() || ["+Inf", "-Inf", "NaN"].contains(&value),
             "sample line `name{{labels}} value`: {line}"
         );
-        assert!(line.starts_with("serai_"), "metric named serai_*: {line}");
+        assert!(
+            line.starts_with("serai_") || line.starts_with("process_"),
+            "metric named serai_* (or the standard process_*): {line}"
+        );
     }
 
     // Everything else needs the token: 401 with a JSON body.

@@ -257,7 +257,7 @@ async fn the_node_pool_takes_the_ca_from_the_config() {
     .expect("pool");
     db.ping().await.expect("the pool connects with verify-full");
     let encrypted = db
-        .transact(|tx| {
+        .transact("test_tls", |tx| {
             Box::pin(async move {
                 let row = tx
                     .query_one(

@@ -72,9 +72,11 @@ async fn quota_in_memory(market: &Addr<Market>, good: &str) -> i64 {
 /// (a buy) at its price and answers the row it left.
 async fn commit_buy(db: &Db, node: &'static str, good: &'static str, r: &Reservation) -> Committed {
     let (quantity, price) = (r.quantity, r.unit_price);
-    db.transact(|tx| Box::pin(async move { apply_trade(tx, node, good, -quantity, price).await }))
-        .await
-        .expect("the trade commits")
+    db.transact("test", |tx| {
+        Box::pin(async move { apply_trade(tx, node, good, -quantity, price).await })
+    })
+    .await
+    .expect("the trade commits")
 }
 
 /// Settles reservation `r` at `market` with `outcome`.
@@ -233,7 +235,7 @@ async fn fifty_concurrent_buyers_never_oversell() {
             };
             let (price, quantity) = (r.unit_price, r.quantity);
             let committed = db
-                .transact(|tx| {
+                .transact("test", |tx| {
                     Box::pin(async move { apply_trade(tx, node, good, -quantity, price).await })
                 })
                 .await;
@@ -667,13 +669,17 @@ async fn apply_trade_refuses_to_take_a_quota_below_zero() {
     let (node, good) = ("port_azul", "spices");
     let quota = quota_in_db(&db, node, good).await;
     let over = db
-        .transact(|tx| Box::pin(async move { apply_trade(tx, node, good, -(quota + 1), 1).await }))
+        .transact("test", |tx| {
+            Box::pin(async move { apply_trade(tx, node, good, -(quota + 1), 1).await })
+        })
         .await;
     assert!(matches!(over, Err(DbError::Rejected(_))));
     assert_eq!(quota_in_db(&db, node, good).await, quota);
-    db.transact(|tx| Box::pin(async move { apply_trade(tx, node, good, 5, 99).await }))
-        .await
-        .unwrap();
+    db.transact("test", |tx| {
+        Box::pin(async move { apply_trade(tx, node, good, 5, 99).await })
+    })
+    .await
+    .unwrap();
     assert_eq!(
         markets::snapshot(&db, node, good).await.unwrap(),
         Some((99, quota + 5))
@@ -699,7 +705,9 @@ async fn a_trade_in_flight_across_a_handoff_reaches_the_new_activation() {
     assert_eq!(quota_in_memory(&new, good).await, full);
     let price = r.unit_price;
     let row = db
-        .transact(|tx| Box::pin(async move { apply_trade(tx, node, good, -40, price).await }))
+        .transact("test", |tx| {
+            Box::pin(async move { apply_trade(tx, node, good, -40, price).await })
+        })
         .await
         .unwrap();
     new.send(Settle {

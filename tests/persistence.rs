@@ -277,7 +277,7 @@ async fn serialization_failures_are_retried_whole() {
     let skew = |read: Uuid, write: Uuid| {
         let (db, barrier, attempts) = (db.clone(), barrier.clone(), attempts.clone());
         async move {
-            db.transact(move |tx| {
+            db.transact("test", move |tx| {
                 let (barrier, attempts) = (barrier.clone(), attempts.clone());
                 Box::pin(async move {
                     let first = attempts.fetch_add(1, Ordering::SeqCst) < 2;

@@ -205,6 +205,7 @@ impl Machine {
             .with_node()
             .with_npm()
             .with_npm_packages("2.8.0")
+            .with_tool("promtool")
     }
 
     /// Runs `bash scripts/lib/deps.sh <purpose>` with `env` on top of the machine's.
@@ -267,7 +268,7 @@ fn bare_machine_as_root_installs_exactly_what_is_missing() {
     assert!(o.ok, "{}", report(&o));
     assert_eq!(
         o.installed(),
-        ["postgresql", "nodejs", "npm"],
+        ["postgresql", "nodejs", "npm", "prometheus"],
         "{}",
         report(&o)
     );
@@ -300,7 +301,6 @@ fn bare_machine_as_root_installs_exactly_what_is_missing() {
         report(&o)
     );
     // The optional tools are only noted.
-    assert!(o.stderr.contains("no promtool (optional"), "{}", report(&o));
     assert!(
         o.stderr.contains("no chromium/chromedriver (optional"),
         "{}",
@@ -328,7 +328,8 @@ fn only_postgres_missing_installs_only_postgresql() {
     let machine = Machine::new()
         .with_node()
         .with_npm()
-        .with_npm_packages("2.8.0");
+        .with_npm_packages("2.8.0")
+        .with_tool("promtool");
     let o = machine.run("test", &[]);
     assert!(o.ok, "{}", report(&o));
     assert_eq!(o.installed(), ["postgresql"], "{}", report(&o));
@@ -341,7 +342,10 @@ fn only_postgres_missing_installs_only_postgresql() {
 
 #[test]
 fn node_without_npm_installs_only_npm() {
-    let machine = Machine::new().with_postgres().with_node();
+    let machine = Machine::new()
+        .with_postgres()
+        .with_node()
+        .with_tool("promtool");
     let o = machine.run("test", &[]);
     assert!(o.ok, "{}", report(&o));
     assert_eq!(o.installed(), ["npm"], "{}", report(&o));
@@ -354,7 +358,8 @@ fn stale_npm_packages_run_npm_ci_without_apt_or_root() {
         .with_postgres()
         .with_node()
         .with_npm()
-        .with_npm_packages("2.7.0");
+        .with_npm_packages("2.7.0")
+        .with_tool("promtool");
     let o = machine.run("test", &[("SERAI_AS_ROOT", "0")]);
     assert!(o.ok, "{}", report(&o));
     assert!(
@@ -370,7 +375,7 @@ fn stale_npm_packages_run_npm_ci_without_apt_or_root() {
 #[test]
 fn not_root_without_sudo_prints_the_packages_and_fails() {
     for sudo in ["tools/no-sudo-here", "tools/sudo-password"] {
-        let machine = Machine::new().with_node();
+        let machine = Machine::new().with_node().with_tool("promtool");
         let sudo_path = machine.dir.join(sudo).display().to_string();
         let o = machine.run(
             "test",
@@ -398,7 +403,8 @@ fn not_root_with_passwordless_sudo_installs_through_sudo() {
     let machine = Machine::new()
         .with_node()
         .with_npm()
-        .with_npm_packages("2.8.0");
+        .with_npm_packages("2.8.0")
+        .with_tool("promtool");
     let sudo = machine.dir.join("tools/sudo").display().to_string();
     let o = machine.run("test", &[("SERAI_AS_ROOT", "0"), ("SERAI_SUDO", &sudo)]);
     assert!(o.ok, "{}", report(&o));
@@ -448,7 +454,8 @@ fn a_database_url_needs_no_postgres_binaries() {
     let machine = Machine::new()
         .with_node()
         .with_npm()
-        .with_npm_packages("2.8.0");
+        .with_npm_packages("2.8.0")
+        .with_tool("promtool");
     let o = machine.run(
         "test",
         &[
@@ -466,7 +473,8 @@ fn postgres_binaries_on_path_count() {
         .with_tool("pg_ctl")
         .with_node()
         .with_npm()
-        .with_npm_packages("2.8.0");
+        .with_npm_packages("2.8.0")
+        .with_tool("promtool");
     let o = machine.run("test", &[("SERAI_AS_ROOT", "0")]);
     assert!(o.ok && o.log.is_empty(), "{}", report(&o));
 }
@@ -476,14 +484,32 @@ fn optional_tools_install_only_when_wanted() {
     let machine = Machine::new().everything().with_tool("chromium");
     let o = machine.run("test", &[]);
     assert!(o.ok && o.log.is_empty(), "only noted: {}", report(&o));
-    assert!(o.stderr.contains("no promtool (optional"), "{}", report(&o));
-
-    let o = machine.run("test", &[("SERAI_DEPS_WANT", "promtool chromium")]);
-    assert!(o.ok, "{}", report(&o));
-    assert_eq!(
-        o.installed(),
-        ["prometheus", "chromium-driver"],
+    assert!(
+        o.stderr.contains("no chromium/chromedriver (optional"),
         "{}",
         report(&o)
     );
+
+    let o = machine.run("test", &[("SERAI_DEPS_WANT", "chromium")]);
+    assert!(o.ok, "{}", report(&o));
+    assert_eq!(o.installed(), ["chromium-driver"], "{}", report(&o));
+}
+
+#[test]
+fn the_tests_get_promtool_and_a_node_does_not_need_it() {
+    let machine = Machine::new()
+        .with_postgres()
+        .with_node()
+        .with_npm()
+        .with_npm_packages("2.8.0");
+    let o = machine.run("run", &[]);
+    assert!(o.ok && o.log.is_empty(), "{}", report(&o));
+    let o = machine.run("test", &[]);
+    assert!(o.ok, "{}", report(&o));
+    assert_eq!(o.installed(), ["prometheus"], "{}", report(&o));
+    assert!(o.stderr.contains("missing: promtool"), "{}", report(&o));
+    // Installed now: a second run finds it and installs nothing.
+    fs::write(machine.dir.join("log"), "").unwrap();
+    let again = machine.run("test", &[]);
+    assert!(again.ok && again.log.is_empty(), "{}", report(&again));
 }

@@ -11,15 +11,16 @@
 # otherwise it prints the apt-get command to run and fails. It never reads standard input.
 #
 #   test: PostgreSQL server binaries (initdb, pg_ctl; apt: postgresql), node 18+ and npm
-#         (apt: nodejs npm), and the npm packages of the client tests in clients/js (`npm ci`,
-#         as the current user).
+#         (apt: nodejs npm), the npm packages of the client tests in clients/js (`npm ci`,
+#         as the current user), and promtool (apt: prometheus; tests/monitoring.rs checks the
+#         metrics and the alert rules with it).
 #   run:  PostgreSQL server binaries only.
 # The PostgreSQL binaries are skipped when SERAI_DATABASE_URL is set or a server answers on
 # 127.0.0.1:5432 (src/localdb/ uses those first).
 #
-# promtool (apt: prometheus) and chromium + chromedriver (apt: chromium chromium-driver) are
-# optional: no test uses them today, so a missing one is only noted. A test that comes to need
-# them adds them to DEPS_WANT below (or a caller sets SERAI_DEPS_WANT="promtool chromium").
+# Optional tools are listed below; DEPS_WANT names those the tests need. chromium +
+# chromedriver (apt: chromium chromium-driver) are optional: no test uses them today, so a
+# missing one is only noted (a caller may set SERAI_DEPS_WANT="chromium" to install them).
 #
 # Injection points (the defaults are the real machine; tests/setup_script.rs replaces them):
 #   SERAI_APT_GET          apt-get command                     (default: apt-get)
@@ -33,7 +34,8 @@
 #   SERAI_DEPS_WANT        optional tools to treat as required: promtool, chromium
 #   SERAI_DEPS=skip        check nothing (a machine set up some other way)
 
-DEPS_WANT=""
+# Optional tools the tests need: promtool (tests/monitoring.rs).
+DEPS_WANT="promtool"
 
 deps_log() { echo "deps: $*" >&2; }
 
@@ -190,7 +192,7 @@ deps_ensure() {
                 missing+=(promtool)
                 packages+=(prometheus)
             else
-                deps_log "note: no promtool (optional, no test uses it yet; apt: prometheus)"
+                deps_log "note: no promtool (optional here; apt: prometheus)"
             fi
         fi
         if ! deps_chromium || ! deps_have chromedriver; then

@@ -136,6 +136,7 @@ async fn readyz(state: web::Data<AdminState>) -> HttpResponse {
         )),
         Some(_) => {}
     }
+    state.metrics.observe_readiness(reasons.is_empty());
     let body = json!({
         "database": database,
         "catalog": catalog,

@@ -5,6 +5,8 @@
 //! (JSON, query, path, payload) are set too, with the same error shape, for any route that
 //! uses them.
 
+use std::time::Instant;
+
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::{self, Bytes, BytesMut};
 use actix_web::{HttpRequest, HttpResponse};
@@ -428,9 +430,11 @@ async fn rpc(
     let Some(call) = state.rpc.call(&id, caller, input) else {
         return Err(ApiError::not_found("RPC function not found"));
     };
-    match call.await {
+    let started = Instant::now();
+    let result = call.await;
+    state.metrics.rpc_done(&id, "http", started, &result);
+    match result {
         Ok(result) => {
-            state.metrics.rpc_ok.increment(1);
             if unwrap {
                 let content_type = req
                     .headers()
@@ -447,9 +451,6 @@ async fn rpc(
                 })
             }
         }
-        Err(RpcError { code, message }) => {
-            state.metrics.rpc_error.increment(1);
-            Err(ApiError::new(GrpcCode::from_i32(code), message))
-        }
+        Err(RpcError { code, message }) => Err(ApiError::new(GrpcCode::from_i32(code), message)),
     }
 }

@@ -20,7 +20,7 @@ pub mod rpc;
 pub mod socket;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::web;
 use metrics::{Counter, Gauge};
@@ -92,23 +92,39 @@ impl Default for HttpSettings {
 #[derive(Clone)]
 pub(crate) struct GatewayMetrics {
     pub sockets: Gauge,
-    pub rpc_ok: Counter,
-    pub rpc_error: Counter,
     pub slow_disconnects: Counter,
     pub auth_created: Counter,
     pub auth_existing: Counter,
+    metrics: Arc<Metrics>,
 }
 
 impl GatewayMetrics {
-    fn new(m: &Metrics) -> GatewayMetrics {
+    fn new(m: &Arc<Metrics>, presence: &Presence) -> GatewayMetrics {
+        // Users online: read off the presence registry at each scrape (sockets come and go
+        // on every arbiter; the registry is the one place that knows the count).
+        let (online, users) = (m.gauge("serai_sessions_online"), presence.clone());
+        m.on_render(move || online.set(users.online_users() as f64));
         GatewayMetrics {
             sockets: m.active_actors("socket"),
-            rpc_ok: m.counter("serai_client_rpc_total", "outcome", "ok"),
-            rpc_error: m.counter("serai_client_rpc_total", "outcome", "error"),
             slow_disconnects: m.counter("serai_client_disconnects_total", "reason", "slow_reader"),
             auth_created: m.counter("serai_client_auth_total", "account", "created"),
             auth_existing: m.counter("serai_client_auth_total", "account", "existing"),
+            metrics: m.clone(),
         }
+    }
+
+    /// One RPC of `id` over `transport` (`http`, `socket`) ended with `result`.
+    pub(crate) fn rpc_done(
+        &self,
+        id: &str,
+        transport: &'static str,
+        started: Instant,
+        result: &Result<String, RpcError>,
+    ) {
+        let outcome = result.as_ref().map_or_else(RpcError::outcome, |_| "ok");
+        let id = id.to_lowercase();
+        self.metrics
+            .rpc(&id, transport, outcome, started.elapsed().as_secs_f64());
     }
 }
 
@@ -148,7 +164,7 @@ impl GatewayState {
     ) -> GatewayState {
         let tokens = Arc::new(TokenIssuer::new(&config));
         let socket = SocketSettings::from_config(&config);
-        let metrics = GatewayMetrics::new(db.metrics());
+        let metrics = GatewayMetrics::new(db.metrics(), &presence);
         GatewayState {
             config,
             db,

@@ -83,6 +83,20 @@ impl RpcError {
     pub fn grpc_code(&self) -> GrpcCode {
         GrpcCode::from_i32(self.code)
     }
+
+    /// How the call ended, for the metrics: `not_run` (14), `may_have_run` (4), `refused`
+    /// (the request's own fault or a game rule said no: bad input, not found, not allowed,
+    /// wrong state, over a limit), or `error` (a failure of the server).
+    pub fn outcome(&self) -> &'static str {
+        use GrpcCode::*;
+        match self.grpc_code() {
+            Unavailable => "not_run",
+            DeadlineExceeded => "may_have_run",
+            InvalidArgument | NotFound | AlreadyExists | PermissionDenied | FailedPrecondition
+            | OutOfRange | Unauthenticated | ResourceExhausted | Aborted => "refused",
+            Cancelled | Unknown | Unimplemented | Internal | DataLoss => "error",
+        }
+    }
 }
 
 impl fmt::Display for RpcError {
@@ -302,5 +316,15 @@ mod tests {
         assert_eq!((e.code, e.message.contains("10.0.0.7")), (14, false));
         let e = RpcError::from(DbError::CommitUnknown("connection reset".into()));
         assert_eq!((e.code, e.message.contains("request_id")), (4, true));
+    }
+
+    #[test]
+    fn outcomes_for_the_metrics() {
+        let outcome = |e: DbError| RpcError::from(e).outcome();
+        assert_eq!(outcome(DbError::Unavailable("x".into())), "not_run");
+        assert_eq!(outcome(DbError::CommitUnknown("x".into())), "may_have_run");
+        assert_eq!(outcome(DbError::Rejected("no gold".into())), "refused");
+        assert_eq!(outcome(DbError::Migration("bug".into())), "error");
+        assert_eq!(RpcError::invalid_argument("bad").outcome(), "refused");
     }
 }

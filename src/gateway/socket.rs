@@ -205,23 +205,19 @@ impl SocketConn {
         };
         self.inflight += 1;
         let id = rpc.id;
+        let started = Instant::now();
         ctx.spawn(call.into_actor(self).map(move |result, act, ctx| {
             act.inflight -= 1;
+            act.state.metrics.rpc_done(&id, "socket", started, &result);
             let text = match result {
-                Ok(payload) => {
-                    act.state.metrics.rpc_ok.increment(1);
-                    encode_envelope(
-                        cid.as_deref(),
-                        &ServerMessage::Rpc(RpcReply {
-                            id: &id,
-                            payload: &payload,
-                        }),
-                    )
-                }
-                Err(e) => {
-                    act.state.metrics.rpc_error.increment(1);
-                    encode_envelope(cid.as_deref(), &ServerMessage::Error(realtime_error(e)))
-                }
+                Ok(payload) => encode_envelope(
+                    cid.as_deref(),
+                    &ServerMessage::Rpc(RpcReply {
+                        id: &id,
+                        payload: &payload,
+                    }),
+                ),
+                Err(e) => encode_envelope(cid.as_deref(), &ServerMessage::Error(realtime_error(e))),
             };
             act.send_text(text, ctx);
         }));

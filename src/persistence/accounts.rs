@@ -108,7 +108,7 @@ pub async fn authenticate(
             .unwrap_or_else(generate_username);
         let new_id = Uuid::new_v4();
         let attempt = db
-            .transact(|tx| {
+            .transact("authenticate", |tx| {
                 let (id, name) = (id.to_string(), name.clone());
                 Box::pin(async move {
                     if let Some(row) = tx.query_opt(kind.find_sql(), &[&id]).await? {

@@ -36,7 +36,7 @@ pub const FIRST_EPOCH: i64 = 1;
 /// the session's claim is stale.
 pub async fn create(db: &Db, e: &NewEncounter) -> Result<i64, DbError> {
     let e = e.clone();
-    let result = db.transact(move |tx| {
+    let result = db.transact("create_battle", move |tx| {
         let e = e.clone();
         Box::pin(async move {
             tx.execute(
@@ -158,7 +158,7 @@ pub enum SettleOutcome {
 /// [`DbError::Fenced`]).
 pub async fn settle(db: &Db, s: &BattleSettlement) -> Result<SettleOutcome, DbError> {
     let s = s.clone();
-    let result = db.transact(move |tx| {
+    let result = db.transact("settle_battle", move |tx| {
         let s = s.clone();
         Box::pin(async move {
             let c = &s.character;
@@ -270,7 +270,7 @@ pub async fn log_turn(
 ) -> Result<(), DbError> {
     let (payload, receipt) = (payload.to_vec(), receipt.clone());
     let result = db
-        .transact_guarded(move |tx| {
+        .transact_guarded("log_battle_turn", move |tx| {
             let (payload, receipt) = (payload.clone(), receipt.clone());
             Box::pin(async move {
                 let n = tx

@@ -53,7 +53,7 @@ pub async fn create(
     receipt: Option<&Receipt>,
 ) -> Result<(), DbError> {
     let (c, receipt) = (c.clone(), receipt.cloned());
-    db.transact(move |tx| {
+    db.transact("create_character", move |tx| {
         let (c, receipt) = (c.clone(), receipt.clone());
         Box::pin(async move {
             receipts::store(tx, receipt.as_ref()).await?;
@@ -223,7 +223,7 @@ pub async fn delete(
 ) -> Result<(), DbError> {
     let receipt = receipt.cloned();
     let result = db
-        .transact(move |tx| {
+        .transact("delete_character", move |tx| {
             let receipt = receipt.clone();
             Box::pin(async move {
                 receipts::store(tx, receipt.as_ref()).await?;
@@ -291,7 +291,7 @@ pub struct TradeSettled {
 /// Settles a trade in one transaction: gold, cargo and the market's quota.
 pub async fn settle_trade(db: &Db, t: &TradeSettlement) -> Result<TradeSettled, DbError> {
     let t = t.clone();
-    let result = db.transact_guarded(move |tx| {
+    let result = db.transact_guarded("settle_trade", move |tx| {
         let t = t.clone();
         Box::pin(async move {
             let (gold_delta, cargo_delta, quota_delta) = match t.side {
@@ -351,7 +351,7 @@ pub async fn hire(
     receipt: Option<&Receipt>,
 ) -> Result<i64, DbError> {
     let (m, receipt) = (member.clone(), receipt.cloned());
-    let result = db.transact_guarded(move |tx| {
+    let result = db.transact_guarded("hire_crew", move |tx| {
         let (m, receipt) = (m.clone(), receipt.clone());
         Box::pin(async move {
             receipts::store(tx, receipt.as_ref()).await?;
@@ -379,7 +379,7 @@ pub async fn dismiss(
 ) -> Result<(), DbError> {
     let receipt = receipt.cloned();
     let result = db
-        .transact(move |tx| {
+        .transact("dismiss_crew", move |tx| {
             let receipt = receipt.clone();
             Box::pin(async move {
                 change_gold(tx, character_id, epoch, 0).await?; // the fence
@@ -411,7 +411,7 @@ pub async fn learn_skill(
 ) -> Result<i32, DbError> {
     let (code, receipt) = (format!("{SKILL_PREFIX}{skill}"), receipt.cloned());
     let result = db
-        .transact_guarded(move |tx| {
+        .transact_guarded("learn_skill", move |tx| {
             let (code, receipt) = (code.clone(), receipt.clone());
             Box::pin(async move {
                 let row = tx
@@ -448,7 +448,7 @@ pub async fn depart(
 ) -> Result<(), DbError> {
     let (trip, receipt) = (trip.clone(), receipt.cloned());
     let result = db
-        .transact_guarded(move |tx| {
+        .transact_guarded("depart", move |tx| {
             let (trip, receipt) = (trip.clone(), receipt.clone());
             Box::pin(async move {
                 let n = tx
@@ -473,7 +473,7 @@ pub async fn depart(
 /// [`crate::domain::character::rules::arrive`] left them.
 pub async fn arrive(db: &Db, c: &CharacterState, epoch: i64) -> Result<(), DbError> {
     let c = c.clone();
-    let result = db.transact(move |tx| {
+    let result = db.transact("arrive", move |tx| {
         let c = c.clone();
         Box::pin(async move {
             let n = tx

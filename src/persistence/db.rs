@@ -330,19 +330,20 @@ impl Db {
     }
 
     /// Runs `work` in one SERIALIZABLE transaction and commits; on a retryable error the whole
-    /// transaction is run again with backoff. Returns only after the commit succeeded.
-    pub async fn transact<T, F>(&self, work: F) -> Result<T, DbError>
+    /// transaction is run again with backoff. Returns only after the commit succeeded. `op`
+    /// names the transaction in the metrics (`serai_db_write_duration_seconds{op}`).
+    pub async fn transact<T, F>(&self, op: &'static str, work: F) -> Result<T, DbError>
     where
         F: for<'t> Fn(&'t Transaction<'t>) -> BoxFuture<'t, Result<T, DbError>>,
     {
-        self.transact_at(Isolation::Serializable, work).await
+        self.transact_at(op, Isolation::Serializable, work).await
     }
 
     /// Like [`Db::transact`] at READ COMMITTED, for changes made only of guarded relative
     /// updates (`x = x + d WHERE … AND x + d >= 0`, fenced by epoch): each statement re-checks
     /// its guard on the latest row, so hot rows (a market's quota) do not abort on 40001.
     /// CockroachDB runs it SERIALIZABLE (its default; READ COMMITTED is a cluster option there).
-    pub async fn transact_guarded<T, F>(&self, work: F) -> Result<T, DbError>
+    pub async fn transact_guarded<T, F>(&self, op: &'static str, work: F) -> Result<T, DbError>
     where
         F: for<'t> Fn(&'t Transaction<'t>) -> BoxFuture<'t, Result<T, DbError>>,
     {
@@ -350,10 +351,30 @@ impl Db {
             Dialect::Postgres => Isolation::ReadCommitted,
             Dialect::Cockroach => Isolation::Serializable,
         };
-        self.transact_at(level, work).await
+        self.transact_at(op, level, work).await
     }
 
-    async fn transact_at<T, F>(&self, level: Isolation, work: F) -> Result<T, DbError>
+    async fn transact_at<T, F>(
+        &self,
+        op: &'static str,
+        level: Isolation,
+        work: F,
+    ) -> Result<T, DbError>
+    where
+        F: for<'t> Fn(&'t Transaction<'t>) -> BoxFuture<'t, Result<T, DbError>>,
+    {
+        let started = std::time::Instant::now();
+        let result = self.transact_retried(op, level, work).await;
+        self.record_write(op, started, &result);
+        result
+    }
+
+    async fn transact_retried<T, F>(
+        &self,
+        op: &'static str,
+        level: Isolation,
+        work: F,
+    ) -> Result<T, DbError>
     where
         F: for<'t> Fn(&'t Transaction<'t>) -> BoxFuture<'t, Result<T, DbError>>,
     {
@@ -362,7 +383,9 @@ impl Db {
         let mut backoff = Backoff::new(Duration::from_millis(5), Duration::from_millis(400));
         let started = std::time::Instant::now();
         loop {
-            match self.transact_once(level, &work).await {
+            let attempt = self.transact_once(level, &work).await;
+            self.count_attempt(op, &attempt);
+            match attempt {
                 Ok(v) => return Ok(v),
                 Err(e)
                     if e.is_retryable()

@@ -34,6 +34,9 @@ pub struct Landing<T> {
     pub commits: usize,
 }
 
+/// The flush's name in the database write metrics (`op`).
+const FLUSH: &str = "flush";
+
 /// Quick retries of a flight after a retryable failure (serialization, lost connection);
 /// past them the rows are kept and the caller backs off.
 const QUICK_RETRIES: u32 = 3;
@@ -58,9 +61,13 @@ pub async fn run<T>(
     let mut error = None;
     let mut commits = 0;
     let mut backoff = Backoff::new(Duration::from_millis(5), Duration::from_millis(100));
+    // One write in the metrics: one range's transaction, its quick retries included.
+    let mut started = Instant::now();
     while let Some(range) = isolator.next() {
         let rows: Vec<_> = entries[range.clone()].iter().map(|e| &e.row).collect();
-        match pg::flush(db, &rows).await {
+        let result = pg::flush(db, &rows).await;
+        db.count_attempt(FLUSH, &result);
+        match &result {
             // A serialization failure (an entity's flush beside the batch, a critical write)
             // or a dropped connection: a flush is idempotent, so try it again at once, a few
             // times, before making whoever waits for these rows hear about it.
@@ -68,7 +75,12 @@ pub async fn run<T>(
                 tracing::debug!(error = %e, attempt = backoff.attempts(), "retrying a flush");
                 db.metrics().db_retries.increment(1);
                 tokio::time::sleep(backoff.next_delay()).await;
+                continue;
             }
+            _ => db.record_write(FLUSH, started, &result),
+        }
+        started = Instant::now();
+        match result {
             Ok(outcome) => {
                 commits += 1;
                 let fenced: HashSet<RowKey> = outcome.fenced.into_iter().collect();

@@ -305,6 +305,22 @@ pub async fn flush(
     epoch: i64,
     batch: &FlushBatch,
 ) -> Result<(), DbError> {
+    let started = std::time::Instant::now();
+    let result = flush_retried(db, board, node, epoch, batch).await;
+    db.record_write(FLUSH_OP, started, &result);
+    result
+}
+
+/// The leaderboard batch's name in the database write metrics (`op`).
+const FLUSH_OP: &str = "leaderboard_flush";
+
+async fn flush_retried(
+    db: &Db,
+    board: &str,
+    node: &str,
+    epoch: i64,
+    batch: &FlushBatch,
+) -> Result<(), DbError> {
     let mut backoff = Backoff::database();
     loop {
         let attempt = if batch.deletes.is_empty() {
@@ -312,6 +328,7 @@ pub async fn flush(
         } else {
             flush_with_deletes(db, board, node, epoch, batch).await
         };
+        db.count_attempt(FLUSH_OP, &attempt);
         match attempt {
             Err(e) if e.is_retryable() && backoff.attempts() + 1 < FLUSH_ATTEMPTS => {
                 tracing::debug!(board, error = %e, "retrying leaderboard flush");

@@ -97,7 +97,7 @@ pub async fn apply_recovery(
     let amounts: Vec<i64> = deltas.iter().map(|d| d.delta).collect();
     let prices: Vec<i64> = deltas.iter().map(|d| d.price).collect();
     let result = db
-        .transact(|tx| {
+        .transact("market_recovery", |tx| {
             let (node, owner_node) = (node.to_string(), owner_node.to_string());
             let (goods, amounts, prices) = (goods.clone(), amounts.clone(), prices.clone());
             Box::pin(async move {

@@ -172,7 +172,7 @@ async fn apply(db: &Db, m: &Migration) -> Result<(), DbError> {
 /// Inserts the default catalog in one transaction unless `catalog_meta` already has its row.
 /// Returns whether it did, and the catalog version now in the database.
 async fn seed_catalog(db: &Db) -> Result<(bool, i64), DbError> {
-    db.transact(|tx| {
+    db.transact("seed_catalog", |tx| {
         Box::pin(async move {
             if let Some(row) = tx
                 .query_opt("SELECT version FROM catalog_meta WHERE id = 1", &[])

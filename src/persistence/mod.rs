@@ -20,6 +20,7 @@
 
 mod connect;
 mod db;
+mod db_figures;
 pub mod retry;
 mod tls;
 

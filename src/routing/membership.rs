@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
+use metrics::Gauge;
 use tokio::sync::Notify;
 
 use super::placement::{Member, Placement};
@@ -63,6 +64,22 @@ pub fn live_members(rows: &[MemberRow], me: &Member, timeout: Duration) -> Vec<M
     members
 }
 
+/// The pure count of members gone missing: rows that still say alive (the node never left)
+/// but are silent past the timeout, so they are out of the view.
+pub fn missing_members(rows: &[MemberRow], me: &Member, timeout: Duration) -> usize {
+    let timeout_ms = timeout.as_millis() as i64;
+    rows.iter()
+        .filter(|r| r.status == ALIVE && r.silent_ms >= timeout_ms && r.node_id != me.node_id)
+        .count()
+}
+
+/// The membership gauges: members in this node's view, and members missing from it.
+#[derive(Clone)]
+struct ViewGauges {
+    members: Gauge,
+    missing: Gauge,
+}
+
 /// Runs membership for one node.
 pub struct Membership {
     db: Db,
@@ -79,6 +96,7 @@ pub struct Membership {
     /// Set by a drain: heartbeat as `draining`, leave every view (own one too), keep the
     /// lease until the node leaves.
     draining: Arc<AtomicBool>,
+    gauges: ViewGauges,
 }
 
 /// Called with the members of every new view (the node resets peer-link backoff with it).
@@ -100,7 +118,12 @@ impl Membership {
             incarnation: me.incarnation,
             ..Default::default()
         };
+        let gauges = ViewGauges {
+            members: db.metrics().gauge("serai_cluster_members"),
+            missing: db.metrics().gauge("serai_cluster_members_missing"),
+        };
         Ok(Membership {
+            gauges,
             db,
             router,
             settings,
@@ -217,6 +240,10 @@ impl Membership {
             // Out of its own view too: every key it holds moves, so it hands each one off.
             members.retain(|m| m.node_id != self.me.node_id);
         }
+        self.gauges.members.set(members.len() as f64);
+        self.gauges
+            .missing
+            .set(missing_members(&rows, &self.me, self.settings.timeout) as f64);
         let silent: BTreeMap<&str, i64> = rows
             .iter()
             .map(|r| (r.node_id.as_str(), r.silent_ms))
@@ -294,6 +321,7 @@ impl Membership {
                 router: self.router.clone(),
                 node_id: self.me.node_id.clone(),
                 vnodes: self.settings.vnodes,
+                members: self.gauges.members.clone(),
             }
             .run(shutdown.clone()),
         );
@@ -325,6 +353,8 @@ struct Watchdog {
     router: Arc<Router>,
     node_id: String,
     vnodes: usize,
+    /// Set to 0 when the node steps down (its view is empty).
+    members: Gauge,
 }
 
 impl Watchdog {
@@ -352,6 +382,7 @@ impl Watchdog {
         let version = s.version;
         s.members.clear();
         drop(s);
+        self.members.set(0.0);
         tracing::error!(
             "no heartbeat within the lease: this node steps down and stops its entities"
         );
@@ -405,6 +436,11 @@ mod tests {
         assert_eq!(
             live[1].incarnation, 2,
             "this node's own entry is its own, not the row's"
+        );
+        assert_eq!(
+            missing_members(&rows, &me, Duration::from_secs(3)),
+            1,
+            "c is missing; d left, and b (this node) is never missing from its own view"
         );
     }
 }

@@ -125,7 +125,7 @@ pub async fn wait_db_quiet(url: &str, within: Duration) {
 /// expired leases and handovers), so it is test code, not a production function.
 pub async fn take_over_character(db: &Db, id: uuid::Uuid, node: &str) -> i64 {
     let node = node.to_string();
-    db.transact(move |tx| {
+    db.transact("test_take_over", move |tx| {
         let node = node.clone();
         Box::pin(async move {
             let row = tx

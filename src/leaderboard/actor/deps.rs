@@ -59,8 +59,8 @@ impl Counters {
             writes_refused: m.counter("serai_leaderboard_writes_total", "outcome", "refused"),
             writes_failed: m.counter("serai_leaderboard_writes_total", "outcome", "failed"),
             batches: m.counter("serai_leaderboard_batches_total", "outcome", "committed"),
-            reads_memory: m.counter("serai_leaderboard_reads_total", "source", "memory"),
-            reads_database: m.counter("serai_leaderboard_reads_total", "source", "database"),
+            reads_memory: m.counter("serai_leaderboard_owner_reads_total", "source", "memory"),
+            reads_database: m.counter("serai_leaderboard_owner_reads_total", "source", "database"),
         }
     }
 }
