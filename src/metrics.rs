@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata, Recorder};
+use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Level, Metadata, Recorder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 /// Handles on every metric a node reports.
@@ -33,6 +33,10 @@ pub struct Metrics {
     pub compensation_rows: Counter,
     /// Open `compensation` records (the whole table, every node's).
     pub compensation_open: Gauge,
+    /// The catalog version this node serves.
+    pub catalog_version: Gauge,
+    /// Seconds from a catalog version's bump to its install on this node.
+    pub catalog_sync_delay: Histogram,
 }
 
 static META: Metadata<'static> = Metadata::new("serai", Level::INFO, Some("serai"));
@@ -42,6 +46,18 @@ impl Metrics {
         let recorder = PrometheusBuilder::new()
             .add_global_label("node", node_id)
             .build_recorder();
+        recorder.describe_gauge(
+            KeyName::from_const_str("serai_catalog_version"),
+            None,
+            "The catalog version this node serves (catalog_meta.version).".into(),
+        );
+        recorder.describe_histogram(
+            KeyName::from_const_str("serai_catalog_sync_delay_seconds"),
+            None,
+            "Seconds from a catalog version's bump in the database to its install on this node \
+             (by broadcast or by polling)."
+                .into(),
+        );
         let handle = recorder.handle();
         let key = |name: &'static str| Key::from_static_name(name);
         Arc::new(Metrics {
@@ -60,6 +76,9 @@ impl Metrics {
             compensation_rows: recorder
                 .register_counter(&key("serai_compensation_rows_total"), &META),
             compensation_open: recorder.register_gauge(&key("serai_compensation_open"), &META),
+            catalog_version: recorder.register_gauge(&key("serai_catalog_version"), &META),
+            catalog_sync_delay: recorder
+                .register_histogram(&key("serai_catalog_sync_delay_seconds"), &META),
             recorder,
             handle,
         })
