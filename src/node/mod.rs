@@ -17,6 +17,7 @@ pub use crate::services::Services;
 
 use crate::admin::http::{self as admin_http, AdminState, Readiness};
 use crate::config::Config;
+use crate::domain::catalog::CurrentCatalog;
 use crate::gateway::{Notifier, Presence, RpcRegistry};
 use crate::metrics::Metrics;
 use crate::persistence::{
@@ -93,8 +94,9 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<RunningNode, No
         metrics.clone(),
     )?;
     migrate::run(&db).await?;
-    let catalog = Arc::new(crate::persistence::catalog::load(&db).await?);
+    let catalog = crate::persistence::catalog::load(&db).await?;
     tracing::info!(version = catalog.version, "catalog loaded");
+    let catalog = CurrentCatalog::from(catalog);
 
     let policy = FlushPolicy {
         interval: config.flush_interval,
@@ -264,7 +266,7 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<RunningNode, No
         readiness: readiness.clone(),
         persistence: persistence.clone(),
         router: router.clone(),
-        catalog_version: catalog.version,
+        catalog_version: catalog.version(),
         membership: membership_status.clone(),
         shutdown: shutdown.clone(),
     };

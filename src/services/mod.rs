@@ -7,7 +7,7 @@ use std::sync::Arc;
 use actix::Addr;
 
 use crate::config::Config;
-use crate::domain::catalog::Catalog;
+use crate::domain::catalog::CurrentCatalog;
 use crate::gateway::{Notifier, Presence, RpcRegistry};
 use crate::metrics::Metrics;
 use crate::persistence::{Db, PersistenceActor};
@@ -20,7 +20,8 @@ use crate::shutdown::Shutdown;
 pub struct Services {
     pub config: Arc<Config>,
     pub db: Db,
-    pub catalog: Arc<Catalog>,
+    /// The catalog this node serves now; take it with `get()` once per request.
+    pub catalog: CurrentCatalog,
     pub persistence: Addr<PersistenceActor>,
     pub router: Arc<Router>,
     pub metrics: Arc<Metrics>,
