@@ -28,6 +28,7 @@ use crate::routing::membership::{Membership, MembershipSettings, MembershipStatu
 use crate::routing::peer::{PeerServer, PeerSettings, Peers};
 use crate::routing::placement::{Member, Placement};
 use crate::routing::Router;
+use crate::services::catalog_sync::CatalogSync;
 use crate::shutdown::Shutdown;
 
 /// Why a node could not start.
@@ -139,6 +140,7 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<RunningNode, No
         peers: peers.clone(),
     };
     crate::game::register(&services);
+    let catalog_sync = CatalogSync::start(&services);
 
     let client_cfg = crate::game::client_routes(&services);
     let draining = shutdown.clone();
@@ -229,6 +231,8 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<RunningNode, No
     )
     .await?;
     incarnation.store(membership.incarnation(), Ordering::Release);
+    let serving = catalog.clone();
+    membership.report_catalog_version(Arc::new(move || serving.version()));
     // A member that (re)joins is worth dialing at once, not after the backoff of its old life.
     let dialer = peers.clone();
     membership.on_view_change(Arc::new(move |members: &[Member]| {
@@ -266,7 +270,7 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<RunningNode, No
         readiness: readiness.clone(),
         persistence: persistence.clone(),
         router: router.clone(),
-        catalog_version: catalog.version(),
+        catalog: catalog_sync,
         membership: membership_status.clone(),
         shutdown: shutdown.clone(),
     };

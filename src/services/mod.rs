@@ -1,6 +1,11 @@
 //! The handles one running node shares with everything it starts: entity actors' deps, the
 //! game's RPCs and the leaderboard's routes are built from a [`Services`]. Assembled by
 //! [`crate::node`].
+//!
+//! - [`catalog_sync`]: hot catalog reload — the admin's reload, the invalidation broadcast to
+//!   every member, and the poll that catches up on a missed one.
+
+pub mod catalog_sync;
 
 use std::sync::Arc;
 
