@@ -17,7 +17,8 @@
 //!   [`routing::Entity`] trait, the peer link, membership, handover.
 //! - [`gateway`]: the Nakama client edge: HTTP API, socket, sessions, presence, the notifier,
 //!   the RPC registry.
-//! - [`services`]: the handles a running node shares with what it starts.
+//! - [`services`]: the handles a running node shares with what it starts, and the catalog's
+//!   hot reload (load, install, broadcast, poll) in [`services::catalog_sync`].
 //! - Entity actors: [`market`], [`leaderboard`], [`battle`], [`character`] (in that order: a
 //!   character's session uses the others).
 //! - [`game`]: the game's client RPCs and the registration of every entity kind.

@@ -51,6 +51,10 @@ pub struct Metrics {
     pub compensation_rows: Counter,
     /// Open `compensation` records (the whole table, every node's).
     pub compensation_open: Gauge,
+    /// The catalog version this node serves.
+    pub catalog_version: Gauge,
+    /// Seconds from a catalog version's bump to its install on this node.
+    pub catalog_sync_delay: Histogram,
 }
 
 static META: Metadata<'static> = Metadata::new("serai", Level::INFO, Some("serai"));
@@ -106,6 +110,9 @@ impl Metrics {
             compensation_rows: recorder
                 .register_counter(&key("serai_compensation_rows_total"), &META),
             compensation_open: recorder.register_gauge(&key("serai_compensation_open"), &META),
+            catalog_version: recorder.register_gauge(&key("serai_catalog_version"), &META),
+            catalog_sync_delay: recorder
+                .register_histogram(&key("serai_catalog_sync_delay_seconds"), &META),
             recorder,
             handle,
         });

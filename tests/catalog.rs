@@ -206,3 +206,24 @@ async fn loading_before_migrating_is_an_error() {
     let db = Db::connect(&tdb.url, 2, Dialect::Postgres, Metrics::new("test")).expect("pool");
     assert!(catalog::load(&db).await.is_err());
 }
+
+#[tokio::test]
+async fn the_version_is_bumped_only_from_the_version_validated() {
+    let (_tdb, db) = migrated().await;
+    let before = catalog::stamp(&db).await.expect("stamp");
+    assert_eq!(before.version, 1);
+    assert!(
+        before.updated_at.is_some(),
+        "the default catalog records its time"
+    );
+    let bumped = catalog::bump(&db, 1).await.expect("bump").expect("from 1");
+    assert_eq!(bumped.version, 2);
+    assert!(bumped.updated_at >= before.updated_at);
+    assert_eq!(
+        catalog::bump(&db, 1).await.expect("bump"),
+        None,
+        "a second bump from 1 finds 2: a concurrent reload"
+    );
+    assert_eq!(catalog::stamp(&db).await.unwrap(), bumped);
+    assert_eq!(catalog::load(&db).await.unwrap().version, 2);
+}

@@ -30,6 +30,7 @@ fn market_codes(cluster: &TestCluster) -> Vec<String> {
         .node(0)
         .services
         .catalog
+        .get()
         .nodes()
         .iter()
         .map(|n| n.code.clone())
@@ -76,6 +77,7 @@ async fn market_messages_reach_the_owner_from_any_node() {
             .node(0)
             .services
             .catalog
+            .get()
             .stock_at(code)
             .next()
             .unwrap()
@@ -332,6 +334,7 @@ async fn cut_peer_links_never_make_two_writers() {
         .node(0)
         .services
         .catalog
+        .get()
         .stock_at(&home)
         .next()
         .unwrap()

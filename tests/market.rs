@@ -731,3 +731,111 @@ async fn a_trade_in_flight_across_a_handoff_reaches_the_new_activation() {
         Err(MarketError::Insufficient { available: 0 })
     );
 }
+
+/// A newer catalog installed while the market runs: at its next request the goods it still
+/// trades take the new parameters (committed stock and open reservations kept), a good no
+/// longer traded there leaves, and a good newly traded there joins once its row is seeded.
+#[actix_rt::test]
+async fn a_new_catalog_version_reprices_adds_and_removes_goods_at_the_next_request() {
+    use serai::domain::catalog::{CurrentCatalog, Stock};
+    let (_tdb, db) = common::migrated_db().await;
+    let node = "port_azul";
+    let base = default_catalog();
+    let current = CurrentCatalog::from(base.clone());
+    let d = MarketDeps::new(
+        db.clone(),
+        current.clone(),
+        NODE_ID,
+        Duration::from_secs(300),
+    );
+    let market = Market::new(node.into(), d).start();
+    let held: Vec<Stock> = base.stock_at(node).cloned().collect();
+    let (kept, dropped) = (held[0].clone(), held[1].clone());
+    let fresh = base
+        .goods()
+        .iter()
+        .find(|g| base.stock(node, &g.code).is_none())
+        .expect("a good not traded here")
+        .code
+        .clone();
+    let open = market
+        .send(reserve(&kept.good, Side::Buy, 5))
+        .await
+        .unwrap()
+        .unwrap();
+
+    // Version 2: `kept` at twice its base price, `dropped` gone, `fresh` traded here.
+    let mut stock: Vec<Stock> = base
+        .all_stock()
+        .iter()
+        .filter(|s| !(s.node == node && s.good == dropped.good))
+        .cloned()
+        .collect();
+    for s in stock.iter_mut() {
+        if s.node == node && s.good == kept.good {
+            s.base_price *= 2;
+        }
+    }
+    let added = Stock {
+        node: node.into(),
+        good: fresh.clone(),
+        base_price: 50,
+        base_quota: 40,
+        restock_per_min: 1,
+    };
+    stock.push(added.clone());
+    let next = Catalog::from_data(CatalogData {
+        version: 2,
+        factions: base.factions().to_vec(),
+        backgrounds: base.backgrounds().to_vec(),
+        skill_trees: base.skill_trees().to_vec(),
+        skills: base.skills().to_vec(),
+        items: base.items().to_vec(),
+        crew: base.crew_archetypes().to_vec(),
+        goods: base.goods().to_vec(),
+        nodes: base.nodes().to_vec(),
+        routes: base.routes().to_vec(),
+        stock,
+    });
+    next.validate().expect("a valid catalog");
+    assert!(current.install(Arc::new(next)));
+
+    let quotes = market.send(GetQuotes).await.unwrap();
+    assert!(quotes.iter().all(|q| q.good != dropped.good), "{quotes:?}");
+    let status = market.send(GetStatus).await.unwrap().expect("loaded");
+    assert_eq!(status.open_reservations, 1);
+    let ledger = status
+        .goods
+        .iter()
+        .find(|(g, _)| *g == kept.good)
+        .map(|(_, l)| *l)
+        .expect("kept");
+    assert_eq!(ledger.state.base_price, kept.base_price * 2);
+    assert_eq!(ledger.committed.quota, kept.base_quota, "the row is kept");
+    assert_eq!(ledger.open_buys, 5, "the reservation is kept");
+    let q = quotes.iter().find(|q| q.good == kept.good).unwrap();
+    assert_eq!(q.quota, kept.base_quota - 5);
+    assert_eq!(q.buy_price, ledger.state.buy_price());
+    assert!(q.buy_price > GoodState::at_base(&kept).buy_price() * 19 / 10);
+    assert_eq!(
+        market
+            .send(reserve(&dropped.good, Side::Buy, 1))
+            .await
+            .unwrap(),
+        Err(MarketError::UnknownGood)
+    );
+    eventually("the new good joins", async || {
+        let quotes = market.send(GetQuotes).await.unwrap();
+        quotes
+            .iter()
+            .any(|q| q.good == fresh && q.buy_price == GoodState::at_base(&added).buy_price())
+    })
+    .await;
+    assert_eq!(
+        quota_in_db(&db, node, &fresh).await,
+        40,
+        "its row is seeded"
+    );
+    settle(&market, &open, SettleOutcome::NotRun).await;
+    assert_eq!(quota_in_memory(&market, &kept.good).await, kept.base_quota);
+}

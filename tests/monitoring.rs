@@ -25,10 +25,6 @@ use serai::persistence::messages::MarkDirty;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-/// Metrics the catalog work adds (a reload's version and how long nodes took to see it): the
-/// dashboard shows them already; they are not this crate's yet.
-const ADDED_ELSEWHERE: [&str; 2] = ["serai_catalog_version", "serai_catalog_sync_delay_seconds"];
-
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -298,10 +294,7 @@ fn metric_names(text: &str) -> BTreeSet<String> {
 }
 
 fn assert_described(names: &BTreeSet<String>, what: &str) {
-    let unknown: Vec<&String> = names
-        .iter()
-        .filter(|n| described(n).is_none() && !ADDED_ELSEWHERE.contains(&n.as_str()))
-        .collect();
+    let unknown: Vec<&String> = names.iter().filter(|n| described(n).is_none()).collect();
     assert!(
         unknown.is_empty(),
         "{what} names metrics the node does not export: {unknown:?}"

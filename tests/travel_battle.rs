@@ -687,7 +687,7 @@ async fn a_second_battle_for_the_same_character_is_refused() {
     )
     .await
     .get(0);
-    let catalog = t.node.services.catalog.clone();
+    let catalog = t.node.services.catalog.get();
     let state = serai::persistence::characters::load(&t.node.services.db, id)
         .await
         .unwrap()

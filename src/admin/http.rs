@@ -18,6 +18,7 @@ use crate::persistence::messages::GetStats;
 use crate::persistence::{Db, PersistenceActor};
 use crate::routing::membership::MembershipStatus;
 use crate::routing::Router;
+use crate::services::catalog_sync::CatalogSync;
 use crate::shutdown::Shutdown;
 
 /// What readiness depends on, shared with the node.
@@ -39,7 +40,8 @@ pub struct AdminState {
     pub readiness: Arc<Readiness>,
     pub persistence: Addr<PersistenceActor>,
     pub router: Arc<Router>,
-    pub catalog_version: i64,
+    /// The catalog this node serves, and its reload.
+    pub catalog: CatalogSync,
     pub membership: Arc<std::sync::Mutex<MembershipStatus>>,
     /// Fired by `POST /admin/drain`: the node drains and exits like on SIGTERM.
     pub shutdown: Shutdown,
@@ -57,6 +59,7 @@ pub fn configure(state: AdminState) -> impl Fn(&mut web::ServiceConfig) + Clone 
             .route("/metrics", web::get().to(metrics))
             .configure(super::leaderboards::mount)
             .configure(super::compensation::mount)
+            .configure(super::catalog::mount)
             .service(
                 web::scope("/admin")
                     .route("/status", web::get().to(status))
@@ -173,7 +176,7 @@ async fn status(state: web::Data<AdminState>) -> HttpResponse {
         .collect();
     HttpResponse::Ok().json(json!({
         "node_id": state.node_id,
-        "catalog_version": state.catalog_version,
+        "catalog_version": state.catalog.version(),
         "actors": actors,
         "persistence": {
             "backlog": stats.backlog,
@@ -226,6 +229,7 @@ async fn cluster(state: web::Data<AdminState>) -> HttpResponse {
                 "incarnation": m.incarnation,
                 "silent_ms": silent_ms,
                 "probe": probe,
+                "catalog_version": status.catalog_versions.get(&m.node_id),
             })
         })
         .collect();
@@ -238,6 +242,7 @@ async fn cluster(state: web::Data<AdminState>) -> HttpResponse {
     HttpResponse::Ok().json(json!({
         "node_id": state.node_id,
         "incarnation": status.incarnation,
+        "catalog_version": state.catalog.version(),
         "view_version": placement.version(),
         "declared_dead": status.dead,
         "members": members,

@@ -112,7 +112,7 @@ impl Handler<ExecuteTrade> for CharacterSession {
         if let Some(hit) = replay::from_memory(&self.answers, &msg.call) {
             return answered(hit);
         }
-        let catalog = self.deps.catalog.clone();
+        let catalog = self.deps.catalog.get();
         let prepared = self.start(&msg.call).and_then(|(state, epoch)| {
             rules::precheck_trade(state, &catalog, &msg.good, msg.side, msg.quantity)
                 .map_err(rule_error)?;
@@ -297,7 +297,7 @@ impl Handler<HireCrew> for CharacterSession {
     type Result = StateWrite;
 
     fn handle(&mut self, msg: HireCrew, _: &mut Self::Context) -> Self::Result {
-        let catalog = self.deps.catalog.clone();
+        let catalog = self.deps.catalog.get();
         let prepared = self.start(&msg.call).and_then(|(state, epoch)| {
             let (member, cost) = rules::hire(
                 state,
@@ -325,7 +325,7 @@ impl Handler<DismissCrew> for CharacterSession {
     type Result = StateWrite;
 
     fn handle(&mut self, msg: DismissCrew, _: &mut Self::Context) -> Self::Result {
-        let catalog = self.deps.catalog.clone();
+        let catalog = self.deps.catalog.get();
         let crew_id = msg.crew_id;
         let prepared = self.start(&msg.call).and_then(|(state, epoch)| {
             rules::dismiss(state, &catalog, crew_id).map_err(rule_error)?;
@@ -345,7 +345,7 @@ impl Handler<LearnSkill> for CharacterSession {
 
     /// Spends skill points: written before the answer (a crash must not refund or lose it).
     fn handle(&mut self, msg: LearnSkill, _: &mut Self::Context) -> Self::Result {
-        let catalog = self.deps.catalog.clone();
+        let catalog = self.deps.catalog.get();
         let prepared = self.start(&msg.call).and_then(|(state, epoch)| {
             let rank = rules::learn(state, &catalog, &msg.skill).map_err(rule_error)?;
             let cost = catalog.skill(&msg.skill).map_or(0, |s| s.cost);
@@ -437,7 +437,7 @@ impl Handler<Travel> for CharacterSession {
     /// Departure is written before it is acknowledged; the trip's progress is then kept in
     /// memory, and the encounter and the arrival are written when they happen.
     fn handle(&mut self, msg: Travel, _: &mut Self::Context) -> Self::Result {
-        let (catalog, settings) = (self.deps.catalog.clone(), self.deps.travel);
+        let (catalog, settings) = (self.deps.catalog.get(), self.deps.travel);
         let prepared = self.start(&msg.call).and_then(|(state, epoch)| {
             let trip = travel::plan(
                 state,

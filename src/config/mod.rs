@@ -119,6 +119,9 @@ pub struct Config {
     pub db_pool_wait: Duration,
     /// The database cancels a statement running longer (`statement_timeout`).
     pub db_statement_timeout: Duration,
+    /// How often a node reads the catalog version, to catch up on a reload whose broadcast
+    /// it missed.
+    pub catalog_poll_interval: Duration,
 }
 
 /// A configuration value that cannot be used: the field's name and what is wrong with it.
@@ -198,6 +201,7 @@ impl Config {
         config.flush_interval = Duration::from_millis(20);
         config.flush_batch_size = 200;
         config.idle_timeout = Duration::from_secs(60);
+        config.catalog_poll_interval = Duration::from_millis(500);
         config
     }
 }

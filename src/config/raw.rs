@@ -58,6 +58,7 @@ pub struct RawConfig {
     pub db_connect_timeout_ms: Option<i64>,
     pub db_pool_wait_ms: Option<i64>,
     pub db_statement_timeout_ms: Option<i64>,
+    pub catalog_poll_interval_ms: Option<i64>,
 }
 
 /// Environment variables that override file values: (variable, field).
@@ -100,6 +101,7 @@ const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("SERAI_DB_CONNECT_TIMEOUT_MS", "db_connect_timeout_ms"),
     ("SERAI_DB_POOL_WAIT_MS", "db_pool_wait_ms"),
     ("SERAI_DB_STATEMENT_TIMEOUT_MS", "db_statement_timeout_ms"),
+    ("SERAI_CATALOG_POLL_INTERVAL_MS", "catalog_poll_interval_ms"),
     (
         "SERAI_LEADERBOARD_BATCH_WINDOW_MS",
         "leaderboard_batch_window_ms",
@@ -273,6 +275,7 @@ impl RawConfig {
             "db_connect_timeout_ms" => self.db_connect_timeout_ms = Some(int(&value)?),
             "db_pool_wait_ms" => self.db_pool_wait_ms = Some(int(&value)?),
             "db_statement_timeout_ms" => self.db_statement_timeout_ms = Some(int(&value)?),
+            "catalog_poll_interval_ms" => self.catalog_poll_interval_ms = Some(int(&value)?),
             "session_token_expiry_secs" => self.session_token_expiry_secs = Some(int(&value)?),
             "refresh_token_expiry_secs" => self.refresh_token_expiry_secs = Some(int(&value)?),
             other => return Err(ConfigError::new(other, "not a known field")),

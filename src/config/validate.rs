@@ -222,6 +222,13 @@ impl RawConfig {
                 self.db_statement_timeout_ms,
                 5_000,
             )?,
+            catalog_poll_interval: Duration::from_millis(bounded(
+                "catalog_poll_interval_ms",
+                self.catalog_poll_interval_ms,
+                10_000,
+                10,
+                3_600_000,
+            )?),
         };
         let mut config = config;
         config.advertise_peer_addr = self

@@ -13,7 +13,7 @@ use crate::battle::messages::{self as bmsg, BattleError};
 use crate::battle::Battle;
 use crate::character::messages::{self as msg, SessionError};
 use crate::character::CharacterSession;
-use crate::domain::catalog::Catalog;
+use crate::domain::catalog::CurrentCatalog;
 use crate::domain::character::rules;
 use crate::gateway::rpc::{RpcContext, RpcError};
 use crate::persistence::receipts::{self, Receipt};
@@ -29,7 +29,8 @@ use crate::services::Services;
 struct Api {
     router: Arc<Router>,
     db: Db,
-    catalog: Arc<Catalog>,
+    /// Taken with `get()` once per request.
+    catalog: CurrentCatalog,
 }
 
 pub fn register(services: &Services) {
@@ -208,15 +209,16 @@ where
 const MAX_ATTEMPTS: u32 = 7;
 
 async fn get_catalog(api: Api, _: RpcContext, _: String) -> Result<String, RpcError> {
-    encode(&wire::CatalogView::new(&api.catalog))
+    encode(&wire::CatalogView::new(&api.catalog.get()))
 }
 
 async fn create_character(api: Api, ctx: RpcContext, payload: String) -> Result<String, RpcError> {
     let user = user(&ctx)?;
     let Decoded { req, call } =
         decode::<wire::CreateCharacter>(&api, &ctx, "create_character", &payload)?;
+    let catalog = api.catalog.get();
     let state = rules::new_character(
-        &api.catalog,
+        &catalog,
         Uuid::new_v4(),
         user,
         &req.name,
@@ -224,7 +226,7 @@ async fn create_character(api: Api, ctx: RpcContext, payload: String) -> Result<
         &req.background,
     )
     .map_err(|e| RpcError::invalid_argument(e.to_string()))?;
-    let view = wire::CharacterView::new(&state, &api.catalog);
+    let view = wire::CharacterView::new(&state, &catalog);
     let answer = encode(&view)?;
     let receipt = call.key.map(|key| Receipt {
         key,
@@ -282,7 +284,7 @@ async fn get_character(api: Api, ctx: RpcContext, payload: String) -> Result<Str
     let state = session(&api, req.character_id, &call, m)
         .await?
         .map_err(session_error)?;
-    encode(&wire::CharacterView::new(&state, &api.catalog))
+    encode(&wire::CharacterView::new(&state, &api.catalog.get()))
 }
 
 async fn delete_character(api: Api, ctx: RpcContext, payload: String) -> Result<String, RpcError> {
@@ -339,7 +341,7 @@ async fn hire_crew(api: Api, ctx: RpcContext, payload: String) -> Result<String,
     let state = session(&api, req.character_id, &call, m)
         .await?
         .map_err(session_error)?;
-    encode(&wire::CharacterView::new(&state, &api.catalog))
+    encode(&wire::CharacterView::new(&state, &api.catalog.get()))
 }
 
 async fn dismiss_crew(api: Api, ctx: RpcContext, payload: String) -> Result<String, RpcError> {
@@ -351,7 +353,7 @@ async fn dismiss_crew(api: Api, ctx: RpcContext, payload: String) -> Result<Stri
     let state = session(&api, req.character_id, &call, m)
         .await?
         .map_err(session_error)?;
-    encode(&wire::CharacterView::new(&state, &api.catalog))
+    encode(&wire::CharacterView::new(&state, &api.catalog.get()))
 }
 
 async fn learn_skill(api: Api, ctx: RpcContext, payload: String) -> Result<String, RpcError> {
@@ -363,7 +365,7 @@ async fn learn_skill(api: Api, ctx: RpcContext, payload: String) -> Result<Strin
     let state = session(&api, req.character_id, &call, m)
         .await?
         .map_err(session_error)?;
-    encode(&wire::CharacterView::new(&state, &api.catalog))
+    encode(&wire::CharacterView::new(&state, &api.catalog.get()))
 }
 
 async fn travel(api: Api, ctx: RpcContext, payload: String) -> Result<String, RpcError> {
@@ -375,7 +377,7 @@ async fn travel(api: Api, ctx: RpcContext, payload: String) -> Result<String, Rp
     let state = session(&api, req.character_id, &call, m)
         .await?
         .map_err(session_error)?;
-    encode(&wire::CharacterView::new(&state, &api.catalog))
+    encode(&wire::CharacterView::new(&state, &api.catalog.get()))
 }
 
 /// Server-to-server only (`http_key`): bandits fall upon the caravan now.

@@ -206,6 +206,17 @@ pub const CATALOG: &[Described] = &[
         &[],
         "Open compensation records (the whole table, every node's), waiting for an operator.",
     ),
+    // The catalog.
+    gauge(
+        "serai_catalog_version",
+        &[],
+        "The catalog version this node serves (catalog_meta.version).",
+    ),
+    histogram(
+        "serai_catalog_sync_delay_seconds",
+        &[],
+        "Seconds from a catalog version's bump in the database to its install on this node (by broadcast or by polling).",
+    ),
     // Client RPCs and sessions.
     histogram(
         "serai_rpc_duration_seconds",

@@ -17,6 +17,7 @@ pub use crate::services::Services;
 
 use crate::admin::http::{self as admin_http, AdminState, Readiness};
 use crate::config::Config;
+use crate::domain::catalog::CurrentCatalog;
 use crate::gateway::{Notifier, Presence, RpcRegistry};
 use crate::metrics::Metrics;
 use crate::persistence::{
@@ -27,6 +28,7 @@ use crate::routing::membership::{Membership, MembershipSettings, MembershipStatu
 use crate::routing::peer::{PeerServer, PeerSettings, Peers};
 use crate::routing::placement::{Member, Placement};
 use crate::routing::Router;
+use crate::services::catalog_sync::CatalogSync;
 use crate::shutdown::Shutdown;
 
 /// Why a node could not start.
@@ -93,8 +95,9 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<RunningNode, No
         metrics.clone(),
     )?;
     migrate::run(&db).await?;
-    let catalog = Arc::new(crate::persistence::catalog::load(&db).await?);
+    let catalog = crate::persistence::catalog::load(&db).await?;
     tracing::info!(version = catalog.version, "catalog loaded");
+    let catalog = CurrentCatalog::from(catalog);
 
     let policy = FlushPolicy {
         interval: config.flush_interval,
@@ -137,6 +140,7 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<RunningNode, No
         peers: peers.clone(),
     };
     crate::game::register(&services);
+    let catalog_sync = CatalogSync::start(&services);
 
     let client_cfg = crate::game::client_routes(&services);
     let draining = shutdown.clone();
@@ -227,6 +231,8 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<RunningNode, No
     )
     .await?;
     incarnation.store(membership.incarnation(), Ordering::Release);
+    let serving = catalog.clone();
+    membership.report_catalog_version(Arc::new(move || serving.version()));
     // A member that (re)joins is worth dialing at once, not after the backoff of its old life.
     let dialer = peers.clone();
     membership.on_view_change(Arc::new(move |members: &[Member]| {
@@ -264,7 +270,7 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<RunningNode, No
         readiness: readiness.clone(),
         persistence: persistence.clone(),
         router: router.clone(),
-        catalog_version: catalog.version,
+        catalog: catalog_sync,
         membership: membership_status.clone(),
         shutdown: shutdown.clone(),
     };

@@ -2,7 +2,11 @@
 //!
 //! All tables are read in one read-only snapshot, so the rows always match the
 //! `catalog_meta.version` read with them even while an operator edits the catalog.
+//!
+//! A reload bumps the version ([`bump`]) only from the version it validated; nodes that missed
+//! its broadcast find the new version with a cheap read of `catalog_meta` ([`stamp`]).
 
+use chrono::{DateTime, Utc};
 use tokio_postgres::{IsolationLevel, Row};
 
 use super::retry::Backoff;
@@ -24,6 +28,50 @@ pub async fn load(db: &Db) -> Result<Catalog, DbError> {
         ))
     })?;
     Ok(catalog)
+}
+
+/// The catalog's version and when it was last bumped (`catalog_meta` row 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CatalogStamp {
+    pub version: i64,
+    /// When the version was written, by the database's clock (`None` if never recorded).
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// Reads the version and its time: one row, no catalog table.
+pub async fn stamp(db: &Db) -> Result<CatalogStamp, DbError> {
+    let client = db.client().await?;
+    let row = client
+        .query_opt(
+            "SELECT version, updated_at FROM catalog_meta WHERE id = 1",
+            &[],
+        )
+        .await?
+        .ok_or_else(|| DbError::NotFound("catalog_meta row 1 (run `serai migrate`)".into()))?;
+    Ok(CatalogStamp {
+        version: row.try_get(0)?,
+        updated_at: row.try_get(1)?,
+    })
+}
+
+/// Bumps the version by one, only if it is still `from` (the version the caller validated).
+/// Answers the new stamp, or `None` when the version had moved on (a concurrent reload).
+pub async fn bump(db: &Db, from: i64) -> Result<Option<CatalogStamp>, DbError> {
+    let client = db.client().await?;
+    let row = client
+        .query_opt(
+            "UPDATE catalog_meta SET version = version + 1, updated_at = now() \
+             WHERE id = 1 AND version = $1 RETURNING version, updated_at",
+            &[&from],
+        )
+        .await?;
+    row.map(|r| {
+        Ok(CatalogStamp {
+            version: r.try_get(0)?,
+            updated_at: r.try_get(1)?,
+        })
+    })
+    .transpose()
 }
 
 /// Reads every catalog table and the catalog version.

@@ -13,6 +13,8 @@ pub struct MemberRow {
     /// Milliseconds since the row's last heartbeat, by the database's clock (one clock for
     /// every node, so node clock skew does not matter).
     pub silent_ms: i64,
+    /// The catalog version the node served at its last heartbeat.
+    pub catalog_version: i64,
 }
 
 /// Status of a member that is serving.
@@ -29,13 +31,13 @@ pub async fn heartbeat(db: &Db, row: &MemberRow, view_version: i64) -> Result<bo
     let client = db.client().await?;
     let n = client
         .execute(
-            "INSERT INTO cluster_member (node_id, peer_addr, client_addr, incarnation, status, last_heartbeat, view_version) \
-             VALUES ($1, $2, $3, $4, $5, now(), $6) \
+            "INSERT INTO cluster_member (node_id, peer_addr, client_addr, incarnation, status, last_heartbeat, view_version, catalog_version) \
+             VALUES ($1, $2, $3, $4, $5, now(), $6, $7) \
              ON CONFLICT (node_id) DO UPDATE SET peer_addr = excluded.peer_addr, client_addr = excluded.client_addr, \
                incarnation = excluded.incarnation, status = excluded.status, last_heartbeat = now(), \
-               view_version = excluded.view_version \
+               view_version = excluded.view_version, catalog_version = excluded.catalog_version \
              WHERE cluster_member.incarnation <= excluded.incarnation",
-            &[&row.node_id, &row.peer_addr, &row.client_addr, &row.incarnation, &row.status, &view_version],
+            &[&row.node_id, &row.peer_addr, &row.client_addr, &row.incarnation, &row.status, &view_version, &row.catalog_version],
         )
         .await?;
     Ok(n == 1)
@@ -47,7 +49,7 @@ pub async fn members(db: &Db) -> Result<Vec<MemberRow>, DbError> {
     let rows = client
         .query(
             "SELECT node_id, peer_addr, client_addr, incarnation, status, \
-                    (EXTRACT(EPOCH FROM (now() - last_heartbeat)) * 1000)::INT8 \
+                    (EXTRACT(EPOCH FROM (now() - last_heartbeat)) * 1000)::INT8, catalog_version \
              FROM cluster_member ORDER BY node_id",
             &[],
         )
@@ -61,6 +63,7 @@ pub async fn members(db: &Db) -> Result<Vec<MemberRow>, DbError> {
             incarnation: r.get(3),
             status: r.get(4),
             silent_ms: r.get(5),
+            catalog_version: r.get(6),
         })
         .collect())
 }

@@ -61,6 +61,11 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(7, "request_receipt", "0007_request_receipt.sql"),
     migration!(8, "market_version", "0008_market_version.sql"),
     migration!(9, "compensation", "0009_compensation.sql"),
+    migration!(
+        10,
+        "member_catalog_version",
+        "0010_member_catalog_version.sql"
+    ),
 ];
 
 /// File name of the default catalog data in `schema/`.

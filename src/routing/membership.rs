@@ -44,6 +44,8 @@ pub struct MembershipStatus {
     pub probes: BTreeMap<String, Result<Duration, String>>,
     /// True while this node believes it is declared dead (its heartbeats fail).
     pub dead: bool,
+    /// The catalog version each member row reported with its last heartbeat.
+    pub catalog_versions: BTreeMap<String, i64>,
 }
 
 /// The pure decision: which rows are live members.
@@ -97,10 +99,14 @@ pub struct Membership {
     /// lease until the node leaves.
     draining: Arc<AtomicBool>,
     gauges: ViewGauges,
+    catalog_version: Option<VersionSource>,
 }
 
 /// Called with the members of every new view (the node resets peer-link backoff with it).
 pub type ViewHook = Arc<dyn Fn(&[Member]) + Send + Sync>;
+
+/// Reads the catalog version this node serves, written with each heartbeat.
+pub type VersionSource = Arc<dyn Fn() -> i64 + Send + Sync>;
 
 impl Membership {
     /// Picks this node's incarnation (newer than any recorded one) and prepares the loop.
@@ -134,12 +140,18 @@ impl Membership {
             last_ok: Arc::new(Mutex::new(Instant::now())),
             on_change: None,
             draining: Arc::new(AtomicBool::new(false)),
+            catalog_version: None,
         })
     }
 
     /// Registers a hook called with the members of each new view.
     pub fn on_view_change(&mut self, hook: ViewHook) {
         self.on_change = Some(hook);
+    }
+
+    /// Sets where the heartbeat reads the catalog version it reports (0 without).
+    pub fn report_catalog_version(&mut self, source: VersionSource) {
+        self.catalog_version = Some(source);
     }
 
     pub fn status(&self) -> Arc<Mutex<MembershipStatus>> {
@@ -186,6 +198,7 @@ impl Membership {
             incarnation: self.me.incarnation,
             status: status.to_string(),
             silent_ms: 0,
+            catalog_version: self.catalog_version.as_ref().map_or(0, |read| read()),
         };
         let sent = Instant::now();
         // Bounded whatever the pool does: one hung heartbeat must not hold up the next.
@@ -256,6 +269,10 @@ impl Membership {
                 || was_dead
         };
         let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        s.catalog_versions = rows
+            .iter()
+            .map(|r| (r.node_id.clone(), r.catalog_version))
+            .collect();
         s.members = members
             .iter()
             .map(|m| {
@@ -409,6 +426,7 @@ mod tests {
             incarnation: 1,
             status: status.into(),
             silent_ms,
+            catalog_version: 1,
         }
     }
 

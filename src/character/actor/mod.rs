@@ -26,7 +26,7 @@ use crate::battle::messages::{BattleError, BattleSnapshot, Resume, StartBattle};
 use crate::battle::Battle;
 use crate::domain::battle::rng::Rng;
 use crate::domain::battle::rules as battle_rules;
-use crate::domain::catalog::Catalog;
+use crate::domain::catalog::CurrentCatalog;
 use crate::domain::character::rules::{self, RuleError};
 use crate::domain::character::state::{CharacterState, SKILL_PREFIX};
 use crate::domain::character::travel::{self, Next, TravelSettings};
@@ -51,7 +51,8 @@ use crate::routing::{Entity, Router};
 #[derive(Clone)]
 pub struct CharacterDeps {
     pub db: Db,
-    pub catalog: Arc<Catalog>,
+    /// The catalog served now: take it with `get()` at the start of each request.
+    pub catalog: CurrentCatalog,
     pub persistence: Addr<PersistenceActor>,
     /// Weak, so that the router's registries (which hold this) do not keep the router alive.
     pub router: Weak<Router>,
@@ -238,7 +239,7 @@ impl CharacterSession {
         let (Ok(router), Phase::Ready { state, .. }) = (self.router(), &self.phase) else {
             return;
         };
-        let wealth = rules::wealth(state, &self.deps.catalog);
+        let wealth = rules::wealth(state, &self.deps.catalog.get());
         let (id, name) = (state.id, state.name.clone());
         actix::spawn(async move {
             use crate::leaderboard::game_boards;

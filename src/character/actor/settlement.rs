@@ -76,7 +76,7 @@ impl Handler<SettleBattle> for CharacterSession {
                         return Ok(SettleReply::AlreadySettled);
                     }
                 }
-                let catalog = act.deps.catalog.clone();
+                let catalog = act.deps.catalog.get();
                 let (state, _) = act.ready(Caller::Server)?;
                 *state = after;
                 let notice = wire::BattleEndedNotice {

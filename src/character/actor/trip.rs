@@ -54,7 +54,7 @@ impl CharacterSession {
     fn encounter(
         &mut self,
     ) -> SessionResult<ResponseActFuture<Self, SessionResult<BattleSnapshot>>> {
-        let catalog = self.deps.catalog.clone();
+        let catalog = self.deps.catalog.get();
         let (state, epoch) = self.ready(Caller::Server)?;
         if state.battle_id.is_some() {
             return Err(SessionError::Refused(

@@ -3,9 +3,11 @@
 //! catalog version (`catalog_meta.version`).
 //!
 //! - [`Catalog`] answers lookups by code; share it as `Arc<Catalog>`.
+//! - [`CurrentCatalog`] is the catalog a node serves now, swapped whole on a reload.
 //! - [`Catalog::validate`] checks references and the route graph; a node refuses to run with
 //!   a catalog that fails it.
 
+mod current;
 pub mod model;
 mod validate;
 
@@ -13,6 +15,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
+pub use current::CurrentCatalog;
 pub use model::{
     skill_kind, Background, CatalogData, CrewArchetype, Faction, Good, ItemTemplate, Route, Skill,
     SkillTree, Stock, TradeNode,

@@ -6,6 +6,11 @@
 //!   (creating missing ones from the catalog), and credits the recovery owed since each row was
 //!   last written. An unknown node answers [`MarketError::UnknownGood`] (and no quotes), a
 //!   database failure [`MarketError::Unavailable`]; either way the actor then stops.
+//! - **Catalog reload**: the market remembers the catalog version it loaded with. A `GetQuotes`
+//!   or `Reserve` that finds a newer one installed applies it first
+//!   ([`crate::domain::market::reprice`]): goods still traded take the new base price, base
+//!   quota and restock rate and keep their committed row and open reservations; goods no longer
+//!   traded there leave; goods newly traded get their row (seeded at base) and join once read.
 //! - **Reserve / Settle**: see [`crate::domain::market::ledger`]: the row is the one truth of the stock, the
 //!   actor holds the newest row it heard of plus its open reservations. A settle brings the
 //!   row its trade left; when it cannot (a commit resolved from its receipt, a trade the
@@ -23,9 +28,9 @@
 //!   activation.
 
 mod recovery;
+mod reload;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -36,7 +41,7 @@ use tokio::time::Instant;
 use super::messages::{
     GetQuotes, GetStatus, MarketStatus, Reservation, Reserve, Settle, SettleOutcome,
 };
-use crate::domain::catalog::Catalog;
+use crate::domain::catalog::{CurrentCatalog, Stock};
 use crate::domain::market::ledger::Ledger;
 use crate::domain::market::rules::{GoodState, MarketError, Quote, Restock};
 use crate::persistence::claims::{self, EntityId, EntityTable};
@@ -65,7 +70,8 @@ const MAX_CATCH_UP: Duration = Duration::from_secs(30 * 24 * 3600);
 #[derive(Debug, Clone)]
 pub struct MarketDeps {
     pub db: Db,
-    pub catalog: Arc<Catalog>,
+    /// The catalog served now; the market follows a newer version at its next request.
+    pub catalog: CurrentCatalog,
     /// This node's id, written as the claim's `owner_node`.
     pub node_id: String,
     /// Passivate after this long without messages (and no reservation open).
@@ -78,10 +84,15 @@ pub struct MarketDeps {
 
 impl MarketDeps {
     /// Dependencies with the default recovery interval and reservation lifetime.
-    pub fn new(db: Db, catalog: Arc<Catalog>, node_id: impl Into<String>, idle: Duration) -> Self {
+    pub fn new(
+        db: Db,
+        catalog: impl Into<CurrentCatalog>,
+        node_id: impl Into<String>,
+        idle: Duration,
+    ) -> Self {
         MarketDeps {
             db,
-            catalog,
+            catalog: catalog.into(),
             node_id: node_id.into(),
             idle,
             recovery_interval: RECOVERY_INTERVAL,
@@ -118,6 +129,8 @@ impl Slot {
 
 struct Loaded {
     epoch: i64,
+    /// The catalog version the goods' parameters come from.
+    catalog_version: i64,
     goods: BTreeMap<String, Slot>,
 }
 
@@ -158,6 +171,8 @@ pub struct Market {
     deps: MarketDeps,
     phase: Phase,
     epoch: i64,
+    /// The catalog version the goods' parameters come from.
+    catalog_version: i64,
     goods: BTreeMap<String, Slot>,
     open: HashMap<u64, Reservation>,
     next_seq: u32,
@@ -184,6 +199,7 @@ impl Market {
             node,
             phase: Phase::Loading,
             epoch: 0,
+            catalog_version: 0,
             goods: BTreeMap::new(),
             open: HashMap::new(),
             next_seq: 0,
@@ -201,6 +217,7 @@ impl Market {
     fn ready(&mut self, loaded: Loaded, ctx: &mut Context<Self>) {
         let now = Instant::now();
         self.epoch = loaded.epoch;
+        self.catalog_version = loaded.catalog_version;
         self.goods = loaded.goods;
         self.phase = Phase::Ready;
         self.clock = now;
@@ -354,7 +371,8 @@ impl Actor for Market {
 
 /// Claims the node's row and loads its market.
 async fn load(deps: MarketDeps, node: String) -> Result<Loaded, MarketError> {
-    if deps.catalog.node(&node).is_none() {
+    let catalog = deps.catalog.get();
+    if catalog.node(&node).is_none() {
         return Err(MarketError::UnknownGood);
     }
     let unavailable = |what: &str, e: DbError| {
@@ -372,15 +390,9 @@ async fn load(deps: MarketDeps, node: String) -> Result<Loaded, MarketError> {
         rows.iter().map(|r| (r.good.as_str(), r)).collect();
     let mut goods = BTreeMap::new();
     let mut missing = Vec::new();
-    for stock in deps.catalog.stock_at(&node) {
+    for stock in catalog.stock_at(&node) {
         let slot = match rows.get(stock.good.as_str()) {
-            Some(row) => Slot::new(
-                Ledger::new(GoodState::from_stock(stock, row.quota), row.version),
-                Restock {
-                    since: row.age.min(MAX_CATCH_UP),
-                    applied: 0,
-                },
-            ),
+            Some(row) => slot_from_row(stock, row),
             None => {
                 let state = GoodState::at_base(stock);
                 missing.push((stock.good.clone(), state.reference_price(), state.stock));
@@ -392,14 +404,30 @@ async fn load(deps: MarketDeps, node: String) -> Result<Loaded, MarketError> {
     markets::seed(&deps.db, &node, &missing)
         .await
         .map_err(|e| unavailable("seed", e))?;
-    Ok(Loaded { epoch, goods })
+    Ok(Loaded {
+        epoch,
+        catalog_version: catalog.version,
+        goods,
+    })
+}
+
+/// A good's slot over its stored row, owed the recovery since the row was last written.
+fn slot_from_row(stock: &Stock, row: &markets::SnapshotRow) -> Slot {
+    Slot::new(
+        Ledger::new(GoodState::from_stock(stock, row.quota), row.version),
+        Restock {
+            since: row.age.min(MAX_CATCH_UP),
+            applied: 0,
+        },
+    )
 }
 
 impl Handler<GetQuotes> for Market {
     type Result = Vec<Quote>;
 
-    fn handle(&mut self, _: GetQuotes, _: &mut Context<Self>) -> Vec<Quote> {
+    fn handle(&mut self, _: GetQuotes, ctx: &mut Context<Self>) -> Vec<Quote> {
         self.touch();
+        self.follow_catalog(ctx);
         self.goods
             .iter()
             .map(|(good, slot)| slot.ledger.quote(good))
@@ -412,6 +440,7 @@ impl Handler<Reserve> for Market {
 
     fn handle(&mut self, msg: Reserve, ctx: &mut Context<Self>) -> Self::Result {
         self.touch();
+        self.follow_catalog(ctx);
         match &self.phase {
             Phase::Ready => {}
             Phase::Failed(e) => return Err(e.clone()),

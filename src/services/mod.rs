@@ -1,13 +1,18 @@
 //! The handles one running node shares with everything it starts: entity actors' deps, the
 //! game's RPCs and the leaderboard's routes are built from a [`Services`]. Assembled by
 //! [`crate::node`].
+//!
+//! - [`catalog_sync`]: hot catalog reload — the admin's reload, the invalidation broadcast to
+//!   every member, and the poll that catches up on a missed one.
+
+pub mod catalog_sync;
 
 use std::sync::Arc;
 
 use actix::Addr;
 
 use crate::config::Config;
-use crate::domain::catalog::Catalog;
+use crate::domain::catalog::CurrentCatalog;
 use crate::gateway::{Notifier, Presence, RpcRegistry};
 use crate::metrics::Metrics;
 use crate::persistence::{Db, PersistenceActor};
@@ -20,7 +25,8 @@ use crate::shutdown::Shutdown;
 pub struct Services {
     pub config: Arc<Config>,
     pub db: Db,
-    pub catalog: Arc<Catalog>,
+    /// The catalog this node serves now; take it with `get()` once per request.
+    pub catalog: CurrentCatalog,
     pub persistence: Addr<PersistenceActor>,
     pub router: Arc<Router>,
     pub metrics: Arc<Metrics>,
