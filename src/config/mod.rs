@@ -115,6 +115,9 @@ pub struct Config {
     pub receipt_retention: Duration,
     /// Connecting to the database gives up after this.
     pub db_connect_timeout: Duration,
+    /// At start, a node retries reaching the database (each attempt bounded by
+    /// `db_connect_timeout`) with backoff for this long before it exits.
+    pub database_connect_timeout: Duration,
     /// Waiting for a free pooled connection gives up after this ("not run, try again").
     pub db_pool_wait: Duration,
     /// The database cancels a statement running longer (`statement_timeout`).
@@ -198,6 +201,7 @@ impl Config {
         config.flush_interval = Duration::from_millis(20);
         config.flush_batch_size = 200;
         config.idle_timeout = Duration::from_secs(60);
+        config.database_connect_timeout = Duration::from_secs(5);
         config
     }
 }

@@ -56,6 +56,7 @@ pub struct RawConfig {
     pub request_timeout_ms: Option<i64>,
     pub receipt_retention_hours: Option<i64>,
     pub db_connect_timeout_ms: Option<i64>,
+    pub database_connect_timeout_secs: Option<i64>,
     pub db_pool_wait_ms: Option<i64>,
     pub db_statement_timeout_ms: Option<i64>,
 }
@@ -98,6 +99,10 @@ const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("SERAI_REQUEST_TIMEOUT_MS", "request_timeout_ms"),
     ("SERAI_RECEIPT_RETENTION_HOURS", "receipt_retention_hours"),
     ("SERAI_DB_CONNECT_TIMEOUT_MS", "db_connect_timeout_ms"),
+    (
+        "SERAI_DATABASE_CONNECT_TIMEOUT_SECS",
+        "database_connect_timeout_secs",
+    ),
     ("SERAI_DB_POOL_WAIT_MS", "db_pool_wait_ms"),
     ("SERAI_DB_STATEMENT_TIMEOUT_MS", "db_statement_timeout_ms"),
     (
@@ -271,6 +276,9 @@ impl RawConfig {
             "request_timeout_ms" => self.request_timeout_ms = Some(int(&value)?),
             "receipt_retention_hours" => self.receipt_retention_hours = Some(int(&value)?),
             "db_connect_timeout_ms" => self.db_connect_timeout_ms = Some(int(&value)?),
+            "database_connect_timeout_secs" => {
+                self.database_connect_timeout_secs = Some(int(&value)?)
+            }
             "db_pool_wait_ms" => self.db_pool_wait_ms = Some(int(&value)?),
             "db_statement_timeout_ms" => self.db_statement_timeout_ms = Some(int(&value)?),
             "session_token_expiry_secs" => self.session_token_expiry_secs = Some(int(&value)?),

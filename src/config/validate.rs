@@ -216,6 +216,13 @@ impl RawConfig {
                 )?,
             ),
             db_connect_timeout: ms("db_connect_timeout_ms", self.db_connect_timeout_ms, 2_000)?,
+            database_connect_timeout: Duration::from_secs(bounded(
+                "database_connect_timeout_secs",
+                self.database_connect_timeout_secs,
+                60,
+                0,
+                3_600,
+            )?),
             db_pool_wait: ms("db_pool_wait_ms", self.db_pool_wait_ms, 1_000)?,
             db_statement_timeout: ms(
                 "db_statement_timeout_ms",

@@ -92,6 +92,7 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<RunningNode, No
         config.dialect,
         metrics.clone(),
     )?;
+    crate::persistence::wait_until_reachable(&db, config.database_connect_timeout).await?;
     migrate::run(&db).await?;
     let catalog = Arc::new(crate::persistence::catalog::load(&db).await?);
     tracing::info!(version = catalog.version, "catalog loaded");
