@@ -86,6 +86,9 @@ pub struct Config {
     pub leaderboard_write_queue_limit: usize,
     /// Replicate every board's rank cache to every node (reads answered locally).
     pub leaderboard_sync_enabled: bool,
+    /// One info line (target `serai::access`) per client HTTP request: method, path, status,
+    /// duration, request id.
+    pub access_log: bool,
     /// A replication batch goes once this many entries wait …
     pub leaderboard_sync_batch_size: usize,
     /// … or once the oldest waited this long (also the idle stream's heartbeat).

@@ -152,6 +152,7 @@ impl RawConfig {
                 1_000_000,
             )? as usize,
             leaderboard_sync_enabled: self.leaderboard_sync_enabled.unwrap_or(true),
+            access_log: self.access_log.unwrap_or(true),
             leaderboard_sync_batch_size: bounded(
                 "leaderboard_sync_batch_size",
                 self.leaderboard_sync_batch_size,
