@@ -127,6 +127,9 @@ async fn migrate(config: &Config) -> Result<(), String> {
         metrics,
     )
     .map_err(|e| e.to_string())?;
+    serai::persistence::wait_until_reachable(&db, config.database_connect_timeout)
+        .await
+        .map_err(|e| format!("database: {e}"))?;
     let report = serai::persistence::migrate::run(&db)
         .await
         .map_err(|e| e.to_string())?;

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::node::{free_port, http_blocking, Response};
+use common::node::{free_port, http_blocking, parse_response, Response};
 use serai::localdb::TestDatabase;
 
 const BIN: &str = env!("CARGO_BIN_EXE_serai");
@@ -692,4 +692,54 @@ fn node_exits_0_on_sigint() {
     assert!(exit.success(), "SIGINT: exit {exit:?}\n{}", node.log());
     assert!(node.log().contains("node stopped"), "{}", node.log());
     eprintln!("serai node exited {took:?} after SIGINT");
+}
+
+/// A client request sent by hand, with an `X-Request-Id` header if `id` is given.
+fn client_request(addr: SocketAddr, path: &str, id: Option<&str>) -> Response {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the client port");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let header = id.map_or(String::new(), |id| format!("X-Request-Id: {id}\r\n"));
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{header}Connection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).expect("write");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read");
+    parse_response(&raw).expect("an HTTP response")
+}
+
+#[test]
+fn client_requests_carry_a_request_id_and_are_access_logged() {
+    let mut node = NodeProcess::start();
+    node.wait_for_200("/readyz", Duration::from_secs(60));
+    let id = format!("req-{}", uuid::Uuid::new_v4().simple());
+    let res = client_request(node.client, "/v2/account", Some(&id));
+    assert_eq!(res.status, 401, "no token: {}", res.body);
+    assert_eq!(res.header("x-request-id"), Some(id.as_str()));
+    // The line is written before the response is sent; the poll only absorbs a slow disk.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let line = loop {
+        let log = node.log();
+        if let Some(l) = log
+            .lines()
+            .find(|l| l.contains("serai::access") && l.contains(&id))
+        {
+            break l.to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no access log line with {id}:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    for part in ["GET", "/v2/account", "401", "duration_ms"] {
+        assert!(line.contains(part), "{part} missing from: {line}");
+    }
+    // Without a header the node makes one up, and says which.
+    let res = client_request(node.client, "/v2/account", None);
+    let fresh = res.header("x-request-id").expect("a generated request id");
+    assert!(uuid::Uuid::parse_str(fresh).is_ok(), "{fresh}");
+    let (exit, _) = node.signal_and_wait("TERM", Duration::from_secs(15));
+    assert!(exit.success(), "SIGTERM: exit {exit:?}\n{}", node.log());
+    assert!(node.log().contains(fresh), "{}", node.log());
 }

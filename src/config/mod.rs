@@ -86,6 +86,9 @@ pub struct Config {
     pub leaderboard_write_queue_limit: usize,
     /// Replicate every board's rank cache to every node (reads answered locally).
     pub leaderboard_sync_enabled: bool,
+    /// One info line (target `serai::access`) per client HTTP request: method, path, status,
+    /// duration, request id.
+    pub access_log: bool,
     /// A replication batch goes once this many entries wait …
     pub leaderboard_sync_batch_size: usize,
     /// … or once the oldest waited this long (also the idle stream's heartbeat).
@@ -115,6 +118,9 @@ pub struct Config {
     pub receipt_retention: Duration,
     /// Connecting to the database gives up after this.
     pub db_connect_timeout: Duration,
+    /// At start, a node retries reaching the database (each attempt bounded by
+    /// `db_connect_timeout`) with backoff for this long before it exits.
+    pub database_connect_timeout: Duration,
     /// Waiting for a free pooled connection gives up after this ("not run, try again").
     pub db_pool_wait: Duration,
     /// The database cancels a statement running longer (`statement_timeout`).
@@ -202,6 +208,7 @@ impl Config {
         config.flush_batch_size = 200;
         config.idle_timeout = Duration::from_secs(60);
         config.catalog_poll_interval = Duration::from_millis(500);
+        config.database_connect_timeout = Duration::from_secs(5);
         config
     }
 }

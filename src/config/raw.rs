@@ -33,6 +33,7 @@ pub struct RawConfig {
     pub flush_backpressure_wait_ms: Option<i64>,
     pub idle_timeout_secs: Option<i64>,
     pub log_format: Option<String>,
+    pub access_log: Option<bool>,
     pub max_message_size: Option<i64>,
     pub encounter_rate: Option<f64>,
     pub travel_time_scale: Option<f64>,
@@ -56,6 +57,7 @@ pub struct RawConfig {
     pub request_timeout_ms: Option<i64>,
     pub receipt_retention_hours: Option<i64>,
     pub db_connect_timeout_ms: Option<i64>,
+    pub database_connect_timeout_secs: Option<i64>,
     pub db_pool_wait_ms: Option<i64>,
     pub db_statement_timeout_ms: Option<i64>,
     pub catalog_poll_interval_ms: Option<i64>,
@@ -87,6 +89,7 @@ const ENV_OVERRIDES: &[(&str, &str)] = &[
     ),
     ("SERAI_IDLE_TIMEOUT_SECS", "idle_timeout_secs"),
     ("SERAI_LOG_FORMAT", "log_format"),
+    ("SERAI_ACCESS_LOG", "access_log"),
     ("SERAI_MAX_MESSAGE_SIZE", "max_message_size"),
     ("SERAI_ENCOUNTER_RATE", "encounter_rate"),
     ("SERAI_TRAVEL_TIME_SCALE", "travel_time_scale"),
@@ -99,6 +102,10 @@ const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("SERAI_REQUEST_TIMEOUT_MS", "request_timeout_ms"),
     ("SERAI_RECEIPT_RETENTION_HOURS", "receipt_retention_hours"),
     ("SERAI_DB_CONNECT_TIMEOUT_MS", "db_connect_timeout_ms"),
+    (
+        "SERAI_DATABASE_CONNECT_TIMEOUT_SECS",
+        "database_connect_timeout_secs",
+    ),
     ("SERAI_DB_POOL_WAIT_MS", "db_pool_wait_ms"),
     ("SERAI_DB_STATEMENT_TIMEOUT_MS", "db_statement_timeout_ms"),
     ("SERAI_CATALOG_POLL_INTERVAL_MS", "catalog_poll_interval_ms"),
@@ -233,6 +240,7 @@ impl RawConfig {
             "flush_backpressure_wait_ms" => self.flush_backpressure_wait_ms = Some(int(&value)?),
             "idle_timeout_secs" => self.idle_timeout_secs = Some(int(&value)?),
             "log_format" => self.log_format = Some(value),
+            "access_log" => self.access_log = Some(boolean(&value)?),
             "max_message_size" => self.max_message_size = Some(int(&value)?),
             "encounter_rate" => self.encounter_rate = Some(float(&value)?),
             "travel_time_scale" => self.travel_time_scale = Some(float(&value)?),
@@ -273,6 +281,9 @@ impl RawConfig {
             "request_timeout_ms" => self.request_timeout_ms = Some(int(&value)?),
             "receipt_retention_hours" => self.receipt_retention_hours = Some(int(&value)?),
             "db_connect_timeout_ms" => self.db_connect_timeout_ms = Some(int(&value)?),
+            "database_connect_timeout_secs" => {
+                self.database_connect_timeout_secs = Some(int(&value)?)
+            }
             "db_pool_wait_ms" => self.db_pool_wait_ms = Some(int(&value)?),
             "db_statement_timeout_ms" => self.db_statement_timeout_ms = Some(int(&value)?),
             "catalog_poll_interval_ms" => self.catalog_poll_interval_ms = Some(int(&value)?),

@@ -152,6 +152,7 @@ impl RawConfig {
                 1_000_000,
             )? as usize,
             leaderboard_sync_enabled: self.leaderboard_sync_enabled.unwrap_or(true),
+            access_log: self.access_log.unwrap_or(true),
             leaderboard_sync_batch_size: bounded(
                 "leaderboard_sync_batch_size",
                 self.leaderboard_sync_batch_size,
@@ -216,6 +217,13 @@ impl RawConfig {
                 )?,
             ),
             db_connect_timeout: ms("db_connect_timeout_ms", self.db_connect_timeout_ms, 2_000)?,
+            database_connect_timeout: Duration::from_secs(bounded(
+                "database_connect_timeout_secs",
+                self.database_connect_timeout_secs,
+                60,
+                0,
+                3_600,
+            )?),
             db_pool_wait: ms("db_pool_wait_ms", self.db_pool_wait_ms, 1_000)?,
             db_statement_timeout: ms(
                 "db_statement_timeout_ms",

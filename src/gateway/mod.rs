@@ -8,9 +8,12 @@
 //! - [`Presence`]: user id → live sockets on this node, for pushes ([`Presence::notify`]).
 //! - Errors: `{"error","message","code"}` with grpc-gateway's HTTP statuses — [`error`].
 //!
+//! - Request ids (`X-Request-Id`) and the access log (`serai::access`) — [`access`].
+//!
 //! Mount everything with [`configure`]:
 //! `App::new().configure(gateway::configure(state.clone()))`.
 
+pub mod access;
 pub mod auth;
 pub mod error;
 pub mod http;

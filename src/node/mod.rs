@@ -11,14 +11,15 @@ use std::time::Duration;
 
 use actix::{Actor, Arbiter, ArbiterHandle};
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::{middleware::from_fn, App, HttpServer};
+use actix_web::middleware::{from_fn, Condition};
+use actix_web::{App, HttpServer};
 
 pub use crate::services::Services;
 
 use crate::admin::http::{self as admin_http, AdminState, Readiness};
 use crate::config::Config;
 use crate::domain::catalog::CurrentCatalog;
-use crate::gateway::{Notifier, Presence, RpcRegistry};
+use crate::gateway::{access, Notifier, Presence, RpcRegistry};
 use crate::metrics::Metrics;
 use crate::persistence::{
     claims, heartbeat, migrate, BacklogLimits, Db, DbError, DbSettings, FlushPolicy,
@@ -94,6 +95,7 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<RunningNode, No
         config.dialect,
         metrics.clone(),
     )?;
+    crate::persistence::wait_until_reachable(&db, config.database_connect_timeout).await?;
     migrate::run(&db).await?;
     let catalog = crate::persistence::catalog::load(&db).await?;
     tracing::info!(version = catalog.version, "catalog loaded");
@@ -144,6 +146,7 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<RunningNode, No
 
     let client_cfg = crate::game::client_routes(&services);
     let draining = shutdown.clone();
+    let access_log = config.access_log;
     let client = HttpServer::new(move || {
         let draining = draining.clone();
         App::new()
@@ -164,6 +167,8 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<RunningNode, No
                 }
             })
             .configure(client_cfg.clone())
+            .wrap(Condition::new(access_log, from_fn(access::access_log)))
+            .wrap(from_fn(access::request_id))
     })
     .disable_signals()
     .shutdown_timeout(10)

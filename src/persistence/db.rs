@@ -268,6 +268,11 @@ impl Db {
         })
     }
 
+    /// `host:port (sslmode=…)` of the database this pool connects to.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
     pub fn dialect(&self) -> Dialect {
         self.dialect
     }

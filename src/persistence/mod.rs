@@ -13,6 +13,7 @@
 //! - `pg`: the multi-row flush statements (`unnest` arrays).
 //! - `compensation`: rows set aside after failing on their own, for an operator.
 //! - `claims`: ownership claims (owner node + epoch) on entity rows.
+//! - `reach`: reaching the database at start, retried with backoff for a bounded time.
 //! - `migrate`: numbered migrations from `schema/`, safe to run from several nodes at once.
 //! - `catalog`: reading the static catalog tables.
 //! - `accounts`: users, device ids and custom ids.
@@ -21,11 +22,13 @@
 mod connect;
 mod db;
 mod db_figures;
+mod reach;
 pub mod retry;
 mod tls;
 
 pub use connect::connect;
 pub use db::{Db, DbError, DbSettings};
+pub use reach::wait_until_reachable;
 pub mod accounts;
 pub mod actor;
 pub mod backlog;

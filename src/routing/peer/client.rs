@@ -349,10 +349,12 @@ impl Peers {
                 self.shared.metrics.dials_failed.increment(1);
                 let delay = dialer.backoff.next_delay();
                 dialer.retry_at = Some(Instant::now() + delay);
-                tracing::warn!(
-                    peer = %node_id, %addr, error = %e, retry_in = ?delay,
-                    "peer link connect failed"
-                );
+                if let Some(suppressed) = super::quiet::allow(&format!("dial:{node_id}")) {
+                    tracing::warn!(
+                        peer = %node_id, %addr, error = %e, retry_in = ?delay,
+                        "peer link connect failed{suppressed}"
+                    );
+                }
                 Err(e)
             }
         }
@@ -490,7 +492,9 @@ fn start_link(
             }
         };
         if let Some(reason) = reason {
-            tracing::warn!(%peer, %reason, "closing peer link");
+            if let Some(suppressed) = super::quiet::allow(&format!("client-close:{peer}")) {
+                tracing::warn!(%peer, %reason, "closing peer link{suppressed}");
+            }
             link.close(&reason, version);
         }
         link.down.cancel();

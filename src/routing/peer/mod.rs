@@ -20,10 +20,14 @@
 //! server → Ready
 //! ```
 //! Either side answers a refusal with `Close { reason }` and drops the socket.
+//!
+//! Warnings about one peer (failed dials, closed links, refused handshakes) are rate-limited
+//! per site and peer by [`quiet`], so a dead peer does not flood the log.
 
 mod client;
 mod frame;
 mod handshake;
+pub mod quiet;
 mod server;
 
 use std::sync::Arc;

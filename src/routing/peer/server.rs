@@ -185,7 +185,12 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         match accepted {
             Ok((stream, remote)) => {
                 let Ok(permit) = shared.handshakes.clone().try_acquire_owned() else {
-                    tracing::warn!(%remote, "too many peer handshakes in progress, dropping");
+                    if let Some(suppressed) = super::quiet::allow("handshakes-full") {
+                        tracing::warn!(
+                            %remote,
+                            "too many peer handshakes in progress, dropping{suppressed}"
+                        );
+                    }
                     continue;
                 };
                 let shared = shared.clone();
@@ -228,7 +233,9 @@ async fn authenticate(
         }
         Ok(Err(reason)) => {
             shared.metrics.inbound_refused.increment(1);
-            tracing::warn!(%remote, %reason, "peer refused");
+            if let Some(suppressed) = super::quiet::allow(&format!("refused:{}", remote.ip())) {
+                tracing::warn!(%remote, %reason, "peer refused{suppressed}");
+            }
             None
         }
         Err(_) => {
@@ -239,7 +246,9 @@ async fn authenticate(
                 "handshake timed out",
             )
             .await;
-            tracing::warn!(%remote, "peer handshake timed out");
+            if let Some(suppressed) = super::quiet::allow(&format!("handshake:{}", remote.ip())) {
+                tracing::warn!(%remote, "peer handshake timed out{suppressed}");
+            }
             None
         }
     }
@@ -343,7 +352,9 @@ async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: String) {
     };
 
     if let Some(reason) = &close_reason {
-        tracing::warn!(%peer, %reason, "closing peer link");
+        if let Some(suppressed) = super::quiet::allow(&format!("server-close:{peer}")) {
+            tracing::warn!(%peer, %reason, "closing peer link{suppressed}");
+        }
         let close = Frame {
             version,
             body: FrameBody::Close {
