@@ -61,14 +61,12 @@ fn assert_every_dir_valid(stdout: &str) {
         assert!(
             stdout
                 .lines()
-                .any(|l| l.starts_with(&format!("k8s-check: {dir}: ")) && l.ends_with("valid (kubernetes-validate --strict)")),
+                .any(|l| l.starts_with(&format!("k8s-check: {dir}: "))
+                    && l.ends_with("valid (kubernetes-validate --strict)")),
             "{dir} rendered and validated:\n{stdout}"
         );
     }
-    assert!(
-        stdout.contains("secret.template.yaml: valid"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("secret.template.yaml: valid"), "{stdout}");
 }
 
 #[test]
@@ -124,8 +122,8 @@ fn manifests_name_no_namespace_and_no_real_image() {
     let base_k = std::fs::read_to_string(base.join("kustomization.yaml")).unwrap();
     assert!(base_k.contains("\nnamespace: serai\n"), "{base_k}");
     assert!(base_k.contains("configMapGenerator:"), "{base_k}");
-    let example = std::fs::read_to_string(root().join("k8s/overlays/example/kustomization.yaml"))
-        .unwrap();
+    let example =
+        std::fs::read_to_string(root().join("k8s/overlays/example/kustomization.yaml")).unwrap();
     for needle in ["namespace:", "newName:", "newTag:", "patches:"] {
         assert!(example.contains(needle), "overlay sets {needle}: {example}");
     }
@@ -143,11 +141,18 @@ fn dockerfile_builds_serai_locked_and_runs_it_as_non_root_on_the_config_ports() 
     for line in &code {
         let instruction = line.split_whitespace().next().unwrap_or("");
         if ["COPY", "FROM", "EXPOSE", "USER", "ENTRYPOINT", "WORKDIR"].contains(&instruction) {
-            assert!(!line.contains(" #"), "a comment after an instruction: {line}");
+            assert!(
+                !line.contains(" #"),
+                "a comment after an instruction: {line}"
+            );
         }
     }
     let froms: Vec<&&str> = code.iter().filter(|l| l.starts_with("FROM ")).collect();
-    assert_eq!(froms.len(), 2, "a build stage and a runtime stage: {froms:?}");
+    assert_eq!(
+        froms.len(),
+        2,
+        "a build stage and a runtime stage: {froms:?}"
+    );
     assert!(
         code.iter()
             .any(|l| l.contains("cargo build --release --locked --bin serai")),

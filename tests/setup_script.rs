@@ -561,14 +561,17 @@ fn assert_k8s_validate_installed(machine: &Machine, o: &Outcome) {
         report(o)
     );
     assert!(
-        o.log.iter().any(|l| l.starts_with("pip install ")
-            && l.ends_with(" kubernetes-validate==1.37.0")),
+        o.log
+            .iter()
+            .any(|l| l.starts_with("pip install ") && l.ends_with(" kubernetes-validate==1.37.0")),
         "{}",
         report(o)
     );
     assert!(machine.venv().join("bin/kubernetes-validate").is_file());
     assert_eq!(
-        fs::read_to_string(machine.venv().join("serai-pin")).unwrap().trim(),
+        fs::read_to_string(machine.venv().join("serai-pin"))
+            .unwrap()
+            .trim(),
         "kubernetes-validate==1.37.0"
     );
 }
@@ -590,7 +593,11 @@ fn a_missing_validator_installs_with_pip_into_its_venv_without_apt() {
     let again = machine.run("test", &[("SERAI_AS_ROOT", "0")]);
     assert!(again.ok && again.log.is_empty(), "{}", report(&again));
     // Another pinned version is installed over it.
-    fs::write(machine.venv().join("serai-pin"), "kubernetes-validate==1.0.0\n").unwrap();
+    fs::write(
+        machine.venv().join("serai-pin"),
+        "kubernetes-validate==1.0.0\n",
+    )
+    .unwrap();
     let stale = machine.run("test", &[("SERAI_AS_ROOT", "0")]);
     assert!(stale.ok, "{}", report(&stale));
     assert_k8s_validate_installed(&machine, &stale);
@@ -618,7 +625,8 @@ fn no_python_installs_python3_with_venv_then_the_validator() {
     assert!(!o.ok, "{}", report(&o));
     assert!(
         o.stderr.contains("apt-get install python3 python3-venv\n")
-            && o.stderr.contains("kubernetes-validate then installs by itself"),
+            && o.stderr
+                .contains("kubernetes-validate then installs by itself"),
         "{}",
         report(&o)
     );
