@@ -5,6 +5,11 @@
 # Node i listens on clients 7350+10i, admin 7351+10i, peers 7352+10i; logs in
 # cluster/run/node-i.log, pids in cluster/run/node-i.pid. Stop with cluster/down.sh; kill one
 # node hard with cluster/kill.sh I.
+#
+# Secrets: a local cluster on 127.0.0.1 runs with the built-in default keys unless SERAI_*
+# variables set them (SERAI_SERVER_KEY, SERAI_HTTP_KEY, SERAI_ADMIN_TOKEN, ...), so it sets
+# SERAI_ALLOW_DEFAULT_SECRETS=true (`serai node` refuses default secrets without it);
+# SERAI_ALLOW_DEFAULT_SECRETS=false makes the nodes refuse them as in production.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n="${1:-3}"
@@ -19,6 +24,7 @@ if [ -z "${SERAI_DATABASE_URL:-}" ]; then
   export SERAI_DATABASE_URL="${url:?could not find or start a local database}"
 fi
 echo "database: $SERAI_DATABASE_URL"
+export SERAI_ALLOW_DEFAULT_SECRETS="${SERAI_ALLOW_DEFAULT_SECRETS:-true}"
 "$bin" migrate >/dev/null
 
 for i in $(seq 0 $((n - 1))); do
@@ -41,4 +47,5 @@ for i in $(seq 0 $((n - 1))); do
     sleep 0.1
   done
 done
-echo "cluster of $n up; admin token: ${SERAI_ADMIN_TOKEN:-defaultadmintoken}"
+echo "cluster of $n up; server key: ${SERAI_SERVER_KEY:-defaultkey}," \
+  "HTTP key: ${SERAI_HTTP_KEY:-defaulthttpkey}, admin token: ${SERAI_ADMIN_TOKEN:-defaultadmintoken}"

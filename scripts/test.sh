@@ -6,9 +6,10 @@
 # `cargo test`, e.g.
 #   scripts/test.sh --test cli
 #
-# Set-up first (scripts/lib/deps.sh): PostgreSQL's server binaries, node and npm, and the
-# client tests' npm packages are installed when missing (apt-get as root or through
-# passwordless sudo, else it prints what to install and stops); nothing when present.
+# Set-up first (scripts/lib/deps.sh): PostgreSQL's server binaries, node and npm, the
+# client tests' npm packages, and kubernetes-validate (pip, into .serai/k8s-venv, for
+# scripts/k8s-check.sh) are installed when missing (apt-get as root or through passwordless
+# sudo, else it prints what to install and stops); nothing when present.
 #
 # Needs no database setup: SERAI_DATABASE_URL if set, else PostgreSQL on 127.0.0.1:5432,
 # else a throwaway PostgreSQL in .serai/pg started from the system's binaries

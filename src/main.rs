@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use serai::config::{Config, ConfigError, LogFormat};
+use serai::config::{Config, ConfigError, LogFormat, SecretsCheck, SECRETS};
 use serai::shutdown::Shutdown;
 
 #[derive(Parser)]
@@ -22,7 +22,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a node: apply pending migrations, load the catalog, serve clients and admin HTTP
-    /// until SIGINT/SIGTERM, then flush, release claims and exit 0.
+    /// until SIGINT/SIGTERM, then flush, release claims and exit 0. Refuses to start (exit 2)
+    /// while a secret (server key, HTTP key, admin token, cluster secret, session or refresh
+    /// encryption key) is at its built-in default, unless SERAI_ALLOW_DEFAULT_SECRETS=true.
     Node {
         /// TOML config file; SERAI_* environment variables override it.
         #[arg(long, short)]
@@ -35,7 +37,9 @@ enum Command {
         config: Option<PathBuf>,
     },
     /// First run: find or start a local PostgreSQL, migrate it, and run one node on it.
-    /// Prints the client URL, server key and admin token it uses.
+    /// Prints the client URL and every key it uses (server key, HTTP key, admin token,
+    /// cluster secret, token keys) with a nakama-js snippet that connects. Default keys are
+    /// fine here.
     Dev {
         /// TOML config file; SERAI_* environment variables override it.
         #[arg(long, short)]
@@ -57,7 +61,23 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return config_error(&e),
     };
+    let allowed_defaults = match (&cli.command, config.secrets_check()) {
+        (Command::Node { .. }, SecretsCheck::Refused(refusal)) => {
+            eprintln!("serai node: {refusal}");
+            return ExitCode::from(2);
+        }
+        (Command::Node { .. }, SecretsCheck::DefaultsAllowed(secrets)) => secrets,
+        _ => Vec::new(),
+    };
     init_tracing(config.log_format);
+    if !allowed_defaults.is_empty() {
+        let names: Vec<&str> = allowed_defaults.iter().map(|s| s.key).collect();
+        tracing::warn!(
+            settings = ?names,
+            "allow_default_secrets: running with secrets at their public defaults; \
+             never expose this node"
+        );
+    }
     let system = actix_rt::System::new();
     let result = system.block_on(async move {
         match cli.command {
@@ -73,12 +93,7 @@ fn main() -> ExitCode {
                     println!("{}", config.database_url);
                     return Ok(());
                 }
-                println!("serai dev node");
-                println!("  client URL:   http://{}", config.client_addr);
-                println!("  server key:   {}", config.server_key);
-                println!("  admin URL:    http://{}", config.admin_addr);
-                println!("  admin token:  {}", config.admin_token);
-                println!("  database:     {}", config.database_url);
+                print!("{}", dev_banner(&config));
                 run_node(config).await
             }
         }
@@ -97,15 +112,79 @@ fn config_error(e: &ConfigError) -> ExitCode {
     ExitCode::from(2)
 }
 
-async fn run_node(config: Config) -> Result<(), String> {
-    let defaults = config.default_secrets();
-    if !defaults.is_empty() {
-        tracing::warn!(
-            settings = ?defaults,
-            "these secrets are still the public defaults: set them (SERAI_SERVER_KEY, SERAI_ADMIN_TOKEN, \
-             SERAI_CLUSTER_SECRET, …) before exposing this node"
+/// What `serai dev` prints before it starts the node: where it listens, every key it uses,
+/// a nakama-js snippet that connects with them, and how to stop.
+fn dev_banner(config: &Config) -> String {
+    let host_port = |addr: std::net::SocketAddr| {
+        let ip = match addr.ip() {
+            ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_string(),
+            ip if ip.is_unspecified() => "[::1]".to_string(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+        (ip, addr.port())
+    };
+    let (host, port) = host_port(config.client_addr);
+    let (admin_host, admin_port) = host_port(config.admin_addr);
+    let js = |s: &str| serde_json::to_string(s).expect("a string");
+    let program = format!(
+        "\n      import {{ Client }} from \"@heroiclabs/nakama-js\";\n      \
+         const client = new Client({key}, {host}, \"{port}\", false);\n      \
+         const session = await client.authenticateDevice(\"dev-device-0001\", true);\n      \
+         console.log(await client.getAccount(session));",
+        key = js(&config.server_key),
+        host = js(&host),
+    );
+    // Single-quoted for the shell: a `'` in a key closes, escapes and reopens the quote.
+    let program = program.replace('\'', r"'\''");
+    let mut out = String::from(
+        "serai dev node: development only; the keys come from SERAI_* variables, the \
+         --config file or the built-in defaults\n",
+    );
+    let mut line = |label: &str, value: &str, extra: &str| {
+        out.push_str(&format!("  {label:<16}{value}{extra}\n"));
+    };
+    line("client URL:", &format!("http://{host}:{port}"), "");
+    line(
+        "admin URL:",
+        &format!("http://{admin_host}:{admin_port}"),
+        "",
+    );
+    for secret in SECRETS {
+        let (label, use_) = match secret.key {
+            "server_key" => ("server key:", "clients authenticate with it"),
+            "http_key" => (
+                "HTTP key:",
+                "server-to-server RPCs: /v2/rpc/{id}?http_key=...",
+            ),
+            "admin_token" => ("admin token:", "admin API: Authorization: Bearer ..."),
+            "cluster_secret" => ("cluster secret:", "peer links"),
+            "session_encryption_key" => ("session key:", "signs session tokens"),
+            _ => ("refresh key:", "signs refresh tokens"),
+        };
+        let value = secret.value(config);
+        let default = if value == secret.default {
+            ", built-in default"
+        } else {
+            ""
+        };
+        line(
+            label,
+            value,
+            &format!("  ({use_}; {}{default})", secret.env),
         );
     }
+    line("database:", &config.database_url, "");
+    out.push_str(&format!(
+        "  nakama-js (Node 18+; the packages once: cd clients/js && npm ci --ignore-scripts):\n    \
+         cd clients/js && node --input-type=module -e '{program}'\n  \
+         stop: Ctrl-C stops the node (it drains and exits); scripts/pg-stop.sh stops the \
+         local database (--purge also deletes it)\n\n"
+    ));
+    out
+}
+
+async fn run_node(config: Config) -> Result<(), String> {
     let shutdown = Shutdown::new();
     shutdown.trigger_on_signals();
     let node = serai::node::start(config, shutdown)
@@ -158,5 +237,64 @@ fn init_tracing(format: LogFormat) {
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serai::config::RawConfig;
+
+    fn config(pairs: &[(&str, &str)]) -> Config {
+        let mut raw = RawConfig::default();
+        raw.apply_env(|k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        })
+        .unwrap();
+        raw.validate().unwrap()
+    }
+
+    #[test]
+    fn dev_banner_prints_every_key_and_a_snippet_that_uses_them() {
+        let banner = dev_banner(&config(&[]));
+        for secret in SECRETS {
+            assert!(
+                banner.contains(&format!("{}  (", secret.default)),
+                "{}: {banner}",
+                secret.key
+            );
+            assert!(banner.contains(secret.env), "{banner}");
+        }
+        assert!(
+            banner.contains("HTTP key:       defaulthttpkey"),
+            "{banner}"
+        );
+        assert!(banner.contains("built-in default"), "{banner}");
+        assert!(
+            banner.contains(r#"new Client("defaultkey", "127.0.0.1", "7350", false)"#),
+            "{banner}"
+        );
+        assert!(banner.contains("http://127.0.0.1:7351"), "{banner}");
+    }
+
+    #[test]
+    fn dev_banner_follows_the_config_and_quotes_for_the_shell() {
+        let banner = dev_banner(&config(&[
+            ("SERAI_CLIENT_ADDR", "0.0.0.0:9350"),
+            ("SERAI_SERVER_KEY", "it's"),
+            ("SERAI_HTTP_KEY", "hk-1"),
+        ]));
+        assert!(banner.contains("HTTP key:       hk-1  ("), "{banner}");
+        assert!(!banner.contains(
+            "hk-1  (server-to-server RPCs: /v2/rpc/{id}?http_key=...; SERAI_HTTP_KEY, built-in"
+        ));
+        assert!(banner.contains("http://127.0.0.1:9350"), "{banner}");
+        assert!(
+            banner.contains(r#"new Client("it'\''s", "127.0.0.1", "9350", false)"#),
+            "{banner}"
+        );
     }
 }

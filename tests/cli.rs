@@ -1,6 +1,7 @@
 //! The real `serai` binary: help texts, config errors (exit 2, one line naming the field),
-//! concurrent `serai migrate`, and `serai node` serving admin HTTP and stopping cleanly on
-//! SIGTERM/SIGINT. Each test runs on its own fresh database.
+//! concurrent `serai migrate`, `serai node` serving admin HTTP and stopping cleanly on
+//! SIGTERM/SIGINT, `serai node` refusing secrets at their built-in defaults unless allowed, and
+//! `serai dev` printing every key it uses. Each test runs on its own fresh database.
 
 mod common;
 
@@ -434,29 +435,60 @@ struct NodeProcess {
     _db: TestDatabase,
 }
 
+/// Where a started process's secrets come from.
+#[derive(Clone, Copy, PartialEq)]
+enum Secrets {
+    /// Every secret set to a fresh value of its own.
+    Own,
+    /// All at their built-in defaults, with SERAI_ALLOW_DEFAULT_SECRETS=true.
+    AllowDefaults,
+    /// All at their built-in defaults, nothing else said (`serai dev`).
+    Defaults,
+}
+
 impl NodeProcess {
+    /// `serai node` with secrets of its own.
     fn start() -> NodeProcess {
+        NodeProcess::launch("node", Secrets::Own, &[])
+    }
+
+    /// `serai <sub> <args>` on a fresh database and spare ports; stdout and stderr go to its
+    /// log.
+    fn launch(sub: &str, secrets: Secrets, args: &[&str]) -> NodeProcess {
         let db = fresh_database();
         let suffix = uuid::Uuid::new_v4().simple().to_string();
         let node_id = format!("cli-{}", &suffix[..8]);
-        let token = format!("admintoken-{suffix}");
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let client: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let peer = format!("127.0.0.1:{}", free_port());
-        let log = std::env::temp_dir().join(format!("serai-cli-node-{suffix}.log"));
+        let log = std::env::temp_dir().join(format!("serai-cli-{sub}-{suffix}.log"));
         let log_file = std::fs::File::create(&log).expect("log file");
-        let child = serai(&["node"])
+        let mut command = serai(&[sub]);
+        command
+            .args(args)
             .env("SERAI_DATABASE_URL", &db.url)
             .env("SERAI_NODE_ID", &node_id)
             .env("SERAI_CLIENT_ADDR", client.to_string())
             .env("SERAI_ADMIN_ADDR", admin.to_string())
-            .env("SERAI_PEER_ADDR", &peer)
-            .env("SERAI_ADMIN_TOKEN", &token)
-            .env("SERAI_CLUSTER_SECRET", format!("cluster-{suffix}"))
+            .env("SERAI_PEER_ADDR", &peer);
+        let token = match secrets {
+            Secrets::Own => {
+                for secret in serai::config::SECRETS {
+                    command.env(secret.env, format!("{}-{suffix}", secret.key));
+                }
+                format!("admin_token-{suffix}")
+            }
+            Secrets::AllowDefaults => {
+                command.env("SERAI_ALLOW_DEFAULT_SECRETS", "true");
+                "defaultadmintoken".to_string()
+            }
+            Secrets::Defaults => "defaultadmintoken".to_string(),
+        };
+        let child = command
             .stdout(log_file.try_clone().expect("log file"))
             .stderr(log_file)
             .spawn()
-            .expect("spawn serai node");
+            .unwrap_or_else(|e| panic!("spawn serai {sub}: {e}"));
         NodeProcess {
             child,
             log,
@@ -742,4 +774,195 @@ fn client_requests_carry_a_request_id_and_are_access_logged() {
     let (exit, _) = node.signal_and_wait("TERM", Duration::from_secs(15));
     assert!(exit.success(), "SIGTERM: exit {exit:?}\n{}", node.log());
     assert!(node.log().contains(fresh), "{}", node.log());
+}
+
+// ---------------------------------------------------------------------------------------
+// Secrets: `serai node` refuses the built-in defaults; `serai dev` prints what it uses
+
+/// Runs `cmd` to its exit (it must exit within `within`), returning (status, stderr).
+fn run_to_exit(cmd: &mut Command, within: Duration) -> (ExitStatus, String, String) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn serai");
+    let deadline = Instant::now() + within;
+    while child.try_wait().expect("try_wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let o = child.wait_with_output().expect("wait");
+            panic!(
+                "still running after {within:?} (it should have refused to start)\n{}{}",
+                text(&o.stdout),
+                text(&o.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let o = child.wait_with_output().expect("wait");
+    (o.status, text(&o.stdout), text(&o.stderr))
+}
+
+/// `serai node` that must not get as far as the database or its ports: a database nobody
+/// answers on and spare ports, in case it started anyway.
+fn node_going_nowhere() -> Command {
+    let mut cmd = serai(&["node"]);
+    cmd.env(
+        "SERAI_DATABASE_URL",
+        "postgresql://serai@127.0.0.1:1/nowhere",
+    )
+    .env("SERAI_CLIENT_ADDR", format!("127.0.0.1:{}", free_port()))
+    .env("SERAI_ADMIN_ADDR", format!("127.0.0.1:{}", free_port()))
+    .env("SERAI_PEER_ADDR", format!("127.0.0.1:{}", free_port()));
+    cmd
+}
+
+#[test]
+fn node_refuses_default_secrets_naming_each_and_how_to_set_it() {
+    let (status, stdout, stderr) = run_to_exit(&mut node_going_nowhere(), Duration::from_secs(30));
+    assert_eq!(status.code(), Some(2), "exit status; stderr: {stderr}");
+    assert!(stdout.trim().is_empty(), "nothing on stdout: {stdout}");
+    assert!(stderr.contains("refusing to start"), "{stderr}");
+    for secret in serai::config::SECRETS {
+        assert!(
+            stderr.contains(secret.key),
+            "names {}: {stderr}",
+            secret.key
+        );
+        assert!(
+            stderr.contains(secret.env),
+            "names {}: {stderr}",
+            secret.env
+        );
+        assert!(
+            stderr.contains(&format!("{} = \"...\"", secret.key)),
+            "shows the TOML key {}: {stderr}",
+            secret.key
+        );
+        assert!(
+            !stderr.contains(secret.default),
+            "never prints a value: {stderr}"
+        );
+    }
+    assert!(
+        stderr.contains("SERAI_ALLOW_DEFAULT_SECRETS=true")
+            && stderr.contains("allow_default_secrets = true"),
+        "says how to allow them: {stderr}"
+    );
+
+    // Some set (in the environment and in the file): only the others are named.
+    let file = TempFile::new(
+        ".toml",
+        "http_key = \"file-http-key\"\ncluster_secret = \"file-cluster-secret\"\n",
+    );
+    let (status, _, stderr) = run_to_exit(
+        node_going_nowhere()
+            .args(["--config", file.path().to_str().unwrap()])
+            .env("SERAI_SERVER_KEY", "env-server-key")
+            .env("SERAI_ADMIN_TOKEN", "env-admin-token"),
+        Duration::from_secs(30),
+    );
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    for secret in serai::config::SECRETS {
+        let expected = secret.key.ends_with("_encryption_key");
+        assert_eq!(
+            stderr.contains(secret.env),
+            expected,
+            "{} named: {expected}\n{stderr}",
+            secret.env
+        );
+    }
+
+    // allow_default_secrets = false in the file, or a bad value, is no way round it.
+    let file = TempFile::new(".toml", "allow_default_secrets = false\n");
+    let (status, _, stderr) = run_to_exit(
+        node_going_nowhere().args(["--config", file.path().to_str().unwrap()]),
+        Duration::from_secs(30),
+    );
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("refusing to start"), "{stderr}");
+    assert_config_error(
+        node_going_nowhere().env("SERAI_ALLOW_DEFAULT_SECRETS", "maybe"),
+        "allow_default_secrets",
+        "SERAI_ALLOW_DEFAULT_SECRETS=maybe",
+    );
+}
+
+#[test]
+fn node_starts_with_default_secrets_when_allowed() {
+    let mut node = NodeProcess::launch("node", Secrets::AllowDefaults, &[]);
+    node.wait_for_200("/readyz", Duration::from_secs(60));
+    let token = node.token.clone();
+    let status = node.get("/admin/status", Some(&token));
+    assert_eq!(
+        status.status, 200,
+        "the default admin token works: {}",
+        status.body
+    );
+    assert!(
+        node.log().contains("allow_default_secrets"),
+        "warns that it runs with default secrets:\n{}",
+        node.log()
+    );
+    let (exit, _) = node.signal_and_wait("TERM", Duration::from_secs(15));
+    assert!(exit.success(), "SIGTERM: exit {exit:?}\n{}", node.log());
+
+    // The same from the file.
+    let file = TempFile::new(".toml", "allow_default_secrets = true\n");
+    let path = file.path().to_str().unwrap();
+    let mut node = NodeProcess::launch("node", Secrets::Defaults, &["--config", path]);
+    node.wait_for_200("/readyz", Duration::from_secs(60));
+    let (exit, _) = node.signal_and_wait("TERM", Duration::from_secs(15));
+    assert!(exit.success(), "SIGTERM: exit {exit:?}\n{}", node.log());
+}
+
+#[test]
+fn dev_starts_with_the_defaults_and_prints_every_key_it_uses() {
+    let mut node = NodeProcess::launch("dev", Secrets::Defaults, &[]);
+    node.wait_for_200("/readyz", Duration::from_secs(60));
+    let banner = node.log();
+    for secret in serai::config::SECRETS {
+        assert!(
+            banner.contains(&format!("{}  (", secret.default)),
+            "prints {} = {}:\n{banner}",
+            secret.key,
+            secret.default
+        );
+    }
+    assert!(
+        banner.contains("HTTP key:       defaulthttpkey"),
+        "{banner}"
+    );
+    assert!(
+        banner.contains(&format!(
+            "new Client(\"defaultkey\", \"127.0.0.1\", \"{}\", false)",
+            node.client.port()
+        )),
+        "a nakama-js snippet for this node:\n{banner}"
+    );
+    assert!(
+        banner.contains(&format!("http://{}", node.admin)),
+        "{banner}"
+    );
+    let (exit, _) = node.signal_and_wait("TERM", Duration::from_secs(15));
+    assert!(exit.success(), "SIGTERM: exit {exit:?}\n{}", node.log());
+}
+
+#[test]
+fn dev_prints_the_keys_it_was_given() {
+    let mut node = NodeProcess::launch("dev", Secrets::Own, &[]);
+    node.wait_for_200("/readyz", Duration::from_secs(60));
+    let banner = node.log();
+    for secret in serai::config::SECRETS {
+        assert!(
+            banner.contains(&format!("{}-", secret.key)) && banner.contains(secret.env),
+            "prints its {}:\n{banner}",
+            secret.key
+        );
+    }
+    assert!(!banner.contains(", built-in default)"), "{banner}");
+    let token = node.token.clone();
+    assert_eq!(node.get("/admin/status", Some(&token)).status, 200);
+    let (exit, _) = node.signal_and_wait("TERM", Duration::from_secs(15));
+    assert!(exit.success(), "SIGTERM: exit {exit:?}\n{}", node.log());
 }

@@ -3,8 +3,9 @@
 //! dir whose PATH holds only stub binaries, whose PostgreSQL directories are its own
 //! (SERAI_PG_DIRS), whose npm project is its own (SERAI_NPM_DIR), and whose apt-get, sudo and
 //! npm are recorders that append their arguments to a log (apt-get "installs" a package by
-//! creating its stub binaries, as the real one would). Root or not is SERAI_AS_ROOT. Each case
-//! checks the script asks for exactly what is missing and nothing more.
+//! creating its stub binaries, as the real one would; python3 makes a stub venv whose pip
+//! "installs" kubernetes-validate). Root or not is SERAI_AS_ROOT. Each case checks the script
+//! asks for exactly what is missing and nothing more.
 
 use std::fs;
 use std::io::Write;
@@ -93,7 +94,7 @@ impl Machine {
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
         let _ = fs::remove_dir_all(&dir);
-        for sub in ["bin", "pg/15/bin", "js", "tools"] {
+        for sub in ["bin", "pg/15/bin", "js", "tools", "dot-serai"] {
             fs::create_dir_all(dir.join(sub)).unwrap();
         }
         fs::write(dir.join("js/package.json"), PACKAGE_JSON).unwrap();
@@ -140,15 +141,43 @@ impl Machine {
                  prometheus) printf '#!{sh}\\n' > '{bin}/promtool'; {chmod} +x '{bin}/promtool' ;;\n\
                  chromium) printf '#!{sh}\\n' > '{bin}/chromium'; {chmod} +x '{bin}/chromium' ;;\n\
                  chromium-driver) printf '#!{sh}\\n' > '{bin}/chromedriver'; {chmod} +x '{bin}/chromedriver' ;;\n\
+                 python3) printf '#!{sh}\\n. {python}\\n' > '{bin}/python3'; {chmod} +x '{bin}/python3' ;;\n\
                esac\n\
              done",
             record = self.record("apt-get"),
             log = self.log_path(),
             sh = self.sh,
             npm = self.dir.join("tools/npm-body").display(),
+            python = self.dir.join("tools/python-body").display(),
         );
         self.stub(&self.dir.join("tools/apt-get"), &apt);
         fs::write(self.dir.join("tools/npm-body"), self.record("npm")).unwrap();
+        // python3: `-c` (the venv check) succeeds; `-m venv DIR` is recorded and makes DIR's
+        // python and pip; pip records and `install` makes kubernetes-validate next to it.
+        let mkdir = real_tool("mkdir");
+        let pip_body = self.dir.join("tools/pip-body").display().to_string();
+        fs::write(
+            self.dir.join("tools/pip-body"),
+            format!(
+                "{record}\n[ \"$1\" = install ] || exit 0\n\
+                 printf '#!{sh}\\n' > \"${{0%/*}}/kubernetes-validate\"; {chmod} +x \"${{0%/*}}/kubernetes-validate\"",
+                record = self.record("pip"),
+                sh = self.sh,
+            ),
+        )
+        .unwrap();
+        fs::write(
+            self.dir.join("tools/python-body"),
+            format!(
+                "[ \"$1\" = -c ] && exit 0\n{record}\n[ \"$1 $2\" = '-m venv' ] || exit 1\n\
+                 {mkdir} -p \"$3/bin\"\n\
+                 printf '#!{sh}\\n' > \"$3/bin/python\"; {chmod} +x \"$3/bin/python\"\n\
+                 printf '#!{sh}\\n. {pip_body}\\n' > \"$3/bin/pip\"; {chmod} +x \"$3/bin/pip\"",
+                record = self.record("python3"),
+                sh = self.sh,
+            ),
+        )
+        .unwrap();
         // Passwordless sudo: record, then run the command (after `-n` and `env VAR=...`).
         let sudo = format!(
             "{record}\n[ \"$1\" = -n ] && shift\n\
@@ -195,6 +224,30 @@ impl Machine {
         self
     }
 
+    fn venv(&self) -> PathBuf {
+        self.dir.join("dot-serai/k8s-venv")
+    }
+
+    fn with_python(self) -> Machine {
+        let body = self.dir.join("tools/python-body").display().to_string();
+        self.stub(&self.dir.join("bin/python3"), &format!(". {body}"));
+        self
+    }
+
+    /// The manifest validator installed in its venv at the pinned version.
+    fn with_k8s_validate(self) -> Machine {
+        let bin = self.venv().join("bin");
+        fs::create_dir_all(&bin).unwrap();
+        self.stub(&bin.join("python"), "");
+        self.stub(&bin.join("kubernetes-validate"), "");
+        fs::write(
+            self.venv().join("serai-pin"),
+            "kubernetes-validate==1.37.0\n",
+        )
+        .unwrap();
+        self
+    }
+
     fn with_tool(self, name: &str) -> Machine {
         self.stub(&self.dir.join("bin").join(name), "");
         self
@@ -206,6 +259,7 @@ impl Machine {
             .with_npm()
             .with_npm_packages("2.8.0")
             .with_tool("promtool")
+            .with_k8s_validate()
     }
 
     /// Runs `bash scripts/lib/deps.sh <purpose>` with `env` on top of the machine's.
@@ -224,6 +278,7 @@ impl Machine {
             .env("SERAI_PG_DIRS", format!("{}/pg/*/bin", self.dir.display()))
             .env("SERAI_PG_PROBE", "none")
             .env("SERAI_NPM_DIR", self.dir.join("js"))
+            .env("SERAI_K8S_VENV", self.venv())
             .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -268,7 +323,14 @@ fn bare_machine_as_root_installs_exactly_what_is_missing() {
     assert!(o.ok, "{}", report(&o));
     assert_eq!(
         o.installed(),
-        ["postgresql", "nodejs", "npm", "prometheus"],
+        [
+            "postgresql",
+            "nodejs",
+            "npm",
+            "python3",
+            "python3-venv",
+            "prometheus"
+        ],
         "{}",
         report(&o)
     );
@@ -300,6 +362,8 @@ fn bare_machine_as_root_installs_exactly_what_is_missing() {
         "{}",
         report(&o)
     );
+    // And the manifest validator, into its venv, with the freshly installed python3.
+    assert_k8s_validate_installed(&machine, &o);
     // The optional tools are only noted.
     assert!(
         o.stderr.contains("no chromium/chromedriver (optional"),
@@ -329,7 +393,8 @@ fn only_postgres_missing_installs_only_postgresql() {
         .with_node()
         .with_npm()
         .with_npm_packages("2.8.0")
-        .with_tool("promtool");
+        .with_tool("promtool")
+        .with_k8s_validate();
     let o = machine.run("test", &[]);
     assert!(o.ok, "{}", report(&o));
     assert_eq!(o.installed(), ["postgresql"], "{}", report(&o));
@@ -345,7 +410,8 @@ fn node_without_npm_installs_only_npm() {
     let machine = Machine::new()
         .with_postgres()
         .with_node()
-        .with_tool("promtool");
+        .with_tool("promtool")
+        .with_k8s_validate();
     let o = machine.run("test", &[]);
     assert!(o.ok, "{}", report(&o));
     assert_eq!(o.installed(), ["npm"], "{}", report(&o));
@@ -359,7 +425,8 @@ fn stale_npm_packages_run_npm_ci_without_apt_or_root() {
         .with_node()
         .with_npm()
         .with_npm_packages("2.7.0")
-        .with_tool("promtool");
+        .with_tool("promtool")
+        .with_k8s_validate();
     let o = machine.run("test", &[("SERAI_AS_ROOT", "0")]);
     assert!(o.ok, "{}", report(&o));
     assert!(
@@ -375,7 +442,10 @@ fn stale_npm_packages_run_npm_ci_without_apt_or_root() {
 #[test]
 fn not_root_without_sudo_prints_the_packages_and_fails() {
     for sudo in ["tools/no-sudo-here", "tools/sudo-password"] {
-        let machine = Machine::new().with_node().with_tool("promtool");
+        let machine = Machine::new()
+            .with_node()
+            .with_tool("promtool")
+            .with_k8s_validate();
         let sudo_path = machine.dir.join(sudo).display().to_string();
         let o = machine.run(
             "test",
@@ -404,7 +474,8 @@ fn not_root_with_passwordless_sudo_installs_through_sudo() {
         .with_node()
         .with_npm()
         .with_npm_packages("2.8.0")
-        .with_tool("promtool");
+        .with_tool("promtool")
+        .with_k8s_validate();
     let sudo = machine.dir.join("tools/sudo").display().to_string();
     let o = machine.run("test", &[("SERAI_AS_ROOT", "0"), ("SERAI_SUDO", &sudo)]);
     assert!(o.ok, "{}", report(&o));
@@ -455,7 +526,8 @@ fn a_database_url_needs_no_postgres_binaries() {
         .with_node()
         .with_npm()
         .with_npm_packages("2.8.0")
-        .with_tool("promtool");
+        .with_tool("promtool")
+        .with_k8s_validate();
     let o = machine.run(
         "test",
         &[
@@ -474,7 +546,8 @@ fn postgres_binaries_on_path_count() {
         .with_node()
         .with_npm()
         .with_npm_packages("2.8.0")
-        .with_tool("promtool");
+        .with_tool("promtool")
+        .with_k8s_validate();
     let o = machine.run("test", &[("SERAI_AS_ROOT", "0")]);
     assert!(o.ok && o.log.is_empty(), "{}", report(&o));
 }
@@ -501,7 +574,8 @@ fn the_tests_get_promtool_and_a_node_does_not_need_it() {
         .with_postgres()
         .with_node()
         .with_npm()
-        .with_npm_packages("2.8.0");
+        .with_npm_packages("2.8.0")
+        .with_k8s_validate();
     let o = machine.run("run", &[]);
     assert!(o.ok && o.log.is_empty(), "{}", report(&o));
     let o = machine.run("test", &[]);
@@ -512,4 +586,86 @@ fn the_tests_get_promtool_and_a_node_does_not_need_it() {
     fs::write(machine.dir.join("log"), "").unwrap();
     let again = machine.run("test", &[]);
     assert!(again.ok && again.log.is_empty(), "{}", report(&again));
+}
+
+fn assert_k8s_validate_installed(machine: &Machine, o: &Outcome) {
+    let venv = machine.venv().display().to_string();
+    assert!(
+        o.log.contains(&format!("python3 -m venv {venv}")),
+        "{}",
+        report(o)
+    );
+    assert!(
+        o.log
+            .iter()
+            .any(|l| l.starts_with("pip install ") && l.ends_with(" kubernetes-validate==1.37.0")),
+        "{}",
+        report(o)
+    );
+    assert!(machine.venv().join("bin/kubernetes-validate").is_file());
+    assert_eq!(
+        fs::read_to_string(machine.venv().join("serai-pin"))
+            .unwrap()
+            .trim(),
+        "kubernetes-validate==1.37.0"
+    );
+}
+
+#[test]
+fn a_missing_validator_installs_with_pip_into_its_venv_without_apt() {
+    let machine = Machine::new()
+        .with_postgres()
+        .with_node()
+        .with_npm()
+        .with_npm_packages("2.8.0")
+        .with_tool("promtool")
+        .with_python();
+    let o = machine.run("test", &[("SERAI_AS_ROOT", "0")]);
+    assert!(o.ok, "{}", report(&o));
+    assert!(o.apt_calls().is_empty(), "{}", report(&o));
+    assert_k8s_validate_installed(&machine, &o);
+    // Installed once: the next run finds it.
+    fs::write(machine.dir.join("log"), "").unwrap();
+    let again = machine.run("test", &[("SERAI_AS_ROOT", "0")]);
+    assert!(again.ok && again.log.is_empty(), "{}", report(&again));
+    // Another pinned version is installed over it.
+    fs::write(
+        machine.venv().join("serai-pin"),
+        "kubernetes-validate==1.0.0\n",
+    )
+    .unwrap();
+    let stale = machine.run("test", &[("SERAI_AS_ROOT", "0")]);
+    assert!(stale.ok, "{}", report(&stale));
+    assert_k8s_validate_installed(&machine, &stale);
+}
+
+#[test]
+fn no_python_installs_python3_with_venv_then_the_validator() {
+    let machine = Machine::new()
+        .with_postgres()
+        .with_node()
+        .with_npm()
+        .with_npm_packages("2.8.0")
+        .with_tool("promtool");
+    let o = machine.run("test", &[]);
+    assert!(o.ok, "{}", report(&o));
+    assert_eq!(o.installed(), ["python3", "python3-venv"], "{}", report(&o));
+    assert_k8s_validate_installed(&machine, &o);
+
+    // Not root and no sudo: named, with what follows by itself.
+    let machine = Machine::new()
+        .with_postgres()
+        .with_node()
+        .with_npm()
+        .with_npm_packages("2.8.0")
+        .with_tool("promtool");
+    let o = machine.run("test", &[("SERAI_AS_ROOT", "0")]);
+    assert!(!o.ok, "{}", report(&o));
+    assert!(
+        o.stderr.contains("apt-get install python3 python3-venv\n")
+            && o.stderr
+                .contains("kubernetes-validate then installs by itself"),
+        "{}",
+        report(&o)
+    );
 }

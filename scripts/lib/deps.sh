@@ -12,8 +12,10 @@
 #
 #   test: PostgreSQL server binaries (initdb, pg_ctl; apt: postgresql), node 18+ and npm
 #         (apt: nodejs npm), the npm packages of the client tests in clients/js (`npm ci`,
-#         as the current user), and promtool (apt: prometheus; tests/monitoring.rs checks the
-#         metrics and the alert rules with it).
+#         as the current user), promtool (apt: prometheus; tests/monitoring.rs checks the
+#         metrics and the alert rules with it), and kubernetes-validate (pinned below) in a
+#         Python venv in .serai/k8s-venv (pip, from a python3 with venv; apt: python3
+#         python3-venv) for the manifest check (scripts/k8s-check.sh, tests/k8s_manifests.rs).
 #   run:  PostgreSQL server binaries only.
 # The PostgreSQL binaries are skipped when SERAI_DATABASE_URL is set or a server answers on
 # 127.0.0.1:5432 (src/localdb/ uses those first).
@@ -31,11 +33,15 @@
 #   SERAI_PG_PROBE         host:port probed for a running server, "none" to skip
 #                          (default: 127.0.0.1:5432)
 #   SERAI_NPM_DIR          the npm project of the client tests  (default: clients/js)
+#   SERAI_PYTHON           python3 command                       (default: python3)
+#   SERAI_K8S_VENV         the venv holding kubernetes-validate  (default: .serai/k8s-venv)
 #   SERAI_DEPS_WANT        optional tools to treat as required: promtool, chromium
 #   SERAI_DEPS=skip        check nothing (a machine set up some other way)
 
 # Optional tools the tests need: promtool (tests/monitoring.rs).
 DEPS_WANT="promtool"
+# The manifest validator, pinned: its schemas (Kubernetes 1.37 and older) ship inside it.
+DEPS_K8S_VALIDATE="kubernetes-validate==1.37.0"
 
 deps_log() { echo "deps: $*" >&2; }
 
@@ -107,6 +113,24 @@ deps_installed_version() {
 
 deps_chromium() { deps_have chromium || deps_have chromium-browser; }
 
+deps_k8s_venv() { echo "${SERAI_K8S_VENV:-$DEPS_ROOT/.serai/k8s-venv}"; }
+
+# The validator installed at its pinned version: deps_k8s_install writes the pin into the venv
+# after pip succeeded (plain bash: no python run needed to check).
+deps_k8s_present() {
+    local venv pin=
+    venv=$(deps_k8s_venv)
+    [ -x "$venv/bin/kubernetes-validate" ] && [ -x "$venv/bin/python" ] || return 1
+    read -r pin <"$venv/serai-pin" 2>/dev/null
+    [ "$pin" = "$DEPS_K8S_VALIDATE" ]
+}
+
+# A python3 that can make a venv with pip (Debian splits venv/ensurepip into python3-venv).
+deps_python_venv() {
+    local py=${SERAI_PYTHON:-python3}
+    deps_have "$py" && "$py" -c 'import venv, ensurepip' </dev/null >/dev/null 2>&1
+}
+
 # --- installing ---------------------------------------------------------------------------
 
 deps_as_root() {
@@ -157,6 +181,16 @@ deps_npm_ci() {
         --prefer-offline </dev/null >&2) || { deps_log "npm ci in $dir failed"; return 1; }
 }
 
+deps_k8s_install() {
+    local venv py=${SERAI_PYTHON:-python3}
+    venv=$(deps_k8s_venv)
+    deps_log "installing $DEPS_K8S_VALIDATE into the venv $venv (pip)"
+    "$py" -m venv "$venv" </dev/null >&2 || { deps_log "$py -m venv $venv failed"; return 1; }
+    "$venv/bin/pip" install -q --disable-pip-version-check --no-input "$DEPS_K8S_VALIDATE" \
+        </dev/null >&2 || { deps_log "pip install $DEPS_K8S_VALIDATE failed"; return 1; }
+    echo "$DEPS_K8S_VALIDATE" >"$venv/serai-pin"
+}
+
 # --- the entry point ----------------------------------------------------------------------
 
 # deps_ensure test|run: everything present afterwards, or a message naming what to install
@@ -171,7 +205,7 @@ deps_ensure() {
     DEPS_APT=${SERAI_APT_GET:-apt-get}
     local want=" $DEPS_WANT ${SERAI_DEPS_WANT:-} "
     local -a packages=() missing=()
-    local npm_packages=
+    local npm_packages= k8s_validate=
 
     if deps_pg_needed && ! deps_pg_binaries; then
         missing+=("PostgreSQL server binaries (initdb, pg_ctl)")
@@ -187,6 +221,13 @@ deps_ensure() {
             packages+=(npm)
         fi
         deps_npm_packages_present || npm_packages=1
+        if ! deps_k8s_present; then
+            k8s_validate=1
+            if ! deps_python_venv; then
+                missing+=("python3 with venv")
+                packages+=(python3 python3-venv)
+            fi
+        fi
         if ! deps_have promtool; then
             if [[ $want == *" promtool "* ]]; then
                 missing+=(promtool)
@@ -218,6 +259,9 @@ deps_ensure() {
             if [ -n "$npm_packages" ] || [[ " ${packages[*]} " == *" npm "* ]]; then
                 deps_log "(the client tests' npm packages then install by themselves: npm ci in $(deps_npm_dir))"
             fi
+            if [ -n "$k8s_validate" ]; then
+                deps_log "(kubernetes-validate then installs by itself: pip, in $(deps_k8s_venv))"
+            fi
             return 1
         fi
         deps_apt_install "${packages[@]}" || return 1
@@ -238,6 +282,9 @@ deps_ensure() {
         fi
         if [ -n "$npm_packages" ]; then
             deps_npm_ci || return 1
+        fi
+        if [ -n "$k8s_validate" ]; then
+            deps_k8s_install || return 1
         fi
     fi
     return 0

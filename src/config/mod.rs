@@ -13,10 +13,12 @@ use serde::Deserialize;
 
 mod database_tls;
 mod raw;
+mod secrets;
 mod validate;
 
 pub use database_tls::{database_tls, DatabaseTls, SslMode};
 pub use raw::RawConfig;
+pub use secrets::{DefaultSecrets, Secret, SecretsCheck, SECRETS};
 
 /// Which SQL dialect the database speaks. CockroachDB-only features hide behind this switch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -59,6 +61,9 @@ pub struct Config {
     pub refresh_token_expiry: Duration,
     pub admin_token: String,
     pub cluster_secret: String,
+    /// `serai node` starts even with secrets at their built-in defaults (tests, local
+    /// clusters); without it, it refuses ([`Config::secrets_check`]).
+    pub allow_default_secrets: bool,
     pub flush_interval: Duration,
     pub flush_batch_size: usize,
     /// At this many unwritten dirty rows writers wait and the node reports not ready …
@@ -148,39 +153,6 @@ impl ConfigError {
 }
 
 impl Config {
-    /// The secrets still at their public defaults: fine for `serai dev` and tests, a hole in
-    /// production (anyone could authenticate, join the cluster or drive the admin API).
-    pub fn default_secrets(&self) -> Vec<&'static str> {
-        let defaults = RawConfig::default().validate().expect("defaults are valid");
-        let mut found = Vec::new();
-        let pairs: [(&'static str, &str, &str); 6] = [
-            ("server_key", &self.server_key, &defaults.server_key),
-            ("http_key", &self.http_key, &defaults.http_key),
-            ("admin_token", &self.admin_token, &defaults.admin_token),
-            (
-                "cluster_secret",
-                &self.cluster_secret,
-                &defaults.cluster_secret,
-            ),
-            (
-                "session_encryption_key",
-                &self.session_encryption_key,
-                &defaults.session_encryption_key,
-            ),
-            (
-                "refresh_encryption_key",
-                &self.refresh_encryption_key,
-                &defaults.refresh_encryption_key,
-            ),
-        ];
-        for (name, value, default) in pairs {
-            if value == default {
-                found.push(name);
-            }
-        }
-        found
-    }
-
     /// Loads a file (if any), applies the process environment and validates.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let mut raw = RawConfig::from_file(path)?;

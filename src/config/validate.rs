@@ -7,6 +7,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::secrets::{
+    DEFAULT_ADMIN_TOKEN, DEFAULT_CLUSTER_SECRET, DEFAULT_HTTP_KEY, DEFAULT_REFRESH_ENCRYPTION_KEY,
+    DEFAULT_SERVER_KEY, DEFAULT_SESSION_ENCRYPTION_KEY,
+};
 use super::{Config, ConfigError, Dialect, LogFormat, RawConfig};
 
 impl RawConfig {
@@ -29,12 +33,12 @@ impl RawConfig {
             database_pool_size: bounded("database_pool_size", self.database_pool_size, 16, 1, 1024)?
                 as usize,
             dialect: parse_enum("dialect", self.dialect, Dialect::Postgres)?,
-            server_key: secret("server_key", self.server_key, "defaultkey", 1)?,
-            http_key: secret("http_key", self.http_key, "defaulthttpkey", 1)?,
+            server_key: secret("server_key", self.server_key, DEFAULT_SERVER_KEY, 1)?,
+            http_key: secret("http_key", self.http_key, DEFAULT_HTTP_KEY, 1)?,
             session_encryption_key: secret(
                 "session_encryption_key",
                 self.session_encryption_key,
-                "defaultencryptionkey",
+                DEFAULT_SESSION_ENCRYPTION_KEY,
                 8,
             )?,
             session_token_expiry: secs(
@@ -47,7 +51,7 @@ impl RawConfig {
             refresh_encryption_key: secret(
                 "refresh_encryption_key",
                 self.refresh_encryption_key,
-                "defaultrefreshencryptionkey",
+                DEFAULT_REFRESH_ENCRYPTION_KEY,
                 8,
             )?,
             refresh_token_expiry: secs(
@@ -57,13 +61,14 @@ impl RawConfig {
                 3_700,
                 31_536_000,
             )?,
-            admin_token: secret("admin_token", self.admin_token, "defaultadmintoken", 8)?,
+            admin_token: secret("admin_token", self.admin_token, DEFAULT_ADMIN_TOKEN, 8)?,
             cluster_secret: secret(
                 "cluster_secret",
                 self.cluster_secret,
-                "defaultclustersecret",
+                DEFAULT_CLUSTER_SECRET,
                 8,
             )?,
+            allow_default_secrets: self.allow_default_secrets.unwrap_or(false),
             flush_interval: Duration::from_millis(bounded(
                 "flush_interval_ms",
                 self.flush_interval_ms,

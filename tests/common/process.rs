@@ -39,6 +39,8 @@ impl NodeProcess {
             .env("SERAI_ADMIN_ADDR", format!("127.0.0.1:{admin}"))
             .env("SERAI_PEER_ADDR", format!("127.0.0.1:{peer}"))
             .env("SERAI_ADMIN_TOKEN", admin_token)
+            // The clients of the tests use the built-in server and HTTP keys.
+            .env("SERAI_ALLOW_DEFAULT_SECRETS", "true")
             .env("SERAI_HEARTBEAT_INTERVAL_MS", "200")
             .env("SERAI_MEMBERSHIP_TIMEOUT_MS", "1500")
             .env("SERAI_FLUSH_INTERVAL_MS", "50");

@@ -46,6 +46,8 @@ pub fn spawn_node(bin: &PathBuf, url: &str, i: usize) -> Result<Proc, BoxError> 
         .env("SERAI_ADMIN_ADDR", format!("127.0.0.1:{admin}"))
         .env("SERAI_PEER_ADDR", format!("127.0.0.1:{peer}"))
         .env("SERAI_ADMIN_TOKEN", ADMIN_TOKEN)
+        // A loopback bench whose clients use the built-in server key.
+        .env("SERAI_ALLOW_DEFAULT_SECRETS", "true")
         .env("SERAI_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(log)

@@ -99,6 +99,8 @@ impl Cluster {
             .env("SERAI_ADVERTISE_CLIENT_ADDR", s.client.to_string())
             .env("SERAI_ADMIN_TOKEN", &self.admin_token)
             .env("SERAI_SERVER_KEY", &self.server_key)
+            // A loopback harness: the other secrets may stay at their built-in defaults.
+            .env("SERAI_ALLOW_DEFAULT_SECRETS", "true")
             // Short timeouts so a fault is noticed (and healed) within seconds.
             .env("SERAI_HEARTBEAT_INTERVAL_MS", "200")
             .env("SERAI_MEMBERSHIP_TIMEOUT_MS", "1500")
