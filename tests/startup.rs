@@ -30,6 +30,7 @@ fn an_unreachable_database_is_retried_then_named_and_the_node_exits_1() {
             format!("postgres://serai@127.0.0.1:{port}/serai?sslmode=disable"),
         )
         .env("SERAI_DATABASE_CONNECT_TIMEOUT_SECS", "2")
+        .env("SERAI_ALLOW_DEFAULT_SECRETS", "true")
         .env("SERAI_CLIENT_ADDR", "127.0.0.1:0")
         .env("SERAI_ADMIN_ADDR", "127.0.0.1:0")
         .env("SERAI_PEER_ADDR", "127.0.0.1:0")
