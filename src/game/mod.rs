@@ -54,7 +54,6 @@ pub fn register(services: &Services) {
         .register::<CharacterSession>(move |id| CharacterSession::new(id, character.clone()));
     let battle = BattleDeps {
         db: services.db.clone(),
-        catalog: services.catalog.clone(),
         persistence: services.persistence.clone(),
         notifier: services.notifier.clone(),
         settler: Arc::new(BattleSettler {

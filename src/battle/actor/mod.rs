@@ -32,7 +32,6 @@ use uuid::Uuid;
 
 use super::messages::*;
 use crate::domain::battle::rules::{self, Combat, Outcome, Setup, TurnRecord};
-use crate::domain::catalog::CurrentCatalog;
 use crate::gateway::Notifier;
 use crate::persistence::batch::{ActionLogRow, DirtyRow};
 use crate::persistence::battles::{self, EncounterRow, NewEncounter};
@@ -50,7 +49,6 @@ use crate::routing::Passivate;
 #[derive(Clone)]
 pub struct BattleDeps {
     pub db: Db,
-    pub catalog: CurrentCatalog,
     pub persistence: Addr<PersistenceActor>,
     /// Pushes to the owner, wherever in the cluster their sockets are.
     pub notifier: Notifier,
