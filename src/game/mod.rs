@@ -121,7 +121,8 @@ pub fn client_routes(
         services.db.clone(),
         services.rpc.clone(),
         services.presence.clone(),
-    );
+    )
+    .with_revocations(services.revocations.clone());
     let leaderboards = crate::leaderboard::http::configure(services);
     let gateway = gateway::configure(state);
     move |cfg: &mut web::ServiceConfig| {

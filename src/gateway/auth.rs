@@ -8,6 +8,7 @@
 //! the encoded payload free of both characters whatever the username or vars hold.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::error::ApiError;
+use super::revocation::RevokedSet;
 use crate::config::Config;
 
 /// Tokens longer than this are refused before any decoding.
@@ -49,6 +51,8 @@ pub struct SessionUser {
     pub username: String,
     pub vars: HashMap<String, String>,
     pub expires_at: i64,
+    /// The token's id (`tid`): what a logout revokes.
+    pub token_id: String,
 }
 
 /// Which of the two token kinds.
@@ -64,11 +68,13 @@ struct KeyPair {
     lifetime: Duration,
 }
 
-/// Issues and verifies tokens with the node's session and refresh keys.
+/// Issues and verifies tokens with the node's session and refresh keys; a token whose id is
+/// in the revoked set is refused like a forged one.
 pub struct TokenIssuer {
     session: KeyPair,
     refresh: KeyPair,
     validation: Validation,
+    revoked: Arc<RevokedSet>,
 }
 
 impl std::fmt::Debug for TokenIssuer {
@@ -91,7 +97,13 @@ fn now_secs() -> i64 {
 }
 
 impl TokenIssuer {
+    /// An issuer with a revoked set of its own (see [`TokenIssuer::with_revoked`]).
     pub fn new(config: &Config) -> TokenIssuer {
+        TokenIssuer::with_revoked(config, Arc::default())
+    }
+
+    /// An issuer that refuses the tokens in `revoked` (the node's [`super::Revocations`]).
+    pub fn with_revoked(config: &Config, revoked: Arc<RevokedSet>) -> TokenIssuer {
         let pair = |key: &str, lifetime| KeyPair {
             encoding: EncodingKey::from_secret(key.as_bytes()),
             decoding: DecodingKey::from_secret(key.as_bytes()),
@@ -106,6 +118,7 @@ impl TokenIssuer {
             session: pair(&config.session_encryption_key, config.session_token_expiry),
             refresh: pair(&config.refresh_encryption_key, config.refresh_token_expiry),
             validation,
+            revoked,
         }
     }
 
@@ -137,8 +150,16 @@ impl TokenIssuer {
         encode_token(&claims, &keys.encoding)
     }
 
-    /// Checks signature, algorithm and expiry; any failure is `None` (the caller answers 401).
+    /// Checks signature, algorithm, expiry and revocation; any failure is `None` (the caller
+    /// answers 401).
     pub fn verify(&self, kind: TokenKind, token: &str) -> Option<SessionUser> {
+        self.decode(kind, token)
+            .filter(|user| !self.revoked.contains(&user.token_id))
+    }
+
+    /// Like [`TokenIssuer::verify`] but for revocation: a logout may name a token already
+    /// revoked (a refresh token used up by a refresh).
+    pub fn decode(&self, kind: TokenKind, token: &str) -> Option<SessionUser> {
         if token.is_empty() || token.len() > MAX_TOKEN_LEN {
             return None;
         }
@@ -155,6 +176,7 @@ impl TokenIssuer {
             username: claims.usn,
             vars: claims.vrs,
             expires_at: claims.exp,
+            token_id: claims.tid,
         })
     }
 }

@@ -21,8 +21,7 @@ use super::GatewayState;
 use crate::persistence::accounts::{self, AccountError};
 use crate::persistence::DbError;
 use crate::protocol::client::{
-    Account, AccountDevice, AuthenticateBody, RpcResponse, SessionRefreshBody, SessionResponse,
-    User,
+    AuthenticateBody, RpcResponse, SessionRefreshBody, SessionResponse,
 };
 
 pub(crate) fn mount(cfg: &mut web::ServiceConfig, state: GatewayState) {
@@ -58,11 +57,7 @@ pub(crate) fn mount(cfg: &mut web::ServiceConfig, state: GatewayState) {
                 .route(web::post().to(session_refresh))
                 .default_service(web::to(method_not_allowed)),
         )
-        .service(
-            web::resource("/v2/account")
-                .route(web::get().to(get_account))
-                .default_service(web::to(method_not_allowed)),
-        )
+        .configure(super::accounts_http::mount)
         .service(
             web::resource("/v2/rpc/{id}")
                 .route(web::post().to(rpc))
@@ -162,7 +157,7 @@ pub(crate) async fn read_body(
 }
 
 /// Decodes a JSON body; an empty body is the empty message (as grpc-gateway treats it).
-fn parse_json<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse_json<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
@@ -184,7 +179,7 @@ fn authorization(req: &HttpRequest) -> Option<&str> {
 }
 
 /// `Authorization: Basic base64(<server key>:)`; only the user part is checked.
-fn check_server_key(req: &HttpRequest, state: &GatewayState) -> Result<(), ApiError> {
+pub(crate) fn check_server_key(req: &HttpRequest, state: &GatewayState) -> Result<(), ApiError> {
     let header =
         authorization(req).ok_or_else(|| ApiError::unauthenticated("Server key required"))?;
     let user =
@@ -210,7 +205,7 @@ pub(crate) fn bearer_user(
         .ok_or_else(|| ApiError::unauthenticated("Auth token invalid"))
 }
 
-fn issue_session(
+pub(crate) fn issue_session(
     state: &GatewayState,
     user: &accounts::Authenticated,
     vars: &std::collections::HashMap<String, String>,
@@ -229,10 +224,23 @@ fn issue_session(
     })
 }
 
+/// The query of the authenticate calls: `create` (default true) and `username`.
 #[derive(Debug, Default, Deserialize)]
-struct AuthQuery {
+pub(crate) struct AuthQuery {
     create: Option<String>,
-    username: Option<String>,
+    pub(crate) username: Option<String>,
+}
+
+impl AuthQuery {
+    /// `create`, parsed as grpc-gateway parses booleans; true when left out.
+    pub(crate) fn create(&self) -> Result<bool, ApiError> {
+        match self.create.as_deref() {
+            None | Some("") => Ok(true),
+            Some(v) => auth::parse_bool(v).ok_or_else(|| {
+                ApiError::invalid_argument("Invalid value for `create`: expected true or false.")
+            }),
+        }
+    }
 }
 
 async fn authenticate_device(
@@ -259,12 +267,7 @@ async fn authenticate(
 ) -> Result<HttpResponse, ApiError> {
     check_server_key(&req, &state)?;
     let q: AuthQuery = query(&req)?;
-    let create = match q.create.as_deref() {
-        None | Some("") => true,
-        Some(v) => auth::parse_bool(v).ok_or_else(|| {
-            ApiError::invalid_argument("Invalid value for `create`: expected true or false.")
-        })?,
-    };
+    let create = q.create()?;
     let username = auth::validate_username(q.username.as_deref())?;
     let body: AuthenticateBody =
         parse_json(&read_body(&req, payload, state.http.max_auth_body).await?)?;
@@ -275,13 +278,10 @@ async fn authenticate(
         .map_err(|e| match e {
             AccountError::NotFound => ApiError::not_found("User account not found."),
             AccountError::UsernameTaken => ApiError::already_exists("Username is already in use."),
+            AccountError::InvalidCredentials => ApiError::unauthenticated("Invalid credentials."),
             AccountError::Db(e) => db_error(e),
         })?;
-    if user.created {
-        state.metrics.auth_created.increment(1);
-    } else {
-        state.metrics.auth_existing.increment(1);
-    }
+    state.metrics.auth_done(user.created);
     json(&issue_session(&state, &user, &vars)?)
 }
 
@@ -305,10 +305,15 @@ async fn session_refresh(
         Some(vars) => auth::validate_vars(Some(vars))?,
         None => session.vars,
     };
-    // The username may have changed since the token was issued; the account may be gone.
-    let username = accounts::username(&state.db, session.user_id)
+    // Rotation, as Nakama does it: the refresh token used here is revoked in the same
+    // statement that reads the current username (it may have changed since the token was
+    // issued; the account may be gone), so a refresh token refreshes once, on any node.
+    let username = state
+        .revocations
+        .consume_refresh(&session.token_id, session.expires_at, session.user_id)
         .await
         .map_err(db_error)?
+        .ok_or_else(|| ApiError::unauthenticated("Refresh token invalid or expired."))?
         .ok_or_else(|| ApiError::not_found("User account not found."))?;
     let user = accounts::Authenticated {
         user_id: session.user_id,
@@ -316,37 +321,6 @@ async fn session_refresh(
         created: false,
     };
     json(&issue_session(&state, &user, &vars)?)
-}
-
-async fn get_account(
-    req: HttpRequest,
-    state: web::Data<GatewayState>,
-) -> Result<HttpResponse, ApiError> {
-    let session = bearer_user(&req, &state)?;
-    let row = accounts::account(&state.db, session.user_id)
-        .await
-        .map_err(db_error)?
-        .ok_or_else(|| ApiError::not_found("User account not found."))?;
-    let account = Account {
-        user: User {
-            id: row.user_id.to_string(),
-            username: row.username,
-            display_name: row.display_name.unwrap_or_default(),
-            lang_tag: "en".to_string(),
-            metadata: "{}".to_string(),
-            online: state.presence.is_online(row.user_id),
-            create_time: Some(row.create_time),
-            update_time: Some(row.update_time),
-        },
-        wallet: "{}".to_string(),
-        devices: row
-            .devices
-            .into_iter()
-            .map(|id| AccountDevice { id })
-            .collect(),
-        custom_id: row.custom_id.unwrap_or_default(),
-    };
-    json(&account)
 }
 
 /// Who calls an RPC over HTTP: `?http_key=`, `Authorization: Basic base64(<http key>:)`, or a

@@ -14,11 +14,15 @@
 //! `App::new().configure(gateway::configure(state.clone()))`.
 
 pub mod access;
+pub mod account_rules;
+pub mod accounts_http;
 pub mod auth;
 pub mod error;
 pub mod http;
 pub mod notifier;
+pub mod passwords;
 pub mod presence;
+pub mod revocation;
 pub mod rpc;
 pub mod socket;
 
@@ -31,6 +35,8 @@ use metrics::{Counter, Gauge};
 pub use auth::{SessionUser, TokenIssuer, TokenKind};
 pub use error::{ApiError, GrpcCode};
 pub use notifier::Notifier;
+pub use passwords::Passwords;
+pub use revocation::Revocations;
 pub use presence::Presence;
 pub use rpc::{RpcContext, RpcError, RpcHandler, RpcRegistry};
 
@@ -116,6 +122,15 @@ impl GatewayMetrics {
         }
     }
 
+    /// One successful authentication, of a new or an existing account.
+    pub(crate) fn auth_done(&self, created: bool) {
+        if created {
+            self.auth_created.increment(1);
+        } else {
+            self.auth_existing.increment(1);
+        }
+    }
+
     /// One RPC of `id` over `transport` (`http`, `socket`) ended with `result`.
     pub(crate) fn rpc_done(
         &self,
@@ -138,8 +153,13 @@ pub struct GatewayState {
     pub db: Db,
     pub rpc: Arc<RpcRegistry>,
     pub presence: Presence,
-    /// Built from `config` by [`GatewayState::new`].
+    /// Built from `config` by [`GatewayState::new`]; refuses the tokens `revocations` holds.
     pub tokens: Arc<TokenIssuer>,
+    /// Revoked tokens: this node's alone until [`GatewayState::with_revocations`] hands it
+    /// the node's (joined to the cluster).
+    pub revocations: Revocations,
+    /// Password hashing, bounded and off the executor threads.
+    pub passwords: Passwords,
     pub socket: SocketSettings,
     pub http: HttpSettings,
     pub(crate) metrics: GatewayMetrics,
@@ -165,7 +185,8 @@ impl GatewayState {
         rpc: Arc<RpcRegistry>,
         presence: Presence,
     ) -> GatewayState {
-        let tokens = Arc::new(TokenIssuer::new(&config));
+        let revocations = Revocations::new(db.clone());
+        let tokens = Arc::new(TokenIssuer::with_revoked(&config, revocations.set()));
         let socket = SocketSettings::from_config(&config);
         let metrics = GatewayMetrics::new(db.metrics(), &presence);
         GatewayState {
@@ -174,10 +195,25 @@ impl GatewayState {
             rpc,
             presence,
             tokens,
+            revocations,
+            passwords: Passwords::for_machine(),
             socket,
             http: HttpSettings::default(),
             metrics,
         }
+    }
+}
+
+impl GatewayState {
+    /// Uses the node's revocations (loaded, polled and broadcast by the node) instead of
+    /// this state's own.
+    pub fn with_revocations(mut self, revocations: Revocations) -> GatewayState {
+        self.tokens = Arc::new(TokenIssuer::with_revoked(
+            &self.config,
+            revocations.set(),
+        ));
+        self.revocations = revocations;
+        self
     }
 }
 

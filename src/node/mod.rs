@@ -19,7 +19,7 @@ pub use crate::services::Services;
 use crate::admin::http::{self as admin_http, AdminState, Readiness};
 use crate::config::Config;
 use crate::domain::catalog::CurrentCatalog;
-use crate::gateway::{access, Notifier, Presence, RpcRegistry};
+use crate::gateway::{access, Notifier, Presence, Revocations, RpcRegistry};
 use crate::metrics::Metrics;
 use crate::persistence::{
     claims, heartbeat, migrate, BacklogLimits, Db, DbError, DbSettings, FlushPolicy,
@@ -140,7 +140,20 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<RunningNode, No
         presence: presence.clone(),
         notifier: Notifier::new(presence.clone(), peers.clone(), Arc::downgrade(&router)),
         peers: peers.clone(),
+        revocations: Revocations::new(db.clone()),
     };
+    // Every unexpired revocation is loaded before the client listener exists: a token
+    // revoked before a restart is refused from the first request on.
+    services
+        .revocations
+        .start(
+            &config.node_id,
+            &router,
+            peers.clone(),
+            config.db_statement_timeout,
+            shutdown.clone(),
+        )
+        .await?;
     crate::game::register(&services);
     let catalog_sync = CatalogSync::start(&services);
 

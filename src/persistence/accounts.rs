@@ -1,11 +1,19 @@
 //! Users and the device / custom ids that authenticate them.
 //!
-//! Creating an account is one statement (the user row and its id link together), run through
-//! [`Db::transact`] so a serialization failure is retried whole. Two clients creating the same
-//! id at once end with one user: the loser's insert conflicts on the id's primary key and it
-//! answers the winner's account. A generated username that collides is simply drawn again.
+//! Signing up is one statement in its own implicit transaction, at the database's default
+//! isolation (READ COMMITTED on PostgreSQL, SERIALIZABLE on CockroachDB) and no more: it looks
+//! the id up, inserts the id's row only if it is absent (`ON CONFLICT (id) DO NOTHING`) and the
+//! user row only if that insert happened, and answers either the new or the existing account.
+//! Nothing is read that another sign-up writes, except the id itself, so sign-ups of different
+//! ids never conflict (CockroachDB included: the keys they touch are disjoint). Two sign-ups
+//! of the same id at once: one inserts, the other's insert waits for it and does nothing, and
+//! a lookup then answers the winner's account — one account, no retry.
+//!
+//! A returning player is the same statement's indexed lookup (or [`find`] when creating is
+//! not allowed): one round trip either way.
 
-use chrono::{DateTime, Utc};
+use std::time::Instant;
+
 use rand::Rng;
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
@@ -20,6 +28,14 @@ pub enum IdKind {
 }
 
 impl IdKind {
+    /// The table that links ids of this kind to users.
+    pub(crate) fn table(self) -> &'static str {
+        match self {
+            IdKind::Device => "user_device",
+            IdKind::Custom => "user_custom",
+        }
+    }
+
     fn find_sql(self) -> &'static str {
         match self {
             IdKind::Device => "SELECT u.id, u.username FROM user_device d JOIN users u ON u.id = d.user_id WHERE d.id = $1",
@@ -27,21 +43,47 @@ impl IdKind {
         }
     }
 
-    fn create_sql(self) -> &'static str {
+    /// $1 new user id, $2 username, $3 the id. Answers one row (id, username, created), or
+    /// none when a concurrent sign-up of the same id committed after this statement began.
+    /// The foreign key of the link row is checked at the end of the statement, when the
+    /// user row is there.
+    fn signup_sql(self) -> &'static str {
         match self {
             IdKind::Device => {
-                "WITH new_user AS (
+                "WITH existing AS (
+                    SELECT u.id, u.username FROM user_device d JOIN users u ON u.id = d.user_id
+                    WHERE d.id = $3
+                 ), linked AS (
+                    INSERT INTO user_device (id, user_id)
+                    SELECT $3, $1 WHERE NOT EXISTS (SELECT 1 FROM existing)
+                    ON CONFLICT (id) DO NOTHING
+                    RETURNING user_id
+                 ), created AS (
                     INSERT INTO users (id, username, create_time, update_time)
-                    VALUES ($1, $2, now(), now()) RETURNING id
+                    SELECT user_id, $2, now(), now() FROM linked
+                    RETURNING id, username
                  )
-                 INSERT INTO user_device (id, user_id) SELECT $3, id FROM new_user"
+                 SELECT id, username, true FROM created
+                 UNION ALL
+                 SELECT id, username, false FROM existing"
             }
             IdKind::Custom => {
-                "WITH new_user AS (
+                "WITH existing AS (
+                    SELECT u.id, u.username FROM user_custom c JOIN users u ON u.id = c.user_id
+                    WHERE c.id = $3
+                 ), linked AS (
+                    INSERT INTO user_custom (id, user_id)
+                    SELECT $3, $1 WHERE NOT EXISTS (SELECT 1 FROM existing)
+                    ON CONFLICT (id) DO NOTHING
+                    RETURNING user_id
+                 ), created AS (
                     INSERT INTO users (id, username, create_time, update_time)
-                    VALUES ($1, $2, now(), now()) RETURNING id
+                    SELECT user_id, $2, now(), now() FROM linked
+                    RETURNING id, username
                  )
-                 INSERT INTO user_custom (id, user_id) SELECT $3, id FROM new_user"
+                 SELECT id, username, true FROM created
+                 UNION ALL
+                 SELECT id, username, false FROM existing"
             }
         }
     }
@@ -65,6 +107,9 @@ pub enum AccountError {
     /// The requested username belongs to another account.
     #[error("Username is already in use.")]
     UsernameTaken,
+    /// The password does not match the account's.
+    #[error("Invalid credentials.")]
+    InvalidCredentials,
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -77,14 +122,30 @@ pub fn generate_username() -> String {
         .collect()
 }
 
-enum Attempt {
-    Found(Uuid, String),
-    Missing,
-    Created(Uuid, String),
+/// How many times one sign-up statement is run at most: again with a new generated username
+/// when the drawn one is taken, or after a serialization failure (CockroachDB only, and only
+/// when it could not retry the implicit transaction itself).
+pub(crate) const SIGNUP_ATTEMPTS: usize = 8;
+
+/// Why a sign-up statement ran again: counted in `serai_account_signup_retries_total`.
+pub(crate) fn count_retry(db: &Db, reason: &'static str) {
+    db.metrics()
+        .counter("serai_account_signup_retries_total", "reason", reason)
+        .increment(1);
 }
 
-/// How many generated usernames are tried before giving up (a collision is already rare).
-const USERNAME_ATTEMPTS: usize = 8;
+/// Whether `e` is a unique violation of the users' username.
+pub(crate) fn username_conflict(e: &DbError) -> bool {
+    match e {
+        DbError::Sql(e) => {
+            e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+                && e.as_db_error()
+                    .and_then(|d| d.constraint())
+                    .is_some_and(|c| c.contains("username"))
+        }
+        _ => false,
+    }
+}
 
 /// Finds the account of `id`, creating it (with `username`, or a generated one) when it does not
 /// exist and `create` is set.
@@ -95,72 +156,81 @@ pub async fn authenticate(
     username: Option<&str>,
     create: bool,
 ) -> Result<Authenticated, AccountError> {
-    // The common case (a returning player) is one query outside any transaction.
-    if let Some(found) = find(db, kind, id).await? {
-        return Ok(found);
-    }
     if !create {
-        return Err(AccountError::NotFound);
+        return find(db, kind, id).await?.ok_or(AccountError::NotFound);
     }
-    for _ in 0..USERNAME_ATTEMPTS {
+    let started = Instant::now();
+    let result = signup(db, kind, id, username).await;
+    let failure = match &result {
+        Err(AccountError::Db(e)) => Some(if e.is_retryable() {
+            "connection"
+        } else {
+            "other"
+        }),
+        _ => None,
+    };
+    db.metrics()
+        .db_write("signup", started.elapsed().as_secs_f64(), failure);
+    result
+}
+
+async fn signup(
+    db: &Db,
+    kind: IdKind,
+    id: &str,
+    username: Option<&str>,
+) -> Result<Authenticated, AccountError> {
+    let client = db.client().await?;
+    let stmt = client
+        .prepare_cached(kind.signup_sql())
+        .await
+        .map_err(DbError::from)?;
+    for _ in 0..SIGNUP_ATTEMPTS {
         let name = username
             .map(str::to_string)
             .unwrap_or_else(generate_username);
-        let new_id = Uuid::new_v4();
-        let attempt = db
-            .transact("authenticate", |tx| {
-                let (id, name) = (id.to_string(), name.clone());
-                Box::pin(async move {
-                    if let Some(row) = tx.query_opt(kind.find_sql(), &[&id]).await? {
-                        return Ok(Attempt::Found(row.try_get(0)?, row.try_get(1)?));
-                    }
-                    if !create {
-                        return Ok(Attempt::Missing);
-                    }
-                    tx.execute(kind.create_sql(), &[&new_id, &name, &id])
-                        .await?;
-                    Ok(Attempt::Created(new_id, name))
-                })
-            })
-            .await;
-        match attempt {
-            Ok(Attempt::Found(user_id, username)) => {
+        match client.query_opt(&stmt, &[&Uuid::new_v4(), &name, &id]).await {
+            Ok(Some(row)) => {
                 return Ok(Authenticated {
-                    user_id,
-                    username,
-                    created: false,
+                    user_id: row.try_get(0).map_err(DbError::from)?,
+                    username: row.try_get(1).map_err(DbError::from)?,
+                    created: row.try_get(2).map_err(DbError::from)?,
                 })
             }
-            Ok(Attempt::Created(user_id, username)) => {
-                return Ok(Authenticated {
-                    user_id,
-                    username,
-                    created: true,
-                })
+            // A concurrent sign-up of the same id committed first: answer its account.
+            Ok(None) => {
+                drop(client);
+                return find(db, kind, id).await?.ok_or_else(|| {
+                    AccountError::Db(DbError::Unavailable(
+                        "the account of this id was created and removed at once".into(),
+                    ))
+                });
             }
-            Ok(Attempt::Missing) => return Err(AccountError::NotFound),
-            Err(e) if e.sqlstate() == Some(&SqlState::UNIQUE_VIOLATION) => {
-                // Either the id was created concurrently (answer that account) or the username
-                // is taken (refuse a requested one, draw a generated one again).
-                if let Some(found) = find(db, kind, id).await? {
-                    return Ok(found);
-                }
-                if username.is_some() {
-                    return Err(AccountError::UsernameTaken);
+            Err(e) => {
+                let e = DbError::from(e);
+                if username_conflict(&e) {
+                    if username.is_some() {
+                        return Err(AccountError::UsernameTaken);
+                    }
+                    count_retry(db, "username");
+                } else if e.sqlstate() == Some(&SqlState::T_R_SERIALIZATION_FAILURE) {
+                    count_retry(db, "serialization");
+                } else {
+                    return Err(e.into());
                 }
             }
-            Err(e) => return Err(e.into()),
         }
     }
     Err(AccountError::Db(DbError::Rejected(
-        "could not draw a free username".into(),
+        "could not create the account: no free username drawn, or too many conflicts".into(),
     )))
 }
 
 /// The account linked to `id`, if any.
 pub async fn find(db: &Db, kind: IdKind, id: &str) -> Result<Option<Authenticated>, DbError> {
     let client = db.client().await?;
-    let row = client.query_opt(kind.find_sql(), &[&id]).await?;
+    let stmt = client.prepare_cached(kind.find_sql()).await?;
+    let row = client.query_opt(&stmt, &[&id]).await?;
     match row {
         Some(row) => Ok(Some(Authenticated {
             user_id: row.try_get(0)?,
@@ -181,44 +251,6 @@ pub async fn username(db: &Db, user_id: Uuid) -> Result<Option<String>, DbError>
         Some(row) => Some(row.try_get(0)?),
         None => None,
     })
-}
-
-/// What `GET /v2/account` shows.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AccountRow {
-    pub user_id: Uuid,
-    pub username: String,
-    pub display_name: Option<String>,
-    pub create_time: DateTime<Utc>,
-    pub update_time: DateTime<Utc>,
-    /// Linked device ids, sorted.
-    pub devices: Vec<String>,
-    /// The linked custom id (the first, if several).
-    pub custom_id: Option<String>,
-}
-
-/// The account of a user, or None if it does not exist.
-pub async fn account(db: &Db, user_id: Uuid) -> Result<Option<AccountRow>, DbError> {
-    let client = db.client().await?;
-    let row = client
-        .query_opt(
-            "SELECT u.id, u.username, u.display_name, u.create_time, u.update_time,
-                    ARRAY(SELECT d.id FROM user_device d WHERE d.user_id = u.id ORDER BY d.id) AS devices,
-                    (SELECT c.id FROM user_custom c WHERE c.user_id = u.id ORDER BY c.id LIMIT 1) AS custom_id
-             FROM users u WHERE u.id = $1",
-            &[&user_id],
-        )
-        .await?;
-    let Some(row) = row else { return Ok(None) };
-    Ok(Some(AccountRow {
-        user_id: row.try_get(0)?,
-        username: row.try_get(1)?,
-        display_name: row.try_get(2)?,
-        create_time: row.try_get(3)?,
-        update_time: row.try_get(4)?,
-        devices: row.try_get(5)?,
-        custom_id: row.try_get(6)?,
-    }))
 }
 
 #[cfg(test)]

@@ -66,6 +66,11 @@ pub static MIGRATIONS: &[Migration] = &[
         "member_catalog_version",
         "0010_member_catalog_version.sql"
     ),
+    migration!(
+        11,
+        "accounts_profile_email_revocation",
+        "0011_accounts_profile_email_revocation.sql"
+    ),
 ];
 
 /// File name of the default catalog data in `schema/`.

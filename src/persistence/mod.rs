@@ -16,7 +16,9 @@
 //! - `reach`: reaching the database at start, retried with backoff for a bounded time.
 //! - `migrate`: numbered migrations from `schema/`, safe to run from several nodes at once.
 //! - `catalog`: reading the static catalog tables.
-//! - `accounts`: users, device ids and custom ids.
+//! - `accounts`: users, device ids and custom ids, sign-up in one statement; `profiles`: what
+//!   players see and set of accounts; `links`: email and password, link and unlink;
+//!   `revocations`: revoked token ids, kept until the tokens expire.
 //! - `receipts`: idempotency receipts, written in the transaction of their change.
 
 mod connect;
@@ -42,11 +44,14 @@ pub mod default_catalog;
 pub mod flight;
 pub mod heartbeat;
 pub mod leaderboards;
+pub mod links;
 pub mod markets;
 pub mod messages;
 pub mod migrate;
 pub mod pg;
+pub mod profiles;
 pub mod receipts;
+pub mod revocations;
 
 pub use actor::{BacklogLimits, FlushPolicy, PersistenceActor};
 pub use messages::{flush_entity, flush_now};

@@ -28,7 +28,7 @@ fn ser_timestamp<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Err
     s.serialize_str(&timestamp(t))
 }
 
-fn ser_opt_timestamp<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+pub(super) fn ser_opt_timestamp<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
     match t {
         Some(t) => s.serialize_str(&timestamp(t)),
         None => s.serialize_none(),
@@ -67,47 +67,7 @@ pub struct SessionResponse {
     pub refresh_token: String,
 }
 
-/// `GET /v2/account`.
-#[derive(Debug, Clone, Serialize)]
-pub struct Account {
-    pub user: User,
-    /// Nakama always answers a wallet; serai keeps none, so it is the empty object.
-    pub wallet: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub devices: Vec<AccountDevice>,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub custom_id: String,
-}
-
-/// Nakama's `User`.
-#[derive(Debug, Clone, Serialize)]
-pub struct User {
-    pub id: String,
-    pub username: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub display_name: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub lang_tag: String,
-    pub metadata: String,
-    #[serde(skip_serializing_if = "is_false")]
-    pub online: bool,
-    #[serde(
-        serialize_with = "ser_opt_timestamp",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub create_time: Option<DateTime<Utc>>,
-    #[serde(
-        serialize_with = "ser_opt_timestamp",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub update_time: Option<DateTime<Utc>>,
-}
-
-/// A device id linked to an account.
-#[derive(Debug, Clone, Serialize)]
-pub struct AccountDevice {
-    pub id: String,
-}
+pub use super::account::{Account, AccountDevice, User};
 
 /// Answer of `POST /v2/rpc/{id}` (without `unwrap`).
 #[derive(Debug, Clone, Serialize)]

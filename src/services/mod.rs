@@ -13,7 +13,7 @@ use actix::Addr;
 
 use crate::config::Config;
 use crate::domain::catalog::CurrentCatalog;
-use crate::gateway::{Notifier, Presence, RpcRegistry};
+use crate::gateway::{Notifier, Presence, Revocations, RpcRegistry};
 use crate::metrics::Metrics;
 use crate::persistence::{Db, PersistenceActor};
 use crate::routing::peer::Peers;
@@ -38,4 +38,6 @@ pub struct Services {
     /// Pushes to a user wherever in the cluster their sockets are.
     pub notifier: Notifier,
     pub peers: Peers,
+    /// Revoked session and refresh tokens, kept in step with every member.
+    pub revocations: Revocations,
 }
