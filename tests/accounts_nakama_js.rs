@@ -1,0 +1,43 @@
+//! The real `@heroiclabs/nakama-js` client against a real node on a fresh database:
+//! `clients/js/accounts.mjs` updates a profile and reads it back with getAccount and
+//! getUsers, signs up and in by email, links and unlinks device, custom and email ids down to
+//! the last way in, rotates a refresh token and logs out (the script asserts every answer,
+//! Nakama's codes and messages included). Needs Node 18+ and npm (see tests/nakama_js.rs).
+
+mod common;
+
+use std::time::Duration;
+
+#[actix_rt::test]
+async fn nakama_js_accounts_email_links_and_logout() {
+    let tools = common::js::require_node();
+    common::js::ensure_client_deps();
+    let common::node::TestNode { node, config, db } = common::node::start_node().await;
+    let run = common::js::run_script(
+        "accounts.mjs",
+        node.client_addr,
+        &[("SERAI_SERVER_KEY", &config.server_key)],
+        Duration::from_secs(50),
+    )
+    .await;
+    node.stop().await.expect("node stops");
+    drop(db);
+    let report = format!("--- stdout\n{}\n--- stderr\n{}", run.stdout, run.stderr);
+    println!("{report}");
+    assert!(run.success, "accounts.mjs failed with {tools}\n{report}");
+    let checks: usize = run
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("ACCOUNTS OK checks="))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no `ACCOUNTS OK checks=N` line\n{report}"));
+    assert!(checks >= 50, "only {checks} checks ran\n{report}");
+    for step in [
+        "-- profile: updateAccount, getAccount, getUsers",
+        "-- email: authenticateEmail",
+        "-- links: link and unlink device, custom, email",
+        "-- session: refresh rotation and logout",
+    ] {
+        assert!(run.stdout.lines().any(|l| l == step), "missing {step:?}\n{report}");
+    }
+}
