@@ -670,10 +670,18 @@ async fn refresh_and_account() {
     assert_eq!(claims(&refreshed.token)["uid"], uid.as_str());
     assert_eq!(claims(&refreshed.token)["usn"], "trader1");
     assert_eq!(claims(&refreshed.token)["vrs"], json!({"a": "1"}));
+    // The refresh token rotates (as in Nakama): the used one is refused, the new one works.
     let r = s
         .post_key(
             "/v2/account/session/refresh",
             &json!({"token": session.refresh, "vars": {"b": "2"}}),
+        )
+        .await;
+    r.assert_error(401, 16, "Refresh token invalid or expired.");
+    let r = s
+        .post_key(
+            "/v2/account/session/refresh",
+            &json!({"token": refreshed.refresh, "vars": {"b": "2"}}),
         )
         .await;
     assert_eq!(

@@ -47,7 +47,11 @@ function step(name) {
 
 function fail(err) {
   clearTimeout(watchdog);
-  console.error(`ACCOUNTS FAILED: ${err && err.stack ? err.stack : JSON.stringify(err)}`);
+  // nakama-js rejects with the fetch Response on an HTTP error: name the call and status.
+  const what = err && typeof err.status === "number"
+    ? `HTTP ${err.status} from ${err.url}`
+    : err && err.stack ? err.stack : JSON.stringify(err);
+  console.error(`ACCOUNTS FAILED: ${what}`);
   process.exit(1);
 }
 

@@ -430,6 +430,26 @@ mod tests {
     }
 
     #[test]
+    fn revoked_tokens_are_refused_but_still_decode() {
+        let set = Arc::new(RevokedSet::default());
+        let t = TokenIssuer::with_revoked(
+            &Config::for_test("postgresql://postgres@127.0.0.1/x"),
+            set.clone(),
+        );
+        let token = t
+            .issue(TokenKind::Session, Uuid::new_v4(), "carol", &HashMap::new())
+            .unwrap();
+        let user = t.verify(TokenKind::Session, &token).unwrap();
+        set.insert([(user.token_id.clone(), user.expires_at)]);
+        assert!(t.verify(TokenKind::Session, &token).is_none());
+        assert_eq!(t.decode(TokenKind::Session, &token), Some(user));
+        let other = t
+            .issue(TokenKind::Session, Uuid::new_v4(), "carol", &HashMap::new())
+            .unwrap();
+        assert!(t.verify(TokenKind::Session, &other).is_some(), "each token its own id");
+    }
+
+    #[test]
     fn header_forms() {
         let basic = format!("Basic {}", STANDARD.encode("defaultkey:"));
         assert_eq!(parse_basic(&basic).as_deref(), Some("defaultkey"));

@@ -239,6 +239,13 @@ pub const CATALOG: &[Described] = &[
         &["account"],
         "Successful authentications, by whether the account was created or existing.",
     ),
+    counter(
+        "serai_account_signup_retries_total",
+        &["reason"],
+        "Sign-up statements run again: reason=\"username\" (a generated username was taken, \
+         one is drawn anew), reason=\"serialization\" (SQLSTATE 40001 the database did not \
+         retry itself; expected 0: sign-ups of different ids touch disjoint keys).",
+    ),
     // Routing and the cluster.
     gauge(
         "serai_active_actors",
