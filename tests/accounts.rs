@@ -42,7 +42,12 @@ async fn bearer(addr: SocketAddr, method: &str, path: &str, token: &str, body: &
 
 /// `(token, refresh_token)` of a device sign-in.
 async fn device(addr: SocketAddr, id: &str) -> (String, String) {
-    let r = post_key(addr, "/v2/account/authenticate/device", &json!({ "id": id })).await;
+    let r = post_key(
+        addr,
+        "/v2/account/authenticate/device",
+        &json!({ "id": id }),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     let v = r.json();
     (
@@ -88,7 +93,11 @@ async fn logout_is_refused_everywhere_at_once_after_a_missed_broadcast_and_a_res
     let mut cluster = TestCluster::start(2, |_, _| {}).await;
     let (a, b) = (cluster.node(0).client_addr, cluster.node(1).client_addr);
     let (token, refresh_token) = device(a, "revocation-device-1").await;
-    assert_eq!(account_status(b, &token).await, 200, "valid on the other node");
+    assert_eq!(
+        account_status(b, &token).await,
+        200,
+        "valid on the other node"
+    );
 
     // Logout on node 0: when it answers, node 1 has been told (the broadcast is awaited).
     let r = bearer(
@@ -101,7 +110,11 @@ async fn logout_is_refused_everywhere_at_once_after_a_missed_broadcast_and_a_res
     .await;
     assert_eq!((r.status, r.body.as_str()), (200, "{}"));
     assert_eq!(account_status(a, &token).await, 401);
-    assert_eq!(account_status(b, &token).await, 401, "refused on node 1 at once");
+    assert_eq!(
+        account_status(b, &token).await,
+        401,
+        "refused on node 1 at once"
+    );
     assert_eq!(refresh(b, &refresh_token).await.status, 401);
     let ws = request(b, "GET", &format!("/ws?token={token}"), &[], b"").await;
     assert_eq!(ws.status, 401, "the socket refuses it too");
@@ -134,12 +147,26 @@ async fn logout_is_refused_everywhere_at_once_after_a_missed_broadcast_and_a_res
     assert_eq!(account_status(b, &token).await, 401);
     assert_eq!(account_status(b, &missed).await, 401);
     let (fresh, _) = device(b, "revocation-device-3").await;
-    assert_eq!(account_status(b, &fresh).await, 200, "other tokens unaffected");
+    assert_eq!(
+        account_status(b, &fresh).await,
+        200,
+        "other tokens unaffected"
+    );
 
     // Bad logouts change nothing.
     let (other, _) = device(a, "revocation-device-4").await;
-    let r = bearer(a, "POST", "/v2/session/logout", &fresh, &json!({ "token": other })).await;
-    assert_eq!((r.status, r.json()["message"].clone()), (400, json!("Session token invalid.")));
+    let r = bearer(
+        a,
+        "POST",
+        "/v2/session/logout",
+        &fresh,
+        &json!({ "token": other }),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()["message"].clone()),
+        (400, json!("Session token invalid."))
+    );
     assert_eq!(account_status(a, &other).await, 200);
     let r = bearer(a, "POST", "/v2/session/logout", &fresh, &json!({})).await;
     assert_eq!(r.status, 400);
@@ -159,7 +186,11 @@ async fn a_refresh_token_refreshes_once_even_when_two_nodes_race() {
     assert_ne!(second, first, "a refresh answers a new refresh token");
     let token = r.json()["token"].as_str().unwrap().to_string();
     assert_eq!(account_status(a, &token).await, 200);
-    assert_eq!(refresh(a, &first).await.status, 401, "the used one is revoked");
+    assert_eq!(
+        refresh(a, &first).await.status,
+        401,
+        "the used one is revoked"
+    );
     assert_eq!(refresh(b, &first).await.status, 401);
 
     // Two refreshes of one token on two nodes at once: exactly one succeeds.
@@ -168,9 +199,19 @@ async fn a_refresh_token_refreshes_once_even_when_two_nodes_race() {
         let (x, y) = tokio::join!(refresh(a, &rt), refresh(b, &rt));
         let mut statuses = [x.status, y.status];
         statuses.sort();
-        assert_eq!(statuses, [200, 401], "round {round}: {} / {}", x.body, y.body);
+        assert_eq!(
+            statuses,
+            [200, 401],
+            "round {round}: {} / {}",
+            x.body,
+            y.body
+        );
     }
-    assert_eq!(refresh(a, &second).await.status, 200, "the new one works, once");
+    assert_eq!(
+        refresh(a, &second).await.status,
+        200,
+        "the new one works, once"
+    );
     cluster.stop_all().await;
 }
 

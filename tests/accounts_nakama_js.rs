@@ -38,6 +38,9 @@ async fn nakama_js_accounts_email_links_and_logout() {
         "-- links: link and unlink device, custom, email",
         "-- session: refresh rotation and logout",
     ] {
-        assert!(run.stdout.lines().any(|l| l == step), "missing {step:?}\n{report}");
+        assert!(
+            run.stdout.lines().any(|l| l == step),
+            "missing {step:?}\n{report}"
+        );
     }
 }

@@ -138,10 +138,13 @@ async fn bench(args: Args) {
             errors += e;
         }
         let after = metrics.render();
-        let retries = ["serai_db_retries_total", "serai_account_signup_retries_total"]
-            .iter()
-            .map(|m| total(&after, m) - total(&before, m))
-            .sum::<f64>();
+        let retries = [
+            "serai_db_retries_total",
+            "serai_account_signup_retries_total",
+        ]
+        .iter()
+        .map(|m| total(&after, m) - total(&before, m))
+        .sum::<f64>();
         lat.sort_unstable();
         println!(
             "{:<9} {:>9.0} {:>8.2} {:>8.2} {:>7} {:>8}",

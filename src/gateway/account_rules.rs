@@ -136,15 +136,29 @@ mod tests {
             "player.one@example.com"
         );
         let msg = |r: Result<String, ApiError>| r.unwrap_err().message;
-        assert_eq!(msg(validate_email("a b@example.com")), "Invalid email address, no spaces or control characters allowed.");
-        assert_eq!(msg(validate_email("nobody.example.com")), "Invalid email address format.");
-        assert_eq!(msg(validate_email("someone@example")), "Invalid email address format.");
-        assert_eq!(msg(validate_email("a@b.c")), "Invalid email address, must be 10-255 bytes.");
+        assert_eq!(
+            msg(validate_email("a b@example.com")),
+            "Invalid email address, no spaces or control characters allowed."
+        );
+        assert_eq!(
+            msg(validate_email("nobody.example.com")),
+            "Invalid email address format."
+        );
+        assert_eq!(
+            msg(validate_email("someone@example")),
+            "Invalid email address format."
+        );
+        assert_eq!(
+            msg(validate_email("a@b.c")),
+            "Invalid email address, must be 10-255 bytes."
+        );
         assert!(validate_email(&format!("{}@example.com", "a".repeat(250))).is_err());
         assert!(validate_password("1234567").is_err());
         assert!(validate_password("12345678").is_ok());
         assert_eq!(
-            validate_link_email(Some("x@example.com"), None).unwrap_err().message,
+            validate_link_email(Some("x@example.com"), None)
+                .unwrap_err()
+                .message,
             "Email address and password is required."
         );
     }
@@ -158,7 +172,9 @@ mod tests {
         };
         assert_eq!(body(|_| {}).unwrap_err().message, "No fields to update.");
         assert_eq!(
-            body(|b| b.username = Some(String::new())).unwrap_err().message,
+            body(|b| b.username = Some(String::new()))
+                .unwrap_err()
+                .message,
             "Username invalid, must be 1-128 bytes."
         );
         assert!(body(|b| b.username = Some("a b".into())).is_err());

@@ -10,8 +10,8 @@ use super::account_rules::{self, validate_email, validate_link_email, validate_p
 use super::auth::{self, IdKind, TokenKind};
 use super::error::{ApiError, GrpcCode};
 use super::http::{
-    bearer_user, check_server_key, db_error, empty_object, issue_session, json,
-    method_not_allowed, parse_json, query, read_body, AuthQuery,
+    bearer_user, check_server_key, db_error, empty_object, issue_session, json, method_not_allowed,
+    parse_json, query, read_body, AuthQuery,
 };
 use super::passwords::PasswordError;
 use super::GatewayState;
@@ -51,9 +51,18 @@ pub(crate) fn mount(cfg: &mut web::ServiceConfig) {
     .service(post("/v2/account/link/device", web::post().to(link_device)))
     .service(post("/v2/account/link/custom", web::post().to(link_custom)))
     .service(post("/v2/account/link/email", web::post().to(link_email)))
-    .service(post("/v2/account/unlink/device", web::post().to(unlink_device)))
-    .service(post("/v2/account/unlink/custom", web::post().to(unlink_custom)))
-    .service(post("/v2/account/unlink/email", web::post().to(unlink_email)));
+    .service(post(
+        "/v2/account/unlink/device",
+        web::post().to(unlink_device),
+    ))
+    .service(post(
+        "/v2/account/unlink/custom",
+        web::post().to(unlink_custom),
+    ))
+    .service(post(
+        "/v2/account/unlink/email",
+        web::post().to(unlink_email),
+    ));
 }
 
 fn user_view(row: UserRow, state: &GatewayState) -> User {
@@ -241,9 +250,10 @@ async fn email_account(
     if !create {
         return Err(AccountError::NotFound);
     }
-    let phc = state.passwords.hash(password).await.map_err(|e| {
-        AccountError::Db(crate::persistence::DbError::Unavailable(e.to_string()))
-    })?;
+    let phc =
+        state.passwords.hash(password).await.map_err(|e| {
+            AccountError::Db(crate::persistence::DbError::Unavailable(e.to_string()))
+        })?;
     match links::create_with_email(&state.db, email, &phc, username).await? {
         Some(created) => Ok(created),
         // Created concurrently by another request: its password decides.

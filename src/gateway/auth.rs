@@ -446,7 +446,10 @@ mod tests {
         let other = t
             .issue(TokenKind::Session, Uuid::new_v4(), "carol", &HashMap::new())
             .unwrap();
-        assert!(t.verify(TokenKind::Session, &other).is_some(), "each token its own id");
+        assert!(
+            t.verify(TokenKind::Session, &other).is_some(),
+            "each token its own id"
+        );
     }
 
     #[test]

@@ -20,9 +20,7 @@ use super::rpc::{RpcContext, RpcError};
 use super::GatewayState;
 use crate::persistence::accounts::{self, AccountError};
 use crate::persistence::DbError;
-use crate::protocol::client::{
-    AuthenticateBody, RpcResponse, SessionRefreshBody, SessionResponse,
-};
+use crate::protocol::client::{AuthenticateBody, RpcResponse, SessionRefreshBody, SessionResponse};
 
 pub(crate) fn mount(cfg: &mut web::ServiceConfig, state: GatewayState) {
     let json_limit = state.http.max_rpc_body;

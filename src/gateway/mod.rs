@@ -36,8 +36,8 @@ pub use auth::{SessionUser, TokenIssuer, TokenKind};
 pub use error::{ApiError, GrpcCode};
 pub use notifier::Notifier;
 pub use passwords::Passwords;
-pub use revocation::Revocations;
 pub use presence::Presence;
+pub use revocation::Revocations;
 pub use rpc::{RpcContext, RpcError, RpcHandler, RpcRegistry};
 
 use crate::config::Config;
@@ -208,10 +208,7 @@ impl GatewayState {
     /// Uses the node's revocations (loaded, polled and broadcast by the node) instead of
     /// this state's own.
     pub fn with_revocations(mut self, revocations: Revocations) -> GatewayState {
-        self.tokens = Arc::new(TokenIssuer::with_revoked(
-            &self.config,
-            revocations.set(),
-        ));
+        self.tokens = Arc::new(TokenIssuer::with_revoked(&self.config, revocations.set()));
         self.revocations = revocations;
         self
     }

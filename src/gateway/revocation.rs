@@ -170,10 +170,8 @@ impl Revocations {
     }
 
     fn insert_rows(&self, rows: Vec<Revoked>) {
-        self.set.insert(
-            rows.into_iter()
-                .map(|r| (r.tid, r.expires_at.timestamp())),
-        );
+        self.set
+            .insert(rows.into_iter().map(|r| (r.tid, r.expires_at.timestamp())));
     }
 
     /// Revokes `tokens` (id, expiry in seconds): stored first (the answer means committed),

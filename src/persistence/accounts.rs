@@ -189,7 +189,10 @@ async fn signup(
         let name = username
             .map(str::to_string)
             .unwrap_or_else(generate_username);
-        match client.query_opt(&stmt, &[&Uuid::new_v4(), &name, &id]).await {
+        match client
+            .query_opt(&stmt, &[&Uuid::new_v4(), &name, &id])
+            .await
+        {
             Ok(Some(row)) => {
                 return Ok(Authenticated {
                     user_id: row.try_get(0).map_err(DbError::from)?,

@@ -128,9 +128,8 @@ fn missing_user(e: DbError) -> LinkError {
 /// in Nakama: linking another replaces it.
 pub async fn link(db: &Db, user_id: Uuid, kind: IdKind, id: &str) -> Result<(), LinkError> {
     let table = kind.table();
-    let insert = format!(
-        "INSERT INTO {table} (id, user_id) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING"
-    );
+    let insert =
+        format!("INSERT INTO {table} (id, user_id) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING");
     let owner = format!("SELECT user_id FROM {table} WHERE id = $1");
     let replace_custom = kind == IdKind::Custom;
     let linked = db

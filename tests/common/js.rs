@@ -145,7 +145,9 @@ pub async fn run_script(
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let child = cmd.spawn().unwrap_or_else(|e| panic!("run node {script}: {e}"));
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("run node {script}: {e}"));
     match tokio::time::timeout(within, child.wait_with_output()).await {
         Ok(Ok(out)) => ScriptRun {
             success: out.status.success(),
