@@ -41,8 +41,10 @@ function equal(actual, expected, what) {
   check(a === e, `${what} (expected ${e}, got ${a})`);
 }
 
+const started = Date.now();
 function step(name) {
   console.log(`-- ${name}`);
+  console.log(`   (at ${Date.now() - started} ms)`);
 }
 
 function fail(err) {
@@ -187,6 +189,7 @@ async function main() {
 main()
   .then(() => {
     clearTimeout(watchdog);
+    console.log(`   (done at ${Date.now() - started} ms)`);
     console.log(`ACCOUNTS OK checks=${checks}`);
   })
   .catch(fail);
