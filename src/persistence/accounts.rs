@@ -138,10 +138,15 @@ pub(crate) fn count_retry(db: &Db, reason: &'static str) {
 pub(crate) fn username_conflict(e: &DbError) -> bool {
     match e {
         DbError::Sql(e) => {
+            // The constraint's name where the server reports it, else its message (the name
+            // is `users_username_key` on PostgreSQL and CockroachDB alike).
             e.code() == Some(&SqlState::UNIQUE_VIOLATION)
-                && e.as_db_error()
-                    .and_then(|d| d.constraint())
-                    .is_some_and(|c| c.contains("username"))
+                && e.as_db_error().is_some_and(|d| {
+                    d.constraint().map_or_else(
+                        || d.message().contains("username"),
+                        |c| c.contains("username"),
+                    )
+                })
         }
         _ => false,
     }
