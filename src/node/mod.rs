@@ -186,6 +186,7 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<RunningNode, No
         router.clone(),
         presence.clone(),
         incarnation.clone(),
+        access_log,
     );
     let peer_server = PeerServer::bind(
         config.peer_addr,
