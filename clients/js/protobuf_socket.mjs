@@ -63,7 +63,9 @@ function describe(value) {
 
 function fail(err) {
   clearTimeout(watchdog);
-  console.error(`PROTOBUF_SOCKET FAILED: ${err && err.stack ? err.stack : describe(err)}`);
+  // A socket that could not open rejects with the WebSocket error event: its message says why.
+  const why = err && err.stack ? err.stack : err && err.message ? err.message : describe(err);
+  console.error(`PROTOBUF_SOCKET FAILED: ${why}`);
   process.exit(1);
 }
 
