@@ -103,7 +103,6 @@ struct SocketConn {
     socket_id: Option<u64>,
     last_seen: Instant,
     inflight: usize,
-    codec: SocketCodec,
 }
 
 impl SocketConn {
@@ -126,7 +125,6 @@ impl SocketConn {
             socket_id: None,
             last_seen: Instant::now(),
             inflight: 0,
-            codec,
         }
     }
 
@@ -143,7 +141,7 @@ impl SocketConn {
         message: impl Into<String>,
         ctx: &mut Context<Self>,
     ) {
-        let frame = self.codec.encode_error(cid, code, message);
+        let frame = self.outbox.codec().encode_error(cid, code, message);
         self.send(frame, ctx);
     }
 
@@ -166,7 +164,7 @@ impl SocketConn {
             Ok(envelope) => match envelope.message {
                 ClientMessage::Rpc(rpc) => self.on_rpc(envelope.cid, rpc, ctx),
                 ClientMessage::Ping => {
-                    let pong = self.codec.encode(
+                    let pong = self.outbox.codec().encode(
                         envelope.cid.as_deref(),
                         &ServerMessage::Pong(EmptyObject {}),
                     );
@@ -224,7 +222,7 @@ impl SocketConn {
             act.inflight -= 1;
             act.state.metrics.rpc_done(&id, "socket", started, &result);
             let frame = match result {
-                Ok(payload) => act.codec.encode(
+                Ok(payload) => act.outbox.codec().encode(
                     cid.as_deref(),
                     &ServerMessage::Rpc(RpcReply {
                         id: &id,
@@ -232,7 +230,8 @@ impl SocketConn {
                     }),
                 ),
                 Err(e) => act
-                    .codec
+                    .outbox
+                    .codec()
                     .encode(cid.as_deref(), &ServerMessage::Error(realtime_error(e))),
             };
             act.send(frame, ctx);
@@ -335,11 +334,11 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for SocketConn {
         self.last_seen = Instant::now();
         match item {
             Ok(AggregatedMessage::Text(text)) => {
-                let decoded = self.codec.decode_text(&text);
+                let decoded = self.outbox.codec().decode_text(&text);
                 self.on_envelope(decoded, ctx);
             }
             Ok(AggregatedMessage::Binary(bytes)) => {
-                let decoded = self.codec.decode_binary(&bytes);
+                let decoded = self.outbox.codec().decode_binary(&bytes);
                 self.on_envelope(decoded, ctx);
             }
             Ok(AggregatedMessage::Ping(bytes)) => {
