@@ -7,6 +7,7 @@
 pub mod client;
 pub mod cluster;
 pub mod node;
+pub mod nodejs;
 pub mod process;
 pub mod proxy;
 pub mod raw;
