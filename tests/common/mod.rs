@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod cluster;
+pub mod js;
 pub mod node;
 pub mod process;
 pub mod proxy;
