@@ -140,13 +140,16 @@ async fn static_server(html: String, results: mpsc::Sender<Value>) -> SocketAddr
                     return;
                 };
                 match (method.as_str(), path.as_str()) {
-                    ("GET", "/") => answer(&mut stream, "200 OK", "text/html", html.as_bytes()).await,
+                    ("GET", "/") => {
+                        answer(&mut stream, "200 OK", "text/html", html.as_bytes()).await
+                    }
                     ("GET", "/nakama-js.esm.mjs") => {
                         answer(&mut stream, "200 OK", "text/javascript", &js).await
                     }
                     ("POST", "/result") => {
-                        let v = serde_json::from_slice(&body)
-                            .unwrap_or_else(|_| json!({"unparsable": String::from_utf8_lossy(&body)}));
+                        let v = serde_json::from_slice(&body).unwrap_or_else(
+                            |_| json!({"unparsable": String::from_utf8_lossy(&body)}),
+                        );
                         let _ = results.send(v).await;
                         answer(&mut stream, "200 OK", "text/plain", b"thanks").await
                     }
@@ -237,11 +240,21 @@ async fn preflights_are_answered_as_nakama_does() {
         h
     };
 
-    let r = request(addr, "OPTIONS", "/v2/notification", &preflight("DELETE", "authorization"), b"").await;
+    let r = request(
+        addr,
+        "OPTIONS",
+        "/v2/notification",
+        &preflight("DELETE", "authorization"),
+        b"",
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.header("access-control-allow-origin"), Some("*"));
     assert_eq!(r.header("access-control-allow-methods"), Some("DELETE"));
-    assert_eq!(r.header("access-control-allow-headers"), Some("Authorization"));
+    assert_eq!(
+        r.header("access-control-allow-headers"),
+        Some("Authorization")
+    );
 
     let r = request(
         addr,
@@ -252,21 +265,43 @@ async fn preflights_are_answered_as_nakama_does() {
     )
     .await;
     assert_eq!(r.status, 200);
-    assert_eq!(r.header("access-control-allow-methods"), None, "POST is simple");
+    assert_eq!(
+        r.header("access-control-allow-methods"),
+        None,
+        "POST is simple"
+    );
     assert_eq!(
         r.header("access-control-allow-headers"),
         Some("Content-Type,Authorization")
     );
 
-    let r = request(addr, "OPTIONS", "/v2/rpc/echo", &preflight("PATCH", ""), b"").await;
+    let r = request(
+        addr,
+        "OPTIONS",
+        "/v2/rpc/echo",
+        &preflight("PATCH", ""),
+        b"",
+    )
+    .await;
     assert_eq!(r.status, 405);
-    let r = request(addr, "OPTIONS", "/v2/rpc/echo", &preflight("GET", "x-secret"), b"").await;
+    let r = request(
+        addr,
+        "OPTIONS",
+        "/v2/rpc/echo",
+        &preflight("GET", "x-secret"),
+        b"",
+    )
+    .await;
     assert_eq!(r.status, 403);
     let r = request(addr, "OPTIONS", "/v2/rpc/echo", &[origin], b"").await;
     assert_eq!(r.status, 400, "a preflight without a method");
 
     // Every answer carries the origin header, errors and unknown paths included.
-    for (method, path) in [("GET", "/v2/account"), ("GET", "/nowhere"), ("GET", "/healthcheck")] {
+    for (method, path) in [
+        ("GET", "/v2/account"),
+        ("GET", "/nowhere"),
+        ("GET", "/healthcheck"),
+    ] {
         let r = request(addr, method, path, &[origin], b"").await;
         assert_eq!(
             r.header("access-control-allow-origin"),

@@ -149,9 +149,16 @@ async fn max_scores_without_join_are_refused() {
     lb.create_tournament(json!({"id": "open_cup", "duration": 3600, "max_num_score": 1}))
         .await;
     let p = lb.player("o1").await;
-    let (s, r) = p.call("POST", "/v2/tournament/open_cup", &write_body(10)).await;
-    assert_eq!((s, int64(&r["score"]), r["num_score"].as_u64()), (200, 10, Some(1)));
-    let e = err(p.call("POST", "/v2/tournament/open_cup", &write_body(30)).await);
+    let (s, r) = p
+        .call("POST", "/v2/tournament/open_cup", &write_body(10))
+        .await;
+    assert_eq!(
+        (s, int64(&r["score"]), r["num_score"].as_u64()),
+        (200, 10, Some(1))
+    );
+    let e = err(p
+        .call("POST", "/v2/tournament/open_cup", &write_body(30))
+        .await);
     assert_eq!(
         e,
         (

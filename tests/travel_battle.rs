@@ -542,9 +542,9 @@ async fn a_forced_encounter_is_fought_to_the_end_over_the_socket() {
     assert_eq!(r.status, 200, "{}", r.body);
     let stored = r.json()["notifications"].clone();
     assert!(
-        stored
-            .as_array()
-            .is_some_and(|l| l.iter().any(|n| n["id"] == ended.id.as_str() && n["code"] == 104)),
+        stored.as_array().is_some_and(|l| l
+            .iter()
+            .any(|n| n["id"] == ended.id.as_str() && n["code"] == 104)),
         "{stored}"
     );
     let e = sock

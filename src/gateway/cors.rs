@@ -25,7 +25,12 @@ use actix_web::HttpResponse;
 /// Methods a preflight may ask for (Nakama's list).
 pub const ALLOWED_METHODS: [&str; 5] = ["GET", "HEAD", "POST", "PUT", "DELETE"];
 /// Request headers a preflight may ask for, besides the safelisted ones (canonical form).
-pub const ALLOWED_HEADERS: [&str; 4] = ["Authorization", "Content-Type", "User-Agent", "X-Request-Id"];
+pub const ALLOWED_HEADERS: [&str; 4] = [
+    "Authorization",
+    "Content-Type",
+    "User-Agent",
+    "X-Request-Id",
+];
 /// Headers gorilla always accepts without naming them back.
 const SIMPLE_HEADERS: [&str; 4] = ["Accept", "Accept-Language", "Content-Language", "Origin"];
 /// Methods a browser sends without a preflight: gorilla names only the others back.

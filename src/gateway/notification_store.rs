@@ -84,13 +84,19 @@ impl NotificationStore {
     pub fn start(db: Db) -> NotificationStore {
         let metrics = db.metrics().clone();
         let (queue, jobs) = mpsc::channel(QUEUE_CAPACITY);
-        let unstored = |reason| metrics.counter("serai_notifications_unstored_total", "reason", reason);
+        let unstored =
+            |reason| metrics.counter("serai_notifications_unstored_total", "reason", reason);
         let store = NotificationStore {
             queue,
             stored: metrics.counter("serai_notifications_stored_total", "path", "queue"),
             queue_full: unstored("queue_full"),
         };
-        tokio::spawn(write_loop(db, jobs, store.stored.clone(), unstored("write_failed")));
+        tokio::spawn(write_loop(
+            db,
+            jobs,
+            store.stored.clone(),
+            unstored("write_failed"),
+        ));
         store
     }
 
@@ -115,19 +121,13 @@ impl NotificationStore {
     /// dropped after its attempts). False on the deadline.
     pub async fn flush(&self, within: Duration) -> bool {
         let (done, written) = oneshot::channel();
-        let asked = async {
-            self.queue.send(Job::Flush(done)).await.is_ok() && written.await.is_ok()
-        };
+        let asked =
+            async { self.queue.send(Job::Flush(done)).await.is_ok() && written.await.is_ok() };
         tokio::time::timeout(within, asked).await.unwrap_or(false)
     }
 }
 
-async fn write_loop(
-    db: Db,
-    mut jobs: mpsc::Receiver<Job>,
-    stored: Counter,
-    write_failed: Counter,
-) {
+async fn write_loop(db: Db, mut jobs: mpsc::Receiver<Job>, stored: Counter, write_failed: Counter) {
     while let Some(first) = jobs.recv().await {
         let mut batch = Vec::new();
         let mut flushes = Vec::new();

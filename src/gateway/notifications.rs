@@ -100,16 +100,18 @@ async fn list(req: HttpRequest, state: web::Data<GatewayState>) -> Result<HttpRe
     })
 }
 
-async fn delete(req: HttpRequest, state: web::Data<GatewayState>) -> Result<HttpResponse, ApiError> {
+async fn delete(
+    req: HttpRequest,
+    state: web::Data<GatewayState>,
+) -> Result<HttpResponse, ApiError> {
     let session = bearer_user(&req, &state)?;
     let params: Vec<(String, String)> = query(&req)?;
     let ids = params
         .iter()
         .filter(|(k, v)| k == "ids" && !v.is_empty())
         .map(|(_, v)| {
-            Uuid::parse_str(v).map_err(|_| {
-                ApiError::invalid_argument(format!("Invalid notification id: {v:?}."))
-            })
+            Uuid::parse_str(v)
+                .map_err(|_| ApiError::invalid_argument(format!("Invalid notification id: {v:?}.")))
         })
         .collect::<Result<Vec<Uuid>, ApiError>>()?;
     store::delete(&state.db, session.user_id, &ids)

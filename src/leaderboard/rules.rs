@@ -566,7 +566,15 @@ mod tests {
         let joined = join(None, Some(1), NOW).unwrap();
         let first = apply(Desc, Operator::Best, Some(&joined), 5, 0, None, &ctx).unwrap();
         assert_eq!(first.record.num_score, 1);
-        let past = apply(Desc, Operator::Set, Some(&first.record), 9, 9, Some("{}"), &ctx);
+        let past = apply(
+            Desc,
+            Operator::Set,
+            Some(&first.record),
+            9,
+            9,
+            Some("{}"),
+            &ctx,
+        );
         assert_eq!(
             past,
             Ok(Outcome {
