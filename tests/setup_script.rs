@@ -392,7 +392,7 @@ fn only_postgres_missing_installs_only_postgresql() {
         .with_npm()
         .with_npm_packages("2.8.0")
         .with_tool("promtool")
-            .with_tool("chromium")
+        .with_tool("chromium")
         .with_k8s_validate();
     let o = machine.run("test", &[]);
     assert!(o.ok, "{}", report(&o));
@@ -410,7 +410,7 @@ fn node_without_npm_installs_only_npm() {
         .with_postgres()
         .with_node()
         .with_tool("promtool")
-            .with_tool("chromium")
+        .with_tool("chromium")
         .with_k8s_validate();
     let o = machine.run("test", &[]);
     assert!(o.ok, "{}", report(&o));
@@ -426,7 +426,7 @@ fn stale_npm_packages_run_npm_ci_without_apt_or_root() {
         .with_npm()
         .with_npm_packages("2.7.0")
         .with_tool("promtool")
-            .with_tool("chromium")
+        .with_tool("chromium")
         .with_k8s_validate();
     let o = machine.run("test", &[("SERAI_AS_ROOT", "0")]);
     assert!(o.ok, "{}", report(&o));
@@ -477,7 +477,7 @@ fn not_root_with_passwordless_sudo_installs_through_sudo() {
         .with_npm()
         .with_npm_packages("2.8.0")
         .with_tool("promtool")
-            .with_tool("chromium")
+        .with_tool("chromium")
         .with_k8s_validate();
     let sudo = machine.dir.join("tools/sudo").display().to_string();
     let o = machine.run("test", &[("SERAI_AS_ROOT", "0"), ("SERAI_SUDO", &sudo)]);
@@ -530,7 +530,7 @@ fn a_database_url_needs_no_postgres_binaries() {
         .with_npm()
         .with_npm_packages("2.8.0")
         .with_tool("promtool")
-            .with_tool("chromium")
+        .with_tool("chromium")
         .with_k8s_validate();
     let o = machine.run(
         "test",
@@ -551,7 +551,7 @@ fn postgres_binaries_on_path_count() {
         .with_npm()
         .with_npm_packages("2.8.0")
         .with_tool("promtool")
-            .with_tool("chromium")
+        .with_tool("chromium")
         .with_k8s_validate();
     let o = machine.run("test", &[("SERAI_AS_ROOT", "0")]);
     assert!(o.ok && o.log.is_empty(), "{}", report(&o));
@@ -629,7 +629,7 @@ fn a_missing_validator_installs_with_pip_into_its_venv_without_apt() {
         .with_npm()
         .with_npm_packages("2.8.0")
         .with_tool("promtool")
-            .with_tool("chromium")
+        .with_tool("chromium")
         .with_python();
     let o = machine.run("test", &[("SERAI_AS_ROOT", "0")]);
     assert!(o.ok, "{}", report(&o));
@@ -658,7 +658,7 @@ fn no_python_installs_python3_with_venv_then_the_validator() {
         .with_npm()
         .with_npm_packages("2.8.0")
         .with_tool("promtool")
-            .with_tool("chromium");
+        .with_tool("chromium");
     let o = machine.run("test", &[]);
     assert!(o.ok, "{}", report(&o));
     assert_eq!(o.installed(), ["python3", "python3-venv"], "{}", report(&o));
@@ -671,7 +671,7 @@ fn no_python_installs_python3_with_venv_then_the_validator() {
         .with_npm()
         .with_npm_packages("2.8.0")
         .with_tool("promtool")
-            .with_tool("chromium");
+        .with_tool("chromium");
     let o = machine.run("test", &[("SERAI_AS_ROOT", "0")]);
     assert!(!o.ok, "{}", report(&o));
     assert!(
