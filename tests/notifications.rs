@@ -137,3 +137,52 @@ async fn persistent_notifications_sent_through_the_notifier_are_stored() {
     assert_eq!(r.status, 400, "{}", r.body);
     t.node.stop().await.expect("node stops");
 }
+
+/// The queue never makes its sender wait: with the database away and the queue full, a
+/// notification is refused at once (delivered live only, counted), and a flush still ends
+/// once the writer has given up on what it held.
+#[actix_rt::test]
+async fn a_full_store_queue_refuses_without_waiting() {
+    let metrics = serai::metrics::Metrics::new("queue-test");
+    // Nothing listens on port 1: every write fails fast with a refused connection.
+    let db = serai::persistence::Db::connect(
+        "postgresql://postgres@127.0.0.1:1/nowhere",
+        1,
+        serai::config::Dialect::Postgres,
+        metrics.clone(),
+    )
+    .expect("a pool (it connects lazily)");
+    let store = serai::gateway::NotificationStore::start_with(db, 2);
+    let user = uuid::Uuid::new_v4();
+    let mut n = Notification::new("quest_done", 201, &json!({}));
+    n.persistent = true;
+    let started = std::time::Instant::now();
+    let accepted: Vec<bool> = (0..6)
+        .map(|_| {
+            n.id = uuid::Uuid::new_v4().to_string();
+            store.enqueue(user, &n)
+        })
+        .collect();
+    assert!(
+        started.elapsed() < Duration::from_millis(100),
+        "enqueue never waits: {:?}",
+        started.elapsed()
+    );
+    assert!(accepted[0] && accepted[1], "{accepted:?}");
+    assert!(!accepted[5], "the bound holds: {accepted:?}");
+    assert!(
+        store.flush(Duration::from_secs(30)).await,
+        "the writer gives up and answers"
+    );
+    let scrape = metrics.render();
+    for reason in ["queue_full", "write_failed"] {
+        assert!(
+            scrape
+                .lines()
+                .any(|l| l.starts_with("serai_notifications_unstored_total")
+                    && l.contains(reason)
+                    && !l.ends_with(" 0")),
+            "{reason} counted:\n{scrape}"
+        );
+    }
+}

@@ -82,8 +82,13 @@ pub fn to_wire(row: &StoredNotification) -> Notification {
 impl NotificationStore {
     /// Starts the writer on the current runtime.
     pub fn start(db: Db) -> NotificationStore {
+        NotificationStore::start_with(db, QUEUE_CAPACITY)
+    }
+
+    /// [`NotificationStore::start`] with another queue bound (tests fill a small one).
+    pub fn start_with(db: Db, capacity: usize) -> NotificationStore {
         let metrics = db.metrics().clone();
-        let (queue, jobs) = mpsc::channel(QUEUE_CAPACITY);
+        let (queue, jobs) = mpsc::channel(capacity.max(1));
         let unstored =
             |reason| metrics.counter("serai_notifications_unstored_total", "reason", reason);
         let store = NotificationStore {
