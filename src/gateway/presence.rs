@@ -215,13 +215,15 @@ impl Presence {
             .count()
     }
 
-    /// Pushes one notification to every socket on this node (a drain's "reconnect elsewhere").
+    /// The users with a socket on this node.
+    pub fn users(&self) -> Vec<Uuid> {
+        let map = self.inner.sockets.read().unwrap_or_else(|e| e.into_inner());
+        map.keys().copied().collect()
+    }
+
+    /// Pushes one notification to every socket on this node.
     pub fn notify_all(&self, notification: Notification) -> usize {
-        let users: Vec<Uuid> = {
-            let map = self.inner.sockets.read().unwrap_or_else(|e| e.into_inner());
-            map.keys().copied().collect()
-        };
-        users
+        self.users()
             .into_iter()
             .map(|u| self.notify(u, notification.clone()))
             .sum()

@@ -66,6 +66,7 @@ pub static MIGRATIONS: &[Migration] = &[
         "member_catalog_version",
         "0010_member_catalog_version.sql"
     ),
+    migration!(12, "notification", "0012_notification.sql"),
 ];
 
 /// File name of the default catalog data in `schema/`.

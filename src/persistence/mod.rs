@@ -45,6 +45,7 @@ pub mod leaderboards;
 pub mod markets;
 pub mod messages;
 pub mod migrate;
+pub mod notifications;
 pub mod pg;
 pub mod receipts;
 
