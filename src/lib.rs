@@ -7,7 +7,8 @@
 //!   [`request::Failure`] *not run* / *may have run*, [`request::Deadline`],
 //!   [`request::RequestKey`], [`request::Call`]), [`config`] (TOML + `SERAI_*`, validated),
 //!   [`shutdown`] (the stop signal as a value), [`metrics`] (the node's Prometheus registry),
-//!   [`localdb`] (a PostgreSQL for `serai dev` and the tests).
+//!   [`quiet`] (rate-limited warnings), [`localdb`] (a PostgreSQL for `serai dev` and the
+//!   tests).
 //! - [`domain`]: the pure game: rules and plain state of characters, markets and battles, and
 //!   the catalog's model. No actix, tokio or SQL.
 //! - [`protocol`]: wire types only: game RPC payloads, Nakama's envelope, peer-link frames.
@@ -29,6 +30,7 @@
 pub mod config;
 pub mod localdb;
 pub mod metrics;
+pub mod quiet;
 pub mod request;
 pub mod shutdown;
 

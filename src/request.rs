@@ -185,6 +185,30 @@ pub fn current_deadline() -> Option<Deadline> {
     CURRENT.try_with(|d| *d).ok()
 }
 
+tokio::task_local! {
+    static TRACE: std::sync::Arc<str>;
+}
+
+/// Runs `work` as the client request `id` (its `X-Request-Id`, or one made up for it): every
+/// log line it writes is inside a `request` span naming the id, and every forward it sends to
+/// another node carries the id (see [`trace_id`]), so the owner's lines name it too. Not to be
+/// confused with the client's idempotency `request_id` ([`RequestKey`]).
+pub async fn traced<F: std::future::Future>(id: std::sync::Arc<str>, work: F) -> F::Output {
+    use tracing::Instrument;
+    let span = tracing::info_span!("request", request_id = %id);
+    TRACE.scope(id, work.instrument(span)).await
+}
+
+/// The id of the client request being served, if a caller set one with [`traced`].
+pub fn trace_id() -> Option<std::sync::Arc<str>> {
+    TRACE.try_with(|id| id.clone()).ok()
+}
+
+/// A fresh request id, for requests that bring none.
+pub fn new_trace_id() -> std::sync::Arc<str> {
+    uuid::Uuid::new_v4().to_string().into()
+}
+
 /// The shortest and longest `request_id` a client may send.
 pub const REQUEST_ID_LEN: std::ops::RangeInclusive<usize> = 8..=64;
 

@@ -10,21 +10,26 @@ use std::time::Duration;
 
 #[actix_rt::test]
 async fn nakama_js_accounts_email_links_and_logout() {
-    let tools = common::js::require_node();
-    common::js::ensure_client_deps();
+    let tools = common::nodejs::require_node();
+    common::nodejs::ensure_client_deps();
     let common::node::TestNode { node, config, db } = common::node::start_node().await;
-    let run = common::js::run_script(
+    let run = common::nodejs::run_script(
         "accounts.mjs",
-        node.client_addr,
-        &[("SERAI_SERVER_KEY", &config.server_key)],
+        &[
+            ("SERAI_CLIENT_ADDR", node.client_addr.to_string()),
+            ("SERAI_SERVER_KEY", config.server_key.clone()),
+        ],
         Duration::from_secs(50),
     )
     .await;
     node.stop().await.expect("node stops");
     drop(db);
-    let report = format!("--- stdout\n{}\n--- stderr\n{}", run.stdout, run.stderr);
+    let report = run.report();
     println!("{report}");
-    assert!(run.success, "accounts.mjs failed with {tools}\n{report}");
+    assert!(
+        run.status.is_some_and(|s| s.success()),
+        "accounts.mjs failed with {tools}\n{report}"
+    );
     let checks: usize = run
         .stdout
         .lines()

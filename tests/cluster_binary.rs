@@ -5,7 +5,6 @@
 
 mod common;
 
-use common::raw::http;
 use common::trading::{spawn_traders, Ledger, Market};
 
 use std::net::SocketAddr;
@@ -24,46 +23,13 @@ fn spawn_node(url: &str, i: usize) -> Proc {
     NodeProcess::spawn(url, i, ADMIN_TOKEN, "cluster-test", &[])
 }
 
-async fn members(p: &Proc) -> usize {
-    match http(
-        p.admin,
-        "GET",
-        "/admin/cluster",
-        &format!("Bearer {ADMIN_TOKEN}"),
-        "",
-    )
-    .await
-    {
-        Some((200, v)) => v["members"].as_array().map_or(0, Vec::len),
-        _ => 0,
-    }
-}
-
-async fn wait_members(procs: &[&Proc], n: usize, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        let mut ok = true;
-        for p in procs {
-            ok &= members(p).await == n;
-        }
-        if ok {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "views did not converge to {n} members"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkill_one_of_three_while_thirty_clients_trade() {
     let db = TestDatabase::create().await.expect("database");
     let mut procs: Vec<Option<Proc>> = (0..3).map(|i| Some(spawn_node(&db.url, i))).collect();
     {
         let live: Vec<&Proc> = procs.iter().flatten().collect();
-        wait_members(&live, 3, Duration::from_secs(30)).await;
+        Proc::wait_members(&live, ADMIN_TOKEN, 3, Duration::from_secs(30)).await;
     }
     let addrs: Vec<SocketAddr> = procs.iter().flatten().map(|p| p.client).collect();
 
@@ -84,7 +50,7 @@ async fn sigkill_one_of_three_while_thirty_clients_trade() {
     let ledger = Arc::try_unwrap(ledger).unwrap().into_inner().unwrap();
     {
         let live: Vec<&Proc> = procs.iter().flatten().collect();
-        wait_members(&live, 2, Duration::from_secs(10)).await;
+        Proc::wait_members(&live, ADMIN_TOKEN, 2, Duration::from_secs(10)).await;
     }
     let (checked_exactly, unknown) = market.verify(&pg, &ledger).await;
     // Every trade carries a request_id and is asked again until it has a final answer: every

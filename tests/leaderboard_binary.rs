@@ -57,13 +57,6 @@ async fn admin(p: &Proc, method: &str, path: &str, body: &str) -> Result<(u16, V
     Ok((r.status, v))
 }
 
-async fn members(p: &Proc) -> usize {
-    match admin(p, "GET", "/admin/cluster", "").await {
-        Ok((200, v)) => v["members"].as_array().map_or(0, Vec::len),
-        _ => 0,
-    }
-}
-
 /// Waits until every node in `procs` sees `n` members and answers `/readyz` 200.
 async fn wait_ready(procs: &[&Proc], n: usize, within: Duration) {
     let deadline = Instant::now() + within;
@@ -71,7 +64,7 @@ async fn wait_ready(procs: &[&Proc], n: usize, within: Duration) {
         let mut ok = true;
         for p in procs {
             ok = ok
-                && members(p).await == n
+                && p.members(ADMIN_TOKEN).await == n
                 && matches!(http(p.admin, "GET", "/readyz", None, "").await, Ok(r) if r.status == 200);
         }
         if ok {

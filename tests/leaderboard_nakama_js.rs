@@ -6,88 +6,16 @@
 //! Needs `node` (18 or later) and npm on PATH; the npm packages are installed with `npm ci`
 //! into clients/js/node_modules when missing (under a lock shared with tests/nakama_js.rs).
 
+mod common;
 #[path = "leaderboard_support.rs"]
 mod support;
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
-fn client_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/js")
-}
-
-fn require_node() -> String {
-    let out = Command::new("node")
-        .arg("--version")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "this test drives the server with nakama-js and needs Node.js 18+ and npm on \
-                 PATH (Debian/Ubuntu: `apt-get install nodejs npm`): {e}"
-            )
-        });
-    let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let major: u32 = version
-        .trim_start_matches('v')
-        .split('.')
-        .next()
-        .and_then(|m| m.parse().ok())
-        .unwrap_or(0);
-    assert!(
-        major >= 18,
-        "node {version} has no global fetch; 18+ needed"
-    );
-    version
-}
-
-fn read_json(path: &Path) -> Option<Value> {
-    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
-}
-
-fn deps_installed(dir: &Path) -> bool {
-    let manifest = read_json(&dir.join("package.json")).expect("clients/js/package.json");
-    manifest["dependencies"]
-        .as_object()
-        .expect("dependencies")
-        .iter()
-        .all(|(name, version)| {
-            read_json(&dir.join("node_modules").join(name).join("package.json"))
-                .is_some_and(|installed| installed["version"] == *version)
-        })
-}
-
-/// `npm ci` in clients/js unless node_modules already matches package.json.
-fn ensure_client_deps() {
-    let dir = client_dir();
-    if deps_installed(&dir) {
-        return;
-    }
-    let lock_path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("nakama-js-npm.lock");
-    let lock = File::create(&lock_path).expect("npm lock file");
-    lock.lock().expect("npm lock");
-    if deps_installed(&dir) {
-        return;
-    }
-    let status = Command::new("npm")
-        .args([
-            "ci",
-            "--ignore-scripts",
-            "--no-audit",
-            "--no-fund",
-            "--prefer-offline",
-        ])
-        .current_dir(&dir)
-        .env("SCARF_ANALYTICS", "false")
-        .stdin(Stdio::null())
-        .status()
-        .expect("run npm ci");
-    assert!(status.success(), "npm ci in clients/js failed: {status}");
-}
+use common::nodejs::{client_dir, ensure_client_deps, require_node};
 
 #[actix_rt::test]
 async fn nakama_js_leaderboards_and_tournaments() {

@@ -80,15 +80,17 @@ async fn joins_sizes_and_attempts() {
         (s, int64(&r["score"]), r["num_score"].as_u64()),
         (200, 20, Some(2))
     );
-    let e = err(p1.call("POST", "/v2/tournament/cup", &write_body(30)).await);
+    // Past max_num_score with join_required: Nakama 3.40's update matches no row, so the
+    // answer is the record unchanged, and no error.
+    let (s, r) = p1.call("POST", "/v2/tournament/cup", &write_body(30)).await;
+    assert_eq!(s, 200, "{r}");
     assert_eq!(
-        e,
-        (
-            400,
-            9,
-            "Reached allowed max number of score attempts.".into()
-        )
+        (int64(&r["score"]), r["num_score"].as_u64()),
+        (20, Some(2)),
+        "unchanged: {r}"
     );
+    let v = p1.get("/v2/tournament/cup").await;
+    assert_eq!(int64(&records(&v, "records")[0]["score"]), 20);
     // A tournament is not written through the leaderboard API.
     let (s, _) = p1.write("cup", 1, 0).await;
     assert_eq!(s, 404);
@@ -136,6 +138,37 @@ async fn joins_sizes_and_attempts() {
         .get("/v2/tournament?category_start=4&category_end=10")
         .await;
     assert!(v.get("tournaments").is_none(), "{v}");
+    lb.node.stop().await.unwrap();
+}
+
+/// Without `join_required` a write past `max_num_score` is refused (Nakama's upsert path
+/// checks the count it returns), and the record keeps its last accepted score.
+#[actix_rt::test]
+async fn max_scores_without_join_are_refused() {
+    let lb = start("", |_| {}).await;
+    lb.create_tournament(json!({"id": "open_cup", "duration": 3600, "max_num_score": 1}))
+        .await;
+    let p = lb.player("o1").await;
+    let (s, r) = p
+        .call("POST", "/v2/tournament/open_cup", &write_body(10))
+        .await;
+    assert_eq!(
+        (s, int64(&r["score"]), r["num_score"].as_u64()),
+        (200, 10, Some(1))
+    );
+    let e = err(p
+        .call("POST", "/v2/tournament/open_cup", &write_body(30))
+        .await);
+    assert_eq!(
+        e,
+        (
+            400,
+            9,
+            "Reached allowed max number of score attempts.".into()
+        )
+    );
+    let v = p.get("/v2/tournament/open_cup").await;
+    assert_eq!(int64(&records(&v, "records")[0]["score"]), 10);
     lb.node.stop().await.unwrap();
 }
 

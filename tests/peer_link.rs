@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serai::metrics::Metrics;
-use serai::protocol::peer::{self, Frame, FrameBody, NONCE_LEN, PROTOCOL_VERSION};
+use serai::protocol::peer::{
+    self, Forward, Frame, FrameBody, MIN_PROTOCOL_VERSION, NONCE_LEN, PROTOCOL_VERSION,
+};
 use serai::request::Failure;
 use serai::routing::peer::{
     client_handshake, handler, PeerError, PeerHandler, PeerRequest, PeerResponse, PeerServer,
@@ -29,14 +31,14 @@ fn ping(from: &str) -> PeerRequest {
 }
 
 fn forward(message: &str, body: Vec<u8>) -> PeerRequest {
-    PeerRequest::Forward {
+    PeerRequest::Forward(Forward {
         kind: "character".into(),
         message: message.into(),
         key: b"key".to_vec(),
         hop: 1,
         deadline_ms: u64::MAX,
         body,
-    }
+    })
 }
 
 /// Answers pings with its node id; echoes forwards (after `delay` ms given in a "sleep:N"
@@ -59,7 +61,11 @@ fn test_handler(node: &'static str, seen: Arc<AtomicUsize>) -> PeerHandler {
                         view_version,
                     }
                 }
-                PeerRequest::Forward { message, body, .. } => {
+                // Traced forwards answer with their request id.
+                PeerRequest::Traced { request_id, .. } => {
+                    PeerResponse::Forwarded(Ok(request_id.into_bytes()))
+                }
+                PeerRequest::Forward(Forward { message, body, .. }) => {
                     if let Some(ms) = message.strip_prefix("sleep:") {
                         let ms: u64 = ms.parse().unwrap();
                         tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -230,13 +236,25 @@ async fn client_refuses_server_with_wrong_secret() {
 }
 
 #[tokio::test]
-async fn version_mismatch_is_refused_with_reason() {
+async fn nodes_of_neighbouring_versions_agree_and_others_are_refused_with_reason() {
     let (server, _) = start("b", settings("b")).await;
     let addr = server.local_addr().to_string();
+    // A node one version newer (still speaking this one) talks to this one in this one.
     let mut newer = settings("a");
     newer.protocol_version = PROTOCOL_VERSION + 1;
-    let err = Peers::new(newer)
-        .request("b", &addr, ping("a"))
+    let answer = Peers::new(newer).request("b", &addr, ping("a")).await;
+    assert!(
+        matches!(answer, Ok(PeerResponse::Pong { .. })),
+        "{answer:?}"
+    );
+
+    // A node that no longer speaks this version refuses it, and says why.
+    let mut future = settings("c");
+    future.protocol_version = PROTOCOL_VERSION + 1;
+    future.min_protocol_version = PROTOCOL_VERSION + 1;
+    let (future_server, _) = start("c", future).await;
+    let err = Peers::new(settings("a"))
+        .request("c", &future_server.local_addr().to_string(), ping("a"))
         .await
         .unwrap_err();
     let PeerError::Handshake(reason) = err else {
@@ -246,31 +264,47 @@ async fn version_mismatch_is_refused_with_reason() {
     assert!(
         reason.contains(&format!(
             "protocol version mismatch: peer speaks {}, this node speaks {}",
-            PROTOCOL_VERSION + 1,
-            PROTOCOL_VERSION
+            PROTOCOL_VERSION,
+            PROTOCOL_VERSION + 1
         )),
         "{reason}"
     );
-
-    // The other way round: a newer server refuses this node.
-    let mut newer = settings("c");
-    newer.protocol_version = PROTOCOL_VERSION + 1;
-    let (newer_server, _) = start("c", newer).await;
-    let err = Peers::new(settings("a"))
-        .request("c", &newer_server.local_addr().to_string(), ping("a"))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, PeerError::Handshake(r) if r.contains("version mismatch")),
-        "{err:?}"
-    );
     assert_serves(&server, "b").await;
+}
+
+#[tokio::test]
+async fn a_traced_forward_keeps_its_id_and_loses_it_on_an_older_link() {
+    let traced = PeerRequest::Traced {
+        request_id: "req-42".into(),
+        forward: Forward {
+            kind: "character".into(),
+            message: "echo".into(),
+            key: b"key".to_vec(),
+            hop: 1,
+            deadline_ms: u64::MAX,
+            body: b"body".to_vec(),
+        },
+    };
+    let (current, _) = start("b", settings("b")).await;
+    let answer = Peers::new(settings("a"))
+        .request("b", &current.local_addr().to_string(), traced.clone())
+        .await;
+    assert_eq!(answer, Ok(PeerResponse::Forwarded(Ok(b"req-42".to_vec()))));
+
+    // A node of the oldest version still spoken gets the plain forward.
+    let mut oldest = settings("c");
+    oldest.protocol_version = MIN_PROTOCOL_VERSION;
+    let (old, _) = start("c", oldest).await;
+    let answer = Peers::new(settings("a"))
+        .request("c", &old.local_addr().to_string(), traced)
+        .await;
+    assert_eq!(answer, Ok(PeerResponse::Forwarded(Ok(b"body".to_vec()))));
 }
 
 /// An authenticated raw connection to `server`, for speaking frames by hand.
 async fn raw_link(server: &PeerServer, node: &str) -> TcpStream {
     let mut stream = TcpStream::connect(server.local_addr()).await.unwrap();
-    client_handshake(&mut stream, &settings(node), "b")
+    client_handshake(&mut stream, &settings(node), "b", PROTOCOL_VERSION)
         .await
         .unwrap();
     stream
@@ -617,14 +651,14 @@ async fn forward_round_trip_with_opaque_body() {
         settings("owner"),
         handler(|_peer, req| async move {
             match req {
-                PeerRequest::Forward {
+                PeerRequest::Forward(Forward {
                     kind,
                     message,
                     key,
                     hop,
                     body,
                     ..
-                } => {
+                }) => {
                     if hop > 3 {
                         return PeerResponse::Forwarded(Err(RemoteError::not_run("hop limit")));
                     }
@@ -658,13 +692,15 @@ async fn forward_round_trip_with_opaque_body() {
         good: "salt".into(),
         quantity: 4,
     };
-    let request = |message: &str, hop: u8, body: Vec<u8>| PeerRequest::Forward {
-        kind: "character".into(),
-        message: message.into(),
-        key: trade.character.as_bytes().to_vec(),
-        hop,
-        deadline_ms: u64::MAX,
-        body,
+    let request = |message: &str, hop: u8, body: Vec<u8>| {
+        PeerRequest::Forward(Forward {
+            kind: "character".into(),
+            message: message.into(),
+            key: trade.character.as_bytes().to_vec(),
+            hop,
+            deadline_ms: u64::MAX,
+            body,
+        })
     };
     let answer = peers
         .request(

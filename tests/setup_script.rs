@@ -259,6 +259,7 @@ impl Machine {
             .with_npm()
             .with_npm_packages("2.8.0")
             .with_tool("promtool")
+            .with_tool("chromium")
             .with_k8s_validate()
     }
 
@@ -329,7 +330,8 @@ fn bare_machine_as_root_installs_exactly_what_is_missing() {
             "npm",
             "python3",
             "python3-venv",
-            "prometheus"
+            "prometheus",
+            "chromium"
         ],
         "{}",
         report(&o)
@@ -364,12 +366,8 @@ fn bare_machine_as_root_installs_exactly_what_is_missing() {
     );
     // And the manifest validator, into its venv, with the freshly installed python3.
     assert_k8s_validate_installed(&machine, &o);
-    // The optional tools are only noted.
-    assert!(
-        o.stderr.contains("no chromium/chromedriver (optional"),
-        "{}",
-        report(&o)
-    );
+    // No chromedriver: the browser test needs chromium alone.
+    assert!(!o.stderr.contains("chromedriver"), "{}", report(&o));
 }
 
 #[test]
@@ -394,6 +392,7 @@ fn only_postgres_missing_installs_only_postgresql() {
         .with_npm()
         .with_npm_packages("2.8.0")
         .with_tool("promtool")
+        .with_tool("chromium")
         .with_k8s_validate();
     let o = machine.run("test", &[]);
     assert!(o.ok, "{}", report(&o));
@@ -411,6 +410,7 @@ fn node_without_npm_installs_only_npm() {
         .with_postgres()
         .with_node()
         .with_tool("promtool")
+        .with_tool("chromium")
         .with_k8s_validate();
     let o = machine.run("test", &[]);
     assert!(o.ok, "{}", report(&o));
@@ -426,6 +426,7 @@ fn stale_npm_packages_run_npm_ci_without_apt_or_root() {
         .with_npm()
         .with_npm_packages("2.7.0")
         .with_tool("promtool")
+        .with_tool("chromium")
         .with_k8s_validate();
     let o = machine.run("test", &[("SERAI_AS_ROOT", "0")]);
     assert!(o.ok, "{}", report(&o));
@@ -445,6 +446,7 @@ fn not_root_without_sudo_prints_the_packages_and_fails() {
         let machine = Machine::new()
             .with_node()
             .with_tool("promtool")
+            .with_tool("chromium")
             .with_k8s_validate();
         let sudo_path = machine.dir.join(sudo).display().to_string();
         let o = machine.run(
@@ -475,6 +477,7 @@ fn not_root_with_passwordless_sudo_installs_through_sudo() {
         .with_npm()
         .with_npm_packages("2.8.0")
         .with_tool("promtool")
+        .with_tool("chromium")
         .with_k8s_validate();
     let sudo = machine.dir.join("tools/sudo").display().to_string();
     let o = machine.run("test", &[("SERAI_AS_ROOT", "0"), ("SERAI_SUDO", &sudo)]);
@@ -527,6 +530,7 @@ fn a_database_url_needs_no_postgres_binaries() {
         .with_npm()
         .with_npm_packages("2.8.0")
         .with_tool("promtool")
+        .with_tool("chromium")
         .with_k8s_validate();
     let o = machine.run(
         "test",
@@ -547,30 +551,36 @@ fn postgres_binaries_on_path_count() {
         .with_npm()
         .with_npm_packages("2.8.0")
         .with_tool("promtool")
+        .with_tool("chromium")
         .with_k8s_validate();
     let o = machine.run("test", &[("SERAI_AS_ROOT", "0")]);
     assert!(o.ok && o.log.is_empty(), "{}", report(&o));
 }
 
 #[test]
-fn optional_tools_install_only_when_wanted() {
-    let machine = Machine::new().everything().with_tool("chromium");
+fn the_tests_get_chromium_and_a_node_does_not_need_it() {
+    let machine = Machine::new()
+        .with_postgres()
+        .with_node()
+        .with_npm()
+        .with_npm_packages("2.8.0")
+        .with_tool("promtool")
+        .with_k8s_validate();
+    let o = machine.run("run", &[]);
+    assert!(o.ok && o.log.is_empty(), "{}", report(&o));
     let o = machine.run("test", &[]);
-    assert!(o.ok && o.log.is_empty(), "only noted: {}", report(&o));
-    assert!(
-        o.stderr.contains("no chromium/chromedriver (optional"),
-        "{}",
-        report(&o)
-    );
-
-    let o = machine.run("test", &[("SERAI_DEPS_WANT", "chromium")]);
     assert!(o.ok, "{}", report(&o));
-    assert_eq!(o.installed(), ["chromium-driver"], "{}", report(&o));
+    assert_eq!(o.installed(), ["chromium"], "{}", report(&o));
+    assert!(o.stderr.contains("missing: chromium"), "{}", report(&o));
+    fs::write(machine.dir.join("log"), "").unwrap();
+    let again = machine.run("test", &[]);
+    assert!(again.ok && again.log.is_empty(), "{}", report(&again));
 }
 
 #[test]
 fn the_tests_get_promtool_and_a_node_does_not_need_it() {
     let machine = Machine::new()
+        .with_tool("chromium")
         .with_postgres()
         .with_node()
         .with_npm()
@@ -619,6 +629,7 @@ fn a_missing_validator_installs_with_pip_into_its_venv_without_apt() {
         .with_npm()
         .with_npm_packages("2.8.0")
         .with_tool("promtool")
+        .with_tool("chromium")
         .with_python();
     let o = machine.run("test", &[("SERAI_AS_ROOT", "0")]);
     assert!(o.ok, "{}", report(&o));
@@ -646,7 +657,8 @@ fn no_python_installs_python3_with_venv_then_the_validator() {
         .with_node()
         .with_npm()
         .with_npm_packages("2.8.0")
-        .with_tool("promtool");
+        .with_tool("promtool")
+        .with_tool("chromium");
     let o = machine.run("test", &[]);
     assert!(o.ok, "{}", report(&o));
     assert_eq!(o.installed(), ["python3", "python3-venv"], "{}", report(&o));
@@ -658,7 +670,8 @@ fn no_python_installs_python3_with_venv_then_the_validator() {
         .with_node()
         .with_npm()
         .with_npm_packages("2.8.0")
-        .with_tool("promtool");
+        .with_tool("promtool")
+        .with_tool("chromium");
     let o = machine.run("test", &[("SERAI_AS_ROOT", "0")]);
     assert!(!o.ok, "{}", report(&o));
     assert!(

@@ -127,9 +127,11 @@ async fn server_rpc(addr: SocketAddr, id: &str, payload: Value) -> Result<Value,
 /// A pushed notification: subject, code, content parsed.
 #[derive(Debug, Clone)]
 struct Push {
+    id: String,
     subject: String,
     code: i64,
     content: Value,
+    persistent: bool,
 }
 
 struct Sock {
@@ -161,6 +163,8 @@ impl Sock {
                         assert!(v.get("cid").is_none(), "pushes carry no cid: {v}");
                         for n in list {
                             self.pushes.push_back(Push {
+                                id: n["id"].as_str().unwrap_or_default().to_string(),
+                                persistent: n["persistent"] == true,
                                 subject: n["subject"].as_str().unwrap_or_default().to_string(),
                                 code: n["code"].as_i64().unwrap_or(0),
                                 content: serde_json::from_str(n["content"].as_str().unwrap())
@@ -524,6 +528,25 @@ async fn a_forced_encounter_is_fought_to_the_end_over_the_socket() {
     assert_eq!(ended.code, 104);
     assert_eq!(ended.content["outcome"], outcome.as_str());
     assert_eq!(ended.content["result"], end["result"]);
+    // Stored with the settlement: the player finds it later under the pushed id.
+    assert!(ended.persistent, "battle_ended is persistent");
+    let r = common::node::http(
+        t.node.client_addr,
+        "GET",
+        "/v2/notification?limit=100",
+        Some(&player.token),
+        "",
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let stored = r.json()["notifications"].clone();
+    assert!(
+        stored.as_array().is_some_and(|l| l
+            .iter()
+            .any(|n| n["id"] == ended.id.as_str() && n["code"] == 104)),
+        "{stored}"
+    );
     let e = sock
         .rpc(
             "submit_turn",

@@ -15,14 +15,15 @@
 #         as the current user), promtool (apt: prometheus; tests/monitoring.rs checks the
 #         metrics and the alert rules with it), and kubernetes-validate (pinned below) in a
 #         Python venv in .serai/k8s-venv (pip, from a python3 with venv; apt: python3
-#         python3-venv) for the manifest check (scripts/k8s-check.sh, tests/k8s_manifests.rs).
+#         python3-venv) for the manifest check (scripts/k8s-check.sh, tests/k8s_manifests.rs),
+#         and chromium (apt: chromium; tests/browser_cors.rs opens a nakama-js page in it,
+#         headless).
 #   run:  PostgreSQL server binaries only.
 # The PostgreSQL binaries are skipped when SERAI_DATABASE_URL is set or a server answers on
 # 127.0.0.1:5432 (src/localdb/ uses those first).
 #
-# Optional tools are listed below; DEPS_WANT names those the tests need. chromium +
-# chromedriver (apt: chromium chromium-driver) are optional: no test uses them today, so a
-# missing one is only noted (a caller may set SERAI_DEPS_WANT="chromium" to install them).
+# Optional tools are listed below; DEPS_WANT names those the tests need (a tool left out of
+# it is only noted when missing; SERAI_DEPS_WANT adds names for one run).
 #
 # Injection points (the defaults are the real machine; tests/setup_script.rs replaces them):
 #   SERAI_APT_GET          apt-get command                     (default: apt-get)
@@ -38,8 +39,9 @@
 #   SERAI_DEPS_WANT        optional tools to treat as required: promtool, chromium
 #   SERAI_DEPS=skip        check nothing (a machine set up some other way)
 
-# Optional tools the tests need: promtool (tests/monitoring.rs).
-DEPS_WANT="promtool"
+# Optional tools the tests need: promtool (tests/monitoring.rs), chromium
+# (tests/browser_cors.rs; the page reports back over HTTP, so no chromedriver is needed).
+DEPS_WANT="promtool chromium"
 # The manifest validator, pinned: its schemas (Kubernetes 1.37 and older) ship inside it.
 DEPS_K8S_VALIDATE="kubernetes-validate==1.37.0"
 
@@ -236,13 +238,12 @@ deps_ensure() {
                 deps_log "note: no promtool (optional here; apt: prometheus)"
             fi
         fi
-        if ! deps_chromium || ! deps_have chromedriver; then
+        if ! deps_chromium; then
             if [[ $want == *" chromium "* ]]; then
-                deps_chromium || { missing+=(chromium); packages+=(chromium); }
-                deps_have chromedriver || { missing+=(chromedriver); packages+=(chromium-driver); }
+                missing+=(chromium)
+                packages+=(chromium)
             else
-                deps_log "note: no chromium/chromedriver (optional, no test uses them yet;" \
-                    "apt: chromium chromium-driver)"
+                deps_log "note: no chromium (optional here; apt: chromium)"
             fi
         fi
     fi

@@ -3,9 +3,9 @@
 //!
 //! The id is the request's `X-Request-Id` header when it carries a usable one (visible ASCII,
 //! at most 128 characters), otherwise a fresh UUID v4. It is sent back in the response's
-//! `X-Request-Id` header, stored in the request's extensions as [`RequestId`], and set on a
-//! `request` span around the handler, so every log line the request causes on this node
-//! carries it.
+//! `X-Request-Id` header, stored in the request's extensions as [`RequestId`], and the
+//! handler runs as that request ([`crate::request::traced`]): every log line it causes on
+//! this node carries the id, and so do the forwards it sends to other nodes.
 
 use std::time::Instant;
 
@@ -14,7 +14,6 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::HttpMessage;
-use tracing::Instrument;
 
 /// The header a request id travels in, both ways.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -33,15 +32,15 @@ pub fn request_id_from(header: Option<&HeaderValue>) -> String {
 }
 
 /// Middleware (outermost on the client listener): assigns the request id, runs the rest of
-/// the chain inside its span, and returns the id in the response.
+/// the chain as that request ([`crate::request::traced`]: its span, and the id on forwards),
+/// and returns the id in the response.
 pub async fn request_id(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let id = request_id_from(req.headers().get(REQUEST_ID_HEADER));
     req.extensions_mut().insert(RequestId(id.clone()));
-    let span = tracing::info_span!("request", request_id = %id);
-    let mut res = next.call(req).instrument(span).await?;
+    let mut res = crate::request::traced(id.as_str().into(), next.call(req)).await?;
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut()
             .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);

@@ -6,6 +6,10 @@
 //!   [`RpcRegistry`] (ids case-insensitive; `echo` is built in).
 //! - `GET /ws` — the realtime socket, one actix actor per connection — [`socket`].
 //! - [`Presence`]: user id → live sockets on this node, for pushes ([`Presence::notify`]).
+//! - `GET`/`DELETE /v2/notification`: stored notifications — [`notifications`], written by
+//!   the [`NotificationStore`] queue or in the transaction of their cause.
+//! - CORS on every answer and preflights, as Nakama — [`cors`] (wrapped around the client
+//!   app where the node builds it).
 //! - Errors: `{"error","message","code"}` with grpc-gateway's HTTP statuses — [`error`].
 //!
 //! - Request ids (`X-Request-Id`) and the access log (`serai::access`) — [`access`].
@@ -17,8 +21,11 @@ pub mod access;
 pub mod account_rules;
 pub mod accounts_http;
 pub mod auth;
+pub mod cors;
 pub mod error;
 pub mod http;
+pub mod notification_store;
+pub mod notifications;
 pub mod notifier;
 pub mod passwords;
 pub mod presence;
@@ -34,6 +41,7 @@ use metrics::{Counter, Gauge};
 
 pub use auth::{SessionUser, TokenIssuer, TokenKind};
 pub use error::{ApiError, GrpcCode};
+pub use notification_store::NotificationStore;
 pub use notifier::Notifier;
 pub use passwords::Passwords;
 pub use presence::Presence;
@@ -216,5 +224,8 @@ impl GatewayState {
 
 /// Mounts every client route (and JSON error handlers for malformed input) on an app.
 pub fn configure(state: GatewayState) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
-    move |cfg: &mut web::ServiceConfig| http::mount(cfg, state.clone())
+    move |cfg: &mut web::ServiceConfig| {
+        notifications::mount(cfg);
+        http::mount(cfg, state.clone())
+    }
 }

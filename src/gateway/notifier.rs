@@ -1,11 +1,12 @@
-//! Pushes to a user wherever in the cluster their sockets are.
+//! Pushes to a user wherever in the cluster their sockets are, and has the persistent ones
+//! stored (see [`super::notification_store`] for when and what is guaranteed).
 
 use std::sync::Weak;
 use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::Presence;
+use super::{NotificationStore, Presence};
 use crate::protocol::client::Notification;
 use crate::routing::peer::{PeerError, PeerRequest, Peers};
 use crate::routing::placement::Member;
@@ -18,20 +19,42 @@ pub struct Notifier {
     presence: Presence,
     peers: Peers,
     router: Weak<Router>,
+    store: NotificationStore,
 }
 
 impl Notifier {
-    pub fn new(presence: Presence, peers: Peers, router: Weak<Router>) -> Self {
+    pub fn new(
+        presence: Presence,
+        peers: Peers,
+        router: Weak<Router>,
+        store: NotificationStore,
+    ) -> Self {
         Notifier {
             presence,
             peers,
             router,
+            store,
         }
     }
 
-    /// Queues `notification` for `user_id` here and sends it to the other members; never
-    /// blocks the caller.
+    /// The queue that stores persistent notifications.
+    pub fn store(&self) -> &NotificationStore {
+        &self.store
+    }
+
+    /// Pushes `notification` to `user_id`'s sockets and, when it is `persistent`, queues it
+    /// for storage; never blocks the caller (a full queue: delivered live, not stored).
     pub fn notify(&self, user_id: Uuid, notification: Notification) {
+        if notification.persistent {
+            self.store.enqueue(user_id, &notification);
+        }
+        self.push(user_id, notification);
+    }
+
+    /// Pushes a notification that needs no storing here: not persistent, or already written
+    /// with the change that caused it. Queues it on this node's sockets and sends it to the
+    /// other members; never blocks the caller.
+    pub fn push(&self, user_id: Uuid, notification: Notification) {
         self.presence.notify(user_id, notification.clone());
         let Some(router) = self.router.upgrade() else {
             return;

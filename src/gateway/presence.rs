@@ -16,12 +16,15 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::protocol::client::{encode_envelope, Notification, NotificationList, ServerMessage};
+use crate::protocol::client::{Notification, NotificationList, ServerMessage};
+use crate::protocol::socket_codec::{Frame, SocketCodec};
 
 /// One item of a socket's outbound queue.
 #[derive(Debug)]
 pub(crate) enum Outbound {
     Text(String),
+    /// A protobuf socket's message.
+    Binary(Bytes),
     Ping,
     Pong(Bytes),
     Close(Option<CloseReason>),
@@ -35,6 +38,8 @@ pub(crate) struct Outbox {
     max_bytes: usize,
     /// Cancelled when the client is too slow: the writer drops the connection at once.
     kill: CancellationToken,
+    /// How this socket's messages are encoded (pushes are encoded once per codec).
+    codec: SocketCodec,
 }
 
 /// Why a push was not queued.
@@ -55,8 +60,19 @@ impl Outbox {
             queued_bytes: Arc::new(AtomicUsize::new(0)),
             max_bytes,
             kill: CancellationToken::new(),
+            codec: SocketCodec::Json,
         };
         (outbox, rx)
+    }
+
+    /// The same queue for a socket that speaks `codec`.
+    pub(crate) fn with_codec(mut self, codec: SocketCodec) -> Outbox {
+        self.codec = codec;
+        self
+    }
+
+    pub(crate) fn codec(&self) -> SocketCodec {
+        self.codec
     }
 
     pub(crate) fn kill_token(&self) -> CancellationToken {
@@ -75,18 +91,22 @@ impl Outbox {
         PushError::Overflow
     }
 
-    /// Queues a text frame.
-    pub(crate) fn push_text(&self, text: String) -> Result<(), PushError> {
+    /// Queues an encoded message (text or binary), counted against the byte bound.
+    pub(crate) fn push_frame(&self, frame: Frame) -> Result<(), PushError> {
         if self.kill.is_cancelled() {
             return Err(PushError::Closed);
         }
-        let len = text.len();
+        let len = frame.len();
+        let item = match frame {
+            Frame::Text(text) => Outbound::Text(text),
+            Frame::Binary(bytes) => Outbound::Binary(bytes),
+        };
         let before = self.queued_bytes.fetch_add(len, Ordering::AcqRel);
         if before.saturating_add(len) > self.max_bytes {
             self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
             return Err(self.overflow());
         }
-        match self.tx.try_send(Outbound::Text(text)) {
+        match self.tx.try_send(item) {
             Ok(()) => Ok(()),
             Err(e) => {
                 self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
@@ -163,7 +183,8 @@ impl Presence {
     }
 
     /// Pushes one notification to every socket of `user_id` on this node:
-    /// `{"notifications":{"notifications":[...]}}` without a `cid`. Returns how many sockets it
+    /// `{"notifications":{"notifications":[...]}}` without a `cid` (in protobuf on a protobuf
+    /// socket). Returns how many sockets it
     /// was queued on (0 when the user is not connected here). Never blocks.
     pub fn notify(&self, user_id: Uuid, notification: Notification) -> usize {
         self.notify_many(user_id, std::slice::from_ref(&notification))
@@ -178,22 +199,31 @@ impl Presence {
         let Some(list) = map.get(&user_id) else {
             return 0;
         };
-        let text = encode_envelope(
-            None,
-            &ServerMessage::Notifications(NotificationList { notifications }),
-        );
+        let message = ServerMessage::Notifications(NotificationList { notifications });
+        // Encoded at most once per codec, however many sockets the user has.
+        let (mut json, mut protobuf) = (None, None);
         list.iter()
-            .filter(|(_, outbox)| outbox.push_text(text.clone()).is_ok())
+            .filter(|(_, outbox)| {
+                let codec = outbox.codec();
+                let slot = match codec {
+                    SocketCodec::Json => &mut json,
+                    SocketCodec::Protobuf => &mut protobuf,
+                };
+                let frame = slot.get_or_insert_with(|| codec.encode(None, &message));
+                outbox.push_frame(frame.clone()).is_ok()
+            })
             .count()
     }
 
-    /// Pushes one notification to every socket on this node (a drain's "reconnect elsewhere").
+    /// The users with a socket on this node.
+    pub fn users(&self) -> Vec<Uuid> {
+        let map = self.inner.sockets.read().unwrap_or_else(|e| e.into_inner());
+        map.keys().copied().collect()
+    }
+
+    /// Pushes one notification to every socket on this node.
     pub fn notify_all(&self, notification: Notification) -> usize {
-        let users: Vec<Uuid> = {
-            let map = self.inner.sockets.read().unwrap_or_else(|e| e.into_inner());
-            map.keys().copied().collect()
-        };
-        users
+        self.users()
             .into_iter()
             .map(|u| self.notify(u, notification.clone()))
             .sum()
@@ -269,16 +299,60 @@ mod tests {
     }
 
     #[test]
+    fn a_push_reaches_each_socket_in_its_own_codec() {
+        let p = Presence::new();
+        let u = Uuid::new_v4();
+        let (json, mut rj) = Outbox::new(8, 1 << 20);
+        let (pb, mut rp) = Outbox::new(8, 1 << 20);
+        let (pb2, mut rp2) = Outbox::new(8, 1 << 20);
+        p.join(u, json);
+        p.join(u, pb.with_codec(SocketCodec::Protobuf));
+        p.join(u, pb2.with_codec(SocketCodec::Protobuf));
+        let n = Notification::new("hello", 1, &serde_json::json!({"x": 1}));
+        assert_eq!(p.notify(u, n.clone()), 3);
+        assert!(matches!(rj.try_recv().unwrap(), Outbound::Text(t) if t.contains(&n.id)));
+        let expected = SocketCodec::Protobuf.encode(
+            None,
+            &ServerMessage::Notifications(NotificationList {
+                notifications: std::slice::from_ref(&n),
+            }),
+        );
+        for rx in [&mut rp, &mut rp2] {
+            match rx.try_recv().unwrap() {
+                Outbound::Binary(b) => assert_eq!(Frame::Binary(b), expected),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn a_full_queue_kills_the_socket() {
         let (o, _rx) = Outbox::new(2, 1 << 20);
-        assert!(o.push_text("a".into()).is_ok());
-        assert!(o.push_text("b".into()).is_ok());
-        assert_eq!(o.push_text("c".into()), Err(PushError::Overflow));
+        assert!(o.push_frame(Frame::Text("a".into())).is_ok());
+        assert!(o.push_frame(Frame::Text("b".into())).is_ok());
+        assert_eq!(
+            o.push_frame(Frame::Text("c".into())),
+            Err(PushError::Overflow)
+        );
         assert!(o.kill_token().is_cancelled());
-        assert_eq!(o.push_text("d".into()), Err(PushError::Closed));
+        assert_eq!(
+            o.push_frame(Frame::Text("d".into())),
+            Err(PushError::Closed)
+        );
 
         let (o, _rx) = Outbox::new(100, 10);
-        assert!(o.push_text("12345".into()).is_ok());
-        assert_eq!(o.push_text("123456".into()), Err(PushError::Overflow));
+        assert!(o.push_frame(Frame::Text("12345".into())).is_ok());
+        assert_eq!(
+            o.push_frame(Frame::Text("123456".into())),
+            Err(PushError::Overflow)
+        );
+
+        // Binary frames count against the same byte bound.
+        let (o, _rx) = Outbox::new(100, 10);
+        assert!(o
+            .push_frame(Frame::Binary(Bytes::from_static(b"12345")))
+            .is_ok());
+        let six = Frame::Binary(Bytes::from_static(b"123456"));
+        assert_eq!(o.push_frame(six), Err(PushError::Overflow));
     }
 }

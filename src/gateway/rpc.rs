@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::error::GrpcCode;
 use crate::persistence::DbError;
-use crate::request::Failure;
+use crate::request::{self, Failure};
 
 /// Who is calling an RPC.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,7 +116,9 @@ impl From<DbError> for RpcError {
             DbError::Rejected(why) => RpcError::failed_precondition(why),
             // An outage, a lost commit, a conflict: say whether it ran.
             other if other.is_retryable() || other.is_outcome_unknown() => {
-                tracing::warn!(error = %other, "database error during an RPC");
+                if let Some(suppressed) = crate::quiet::allow("rpc-db-error") {
+                    tracing::warn!(error = %other, "database error during an RPC{suppressed}");
+                }
                 other.failure().into()
             }
             // A bug (a constraint, a failed migration): rolled back, and retrying won't help.
@@ -139,7 +141,12 @@ impl From<Failure> for RpcError {
                 RpcError::unavailable(NOT_RUN_MESSAGE)
             }
             Failure::MayHaveRun(why) => {
-                tracing::warn!(%why, "request outcome unknown");
+                // An HTTP request that ends so is in the access log (504, with its id), every
+                // one in `serai_rpc_duration_seconds` (outcome `may_have_run`); an outage makes many at once, so the
+                // warning is per interval.
+                if let Some(suppressed) = crate::quiet::allow("rpc-may-have-run") {
+                    tracing::warn!(%why, "request outcome unknown{suppressed}");
+                }
                 RpcError::new(GrpcCode::DeadlineExceeded, MAY_HAVE_RUN_MESSAGE)
             }
         }
@@ -233,18 +240,18 @@ impl RpcRegistry {
                 );
             }
         };
-        Some(
-            AssertUnwindSafe(fut)
-                .catch_unwind()
-                .map(move |r| match r {
-                    Ok(result) => result,
-                    Err(_) => {
-                        tracing::error!(rpc = %id, "RPC handler panicked");
-                        Err(RpcError::internal("Internal server error."))
-                    }
-                })
-                .boxed(),
-        )
+        let fut = AssertUnwindSafe(fut).catch_unwind().map(move |r| match r {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::error!(rpc = %id, "RPC handler panicked");
+                Err(RpcError::internal("Internal server error."))
+            }
+        });
+        // An HTTP call already runs as its request; a socket message gets an id of its own.
+        Some(match request::trace_id() {
+            Some(_) => fut.boxed(),
+            None => request::traced(request::new_trace_id(), fut).boxed(),
+        })
     }
 }
 

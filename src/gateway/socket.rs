@@ -1,9 +1,12 @@
-//! The realtime socket: `GET /ws?token=…&status=…&lang=…`, one actix actor per connection.
+//! The realtime socket: `GET /ws?token=…&status=…&lang=…&format=…`, one actix actor per
+//! connection. `format=protobuf` makes it speak Nakama's envelope in protobuf binary frames
+//! instead of JSON text: the [`SocketCodec`] chosen at connect is the only difference.
 //!
 //! - The token (query `token` or `Authorization: Bearer`) is verified before the upgrade; a bad
 //!   one is answered 401 and no socket is opened.
 //! - Inbound: frames are capped at `max_message_size` (continuations included); a bigger one
-//!   closes the socket with 1009. Every frame is decoded once into a typed envelope; `rpc` runs
+//!   closes the socket with 1009. Every frame is decoded once, by the socket's codec, into a
+//!   typed envelope (a frame that does not decode is answered with an error); `rpc` runs
 //!   the registry's handler as a future of the actor (several may run at once, each answered
 //!   when done, bounded per socket), `ping` answers `pong`, anything else an error with the
 //!   request's `cid`.
@@ -33,9 +36,10 @@ use super::presence::{Outbound, Outbox};
 use super::rpc::{RpcContext, RpcError};
 use super::GatewayState;
 use crate::protocol::client::{
-    decode_envelope, encode_envelope, encode_error, realtime_code, ClientMessage, EmptyObject,
-    RealtimeError, RpcReply, RpcRequest, ServerMessage,
+    realtime_code, ClientEnvelope, ClientMessage, DecodeError, EmptyObject, RealtimeError,
+    RpcReply, RpcRequest, ServerMessage,
 };
+use crate::protocol::socket_codec::{Frame, SocketCodec};
 
 #[derive(Debug, Default, Deserialize)]
 struct ConnectQuery {
@@ -71,11 +75,8 @@ pub(crate) async fn connect(
         .tokens
         .verify(TokenKind::Session, token)
         .ok_or_else(|| ApiError::unauthenticated("Auth token invalid"))?;
-    if let Some(format) = q.format.as_deref() {
-        if !format.is_empty() && !format.eq_ignore_ascii_case("json") {
-            return Err(ApiError::invalid_argument("Only format=json is supported."));
-        }
-    }
+    let codec =
+        SocketCodec::from_format(q.format.as_deref()).map_err(ApiError::invalid_argument)?;
     let (response, session, stream) = actix_ws::handle(&req, body).map_err(|e| {
         ApiError::invalid_argument(format!("Expected a WebSocket upgrade request: {e}."))
     })?;
@@ -87,7 +88,7 @@ pub(crate) async fn connect(
     let state = state.get_ref().clone();
     SocketConn::create(move |ctx| {
         ctx.add_stream(stream);
-        SocketConn::new(state, user, session)
+        SocketConn::new(state, user, session, codec)
     });
     Ok(response)
 }
@@ -105,11 +106,17 @@ struct SocketConn {
 }
 
 impl SocketConn {
-    fn new(state: GatewayState, user: SessionUser, session: Session) -> SocketConn {
+    fn new(
+        state: GatewayState,
+        user: SessionUser,
+        session: Session,
+        codec: SocketCodec,
+    ) -> SocketConn {
         let (outbox, rx) = Outbox::new(
             state.socket.max_queued_messages,
             state.socket.max_queued_bytes,
         );
+        let outbox = outbox.with_codec(codec);
         SocketConn {
             state,
             user,
@@ -121,8 +128,8 @@ impl SocketConn {
         }
     }
 
-    fn send_text(&mut self, text: String, ctx: &mut Context<Self>) {
-        if self.outbox.push_text(text).is_err() {
+    fn send(&mut self, frame: Frame, ctx: &mut Context<Self>) {
+        if self.outbox.push_frame(frame).is_err() {
             ctx.stop();
         }
     }
@@ -134,7 +141,8 @@ impl SocketConn {
         message: impl Into<String>,
         ctx: &mut Context<Self>,
     ) {
-        self.send_text(encode_error(cid, code, message), ctx);
+        let frame = self.outbox.codec().encode_error(cid, code, message);
+        self.send(frame, ctx);
     }
 
     /// Sends a close frame (after everything queued before it) and stops reading.
@@ -147,16 +155,20 @@ impl SocketConn {
         ctx.stop();
     }
 
-    fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
-        match decode_envelope(text) {
+    fn on_envelope(
+        &mut self,
+        decoded: Result<ClientEnvelope, DecodeError>,
+        ctx: &mut Context<Self>,
+    ) {
+        match decoded {
             Ok(envelope) => match envelope.message {
                 ClientMessage::Rpc(rpc) => self.on_rpc(envelope.cid, rpc, ctx),
                 ClientMessage::Ping => {
-                    let pong = encode_envelope(
+                    let pong = self.outbox.codec().encode(
                         envelope.cid.as_deref(),
                         &ServerMessage::Pong(EmptyObject {}),
                     );
-                    self.send_text(pong, ctx);
+                    self.send(pong, ctx);
                 }
                 ClientMessage::Pong => {}
             },
@@ -209,17 +221,20 @@ impl SocketConn {
         ctx.spawn(call.into_actor(self).map(move |result, act, ctx| {
             act.inflight -= 1;
             act.state.metrics.rpc_done(&id, "socket", started, &result);
-            let text = match result {
-                Ok(payload) => encode_envelope(
+            let frame = match result {
+                Ok(payload) => act.outbox.codec().encode(
                     cid.as_deref(),
                     &ServerMessage::Rpc(RpcReply {
                         id: &id,
                         payload: &payload,
                     }),
                 ),
-                Err(e) => encode_envelope(cid.as_deref(), &ServerMessage::Error(realtime_error(e))),
+                Err(e) => act
+                    .outbox
+                    .codec()
+                    .encode(cid.as_deref(), &ServerMessage::Error(realtime_error(e))),
             };
-            act.send_text(text, ctx);
+            act.send(frame, ctx);
         }));
     }
 }
@@ -318,16 +333,14 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for SocketConn {
     fn handle(&mut self, item: Result<AggregatedMessage, ProtocolError>, ctx: &mut Context<Self>) {
         self.last_seen = Instant::now();
         match item {
-            Ok(AggregatedMessage::Text(text)) => self.on_text(&text, ctx),
-            Ok(AggregatedMessage::Binary(bytes)) => match std::str::from_utf8(&bytes) {
-                Ok(text) => self.on_text(text, ctx),
-                Err(_) => self.send_error(
-                    None,
-                    realtime_code::UNRECOGNIZED_PAYLOAD,
-                    "Unrecognized message: frames must hold UTF-8 JSON.",
-                    ctx,
-                ),
-            },
+            Ok(AggregatedMessage::Text(text)) => {
+                let decoded = self.outbox.codec().decode_text(&text);
+                self.on_envelope(decoded, ctx);
+            }
+            Ok(AggregatedMessage::Binary(bytes)) => {
+                let decoded = self.outbox.codec().decode_binary(&bytes);
+                self.on_envelope(decoded, ctx);
+            }
             Ok(AggregatedMessage::Ping(bytes)) => {
                 if self.outbox.push_control(Outbound::Pong(bytes)).is_err() {
                     ctx.stop();
@@ -405,6 +418,10 @@ async fn run_writer(
                     Outbound::Text(text) => {
                         queued.fetch_sub(text.len(), Ordering::AcqRel);
                         session.text(text).await
+                    }
+                    Outbound::Binary(bytes) => {
+                        queued.fetch_sub(bytes.len(), Ordering::AcqRel);
+                        session.binary(bytes).await
                     }
                     Outbound::Ping => session.ping(b"").await,
                     Outbound::Pong(bytes) => session.pong(&bytes).await,

@@ -13,9 +13,12 @@
 //! - "Better" follows the board's order: higher on a descending board, lower on an ascending one.
 //! - A leaderboard write that does not count leaves the record untouched: no `num_score`
 //!   increment, no metadata or update time change (Nakama's `WHERE` filter on the upsert).
-//! - A tournament write always counts (`num_score + 1`) and fails with
-//!   [`WriteError::MaxNumScoreReached`] once it would exceed the record's `max_num_score`;
-//!   with `join_required` and no record (no join), [`WriteError::JoinRequired`].
+//! - A tournament write always counts (`num_score + 1`). Once it would exceed the record's
+//!   `max_num_score`, a tournament without `join_required` fails with
+//!   [`WriteError::MaxNumScoreReached`], while one with `join_required` answers the record
+//!   unchanged and no error (Nakama 3.40: its `UPDATE … WHERE num_score < max_num_score`
+//!   matches no row and the record is read back). With `join_required` and no record (no
+//!   join): [`WriteError::JoinRequired`].
 //! - Scores and subscores are never negative: Nakama's table has `CHECK (score >= 0)` and
 //!   `CHECK (subscore >= 0)` so a negative value (a negative input, which the check sees on the
 //!   inserted row before the conflict is resolved) fails the write; an overflowing `incr`
@@ -308,8 +311,10 @@ pub fn apply(
         ),
     };
 
-    // Leaderboards skip writes that change nothing; tournaments count every attempt.
-    if tournament.is_none() && !counts {
+    // Leaderboards skip writes that change nothing; tournaments count every attempt, but a
+    // joined tournament's attempts past the limit change nothing either (see the module doc).
+    let spent = matches!(old.max_num_score, Some(max) if max > 0 && old.num_score >= max);
+    if (tournament.is_none() && !counts) || (spent && matches!(tournament, Some((_, true)))) {
         return Ok(Outcome {
             record: old.clone(),
             changed: false,
@@ -546,6 +551,37 @@ mod tests {
         assert_eq!(
             apply(Desc, Operator::Incr, Some(&r), 1, 0, None, &LB),
             Err(WriteError::Overflow)
+        );
+    }
+
+    #[test]
+    fn max_num_score_with_join_required_answers_the_record_unchanged() {
+        let ctx = WriteContext {
+            kind: BoardKind::Tournament {
+                max_num_score: Some(1),
+                join_required: true,
+            },
+            now: NOW,
+        };
+        let joined = join(None, Some(1), NOW).unwrap();
+        let first = apply(Desc, Operator::Best, Some(&joined), 5, 0, None, &ctx).unwrap();
+        assert_eq!(first.record.num_score, 1);
+        let past = apply(
+            Desc,
+            Operator::Set,
+            Some(&first.record),
+            9,
+            9,
+            Some("{}"),
+            &ctx,
+        );
+        assert_eq!(
+            past,
+            Ok(Outcome {
+                record: first.record.clone(),
+                changed: false,
+                created: false,
+            })
         );
     }
 

@@ -206,6 +206,17 @@ pub const CATALOG: &[Described] = &[
         &[],
         "Open compensation records (the whole table, every node's), waiting for an operator.",
     ),
+    // Stored notifications.
+    counter(
+        "serai_notifications_stored_total",
+        &["path"],
+        "Persistent notifications written outside the transaction of their cause: path=queue (the notifier's bounded queue) or drain (reconnect notices).",
+    ),
+    counter(
+        "serai_notifications_unstored_total",
+        &["reason"],
+        "Persistent notifications delivered live but not stored: reason=queue_full or write_failed (dropped after their attempts).",
+    ),
     // The catalog.
     gauge(
         "serai_catalog_version",

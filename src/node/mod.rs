@@ -3,6 +3,7 @@
 //! [`Shutdown`] fires, then drained in order.
 
 mod peer_handlers;
+mod reconnect;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -19,7 +20,9 @@ pub use crate::services::Services;
 use crate::admin::http::{self as admin_http, AdminState, Readiness};
 use crate::config::Config;
 use crate::domain::catalog::CurrentCatalog;
-use crate::gateway::{access, Notifier, Presence, Revocations, RpcRegistry};
+use crate::gateway::{
+    access, cors, NotificationStore, Notifier, Presence, Revocations, RpcRegistry,
+};
 use crate::metrics::Metrics;
 use crate::persistence::{
     claims, heartbeat, migrate, BacklogLimits, Db, DbError, DbSettings, FlushPolicy,
@@ -138,7 +141,12 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<RunningNode, No
         shutdown: shutdown.clone(),
         rpc: Arc::new(RpcRegistry::new()),
         presence: presence.clone(),
-        notifier: Notifier::new(presence.clone(), peers.clone(), Arc::downgrade(&router)),
+        notifier: Notifier::new(
+            presence.clone(),
+            peers.clone(),
+            Arc::downgrade(&router),
+            NotificationStore::start(db.clone()),
+        ),
         peers: peers.clone(),
         revocations: Revocations::new(db.clone()),
     };
@@ -180,6 +188,7 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<RunningNode, No
                 }
             })
             .configure(client_cfg.clone())
+            .wrap(from_fn(cors::cors))
             .wrap(Condition::new(access_log, from_fn(access::access_log)))
             .wrap(from_fn(access::request_id))
     })
@@ -199,6 +208,7 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<RunningNode, No
         router.clone(),
         presence.clone(),
         incarnation.clone(),
+        access_log,
     );
     let peer_server = PeerServer::bind(
         config.peer_addr,
@@ -388,22 +398,6 @@ fn spawn_receipt_sweep(db: Db, keep: Duration, shutdown: Shutdown) {
     });
 }
 
-/// What a socket hears when its node drains: where to reconnect.
-fn reconnect_notice(s: &Services) -> crate::gateway::Notification {
-    let placement = s.router.placement();
-    let others: Vec<String> = placement
-        .members()
-        .filter(|m| m.node_id != s.config.node_id)
-        .map(|m| m.client_addr.clone())
-        .collect();
-    let (subject, code) = crate::protocol::rpc::notify::SERVER_DRAINING;
-    crate::gateway::Notification::new(
-        subject,
-        code,
-        &serde_json::json!({"node": s.config.node_id, "reconnect_to": others}),
-    )
-}
-
 impl RunningNode {
     /// Waits, at most `limit`, until this node's draining view has moved every entity away
     /// and each has flushed and released its claim; returns how many were handed off.
@@ -460,7 +454,10 @@ impl RunningNode {
         // The listener keeps serving (forwarding to the new owners) until the very end; its
         // graceful stop below answers what is in flight. Closing it earlier would leave
         // connections queued in the kernel's backlog unanswered.
-        let told = s.presence.notify_all(reconnect_notice(s));
+        if !s.notifier.store().flush(Duration::from_secs(5)).await {
+            tracing::warn!("queued notifications not all stored before the drain ended");
+        }
+        let told = reconnect::tell_sockets(s).await;
         tracing::info!(sockets = told, "sockets told to reconnect elsewhere");
         self.leave.trigger();
         let incarnation = self

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use futures_util::future::BoxFuture;
 
 use crate::gateway::{Notification, Presence};
-use crate::request::{Deadline, Failure};
+use crate::protocol::peer::Forward;
+use crate::request::{self, Deadline, Failure};
 use crate::routing::forward::{ForwardError, Forwarder, Request, Served};
 use crate::routing::membership::Probe;
 use crate::routing::peer::{
@@ -40,13 +41,20 @@ impl Forwarder for PeerForwarder {
                 None => return Err(unreachable("not a member")),
             };
             let deadline = request.deadline;
-            let req = PeerRequest::Forward {
+            let forward = Forward {
                 kind: request.kind,
                 message: request.message,
                 key: request.key,
                 hop: request.hop,
                 deadline_ms: deadline.unix_ms(),
                 body: request.body,
+            };
+            let req = match request.request_id {
+                Some(id) => PeerRequest::Traced {
+                    request_id: id.to_string(),
+                    forward,
+                },
+                None => PeerRequest::Forward(forward),
             };
             // The owner answers "not run" for a request still queued at the deadline: wait a
             // moment past it for that verdict rather than guess "may have run".
@@ -96,12 +104,60 @@ fn to_remote(e: ForwardError) -> RemoteError {
     }
 }
 
-/// Answers what other nodes ask this one.
+/// Serves a forwarded message as the client request it is part of (`request_id`, or a fresh
+/// id from a node that sends none), and, with `access_log`, writes one line for it on this
+/// node: which node asked, for which entity, and how it ended.
+async fn serve_forward(
+    router: Arc<Router>,
+    from: &str,
+    forward: Forward,
+    request_id: Option<String>,
+    access_log: bool,
+) -> PeerResponse {
+    let started = Instant::now();
+    let entity = access_log.then(|| format!("{}/{}", forward.kind, forward.message));
+    let served = Served {
+        kind: forward.kind,
+        message: forward.message,
+        key: forward.key,
+        hop: forward.hop,
+        deadline: Deadline::from_unix_ms(forward.deadline_ms),
+        body: forward.body,
+    };
+    let id = request_id.map_or_else(request::new_trace_id, Arc::from);
+    request::traced(id, async {
+        let answer = router.serve_forward(served).await;
+        if let Some(entity) = entity {
+            let outcome = match &answer {
+                Ok(_) => "ok",
+                Err(ForwardError::NotOwner { .. }) => "not_owner",
+                Err(ForwardError::Unreachable(_)) => "not_run",
+                Err(ForwardError::Failed(f)) if f.is_retryable() => "not_run",
+                Err(ForwardError::Failed(_)) => "may_have_run",
+            };
+            let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+            tracing::info!(
+                target: "serai::access",
+                %from,
+                %entity,
+                outcome,
+                duration_ms = format!("{duration_ms:.1}"),
+                "forward {entity} from {from} {outcome}"
+            );
+        }
+        PeerResponse::Forwarded(answer.map_err(to_remote))
+    })
+    .await
+}
+
+/// Answers what other nodes ask this one; with `access_log`, one log line per forwarded
+/// message served.
 pub fn handler(
     node_id: String,
     router: Arc<Router>,
     presence: Presence,
     incarnation: Arc<AtomicI64>,
+    access_log: bool,
 ) -> PeerHandler {
     peer::handler(move |from, req| {
         let (router, presence, node_id) = (router.clone(), presence.clone(), node_id.clone());
@@ -113,24 +169,13 @@ pub fn handler(
                     incarnation: incarnation as u64,
                     view_version: router.placement().version(),
                 },
-                PeerRequest::Forward {
-                    kind,
-                    message,
-                    key,
-                    hop,
-                    deadline_ms,
-                    body,
-                } => {
-                    let served = Served {
-                        kind,
-                        message,
-                        key,
-                        hop,
-                        deadline: Deadline::from_unix_ms(deadline_ms),
-                        body,
-                    };
-                    PeerResponse::Forwarded(router.serve_forward(served).await.map_err(to_remote))
+                PeerRequest::Forward(forward) => {
+                    serve_forward(router, &from, forward, None, access_log).await
                 }
+                PeerRequest::Traced {
+                    request_id,
+                    forward,
+                } => serve_forward(router, &from, forward, Some(request_id), access_log).await,
                 PeerRequest::Channel { channel, body } => PeerResponse::Channel(
                     router
                         .serve_channel(from, &channel, body)

@@ -6,6 +6,7 @@
 use uuid::Uuid;
 
 use super::characters::{count_fenced, write_crew};
+use super::notifications::{self, StoredNotification};
 use super::receipts::{self, Receipt};
 use super::{Db, DbError};
 use crate::domain::character::state::CharacterState;
@@ -139,6 +140,8 @@ pub struct BattleSettlement {
     pub cargo: Vec<(String, i64)>,
     /// Items to add.
     pub items: Vec<(Uuid, String)>,
+    /// The `battle_ended` notification, stored with the settlement (persistent).
+    pub notification: Option<StoredNotification>,
 }
 
 /// How a settlement went.
@@ -201,6 +204,9 @@ pub async fn settle(db: &Db, s: &BattleSettlement) -> Result<SettleOutcome, DbEr
                 return Err(DbError::Fenced(format!("character {}", c.id)));
             }
             write_crew(tx, c.id, &c.crew).await?;
+            if let Some(n) = &s.notification {
+                notifications::insert_in(tx, std::slice::from_ref(n)).await?;
+            }
             if !s.cargo.is_empty() {
                 let goods: Vec<&str> = s.cargo.iter().map(|(g, _)| g.as_str()).collect();
                 let qty: Vec<i64> = s.cargo.iter().map(|(_, q)| *q).collect();

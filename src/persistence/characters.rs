@@ -9,6 +9,7 @@ use tokio_postgres::Transaction;
 use uuid::Uuid;
 
 use super::markets;
+use super::notifications::{self, StoredNotification};
 use super::receipts::{self, Receipt};
 use super::{Db, DbError};
 use crate::domain::character::state::{
@@ -471,10 +472,17 @@ pub async fn depart(
 
 /// A caravan reaches the end of its trip: location, trip cleared, hit points and crew as
 /// [`crate::domain::character::rules::arrive`] left them.
-pub async fn arrive(db: &Db, c: &CharacterState, epoch: i64) -> Result<(), DbError> {
+pub async fn arrive(
+    db: &Db,
+    c: &CharacterState,
+    epoch: i64,
+    notices: &[StoredNotification],
+) -> Result<(), DbError> {
     let c = c.clone();
+    let notices = notices.to_vec();
     let result = db.transact("arrive", move |tx| {
         let c = c.clone();
+        let notices = notices.clone();
         Box::pin(async move {
             let n = tx
                 .execute(
@@ -486,6 +494,8 @@ pub async fn arrive(db: &Db, c: &CharacterState, epoch: i64) -> Result<(), DbErr
             if n == 0 {
                 return Err(fenced(c.id));
             }
+            // The arrival notice commits with the arrival, or neither does.
+            notifications::insert_in(tx, &notices).await?;
             write_crew(tx, c.id, &c.crew).await
         })
     })

@@ -71,6 +71,7 @@ pub static MIGRATIONS: &[Migration] = &[
         "accounts_profile_email_revocation",
         "0011_accounts_profile_email_revocation.sql"
     ),
+    migration!(12, "notification", "0012_notification.sql"),
 ];
 
 /// File name of the default catalog data in `schema/`.

@@ -48,6 +48,7 @@ pub mod links;
 pub mod markets;
 pub mod messages;
 pub mod migrate;
+pub mod notifications;
 pub mod pg;
 pub mod profiles;
 pub mod receipts;

@@ -361,18 +361,6 @@ pub fn encode_envelope(cid: Option<&str>, message: &ServerMessage<'_>) -> String
     })
 }
 
-/// Shorthand for an error envelope.
-pub fn encode_error(cid: Option<&str>, code: i32, message: impl Into<String>) -> String {
-    encode_envelope(
-        cid,
-        &ServerMessage::Error(RealtimeError {
-            code,
-            message: message.into(),
-            context: HashMap::new(),
-        }),
-    )
-}
-
 impl Default for Notification {
     fn default() -> Self {
         Notification {
@@ -394,6 +382,15 @@ mod tests {
 
     fn parse(s: &str) -> Value {
         serde_json::from_str(s).unwrap()
+    }
+
+    fn encode_error(cid: Option<&str>, code: i32, message: &str) -> String {
+        let error = RealtimeError {
+            code,
+            message: message.into(),
+            context: HashMap::new(),
+        };
+        encode_envelope(cid, &ServerMessage::Error(error))
     }
 
     #[test]

@@ -5,11 +5,15 @@
 //! - [`account`]: accounts, users, email and linking, logout (Nakama's JSON).
 //! - [`leaderboard`]: Nakama's JSON of the leaderboard and tournament API (records, lists,
 //!   tournaments, the write body).
+//! - [`protobuf`]: Nakama's realtime envelope in protobuf (`/ws?format=protobuf`), and
+//!   [`socket_codec`], which puts it and the JSON envelope behind one interface.
 
 pub mod account;
 pub mod client;
 pub mod leaderboard;
 pub mod peer;
+pub mod protobuf;
+pub mod socket_codec;
 
 /// Game RPC payloads (requests and answers of `create_character`, `execute_trade` …).
 pub mod rpc;

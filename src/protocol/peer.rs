@@ -17,7 +17,15 @@ use crate::request::Failure;
 /// The version this build speaks; both sides of a link must speak the same one.
 /// 2: forwards carry the caller's deadline; remote errors carry a `request::Failure`.
 /// 3: channel requests ([`PeerRequest::Channel`]: leaderboard replication).
-pub const PROTOCOL_VERSION: u16 = 3;
+/// 4: forwards may carry the request id of the client request they serve
+///    ([`PeerRequest::Traced`]), so the owner's log lines name it too.
+pub const PROTOCOL_VERSION: u16 = 4;
+
+/// The oldest version this build still speaks. Two nodes agree on the highest version both
+/// speak (`routing::peer::handshake`), so a rolling update across one version bump keeps every
+/// link up; what a newer version adds is left out on an older link
+/// ([`PeerRequest::for_version`]).
+pub const MIN_PROTOCOL_VERSION: u16 = 3;
 
 /// Default cap on one frame's body (the bytes after the length prefix).
 pub const MAX_FRAME: usize = 1024 * 1024;
@@ -83,18 +91,8 @@ pub enum PeerRequest {
         incarnation: u64,
         view_version: u64,
     },
-    /// A message for an entity the receiver owns. `body` is a postcard-encoded actor message,
-    /// opaque to the link; `hop` counts forwards so a loop ends.
-    Forward {
-        kind: String,
-        message: String,
-        key: Vec<u8>,
-        hop: u8,
-        /// The caller's absolute deadline (Unix milliseconds): the owner does not start the
-        /// message after it.
-        deadline_ms: u64,
-        body: Vec<u8>,
-    },
+    /// A message for an entity the receiver owns.
+    Forward(Forward),
     /// A push (notification, battle event) for a user whose socket is on the receiver.
     Push {
         user_id: uuid::Uuid,
@@ -103,6 +101,38 @@ pub enum PeerRequest {
     /// A request on a named channel (not addressed to an entity: replication streams and
     /// their catch-up). `body` is opaque to the link; each channel versions its own encoding.
     Channel { channel: String, body: Vec<u8> },
+    /// (Version 4.) A [`PeerRequest::Forward`] with the id of the client request it serves.
+    Traced {
+        request_id: String,
+        forward: Forward,
+    },
+}
+
+/// A message for an entity the receiver owns. `body` is a postcard-encoded actor message,
+/// opaque to the link; `hop` counts forwards so a loop ends. (Inside
+/// [`PeerRequest::Forward`] its bytes are those of version 3's struct variant.)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Forward {
+    pub kind: String,
+    pub message: String,
+    pub key: Vec<u8>,
+    pub hop: u8,
+    /// The caller's absolute deadline (Unix milliseconds): the owner does not start the
+    /// message after it.
+    pub deadline_ms: u64,
+    pub body: Vec<u8>,
+}
+
+impl PeerRequest {
+    /// The request as a link of protocol `version` can carry it: a traced forward loses its
+    /// request id on a version 3 link (the owner's log lines then lack it; nothing else
+    /// changes).
+    pub fn for_version(self, version: u16) -> PeerRequest {
+        match self {
+            PeerRequest::Traced { forward, .. } if version < 4 => PeerRequest::Forward(forward),
+            other => other,
+        }
+    }
 }
 
 /// The answer to a [`PeerRequest`].
@@ -218,6 +248,17 @@ mod tests {
     }
     use proptest::prelude::*;
 
+    fn sample_forward() -> Forward {
+        Forward {
+            kind: "character".into(),
+            message: "Trade".into(),
+            key: vec![0, 1, 2, 255],
+            hop: 1,
+            deadline_ms: 1_700_000_000_000,
+            body: vec![42; 1000],
+        }
+    }
+
     fn samples() -> Vec<Frame> {
         vec![
             Frame::new(FrameBody::Hello {
@@ -248,13 +289,13 @@ mod tests {
             }),
             Frame::new(FrameBody::Request {
                 id: 1,
-                body: PeerRequest::Forward {
-                    kind: "character".into(),
-                    message: "Trade".into(),
-                    key: vec![0, 1, 2, 255],
-                    hop: 1,
-                    deadline_ms: 1_700_000_000_000,
-                    body: vec![42; 1000],
+                body: PeerRequest::Forward(sample_forward()),
+            }),
+            Frame::new(FrameBody::Request {
+                id: 5,
+                body: PeerRequest::Traced {
+                    request_id: "req-1".into(),
+                    forward: sample_forward(),
                 },
             }),
             Frame::new(FrameBody::Request {
@@ -322,14 +363,14 @@ mod tests {
     fn peer_size_cap() {
         let big = Frame::new(FrameBody::Request {
             id: 1,
-            body: PeerRequest::Forward {
+            body: PeerRequest::Forward(Forward {
                 kind: "k".into(),
                 message: "m".into(),
                 key: vec![],
                 hop: 0,
                 deadline_ms: 0,
                 body: vec![0; 2000],
-            },
+            }),
         });
         assert!(matches!(
             encode(&big, 1000),
@@ -361,6 +402,35 @@ mod tests {
         assert_eq!(bytes, vec![0, 0, 0, 4, PROTOCOL_VERSION as u8, 4, 1, b'x']);
     }
 
+    #[test]
+    fn peer_forward_keeps_version_3_bytes() {
+        // Version 3 wrote `Forward` as a struct variant, index 1 of `PeerRequest`, fields in
+        // this order. A version 3 node must still read what this build sends it.
+        let bytes = postcard::to_allocvec(&PeerRequest::Forward(Forward {
+            kind: "k".into(),
+            message: "m".into(),
+            key: vec![7],
+            hop: 2,
+            deadline_ms: 300,
+            body: vec![9],
+        }))
+        .unwrap();
+        assert_eq!(bytes, vec![1, 1, b'k', 1, b'm', 1, 7, 2, 0xac, 0x02, 1, 9]);
+    }
+
+    #[test]
+    fn traced_forwards_lose_their_id_on_a_version_3_link() {
+        let traced = PeerRequest::Traced {
+            request_id: "r".into(),
+            forward: sample_forward(),
+        };
+        assert_eq!(traced.clone().for_version(4), traced);
+        assert_eq!(
+            traced.for_version(3),
+            PeerRequest::Forward(sample_forward())
+        );
+    }
+
     proptest! {
         #[test]
         fn peer_random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
@@ -370,7 +440,7 @@ mod tests {
 
         #[test]
         fn peer_mutated_frames_never_panic(
-            index in 0usize..12,
+            index in 0usize..13,
             flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8),
         ) {
             let frame = samples().swap_remove(index);
@@ -393,7 +463,7 @@ mod tests {
         ) {
             let frame = Frame::new(FrameBody::Request {
                 id,
-                body: PeerRequest::Forward { kind, message: "m".into(), key, hop, deadline_ms: 0, body },
+                body: PeerRequest::Forward(Forward { kind, message: "m".into(), key, hop, deadline_ms: 0, body }),
             });
             let bytes = encode(&frame, MAX_FRAME).unwrap();
             prop_assert_eq!(decode_prefixed(&bytes, MAX_FRAME).unwrap(), frame);

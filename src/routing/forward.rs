@@ -25,6 +25,8 @@ pub struct Request {
     /// The caller's deadline: the owner refuses to start the message after it.
     pub deadline: Deadline,
     pub body: Vec<u8>,
+    /// The id of the client request this message serves, for the owner's log lines.
+    pub request_id: Option<std::sync::Arc<str>>,
 }
 
 /// A forwarded message as the owning node receives it.

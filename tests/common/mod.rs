@@ -6,8 +6,8 @@
 
 pub mod client;
 pub mod cluster;
-pub mod js;
 pub mod node;
+pub mod nodejs;
 pub mod process;
 pub mod proxy;
 pub mod raw;

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use super::node::free_port;
 
@@ -58,6 +59,41 @@ impl NodeProcess {
             admin: format!("127.0.0.1:{admin}").parse().unwrap(),
             log,
         }
+    }
+}
+
+impl NodeProcess {
+    /// How many members this node's view holds (0 while its admin port does not answer).
+    pub async fn members(&self, admin_token: &str) -> usize {
+        let auth = format!("Bearer {admin_token}");
+        match super::raw::http(self.admin, "GET", "/admin/cluster", &auth, "").await {
+            Some((200, v)) => v["members"].as_array().map_or(0, Vec::len),
+            _ => 0,
+        }
+    }
+
+    /// Waits until every node of `procs` sees `n` members.
+    pub async fn wait_members(
+        procs: &[&NodeProcess],
+        admin_token: &str,
+        n: usize,
+        within: Duration,
+    ) {
+        let what = format!("views to converge to {n} members");
+        super::wait_until(&what, within, async || {
+            for p in procs {
+                if p.members(admin_token).await != n {
+                    return false;
+                }
+            }
+            true
+        })
+        .await;
+    }
+
+    /// Everything the node has logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
 

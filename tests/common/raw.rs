@@ -18,12 +18,28 @@ pub async fn http(
     auth: &str,
     body: &str,
 ) -> Option<(u16, Value)> {
+    http_with(addr, method, path, auth, &[], body).await
+}
+
+/// [`http`] with extra request headers (`name`, `value`).
+pub async fn http_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    auth: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Option<(u16, Value)> {
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     let exchange = async {
         let Ok(mut s) = TcpStream::connect(addr).await else {
             return Some((0, Value::Null));
         };
         let req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: {auth}\r\n\
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: {auth}\r\n{extra}\
              Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         );

@@ -30,6 +30,7 @@ use crate::domain::catalog::CurrentCatalog;
 use crate::domain::character::rules::{self, RuleError};
 use crate::domain::character::state::{CharacterState, SKILL_PREFIX};
 use crate::domain::character::travel::{self, Next, TravelSettings};
+use crate::gateway::notification_store::to_stored;
 use crate::gateway::Notifier;
 use crate::market::messages as market;
 use crate::persistence::batch::{AttributeDirty, CharacterDirty, DirtyRow};
@@ -220,6 +221,20 @@ impl CharacterSession {
         self.deps
             .notifier
             .notify(user_id, Notification::new(subject, code, content));
+    }
+
+    /// A persistent notification whose id derives from `key`, the event it reports: written
+    /// in the transaction of that event, a retried transaction stores it once.
+    pub(super) fn persistent_notice(
+        (subject, code): (&str, i32),
+        content: &impl serde::Serialize,
+        key: &str,
+    ) -> Notification {
+        let mut n = Notification::new(subject, code, content);
+        let key = format!("serai/notification/{key}");
+        n.id = Uuid::new_v5(&Uuid::NAMESPACE_OID, key.as_bytes()).to_string();
+        n.persistent = true;
+        n
     }
 
     /// `serai_travel_total{event}`: departed, encounter, arrived.

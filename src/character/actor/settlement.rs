@@ -7,9 +7,10 @@ impl Handler<SettleBattle> for CharacterSession {
     type Result = AtomicResponse<Self, SessionResult<SettleReply>>;
 
     /// Applies an ended battle: computes the character afterwards (pure rules), commits it
-    /// with the encounter's result in one transaction, then takes it into memory and pushes
-    /// `battle_ended`. A won or fled trip goes on.
+    /// with the encounter's result and the `battle_ended` notification in one transaction,
+    /// then takes it into memory and pushes that notification. A won or fled trip goes on.
     fn handle(&mut self, SettleBattle(msg): SettleBattle, _: &mut Self::Context) -> Self::Result {
+        let catalog = self.deps.catalog.get();
         let prepared = self.ready(Caller::Server).map(|(state, epoch)| {
             if state.battle_id != Some(msg.battle_id) {
                 return None;
@@ -25,7 +26,20 @@ impl Handler<SettleBattle> for CharacterSession {
             cargo.sort();
             let gold_delta = after.gold - state.gold;
             let result = serde_json::to_value(&summary).unwrap_or_default();
+            let outcome = result["outcome"].as_str().unwrap_or_default().to_string();
+            let notice = Self::persistent_notice(
+                notify::BATTLE_ENDED,
+                &wire::BattleEndedNotice {
+                    battle_id: msg.battle_id,
+                    character_id: state.id,
+                    outcome: outcome.clone(),
+                    result: result.clone(),
+                    character: wire::CharacterView::new(&after, &catalog),
+                },
+                &format!("{}/battle_ended", msg.battle_id),
+            );
             let settlement = BattleSettlement {
+                notification: to_stored(state.user_id, &notice),
                 battle_id: msg.battle_id,
                 battle_epoch: msg.battle_epoch,
                 outcome: summary.outcome.to_string(),
@@ -42,12 +56,12 @@ impl Handler<SettleBattle> for CharacterSession {
                     .map(|i| (i.id, i.template.clone()))
                     .collect(),
             };
-            Some((after, settlement))
+            Some((after, settlement, notice, outcome == "won"))
         });
         let (persistence, db, id) = (self.deps.persistence.clone(), self.deps.db.clone(), self.id);
         let battle_id = msg.battle_id;
         let work = async move {
-            let Some((after, settlement)) = prepared? else {
+            let Some((after, settlement, notice, won)) = prepared? else {
                 return Ok(None);
             };
             let flushed = persistence
@@ -59,11 +73,11 @@ impl Handler<SettleBattle> for CharacterSession {
                 Ok(()) => battles::settle(&db, &settlement).await,
                 Err(e) => Err(e),
             };
-            Ok(Some((result, after, settlement.result)))
+            Ok(Some((result, after, settlement.result, notice, won)))
         };
         AtomicResponse::new(Box::pin(work.into_actor(self).map(
             move |outcome: SessionResult<_>, act, ctx| {
-                let Some((result, after, summary)) = outcome? else {
+                let Some((result, after, summary, notice, won)) = outcome? else {
                     return Ok(SettleReply::NotInBattle);
                 };
                 match result.map_err(|e| act.on_db_error(&e, ctx))? {
@@ -76,19 +90,10 @@ impl Handler<SettleBattle> for CharacterSession {
                         return Ok(SettleReply::AlreadySettled);
                     }
                 }
-                let catalog = act.deps.catalog.get();
                 let (state, _) = act.ready(Caller::Server)?;
                 *state = after;
-                let notice = wire::BattleEndedNotice {
-                    battle_id,
-                    character_id: state.id,
-                    outcome: summary["outcome"].as_str().unwrap_or_default().to_string(),
-                    result: summary.clone(),
-                    character: wire::CharacterView::new(state, &catalog),
-                };
                 let user = state.user_id;
-                let won = notice.outcome == "won";
-                act.notify(user, notify::BATTLE_ENDED, &notice);
+                act.deps.notifier.push(user, notice);
                 act.feed_boards(won);
                 act.schedule_trip(ctx);
                 Ok(SettleReply::Settled(summary.to_string()))

@@ -178,10 +178,17 @@ impl CharacterSession {
         let Ok((state, epoch)) = self.ready(Caller::Server) else {
             return;
         };
-        let Some(from) = state.travel.as_ref().map(|t| t.from.clone()) else {
+        let Some((from, seed)) = state.travel.as_ref().map(|t| (t.from.clone(), t.seed)) else {
             return;
         };
         let arrived = rules::arrive(state);
+        // Stored with the arrival (one transaction); its id is the trip's, see persistent_notice.
+        let notice = Self::persistent_notice(
+            notify::TRAVEL_ARRIVED,
+            &wire::ArrivedNotice::new(state.id, &from, &arrived.location),
+            &format!("{}/arrived/{seed}", state.id),
+        );
+        let stored: Vec<_> = to_stored(state.user_id, &notice).into_iter().collect();
         let (persistence, db, id) = (self.deps.persistence.clone(), self.deps.db.clone(), self.id);
         let row = arrived.clone();
         let work = async move {
@@ -189,7 +196,7 @@ impl CharacterSession {
                 .send(FlushEntity(id))
                 .await
                 .map_err(|e| DbError::Unavailable(e.to_string()))??;
-            characters::arrive(&db, &row, epoch).await
+            characters::arrive(&db, &row, epoch, &stored).await
         };
         ctx.wait(work.into_actor(self).map(move |result, act, ctx| match result {
             Ok(()) => {
@@ -197,9 +204,8 @@ impl CharacterSession {
                     return;
                 };
                 *state = arrived;
-                let notice = wire::ArrivedNotice::new(state.id, &from, &state.location);
                 let user = state.user_id;
-                act.notify(user, notify::TRAVEL_ARRIVED, &notice);
+                act.deps.notifier.push(user, notice);
                 act.count_travel("arrived");
             }
             Err(e @ DbError::Fenced(_)) => {

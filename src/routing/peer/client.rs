@@ -27,6 +27,8 @@ type Pending = HashMap<u64, oneshot::Sender<PeerResponse>>;
 /// One authenticated connection to a peer, shared by every request to it.
 struct Link {
     addr: String,
+    /// The protocol version agreed in the handshake: every frame carries it.
+    version: u16,
     tx: mpsc::Sender<Vec<u8>>,
     /// Requests waiting for their answer; `None` once the link is down.
     pending: Mutex<Option<Pending>>,
@@ -41,9 +43,9 @@ impl Link {
     }
 
     /// Closes the link, telling the peer why.
-    fn close(&self, reason: &str, version: u16) {
+    fn close(&self, reason: &str) {
         let frame = Frame {
-            version,
+            version: self.version,
             body: FrameBody::Close {
                 reason: reason.to_string(),
             },
@@ -79,8 +81,11 @@ impl Link {
         // Removes the pending entry however this call ends (answer, timeout, cancellation).
         let _entry = PendingEntry { link: self, id };
         let frame = Frame {
-            version: settings.protocol_version,
-            body: FrameBody::Request { id, body: req },
+            version: self.version,
+            body: FrameBody::Request {
+                id,
+                body: req.for_version(self.version),
+            },
         };
         let bytes = peer::encode(&frame, settings.max_frame).map_err(|e| match e {
             peer::FrameError::TooLarge { .. } => PeerError::FrameTooLarge,
@@ -168,7 +173,7 @@ impl Drop for Shared {
         let slots = self.slots.get_mut().unwrap_or_else(|e| e.into_inner());
         for slot in slots.values() {
             if let Some(link) = lock(&slot.link).take() {
-                link.close("node stopping", self.settings.protocol_version);
+                link.close("node stopping");
             }
         }
     }
@@ -318,8 +323,22 @@ impl Peers {
                 .await
                 .map_err(|e| PeerError::Connect(format!("{addr}: {e}")))?;
             let _ = stream.set_nodelay(true);
-            handshake::client(&mut stream, settings, node_id).await?;
-            Ok::<_, PeerError>(stream)
+            let offer = settings.protocol_version;
+            match handshake::client(&mut stream, settings, node_id, offer).await {
+                Ok(version) => Ok((stream, version)),
+                // A node of an older version refused ours and named its own: ask again in it.
+                Err(PeerError::Handshake(why)) => {
+                    let older = handshake::older_version_in(&why, settings, offer)
+                        .ok_or(PeerError::Handshake(why))?;
+                    let mut stream = TcpStream::connect(addr)
+                        .await
+                        .map_err(|e| PeerError::Connect(format!("{addr}: {e}")))?;
+                    let _ = stream.set_nodelay(true);
+                    let version = handshake::client(&mut stream, settings, node_id, older).await?;
+                    Ok((stream, version))
+                }
+                Err(e) => Err(e),
+            }
         })
         .await
         .unwrap_or_else(|_| {
@@ -329,17 +348,24 @@ impl Peers {
             )))
         });
         match attempt {
-            Ok(stream) => {
+            Ok((stream, version)) => {
                 self.shared.metrics.dials_ok.increment(1);
                 dialer.backoff.reset();
                 dialer.retry_at = None;
-                let link = start_link(stream, addr, node_id, settings, &self.shared.metrics);
+                let link = start_link(
+                    stream,
+                    addr,
+                    node_id,
+                    version,
+                    settings,
+                    &self.shared.metrics,
+                );
                 if let Some(old) = lock(&slot.link).replace(link.clone()) {
-                    old.close("replaced", settings.protocol_version);
+                    old.close("replaced");
                 }
                 // A cut that raced this connect.
                 if self.is_cut(node_id) {
-                    link.close("link cut", settings.protocol_version);
+                    link.close("link cut");
                     return Err(PeerError::Connect(format!("link to {node_id} is cut")));
                 }
                 tracing::debug!(peer = %node_id, %addr, "peer link connected");
@@ -349,7 +375,7 @@ impl Peers {
                 self.shared.metrics.dials_failed.increment(1);
                 let delay = dialer.backoff.next_delay();
                 dialer.retry_at = Some(Instant::now() + delay);
-                if let Some(suppressed) = super::quiet::allow(&format!("dial:{node_id}")) {
+                if let Some(suppressed) = crate::quiet::allow(&format!("dial:{node_id}")) {
                     tracing::warn!(
                         peer = %node_id, %addr, error = %e, retry_in = ?delay,
                         "peer link connect failed{suppressed}"
@@ -366,7 +392,7 @@ impl Peers {
         let slot = lock(&self.shared.slots).remove(node_id);
         if let Some(slot) = slot {
             if let Some(link) = lock(&slot.link).take() {
-                link.close("disconnect", self.shared.settings.protocol_version);
+                link.close("disconnect");
             }
         }
     }
@@ -427,6 +453,7 @@ fn start_link(
     stream: TcpStream,
     addr: &str,
     node_id: &str,
+    version: u16,
     settings: &PeerSettings,
     metrics: &LinkMetrics,
 ) -> Arc<Link> {
@@ -435,6 +462,7 @@ fn start_link(
     let down = CancellationToken::new();
     let link = Arc::new(Link {
         addr: addr.to_string(),
+        version,
         tx,
         pending: Mutex::new(Some(HashMap::new())),
         next_id: AtomicU64::new(1),
@@ -443,7 +471,6 @@ fn start_link(
     tokio::spawn(write_loop(write, rx, down.clone()));
     let reader_link = link.clone();
     let max = settings.max_frame;
-    let version = settings.protocol_version;
     let peer = node_id.to_string();
     let metrics = metrics.clone();
     tokio::spawn(async move {
@@ -492,10 +519,10 @@ fn start_link(
             }
         };
         if let Some(reason) = reason {
-            if let Some(suppressed) = super::quiet::allow(&format!("client-close:{peer}")) {
+            if let Some(suppressed) = crate::quiet::allow(&format!("client-close:{peer}")) {
                 tracing::warn!(%peer, %reason, "closing peer link{suppressed}");
             }
-            link.close(&reason, version);
+            link.close(&reason);
         }
         link.down.cancel();
         link.fail_pending();

@@ -1,6 +1,13 @@
 //! The challenge–response handshake: both sides prove they know the cluster secret without
 //! sending it, and agree on the protocol version.
 //!
+//! Versions: the client offers the highest it speaks; the server answers with the highest both
+//! speak (the lower of the two), or refuses when that is older than the oldest it speaks; the
+//! client accepts any version it speaks. Every later frame on the link carries the agreed
+//! version. Version 3 nodes predate the agreement and refuse any other version, naming theirs
+//! in the refusal: [`older_version_in`] reads it, so a newer client dials them again offering
+//! it (a rolling update across a version bump keeps every link up).
+//!
 //! Each MAC covers a role label, both nonces (its own side's last, so a MAC can never be
 //! replayed as the other role's), the protocol version and both node ids (length-prefixed), so
 //! a recorded handshake is useless against fresh nonces and an id cannot be swapped in transit.
@@ -70,11 +77,8 @@ fn nonce() -> [u8; NONCE_LEN] {
     n
 }
 
-fn frame(settings: &PeerSettings, body: FrameBody) -> Frame {
-    Frame {
-        version: settings.protocol_version,
-        body,
-    }
+fn frame(version: u16, body: FrameBody) -> Frame {
+    Frame { version, body }
 }
 
 fn read_error(e: ReadError) -> String {
@@ -84,22 +88,37 @@ fn read_error(e: ReadError) -> String {
     }
 }
 
+/// The refusal's wording, which version 3 nodes use too (see [`older_version_in`]).
 fn version_mismatch(peer: u16, ours: u16) -> String {
     format!("protocol version mismatch: peer speaks {peer}, this node speaks {ours}")
 }
 
-/// Runs the client side on a fresh connection to the node expected to be `expected_node`.
+/// The version a refusing peer named ("… this node speaks N") when this side speaks it too
+/// and it is older than `offered`: the version to offer on a second try.
+pub(crate) fn older_version_in(reason: &str, settings: &PeerSettings, offered: u16) -> Option<u16> {
+    let spoken: u16 = reason
+        .rsplit_once("this node speaks ")?
+        .1
+        .trim()
+        .parse()
+        .ok()?;
+    (settings.speaks(spoken) && spoken < offered).then_some(spoken)
+}
+
+/// Runs the client side on a fresh connection to the node expected to be `expected_node`,
+/// offering protocol version `offer` (normally `settings.protocol_version`); the version
+/// agreed, which every later frame on the link carries.
 pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     settings: &PeerSettings,
     expected_node: &str,
-) -> Result<(), PeerError> {
-    let version = settings.protocol_version;
+    offer: u16,
+) -> Result<u16, PeerError> {
     let client_nonce = nonce();
     let hello = frame(
-        settings,
+        offer,
         FrameBody::Hello {
-            version,
+            version: offer,
             node_id: settings.node_id.clone(),
             client_nonce,
         },
@@ -123,13 +142,14 @@ pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
         }
         _ => {
             let reason = "expected a challenge";
-            send_close(stream, version, reason).await;
+            send_close(stream, offer, reason).await;
             return Err(PeerError::Handshake(reason.into()));
         }
     };
-    if server_version != version || challenge.version != version {
-        let reason = version_mismatch(server_version, version);
-        send_close(stream, version, &reason).await;
+    let version = server_version;
+    if challenge.version != version || version > offer || !settings.speaks(version) {
+        let reason = version_mismatch(version, settings.protocol_version);
+        send_close(stream, offer, &reason).await;
         return Err(PeerError::Handshake(reason));
     }
     let transcript = Transcript {
@@ -151,7 +171,7 @@ pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
         return Err(PeerError::Handshake(reason));
     }
     let proof = frame(
-        settings,
+        version,
         FrameBody::Proof {
             client_mac: transcript.mac(&settings.secret, CLIENT_LABEL),
         },
@@ -164,7 +184,7 @@ pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
         Ok(Frame {
             body: FrameBody::Ready,
             ..
-        }) => Ok(()),
+        }) => Ok(version),
         Ok(Frame {
             body: FrameBody::Close { reason },
             ..
@@ -178,15 +198,15 @@ pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-/// Runs the server side on an accepted connection; the authenticated peer's node id, or why
-/// it was refused (the peer has been told with a Close frame where possible).
-/// `refuse` may veto a peer by id before any secret-derived value is sent.
+/// Runs the server side on an accepted connection; the authenticated peer's node id and the
+/// version agreed, or why it was refused (the peer has been told with a Close frame where
+/// possible). `refuse` may veto a peer by id before any secret-derived value is sent.
 pub(crate) async fn server<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     settings: &PeerSettings,
     refuse: impl Fn(&str) -> Option<String>,
-) -> Result<String, String> {
-    let version = settings.protocol_version;
+) -> Result<(String, u16), String> {
+    let ours = settings.protocol_version;
     let hello = read_frame(stream, HANDSHAKE_MAX_FRAME)
         .await
         .map_err(read_error)?;
@@ -198,13 +218,14 @@ pub(crate) async fn server<S: AsyncRead + AsyncWrite + Unpin>(
         } => (version, node_id, client_nonce),
         _ => {
             let reason = "expected hello".to_string();
-            send_close(stream, version, &reason).await;
+            send_close(stream, ours, &reason).await;
             return Err(reason);
         }
     };
-    if peer_version != version || hello.version != version {
-        let reason = version_mismatch(peer_version, version);
-        send_close(stream, version, &reason).await;
+    let version = peer_version.min(ours);
+    if hello.version != peer_version || !settings.speaks(version) {
+        let reason = version_mismatch(peer_version, ours);
+        send_close(stream, ours, &reason).await;
         return Err(reason);
     }
     if peer_id.is_empty() || peer_id.len() > MAX_NODE_ID {
@@ -225,7 +246,7 @@ pub(crate) async fn server<S: AsyncRead + AsyncWrite + Unpin>(
         server_nonce: &server_nonce,
     };
     let challenge = frame(
-        settings,
+        version,
         FrameBody::Challenge {
             version,
             node_id: settings.node_id.clone(),
@@ -259,18 +280,18 @@ pub(crate) async fn server<S: AsyncRead + AsyncWrite + Unpin>(
     }
     write_frame(
         stream,
-        &frame(settings, FrameBody::Ready),
+        &frame(version, FrameBody::Ready),
         HANDSHAKE_MAX_FRAME,
     )
     .await
     .map_err(|e| format!("sending ready: {e}"))?;
-    Ok(peer_id)
+    Ok((peer_id, version))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::peer::PROTOCOL_VERSION;
+    use crate::protocol::peer::{MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
 
     fn pair(a: &str, b: &str) -> (PeerSettings, PeerSettings) {
         (
@@ -282,9 +303,10 @@ mod tests {
     async fn run(
         client_settings: PeerSettings,
         server_settings: PeerSettings,
-    ) -> (Result<(), PeerError>, Result<String, String>) {
+    ) -> (Result<u16, PeerError>, Result<(String, u16), String>) {
         let (mut c, mut s) = tokio::io::duplex(64 * 1024);
-        let client = async move { client(&mut c, &client_settings, "server").await };
+        let offer = client_settings.protocol_version;
+        let client = async move { client(&mut c, &client_settings, "server", offer).await };
         let server = async move { server(&mut s, &server_settings, |_| None).await };
         tokio::join!(client, server)
     }
@@ -293,8 +315,8 @@ mod tests {
     async fn peer_handshake_same_secret() {
         let (c, s) = pair("secret-one", "secret-one");
         let (c, s) = run(c, s).await;
-        assert_eq!(c, Ok(()));
-        assert_eq!(s, Ok("client".to_string()));
+        assert_eq!(c, Ok(PROTOCOL_VERSION));
+        assert_eq!(s, Ok(("client".to_string(), PROTOCOL_VERSION)));
     }
 
     #[tokio::test]
@@ -306,15 +328,72 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn peer_handshake_version_mismatch() {
-        let (mut c, s) = pair("secret-one", "secret-one");
-        c.protocol_version = PROTOCOL_VERSION + 1;
-        let (c, s) = run(c, s).await;
+    async fn peer_handshake_agrees_on_the_newest_version_both_speak() {
+        // A newer client and an older server, then the other way round.
+        for newer_client in [true, false] {
+            let (mut c, mut s) = pair("secret-one", "secret-one");
+            let newer = if newer_client { &mut c } else { &mut s };
+            newer.protocol_version = PROTOCOL_VERSION + 1;
+            let (c, s) = run(c, s).await;
+            assert_eq!(c, Ok(PROTOCOL_VERSION), "newer client: {newer_client}");
+            assert_eq!(s, Ok(("client".to_string(), PROTOCOL_VERSION)));
+        }
+    }
+
+    #[tokio::test]
+    async fn peer_handshake_refuses_a_version_it_no_longer_speaks() {
+        let (mut c, mut s) = pair("secret-one", "secret-one");
+        c.protocol_version = MIN_PROTOCOL_VERSION - 1;
+        c.min_protocol_version = MIN_PROTOCOL_VERSION - 1;
+        let (c_result, s_result) = run(c.clone(), s.clone()).await;
         assert!(
-            matches!(&c, Err(PeerError::Handshake(r)) if r.contains("version mismatch")),
-            "{c:?}"
+            matches!(&c_result, Err(PeerError::Handshake(r)) if r.contains("version mismatch")),
+            "{c_result:?}"
         );
-        assert!(s.unwrap_err().contains("version mismatch"));
+        assert!(s_result.unwrap_err().contains("version mismatch"));
+        // The same from the other side: a server newer than anything the client speaks.
+        s.min_protocol_version = PROTOCOL_VERSION + 1;
+        s.protocol_version = PROTOCOL_VERSION + 1;
+        let (c, _) = pair("secret-one", "secret-one");
+        let (c_result, s_result) = run(c, s).await;
+        assert!(c_result.is_err() && s_result.is_err());
+    }
+
+    /// A version 3 server as it was built: it refuses any other version, naming its own.
+    async fn version_3_server(stream: &mut tokio::io::DuplexStream) -> Option<u16> {
+        let hello = read_frame(stream, HANDSHAKE_MAX_FRAME).await.ok()?;
+        let FrameBody::Hello { version, .. } = hello.body else {
+            return None;
+        };
+        if version != 3 {
+            send_close(stream, 3, &version_mismatch(version, 3)).await;
+        }
+        Some(version)
+    }
+
+    #[tokio::test]
+    async fn a_refusal_by_a_version_3_node_names_the_version_to_offer_next() {
+        let (settings, _) = pair("secret-one", "secret-one");
+        let (mut c, mut s) = tokio::io::duplex(64 * 1024);
+        let (refused, offered) = tokio::join!(
+            client(&mut c, &settings, "server", PROTOCOL_VERSION),
+            version_3_server(&mut s)
+        );
+        assert_eq!(offered, Some(PROTOCOL_VERSION));
+        let Err(PeerError::Handshake(why)) = refused else {
+            panic!("{refused:?}");
+        };
+        assert_eq!(older_version_in(&why, &settings, PROTOCOL_VERSION), Some(3));
+        // Nothing to fall back to: the same version, one it does not speak, or no number.
+        assert_eq!(older_version_in(&why, &settings, 3), None);
+        assert_eq!(
+            older_version_in("… this node speaks 2", &settings, PROTOCOL_VERSION),
+            None
+        );
+        assert_eq!(
+            older_version_in("authentication failed", &settings, 4),
+            None
+        );
     }
 
     #[test]

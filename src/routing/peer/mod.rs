@@ -2,7 +2,8 @@
 //!
 //! - [`PeerServer`] listens on the node's peer address. Each connection first runs the
 //!   handshake (both sides prove they know the cluster secret, the secret never crosses the
-//!   wire, both speak the same [`PROTOCOL_VERSION`]); then every request runs its handler
+//!   wire, both agree on the newest version both speak, between [`MIN_PROTOCOL_VERSION`] and
+//!   [`PROTOCOL_VERSION`]); then every request runs its handler
 //!   concurrently (bounded per link) and answers go back through one writer task.
 //! - [`Peers`] is the client side, one per node: one lazily opened, multiplexed connection per
 //!   peer, correlation ids, a timeout per request, and capped exponential backoff after a failed
@@ -13,8 +14,8 @@
 //!
 //! Handshake (`handshake.rs`):
 //! ```text
-//! client → Hello     { version, node_id, client_nonce }
-//! server → Challenge { version, node_id, server_nonce,
+//! client → Hello     { version (the newest it speaks), node_id, client_nonce }
+//! server → Challenge { version (the one agreed), node_id, server_nonce,
 //!                      server_mac = HMAC-SHA256(secret, "serai-server" ‖ client_nonce ‖ server_nonce ‖ ids) }
 //! client → Proof     { client_mac = HMAC-SHA256(secret, "serai-client" ‖ server_nonce ‖ client_nonce ‖ ids) }
 //! server → Ready
@@ -22,12 +23,11 @@
 //! Either side answers a refusal with `Close { reason }` and drops the socket.
 //!
 //! Warnings about one peer (failed dials, closed links, refused handshakes) are rate-limited
-//! per site and peer by [`quiet`], so a dead peer does not flood the log.
+//! per site and peer by [`crate::quiet`], so a dead peer does not flood the log.
 
 mod client;
 mod frame;
 mod handshake;
-pub mod quiet;
 mod server;
 
 use std::sync::Arc;
@@ -39,7 +39,7 @@ use metrics::Counter;
 use crate::metrics::Metrics;
 
 pub use crate::protocol::peer::{
-    PeerRequest, PeerResponse, RemoteError, MAX_FRAME, PROTOCOL_VERSION,
+    PeerRequest, PeerResponse, RemoteError, MAX_FRAME, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
 };
 pub use client::Peers;
 pub use server::PeerServer;
@@ -78,8 +78,11 @@ pub struct PeerSettings {
     pub reconnect_max: Duration,
     /// Requests one link serves at once; further requests wait (backpressure on the socket).
     pub max_in_flight: usize,
-    /// The version this side speaks; only tests set anything but [`PROTOCOL_VERSION`].
+    /// The newest version this side speaks; only tests set anything but [`PROTOCOL_VERSION`].
     pub protocol_version: u16,
+    /// The oldest version this side speaks; only tests set anything but
+    /// [`MIN_PROTOCOL_VERSION`].
+    pub min_protocol_version: u16,
     /// Where link figures are counted (`serai_peer_*`); none by default.
     pub metrics: Option<Arc<Metrics>>,
 }
@@ -96,6 +99,7 @@ impl std::fmt::Debug for PeerSettings {
             .field("reconnect_max", &self.reconnect_max)
             .field("max_in_flight", &self.max_in_flight)
             .field("protocol_version", &self.protocol_version)
+            .field("min_protocol_version", &self.min_protocol_version)
             .field("metrics", &self.metrics.is_some())
             .finish()
     }
@@ -116,8 +120,14 @@ impl PeerSettings {
             reconnect_max: Duration::from_secs(1),
             max_in_flight: 1024,
             protocol_version: PROTOCOL_VERSION,
+            min_protocol_version: MIN_PROTOCOL_VERSION,
             metrics: None,
         }
+    }
+
+    /// Whether this side speaks protocol `version`.
+    pub fn speaks(&self, version: u16) -> bool {
+        (self.min_protocol_version..=self.protocol_version).contains(&version)
     }
 
     /// From a node's configuration (`node_id`, `cluster_secret`).

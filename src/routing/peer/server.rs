@@ -185,7 +185,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         match accepted {
             Ok((stream, remote)) => {
                 let Ok(permit) = shared.handshakes.clone().try_acquire_owned() else {
-                    if let Some(suppressed) = super::quiet::allow("handshakes-full") {
+                    if let Some(suppressed) = crate::quiet::allow("handshakes-full") {
                         tracing::warn!(
                             %remote,
                             "too many peer handshakes in progress, dropping{suppressed}"
@@ -195,9 +195,11 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 };
                 let shared = shared.clone();
                 tokio::spawn(async move {
-                    if let Some((stream, peer)) = authenticate(&shared, stream, remote).await {
+                    if let Some((stream, peer, version)) =
+                        authenticate(&shared, stream, remote).await
+                    {
                         drop(permit);
-                        serve(shared, stream, peer).await;
+                        serve(shared, stream, peer, version).await;
                     }
                 });
             }
@@ -215,7 +217,7 @@ async fn authenticate(
     shared: &Shared,
     mut stream: TcpStream,
     remote: SocketAddr,
-) -> Option<(TcpStream, String)> {
+) -> Option<(TcpStream, String, u16)> {
     let _ = stream.set_nodelay(true);
     let settings = &shared.settings;
     let outcome = tokio::select! {
@@ -226,14 +228,14 @@ async fn authenticate(
         ) => r,
     };
     match outcome {
-        Ok(Ok(peer)) => {
+        Ok(Ok((peer, version))) => {
             shared.metrics.inbound_accepted.increment(1);
-            tracing::debug!(%remote, %peer, "peer link up");
-            Some((stream, peer))
+            tracing::debug!(%remote, %peer, version, "peer link up");
+            Some((stream, peer, version))
         }
         Ok(Err(reason)) => {
             shared.metrics.inbound_refused.increment(1);
-            if let Some(suppressed) = super::quiet::allow(&format!("refused:{}", remote.ip())) {
+            if let Some(suppressed) = crate::quiet::allow(&format!("refused:{}", remote.ip())) {
                 tracing::warn!(%remote, %reason, "peer refused{suppressed}");
             }
             None
@@ -246,7 +248,7 @@ async fn authenticate(
                 "handshake timed out",
             )
             .await;
-            if let Some(suppressed) = super::quiet::allow(&format!("handshake:{}", remote.ip())) {
+            if let Some(suppressed) = crate::quiet::allow(&format!("handshake:{}", remote.ip())) {
                 tracing::warn!(%remote, "peer handshake timed out{suppressed}");
             }
             None
@@ -273,9 +275,9 @@ fn reason_for(error: ReadError, metrics: &LinkMetrics) -> Option<String> {
     }
 }
 
-async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: String) {
+/// Serves an authenticated link in the protocol `version` agreed for it.
+async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: String, version: u16) {
     let settings = &shared.settings;
-    let version = settings.protocol_version;
     let token = shared.stop.child_token();
     let id = shared.next_link.fetch_add(1, Ordering::Relaxed);
     lock(&shared.links).insert(
@@ -352,7 +354,7 @@ async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: String) {
     };
 
     if let Some(reason) = &close_reason {
-        if let Some(suppressed) = super::quiet::allow(&format!("server-close:{peer}")) {
+        if let Some(suppressed) = crate::quiet::allow(&format!("server-close:{peer}")) {
             tracing::warn!(%peer, %reason, "closing peer link{suppressed}");
         }
         let close = Frame {

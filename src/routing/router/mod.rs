@@ -17,7 +17,7 @@ use super::forward::{self, Dispatch, ForwardError, Forwarder};
 use super::placement::{Owner, Placement};
 use super::registry::{AnyRegistry, Registry};
 use crate::metrics::Metrics;
-use crate::request::{Deadline, Failure, Faults, Ticket};
+use crate::request::{self, Deadline, Failure, Faults, Ticket};
 
 mod local;
 
@@ -200,6 +200,7 @@ impl Router {
                     hop: 1,
                     deadline,
                     body,
+                    request_id: request::trace_id(),
                 };
                 forwarder.forward(request).await
             }
@@ -436,6 +437,7 @@ impl Router {
                 hop: 1,
                 deadline,
                 body: body.clone().unwrap_or_default(),
+                request_id: request::trace_id(),
             };
             let answer = forwarder.forward(request).await;
             self.metrics

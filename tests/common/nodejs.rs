@@ -1,6 +1,7 @@
-//! The official nakama-js client under Node for tests: Node and npm found (or a clear
-//! failure saying how to get them), `npm ci` in clients/js once under a lock, and a script run
-//! against a node with a deadline.
+//! Node.js for the tests that drive a node with the official Nakama JavaScript client
+//! (clients/js): node and npm found or a panic that says how to get them, the npm packages
+//! installed once with `npm ci` (under a lock, so concurrent test processes install once), and
+//! a script run with a deadline.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -27,7 +28,7 @@ fn tool_version(program: &str) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-/// Node and npm, or a panic that says how to get them.
+/// Node 18+ and npm, or a panic that says how to get them; returns their versions.
 pub fn require_node() -> String {
     let missing = |e: String| -> ! {
         panic!(
@@ -67,7 +68,7 @@ fn deps_installed(dir: &Path) -> bool {
 }
 
 /// `npm ci` in clients/js unless node_modules already matches; concurrent test processes
-/// take a lock so only one installs.
+/// take a lock so only one installs. Call it before a node starts: it blocks.
 pub fn ensure_client_deps() {
     let dir = client_dir();
     if deps_installed(&dir) {
@@ -81,7 +82,7 @@ pub fn ensure_client_deps() {
     if deps_installed(&dir) {
         return;
     }
-    eprintln!("nakama_js: installing the client's npm packages (npm ci in clients/js)");
+    eprintln!("nakama-js: installing the client's npm packages (npm ci in clients/js)");
     // --ignore-scripts: nothing needed here has a build step, and it keeps install-time
     // scripts (e.g. analytics pings) from running.
     let mut child = Command::new("npm")
@@ -117,44 +118,53 @@ pub fn ensure_client_deps() {
     drop(lock);
 }
 
-/// What a script printed and how it ended.
+/// What a script printed, and how it ended (`status` is None when it ran past its deadline).
 pub struct ScriptRun {
-    pub success: bool,
+    pub status: Option<std::process::ExitStatus>,
     pub stdout: String,
     pub stderr: String,
 }
 
-/// Runs `node clients/js/<script>` against the client listener at `addr` (with `env` added),
-/// killed after `within`.
-pub async fn run_script(
-    script: &str,
-    addr: std::net::SocketAddr,
-    env: &[(&str, &str)],
-    within: Duration,
-) -> ScriptRun {
+impl ScriptRun {
+    /// Both outputs, for assertion messages.
+    pub fn report(&self) -> String {
+        format!("--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr)
+    }
+}
+
+/// Runs `node clients/js/<script>` with `env` and waits for it at most `within`, without
+/// blocking the runtime (a node under test may serve from it); killed when late.
+pub async fn run_script(script: &str, env: &[(&str, String)], within: Duration) -> ScriptRun {
     let dir = client_dir();
-    let mut cmd = tokio::process::Command::new("node");
-    cmd.arg(dir.join(script))
+    let mut command = tokio::process::Command::new("node");
+    command
+        .arg(dir.join(script))
         .current_dir(&dir)
-        .env("SERAI_CLIENT_ADDR", addr.to_string())
         .env_remove("NODE_OPTIONS")
         .stdin(Stdio::null())
+        .kill_on_drop(true);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let child = cmd
         .spawn()
-        .unwrap_or_else(|e| panic!("run node {script}: {e}"));
+        .unwrap_or_else(|e| panic!("run node clients/js/{script}: {e}"));
     match tokio::time::timeout(within, child.wait_with_output()).await {
-        Ok(Ok(out)) => ScriptRun {
-            success: out.status.success(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        Ok(output) => {
+            let output = output.unwrap_or_else(|e| panic!("wait for {script}: {e}"));
+            ScriptRun {
+                status: Some(output.status),
+                stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            }
+        }
+        // Dropping the future drops the child, which kills it (kill_on_drop).
+        Err(_) => ScriptRun {
+            status: None,
+            stdout: String::new(),
+            stderr: format!("{script} did not finish within {within:?}"),
         },
-        Ok(Err(e)) => panic!("wait for node {script}: {e}"),
-        Err(_) => panic!("node {script} did not finish within {within:?}"),
     }
 }

@@ -1,6 +1,7 @@
 //! Rate-limited warnings: a peer that dies makes every dial, link and request to it fail, and
-//! one warning each would bury the log. At most one warning per key (site and peer) is
-//! emitted per interval; the next one emitted says how many were suppressed in between.
+//! one warning each would bury the log. At most one warning per key (site, and peer or cause)
+//! is emitted per interval; the next one emitted says how many were suppressed in between.
+//! What must be seen per request stays in the access log (its status, with the request id).
 
 use std::collections::HashMap;
 use std::fmt;
