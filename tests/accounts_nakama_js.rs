@@ -30,13 +30,7 @@ async fn nakama_js_accounts_email_links_and_logout() {
         run.status.is_some_and(|s| s.success()),
         "accounts.mjs failed with {tools}\n{report}"
     );
-    let checks: usize = run
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("ACCOUNTS OK checks="))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no `ACCOUNTS OK checks=N` line\n{report}"));
-    assert!(checks >= 50, "only {checks} checks ran\n{report}");
+    common::nodejs::assert_checks(&run.stdout, "ACCOUNTS", 50, &report);
     for step in [
         "-- profile: updateAccount, getAccount, getUsers",
         "-- email: authenticateEmail",

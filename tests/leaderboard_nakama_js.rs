@@ -69,10 +69,5 @@ async fn nakama_js_leaderboards_and_tournaments() {
             "missing step {step}\n{report}"
         );
     }
-    let checks: usize = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("LEADERBOARD OK checks="))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no `LEADERBOARD OK checks=N` line\n{report}"));
-    assert!(checks >= 40, "only {checks} checks ran\n{report}");
+    common::nodejs::assert_checks(&stdout, "LEADERBOARD", 40, &report);
 }

@@ -140,13 +140,7 @@ async fn nakama_js_trade_flow() {
             "missing step {expected:?}\n{report}"
         );
     }
-    let checks: usize = run
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("TRADE_FLOW OK checks="))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no `TRADE_FLOW OK checks=N` line\n{report}"));
-    assert!(checks >= 100, "only {checks} checks ran\n{report}");
+    let checks = common::nodejs::assert_checks(&run.stdout, "TRADE_FLOW", 100, &report);
     assert!(
         !run.stderr.contains("lifetime too short"),
         "nakama-js warned about the token lifetimes\n{report}"

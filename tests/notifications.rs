@@ -51,13 +51,7 @@ async fn nakama_js_offline_player_finds_stored_notifications() {
     println!("{report}");
     let ok = run.status.is_some_and(|s| s.success());
     assert!(ok, "with node {node_version}: {report}");
-    let checks: usize = run
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("NOTIFICATIONS OK checks="))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no `NOTIFICATIONS OK` line\n{report}"));
-    assert!(checks >= 19, "only {checks} checks ran\n{report}");
+    common::nodejs::assert_checks(&run.stdout, "NOTIFICATIONS", 19, &report);
 }
 
 #[actix_rt::test]

@@ -74,13 +74,7 @@ async fn nakama_js_protobuf_adapter() {
             "missing step {expected:?}\n{report}"
         );
     }
-    let checks: usize = run
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("PROTOBUF_SOCKET OK checks="))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no `PROTOBUF_SOCKET OK checks=N` line\n{report}"));
-    assert!(checks >= 25, "only {checks} checks ran\n{report}");
+    common::nodejs::assert_checks(&run.stdout, "PROTOBUF_SOCKET", 25, &report);
 }
 
 async fn connect_protobuf(client: &GameClient) -> Ws {

@@ -17,45 +17,16 @@
 
 import { randomUUID } from "node:crypto";
 
+import { host, port, scenario, serverKey } from "./scenario.mjs";
+
+const { check, equal, step, fail, run } = scenario("ACCOUNTS", 40);
+
 const { Client, Session } = await import("@heroiclabs/nakama-js");
 
-const addr = process.env.SERAI_CLIENT_ADDR || "127.0.0.1:7350";
-const serverKey = process.env.SERAI_SERVER_KEY || "defaultkey";
-const i = addr.lastIndexOf(":");
-const [host, port] = [addr.slice(0, i), addr.slice(i + 1)];
 
-const watchdog = setTimeout(() => fail(new Error("the scenario did not finish within 40 s")), 40_000);
 
-let checks = 0;
-function check(condition, what, detail) {
-  if (!condition) {
-    const extra = detail === undefined ? "" : `: ${JSON.stringify(detail)}`;
-    throw new Error(`check failed: ${what}${extra}`);
-  }
-  checks += 1;
-}
 
-function equal(actual, expected, what) {
-  const a = JSON.stringify(actual);
-  const e = JSON.stringify(expected);
-  check(a === e, `${what} (expected ${e}, got ${a})`);
-}
 
-const started = Date.now();
-function step(name) {
-  console.log(`-- ${name}`);
-  console.log(`   (at ${Date.now() - started} ms)`);
-}
-
-function fail(err) {
-  clearTimeout(watchdog);
-  // nakama-js rejects with the fetch Response on an HTTP error: name the call and status.
-  const what = err && typeof err.status === "number"
-    ? `HTTP ${err.status} from ${err.url}`
-    : err && err.stack ? err.stack : JSON.stringify(err);
-  console.error(`ACCOUNTS FAILED: ${what}`);
-  process.exit(1);
-}
 
 /** An HTTP call rejected by nakama-js: it rejects with the fetch `Response`. */
 async function expectHttpError(promise, status, grpcCode, what, message) {
@@ -186,10 +157,4 @@ async function main() {
   await expectHttpError(client.sessionRefresh(session), 401, 16, "the logged-out refresh token");
 }
 
-main()
-  .then(() => {
-    clearTimeout(watchdog);
-    console.log(`   (done at ${Date.now() - started} ms)`);
-    console.log(`ACCOUNTS OK checks=${checks}`);
-  })
-  .catch(fail);
+run(main);

@@ -20,41 +20,19 @@
 
 import { randomUUID } from "node:crypto";
 
+import { host, port, scenario, serverKey } from "./scenario.mjs";
+
+const { check, equal, step, fail, run } = scenario("LEADERBOARD", 40);
+
 const { Client } = await import("@heroiclabs/nakama-js");
 
-const addr = process.env.SERAI_CLIENT_ADDR || "127.0.0.1:7350";
-const serverKey = process.env.SERAI_SERVER_KEY || "defaultkey";
 const board = process.env.SERAI_LEADERBOARD || "js_board";
 const authoritative = process.env.SERAI_AUTHORITATIVE || "js_authoritative";
 const cup = process.env.SERAI_TOURNAMENT || "js_cup";
-const [host, port] = addr.split(":");
 
-const watchdog = setTimeout(() => fail(new Error("the script did not finish within 40 s")), 40_000);
 
-let checks = 0;
-function check(condition, what, detail) {
-  if (!condition) {
-    const extra = detail === undefined ? "" : `: ${JSON.stringify(detail)}`;
-    throw new Error(`check failed: ${what}${extra}`);
-  }
-  checks += 1;
-}
 
-function equal(actual, expected, what) {
-  const a = JSON.stringify(actual);
-  const e = JSON.stringify(expected);
-  check(a === e, `${what} (expected ${e}, got ${a})`);
-}
 
-function step(name) {
-  console.log(`-- ${name}`);
-}
-
-function fail(err) {
-  clearTimeout(watchdog);
-  console.error(`LEADERBOARD FAILED: ${err && err.stack ? err.stack : err}`);
-  process.exit(1);
-}
 
 // nakama-js rejects with the raw fetch Response on a non-2xx answer.
 async function rejection(promise, status, code, what) {
@@ -157,8 +135,6 @@ async function main() {
   equal([t.size, t.can_enter], [2, true], "tournament size and can_enter");
   check(t.end_active > Date.now() / 1000, "end_active in the future", t);
 
-  clearTimeout(watchdog);
-  console.log(`LEADERBOARD OK checks=${checks}`);
 }
 
-main().catch(fail);
+run(main);

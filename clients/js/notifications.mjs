@@ -17,39 +17,16 @@ import { WebSocket } from "ws";
 
 globalThis.WebSocket = WebSocket;
 
+import { host, port, scenario, serverKey } from "./scenario.mjs";
+
+const { check, equal, step, fail, run } = scenario("NOTIFICATIONS", 40);
+
 const { Client, WebSocketAdapterText } = await import("@heroiclabs/nakama-js");
 
-const addr = process.env.SERAI_CLIENT_ADDR || "127.0.0.1:7350";
-const serverKey = process.env.SERAI_SERVER_KEY || "defaultkey";
-const i = addr.lastIndexOf(":");
-const [host, port] = [addr.slice(0, i), addr.slice(i + 1)];
 
-const watchdog = setTimeout(() => fail(new Error("the scenario did not finish within 40 s")), 40_000);
 
-let checks = 0;
-function check(condition, what, detail) {
-  if (!condition) {
-    const extra = detail === undefined ? "" : `: ${JSON.stringify(detail)}`;
-    throw new Error(`check failed: ${what}${extra}`);
-  }
-  checks += 1;
-}
 
-function equal(actual, expected, what) {
-  const a = JSON.stringify(actual);
-  const e = JSON.stringify(expected);
-  check(a === e, `${what} (expected ${e}, got ${a})`);
-}
 
-function step(name) {
-  console.log(`-- ${name}`);
-}
-
-function fail(err) {
-  clearTimeout(watchdog);
-  console.error(`NOTIFICATIONS FAILED: ${err && err.stack ? err.stack : JSON.stringify(err)}`);
-  process.exit(1);
-}
 
 /** nakama-js rejects a non-2xx answer with the fetch Response. */
 async function rejection(promise, status, code, what) {
@@ -146,9 +123,6 @@ async function main() {
   equal(after.notifications, [], "nothing left");
   check(after.cacheable_cursor, "a cursor even when empty", after);
 
-  clearTimeout(watchdog);
-  console.log(`NOTIFICATIONS OK checks=${checks}`);
-  process.exit(0);
 }
 
-main().catch(fail);
+run(main);

@@ -23,51 +23,18 @@ import { WebSocket } from "ws";
 
 globalThis.WebSocket = WebSocket;
 
+import { describe, host, port, scenario, serverKey } from "./scenario.mjs";
+
+const { check, equal, step, fail, run } = scenario("PROTOBUF_SOCKET", 30);
+
 const { Client } = await import("@heroiclabs/nakama-js");
 const { WebSocketAdapterPb } = await import("@heroiclabs/nakama-js-protobuf");
 
-const addr = process.env.SERAI_CLIENT_ADDR || "127.0.0.1:7350";
-const serverKey = process.env.SERAI_SERVER_KEY || "defaultkey";
-const i = addr.lastIndexOf(":");
-const [host, port] = [addr.slice(0, i).replace(/^\[|\]$/g, ""), addr.slice(i + 1)];
 
-// Whatever happens, never hang: the Rust test waits for this process.
-const watchdog = setTimeout(() => fail(new Error("the flow did not finish within 30 s")), 30_000);
 
-let checks = 0;
-function check(condition, what, detail) {
-  if (!condition) {
-    const extra = detail === undefined ? "" : `: ${describe(detail)}`;
-    throw new Error(`check failed: ${what}${extra}`);
-  }
-  checks += 1;
-}
 
-function equal(actual, expected, what) {
-  const a = JSON.stringify(actual);
-  const e = JSON.stringify(expected);
-  check(a === e, `${what} (expected ${e}, got ${a})`);
-}
 
-function step(name) {
-  console.log(`-- ${name}`);
-}
 
-function describe(value) {
-  try {
-    return JSON.stringify(value);
-  } catch {
-    return String(value);
-  }
-}
-
-function fail(err) {
-  clearTimeout(watchdog);
-  // A socket that could not open rejects with the WebSocket error event: its message says why.
-  const why = err && err.stack ? err.stack : err && err.message ? err.message : describe(err);
-  console.error(`PROTOBUF_SOCKET FAILED: ${why}`);
-  process.exit(1);
-}
 
 /** A socket call rejected by nakama-js: it rejects with the envelope's `error` object. */
 async function expectSocketError(promise, code, what) {
@@ -171,11 +138,4 @@ async function main() {
   check(!adapter.isOpen(), "the socket is closed");
 }
 
-try {
-  await main();
-  clearTimeout(watchdog);
-  console.log(`PROTOBUF_SOCKET OK checks=${checks}`);
-  process.exit(0);
-} catch (err) {
-  fail(err);
-}
+run(main);

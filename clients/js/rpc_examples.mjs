@@ -15,13 +15,11 @@ import { WebSocket } from "ws";
 
 globalThis.WebSocket = WebSocket;
 
+import { host, port, serverKey } from "./scenario.mjs";
+
 const { Client, WebSocketAdapterText } = await import("@heroiclabs/nakama-js");
 
-const addr = process.env.SERAI_CLIENT_ADDR || "127.0.0.1:7350";
-const serverKey = process.env.SERAI_SERVER_KEY || "defaultkey";
 const httpKey = process.env.SERAI_HTTP_KEY || "defaulthttpkey";
-const i = addr.lastIndexOf(":");
-const [host, port] = [addr.slice(0, i), addr.slice(i + 1)];
 
 setTimeout(() => {
   console.error("rpc_examples: no end within 60 s");

@@ -27,54 +27,19 @@ import { WebSocket } from "ws";
 
 globalThis.WebSocket = WebSocket;
 
+import { describe, host, port, scenario, serverKey, splitAddr } from "./scenario.mjs";
+
+const { check, equal, step, fail, run } = scenario("TRADE_FLOW", 40);
+
 const { Client, WebSocketAdapterText } = await import("@heroiclabs/nakama-js");
 
-const addr = process.env.SERAI_CLIENT_ADDR || "127.0.0.1:7350";
-const serverKey = process.env.SERAI_SERVER_KEY || "defaultkey";
 const deviceId = process.env.SERAI_DEVICE_ID || `serai-js-${randomUUID()}`;
-const [host, port] = splitAddr(addr);
 
-// Whatever happens, never hang: the Rust test waits for this process.
-const watchdog = setTimeout(() => fail(new Error("the flow did not finish within 40 s")), 40_000);
 
-let checks = 0;
-function check(condition, what, detail) {
-  if (!condition) {
-    const extra = detail === undefined ? "" : `: ${JSON.stringify(detail)}`;
-    throw new Error(`check failed: ${what}${extra}`);
-  }
-  checks += 1;
-}
 
-function equal(actual, expected, what) {
-  const a = JSON.stringify(actual);
-  const e = JSON.stringify(expected);
-  check(a === e, `${what} (expected ${e}, got ${a})`);
-}
 
-function step(name) {
-  console.log(`-- ${name}`);
-}
 
-function fail(err) {
-  clearTimeout(watchdog);
-  console.error(`TRADE_FLOW FAILED: ${err && err.stack ? err.stack : describe(err)}`);
-  process.exit(1);
-}
 
-function describe(value) {
-  try {
-    return JSON.stringify(value);
-  } catch {
-    return String(value);
-  }
-}
-
-function splitAddr(a) {
-  const i = a.lastIndexOf(":");
-  if (i <= 0) throw new Error(`SERAI_CLIENT_ADDR must be host:port, got ${a}`);
-  return [a.slice(0, i).replace(/^\[|\]$/g, ""), a.slice(i + 1)];
-}
 
 // nakama-js warns (console.warn) when the server's token lifetimes are too short for its
 // refresh logic; serai's defaults must never trigger that.
@@ -407,12 +372,4 @@ async function main() {
   equal(warnings, [], "nakama-js printed no warnings");
 }
 
-try {
-  await main();
-  clearTimeout(watchdog);
-  console.log(`TRADE_FLOW OK checks=${checks}`);
-  // nakama-js leaves request and heartbeat timers behind; do not wait for them.
-  process.exit(0);
-} catch (err) {
-  fail(err);
-}
+run(main);

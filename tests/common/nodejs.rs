@@ -168,3 +168,17 @@ pub async fn run_script(script: &str, env: &[(&str, String)], within: Duration) 
         },
     }
 }
+
+/// Asserts that a scenario script (clients/js/scenario.mjs) printed its last line,
+/// `<name> OK checks=<n>`, with at least `min_checks` checks; `report` is shown on failure.
+/// The number of checks.
+pub fn assert_checks(stdout: &str, name: &str, min_checks: usize, report: &str) -> usize {
+    let prefix = format!("{name} OK checks=");
+    let checks: usize = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no `{prefix}N` line\n{report}"));
+    assert!(checks >= min_checks, "only {checks} checks ran\n{report}");
+    checks
+}
