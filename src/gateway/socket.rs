@@ -281,17 +281,25 @@ impl Actor for SocketConn {
                 .map(|_, _act, ctx| ctx.stop()),
         );
 
-        ctx.run_interval(self.state.socket.ping_interval, |act, ctx| {
-            if act.outbox.push_control(Outbound::Ping).is_err() {
-                ctx.stop();
-            }
-        });
+        // One timer per socket (an idle socket holds little else): it checks the read
+        // deadline and sends the ping when one is due.
         let deadline = self.state.socket.read_deadline;
-        let check = (deadline / 5).max(Duration::from_millis(50));
-        ctx.run_interval(check, move |act, ctx| {
+        let ping_every = self.state.socket.ping_interval;
+        let tick = (deadline / 5)
+            .min(ping_every)
+            .max(Duration::from_millis(50));
+        let mut last_ping = Instant::now();
+        ctx.run_interval(tick, move |act, ctx| {
             if act.last_seen.elapsed() > deadline {
                 tracing::debug!(user = %act.user.user_id, "socket read deadline passed");
                 act.close(CloseCode::Away, "read deadline exceeded", ctx);
+                return;
+            }
+            if last_ping.elapsed() + tick / 2 >= ping_every {
+                last_ping = Instant::now();
+                if act.outbox.push_control(Outbound::Ping).is_err() {
+                    ctx.stop();
+                }
             }
         });
     }

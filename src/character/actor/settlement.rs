@@ -88,6 +88,7 @@ impl Handler<SettleBattle> for CharacterSession {
                 };
                 let user = state.user_id;
                 let won = notice.outcome == "won";
+                act.publish();
                 act.notify(user, notify::BATTLE_ENDED, &notice);
                 act.feed_boards(won);
                 act.schedule_trip(ctx);

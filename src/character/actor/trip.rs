@@ -199,6 +199,7 @@ impl CharacterSession {
                 *state = arrived;
                 let notice = wire::ArrivedNotice::new(state.id, &from, &state.location);
                 let user = state.user_id;
+                act.publish();
                 act.notify(user, notify::TRAVEL_ARRIVED, &notice);
                 act.count_travel("arrived");
             }

@@ -64,6 +64,8 @@ impl Market {
         if plan.is_empty() {
             return;
         }
+        // Falls are held at once: the quotes show them.
+        self.publish();
         self.recovery_in_flight = true;
         let (db, node, owner, epoch) = (
             self.deps.db.clone(),
@@ -100,6 +102,7 @@ impl Market {
                     }
                 }
             }
+            act.publish();
             if act.phase == Phase::Stopping {
                 act.finish_stop(ctx);
             }
