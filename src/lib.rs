@@ -26,12 +26,6 @@
 //! - [`node`]: assembles one node from a config and runs it until shutdown.
 
 // Leaves.
-/// The allocator of every program that runs a node (the `serai` binary, the benchmarks that
-/// host one, the tests): mimalloc keeps an idle socket's buffers and small allocations in
-/// fewer resident pages than glibc's per-thread arenas, and allocates faster (issue 14).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 pub mod config;
 pub mod localdb;
 pub mod metrics;
