@@ -10,7 +10,8 @@
 //!    each opens `/ws?token=…` and stays silent (the client answers the server's pings). The
 //!    node's RSS growth per socket, in KiB, is the figure (target ≤ 12 KiB at 5 000 sockets).
 //!
-//! RSS is read from `/proc/<pid>/status` once it stops moving. Needs a file descriptor limit
+//! RSS is read from `/proc/<pid>/status` once it stops moving. `SERAI_NODE_WRAPPER` runs the
+//! node under a profiler (e.g. `valgrind --tool=massif`) to see what a socket allocates. Needs a file descriptor limit
 //! above twice `--sockets` (`scripts/bench.sh` raises it).
 //!
 //! ```text
@@ -46,7 +47,18 @@ struct Args {
 struct Proc(Child);
 
 impl Drop for Proc {
+    /// SIGTERM first (a node stops cleanly, a profiler writes its output), SIGKILL after 30 s.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let until = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < until {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -86,7 +98,7 @@ async fn settled_rss(pid: u32) -> u64 {
 }
 
 async fn wait_listening(addr: SocketAddr) -> Result<(), BoxError> {
-    let until = Instant::now() + Duration::from_secs(30);
+    let until = Instant::now() + Duration::from_secs(120);
     while TcpStream::connect(addr).await.is_err() {
         if Instant::now() > until {
             return Err(format!("nothing listens on {addr}").into());
@@ -163,8 +175,21 @@ async fn node(n: usize) -> Result<(f64, u64, u64), BoxError> {
     let bin = std::env::current_exe()?.with_file_name("serai");
     let (client, admin, peer) = (free_port(), free_port(), free_port());
     let addr: SocketAddr = format!("127.0.0.1:{client}").parse()?;
+    // SERAI_NODE_WRAPPER runs the node under a profiler, e.g.
+    // `valgrind --tool=massif --massif-out-file=/tmp/massif.out` (what did a socket allocate).
+    let wrapper: Vec<String> = std::env::var("SERAI_NODE_WRAPPER")
+        .map(|w| w.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default();
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(&bin);
+            c
+        }
+        None => Command::new(&bin),
+    };
     let child = Proc(
-        Command::new(bin)
+        command
             .arg("node")
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())

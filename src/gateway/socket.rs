@@ -24,12 +24,11 @@ use actix::{
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError, Session};
 use serde::Deserialize;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::auth::{self, SessionUser, TokenKind};
 use super::error::{ApiError, GrpcCode};
-use super::presence::{Outbound, Outbox};
+use super::presence::{Outbound, Outbox, OutboxReceiver};
 use super::rpc::{RpcContext, RpcError};
 use super::GatewayState;
 use crate::protocol::client::{
@@ -98,7 +97,7 @@ struct SocketConn {
     user: SessionUser,
     outbox: Outbox,
     /// Taken by `started` to run the writer.
-    writer: Option<(Session, mpsc::Receiver<Outbound>)>,
+    writer: Option<(Session, OutboxReceiver)>,
     socket_id: Option<u64>,
     last_seen: Instant,
     inflight: usize,
@@ -373,7 +372,7 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for SocketConn {
 /// close frame), after sending a queued close, or at once when `kill` is cancelled.
 async fn run_writer(
     mut session: Session,
-    mut rx: mpsc::Receiver<Outbound>,
+    mut rx: OutboxReceiver,
     kill: CancellationToken,
     queued: Arc<AtomicUsize>,
     write_timeout: Duration,
