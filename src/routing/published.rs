@@ -8,17 +8,40 @@
 //! stopped activation cannot remove what its successor published. Readers get an `Arc` of the
 //! value: a snapshot is never changed in place, a newer one replaces it.
 //!
+//! A read through a snapshot never reaches the owner's mailbox, so the owner would think itself
+//! idle: each entry remembers that it was read, and the owner asks ([`Published::take_read`])
+//! before it passivates for want of requests.
+//!
 //! A snapshot says what its owner held when it published, nothing more: a reader that needs an
 //! answer ordered with the owner's writes (anything that changes state, or is fenced) still
 //! sends its message to the owner.
 
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
+
+/// One key's snapshot: the activation that published it, the value, whether it was read since
+/// the owner last asked.
+struct Entry<V> {
+    epoch: i64,
+    value: Arc<V>,
+    read: AtomicBool,
+}
+
+impl<V> Entry<V> {
+    fn new(epoch: i64, value: V) -> Entry<V> {
+        Entry {
+            epoch,
+            value: Arc::new(value),
+            read: AtomicBool::new(false),
+        }
+    }
+}
 
 /// The snapshots of one kind on this node, by key.
 pub struct Published<K, V> {
-    entries: RwLock<HashMap<K, (i64, Arc<V>)>>,
+    entries: RwLock<HashMap<K, Entry<V>>>,
 }
 
 impl<K, V> std::fmt::Debug for Published<K, V> {
@@ -46,10 +69,13 @@ impl<K: Eq + Hash + Clone, V> Published<K, V> {
     pub fn publish(&self, key: &K, epoch: i64, value: V) {
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
         match entries.get_mut(key) {
-            Some((held, _)) if *held > epoch => {}
-            Some(entry) => *entry = (epoch, Arc::new(value)),
+            Some(held) if held.epoch > epoch => {}
+            Some(held) => {
+                held.epoch = epoch;
+                held.value = Arc::new(value);
+            }
             None => {
-                entries.insert(key.clone(), (epoch, Arc::new(value)));
+                entries.insert(key.clone(), Entry::new(epoch, value));
             }
         }
     }
@@ -57,7 +83,7 @@ impl<K: Eq + Hash + Clone, V> Published<K, V> {
     /// Removes the snapshot of `key` if activation `epoch` (or an older one) published it.
     pub fn withdraw(&self, key: &K, epoch: i64) {
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        if entries.get(key).is_some_and(|(held, _)| *held <= epoch) {
+        if entries.get(key).is_some_and(|held| held.epoch <= epoch) {
             entries.remove(key);
         }
     }
@@ -65,7 +91,20 @@ impl<K: Eq + Hash + Clone, V> Published<K, V> {
     /// The snapshot of `key`, if its owner published one.
     pub fn get(&self, key: &K) -> Option<Arc<V>> {
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        entries.get(key).map(|(_, v)| v.clone())
+        let entry = entries.get(key)?;
+        if !entry.read.load(Ordering::Relaxed) {
+            entry.read.store(true, Ordering::Relaxed);
+        }
+        Some(entry.value.clone())
+    }
+
+    /// Whether `key`'s snapshot was read since the last call: the owner counts such reads as
+    /// activity (they never reach its mailbox).
+    pub fn take_read(&self, key: &K) -> bool {
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        entries
+            .get(key)
+            .is_some_and(|e| e.read.swap(false, Ordering::Relaxed))
     }
 
     /// How many keys have a snapshot.
@@ -93,8 +132,12 @@ mod tests {
         p.publish(&"a", 1, 11);
         p.withdraw(&"a", 1);
         assert_eq!(*p.get(&"a").unwrap(), 20);
+        // Reads are remembered until the owner asks.
+        assert!(p.take_read(&"a"));
+        assert!(!p.take_read(&"a"));
         p.withdraw(&"a", 2);
         assert!(p.get(&"a").is_none());
+        assert!(!p.take_read(&"a"));
         assert!(p.is_empty());
     }
 }

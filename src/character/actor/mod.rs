@@ -418,6 +418,10 @@ impl Actor for CharacterSession {
         }));
         let tick = (self.deps.idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(15));
         ctx.run_interval(tick, |act, ctx| {
+            if act.deps.whereabouts.take_read(&act.id) {
+                // Read through the snapshot: activity the mailbox never saw.
+                act.last_active = Instant::now();
+            }
             if act.last_active.elapsed() >= act.deps.idle && !act.on_the_road() {
                 ctx.notify(Passivate);
             }

@@ -12,6 +12,10 @@ impl Market {
         if now.duration_since(self.last_recovery) >= self.deps.recovery_interval {
             self.start_recovery(ctx);
         }
+        if self.deps.quotes.take_read(&self.node) {
+            // Quotes read from the snapshot: activity the mailbox never saw.
+            self.touch();
+        }
         if self.open.is_empty()
             && !self.recovery_in_flight
             && now.duration_since(self.last_activity) >= self.deps.idle
