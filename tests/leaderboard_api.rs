@@ -432,19 +432,36 @@ async fn cached_top_pages_show_every_change_at_once() {
     let top = |limit: u32| {
         let p1 = p1.clone();
         async move {
-            records(&p1.get(&format!("/v2/leaderboard/cached?limit={limit}")).await, "records")
-                .iter()
-                .map(|r| (r["owner_id"].as_str().unwrap().to_string(), int64(&r["score"])))
-                .collect::<Vec<_>>()
+            records(
+                &p1.get(&format!("/v2/leaderboard/cached?limit={limit}"))
+                    .await,
+                "records",
+            )
+            .iter()
+            .map(|r| {
+                (
+                    r["owner_id"].as_str().unwrap().to_string(),
+                    int64(&r["score"]),
+                )
+            })
+            .collect::<Vec<_>>()
         }
     };
     let (id1, id2) = (p1.id.to_string(), p2.id.to_string());
     p1.write_ok("cached", 10, 0).await;
     assert_eq!(top(5).await, vec![(id1.clone(), 10)]);
-    assert_eq!(top(5).await, vec![(id1.clone(), 10)], "served again unchanged");
+    assert_eq!(
+        top(5).await,
+        vec![(id1.clone(), 10)],
+        "served again unchanged"
+    );
     p2.write_ok("cached", 20, 0).await;
     assert_eq!(top(5).await, vec![(id2.clone(), 20), (id1.clone(), 10)]);
-    assert_eq!(top(1).await, vec![(id2.clone(), 20)], "another size, another page");
+    assert_eq!(
+        top(1).await,
+        vec![(id2.clone(), 20)],
+        "another size, another page"
+    );
     p1.write_ok("cached", 30, 0).await;
     assert_eq!(top(5).await, vec![(id1.clone(), 30), (id2.clone(), 20)]);
     assert_eq!(top(1).await, vec![(id1.clone(), 30)]);

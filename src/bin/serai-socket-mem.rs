@@ -33,7 +33,10 @@ use tokio::net::{TcpListener, TcpStream};
 use common::BoxError;
 
 #[derive(Parser, Debug)]
-#[command(name = "serai-socket-mem", about = "RSS per idle authenticated socket vs a bare socket")]
+#[command(
+    name = "serai-socket-mem",
+    about = "RSS per idle authenticated socket vs a bare socket"
+)]
 struct Args {
     /// Sockets held at once.
     #[arg(long, default_value_t = 5000)]

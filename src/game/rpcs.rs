@@ -304,9 +304,13 @@ async fn delete_character(api: Api, ctx: RpcContext, payload: String) -> Result<
 async fn get_trade_quotes(api: Api, ctx: RpcContext, payload: String) -> Result<String, RpcError> {
     let Decoded { req, call } =
         decode::<wire::CharacterRef>(&api, &ctx, "get_trade_quotes", &payload)?;
-    if let Some((node, quotes)) =
-        snapshots::quotes(&api.router, &api.snapshots, &api.catalog, req.character_id, &call)
-    {
+    if let Some((node, quotes)) = snapshots::quotes(
+        &api.router,
+        &api.snapshots,
+        &api.catalog,
+        req.character_id,
+        &call,
+    ) {
         return encode(&wire::Quotes {
             node,
             quotes: quotes.quotes.iter().cloned().map(Into::into).collect(),

@@ -72,4 +72,3 @@ pub fn request(method: &str, path: &str, auth: &str, body: &str) -> Vec<u8> {
     )
     .into_bytes()
 }
-
