@@ -19,6 +19,8 @@
 //! target/release/serai-socket-mem --sockets 5000
 //! ```
 
+// Only the device session and socket are used here.
+#[allow(dead_code)]
 #[path = "common/mod.rs"]
 mod common;
 
