@@ -1,51 +1,75 @@
 #!/usr/bin/env bash
-# Builds the release binaries and runs both benchmarks, printing their figures:
-#   1. the flush benchmark (`cargo bench --bench flush`): batched, coalesced flushes of dirty
-#      character rows against one UPDATE per row;
-#   2. `serai-load` with its defaults (32 WebSocket clients, 10 s per mode, mix
-#      quotes=80,trade=20): the bare `echo` RPC as the ceiling, then the game RPCs, and the
-#      game/echo ratio (target: >= 70 % for in-memory RPCs), then `serai-load --mode receipts`:
-#      `execute_trade` without and with a fresh `request_id` (without, with, with, without) and
-#      the cost of the idempotency receipt (target: < 10 % of trade throughput). It is skipped
-#      when the arguments name a `--mode`, or with SERAI_BENCH_SKIP_RECEIPTS=1;
-#   3. `serai-cluster-bench`: the added forwarding hop (same RPC, local vs remote owner; target
-#      p50 <= 200 us on loopback) and SIGKILL-to-first-successful-RPC failover with the real
-#      binary as 3 processes and default timeouts (target <= 5 s). SERAI_BENCH_SKIP_CLUSTER=1
-#      skips it.
+# Builds the release binaries and prints every figure of the performance table (issue 14) as a
+# ratio to a baseline measured in the same run, with p50/p99 latencies:
 #
-# Needs no setup: all three start their own node(s)/database through src/localdb/
+#   1. HTTP (`serai-lb-load`, 32 closed-loop clients, 10 s per mode): bare `echo` RPC (the
+#      baseline), device auth with a new and with an existing account, leaderboard writes,
+#      top 10 and around-owner of a 10k-record board, each as `/echo`; the writes also as a
+#      fraction of the database's commit ceiling (`ceiling`: the same batch sizes committed by
+#      a trivial prepared upsert, one round trip per batch, as many batches in flight as a
+#      board keeps; target >= 0.80);
+#   2. socket (`serai-load --mix quotes=100`, 8 then 32 clients): the in-memory game RPC
+#      `get_trade_quotes` as a ratio of bare `echo` on the same socket (target >= 0.70); then
+#      the default mix (quotes=80,trade=20) at 32 clients;
+#   3. memory (`serai-socket-mem`, 5 000 sockets): RSS per idle authenticated socket of the
+#      real binary (target <= 12 KiB), beside a bare socket held by a minimal tokio server;
+#   4. unless skipped: the flush benchmark, the receipts' cost and the cluster's hop and
+#      failover (the earlier issues' figures).
+#
+# The machine is small and shared: compare ratios within one run, and run it twice.
+# Needs no setup: every part starts its own node(s)/database through src/localdb/
 # (SERAI_DATABASE_URL, else PostgreSQL on 127.0.0.1:5432, else a throwaway server).
-# Arguments after the script name go to serai-load, e.g.
-#   scripts/bench.sh --clients 8 --seconds 5
-#   scripts/bench.sh --url http://127.0.0.1:7350 --mix quotes=100
-# SERAI_BENCH_SKIP_FLUSH=1 skips the flush benchmark.
+# Arguments after the script name go to serai-lb-load, e.g. `scripts/bench.sh --seconds 5`.
+# SERAI_BENCH_SECONDS (default 10) sets the socket runs' seconds; SERAI_BENCH_SOCKETS (5000)
+# the memory run's sockets. SERAI_BENCH_ONLY_TABLE=1 skips part 4; SERAI_BENCH_SKIP_FLUSH=1,
+# SERAI_BENCH_SKIP_RECEIPTS=1 and SERAI_BENCH_SKIP_CLUSTER=1 skip its pieces.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "== building (release)"
-cargo build --release --bin serai-load --bin serai --bin serai-cluster-bench
-if [[ -z "${SERAI_BENCH_SKIP_FLUSH:-}" ]]; then
-    cargo bench --bench flush --no-run
-fi
+seconds="${SERAI_BENCH_SECONDS:-10}"
+sockets="${SERAI_BENCH_SOCKETS:-5000}"
 
+echo "== building (release)"
+cargo build --release --bin serai-load --bin serai --bin serai-cluster-bench \
+    --bin serai-lb-load --bin serai-socket-mem
+target_dir="$(cargo metadata --format-version 1 --no-deps 2>/dev/null \
+    | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
+bin="${target_dir:-target}/release"
+
+echo
+echo "== HTTP: serai-lb-load --clients 32 --seed 10000 $*"
+"$bin/serai-lb-load" --clients 32 --seed 10000 "$@"
+
+for clients in 8 32; do
+    echo
+    echo "== socket, in-memory reads: serai-load --clients $clients --mix quotes=100"
+    "$bin/serai-load" --clients "$clients" --seconds "$seconds" --mix quotes=100
+done
+echo
+echo "== socket, default mix: serai-load --clients 32"
+"$bin/serai-load" --clients 32 --seconds "$seconds"
+
+echo
+echo "== memory: serai-socket-mem --sockets $sockets"
+# Two descriptors per socket in this process (client side) and one per socket in the node.
+ulimit -n "$(( sockets * 2 + 1024 ))" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+"$bin/serai-socket-mem" --sockets "$sockets"
+
+if [[ -n "${SERAI_BENCH_ONLY_TABLE:-}" ]]; then
+    exit 0
+fi
 if [[ -z "${SERAI_BENCH_SKIP_FLUSH:-}" ]]; then
     echo
     echo "== flush benchmark (cargo bench --bench flush)"
     cargo bench --bench flush
 fi
-
-echo
-echo "== load: serai-load $*"
-target_dir="$(cargo metadata --format-version 1 --no-deps 2>/dev/null \
-    | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
-"${target_dir:-target}/release/serai-load" "$@"
-if [[ -z "${SERAI_BENCH_SKIP_RECEIPTS:-}" && " $* " != *" --mode"* ]]; then
+if [[ -z "${SERAI_BENCH_SKIP_RECEIPTS:-}" ]]; then
     echo
-    echo "== receipts: serai-load --mode receipts $*"
-    "${target_dir:-target}/release/serai-load" --mode receipts "$@"
+    echo "== receipts: serai-load --mode receipts --clients 16"
+    "$bin/serai-load" --mode receipts --clients 16 --seconds "$seconds"
 fi
 if [[ -z "${SERAI_BENCH_SKIP_CLUSTER:-}" ]]; then
     echo
     echo "== cluster: serai-cluster-bench"
-    "${target_dir:-target}/release/serai-cluster-bench"
+    "$bin/serai-cluster-bench"
 fi

@@ -976,6 +976,58 @@ async fn quotes_and_trades_settle_in_the_database_before_the_answer() {
     g.stop().await;
 }
 
+/// Quotes of a ready session at a market of this node come from what the session and the
+/// market published (no mailbox round trip), and still show every trade at once, refuse other
+/// players, and step aside for a newer catalog.
+#[actix_rt::test]
+async fn quotes_come_from_the_owners_snapshots_and_show_every_trade() {
+    let g = Game::start(FREEZE, |_| {}).await;
+    let a = g.player("device-snap-0001").await;
+    let b = g.player("device-snap-0002").await;
+    let id = uuid_of(&create(&a, "Snap", "merchant_heir").await);
+    let snapshot = "answered=\"snapshot\"";
+    let quotes = |c: &GameClient| {
+        let c = c.clone();
+        async move {
+            c.rpc("get_trade_quotes", &json!({"character_id": id}))
+                .await
+        }
+    };
+    // The first read activates the market through the session; they publish.
+    let q0 = quotes(&a).await.unwrap();
+    let before = g.metric("serai_snapshot_reads_total", snapshot).await;
+    let q1 = quotes(&a).await.unwrap();
+    assert_eq!(q1, q0, "nothing changed in between");
+    assert_eq!(
+        g.metric("serai_snapshot_reads_total", snapshot).await,
+        before + 1.0,
+        "the second read is answered from the snapshots"
+    );
+
+    // Another player's read is refused as the session refuses it, snapshot or not.
+    http_err(
+        quotes(&b).await,
+        403,
+        7,
+        "this character belongs to another account",
+    );
+
+    // A trade's answer comes after the market published what it left.
+    let grain = quote(&q1, "grain").clone();
+    a.rpc("execute_trade", &trade(id, "grain", "buy", 10))
+        .await
+        .unwrap();
+    let q2 = quotes(&a).await.unwrap();
+    assert_eq!(int(quote(&q2, "grain"), "quota"), int(&grain, "quota") - 10);
+    assert_eq!(int(quote(&q2, "grain"), "quota"), g.quota("grain").await);
+    assert!(int(quote(&q2, "grain"), "buy_price") > int(&grain, "buy_price"));
+    assert_eq!(
+        g.metric("serai_snapshot_reads_total", snapshot).await,
+        before + 2.0
+    );
+    g.stop().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Crew and skills
 // ---------------------------------------------------------------------------------------------

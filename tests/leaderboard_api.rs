@@ -418,6 +418,62 @@ async fn concurrent_writes_are_grouped_and_acknowledged_after_commit() {
     lb.node.stop().await.unwrap();
 }
 
+/// A board's top page is serialized once per change and served as bytes in between: every
+/// write (a new leader, a better score, a deleted record) shows in the next page at once, and
+/// pages of other sizes and other boards are their own.
+#[actix_rt::test]
+async fn cached_top_pages_show_every_change_at_once() {
+    let lb = start("", |_| {}).await;
+    lb.create_board(json!({"id": "cached", "operator": "best"}))
+        .await;
+    lb.create_board(json!({"id": "other", "operator": "best"}))
+        .await;
+    let (p1, p2) = (lb.player("c1").await, lb.player("c2").await);
+    let top = |limit: u32| {
+        let p1 = p1.clone();
+        async move {
+            records(
+                &p1.get(&format!("/v2/leaderboard/cached?limit={limit}"))
+                    .await,
+                "records",
+            )
+            .iter()
+            .map(|r| {
+                (
+                    r["owner_id"].as_str().unwrap().to_string(),
+                    int64(&r["score"]),
+                )
+            })
+            .collect::<Vec<_>>()
+        }
+    };
+    let (id1, id2) = (p1.id.to_string(), p2.id.to_string());
+    p1.write_ok("cached", 10, 0).await;
+    assert_eq!(top(5).await, vec![(id1.clone(), 10)]);
+    assert_eq!(
+        top(5).await,
+        vec![(id1.clone(), 10)],
+        "served again unchanged"
+    );
+    p2.write_ok("cached", 20, 0).await;
+    assert_eq!(top(5).await, vec![(id2.clone(), 20), (id1.clone(), 10)]);
+    assert_eq!(
+        top(1).await,
+        vec![(id2.clone(), 20)],
+        "another size, another page"
+    );
+    p1.write_ok("cached", 30, 0).await;
+    assert_eq!(top(5).await, vec![(id1.clone(), 30), (id2.clone(), 20)]);
+    assert_eq!(top(1).await, vec![(id1.clone(), 30)]);
+    // A write to another board leaves this one's page right.
+    p2.write_ok("other", 99, 0).await;
+    assert_eq!(top(5).await, vec![(id1.clone(), 30), (id2.clone(), 20)]);
+    let (status, _) = p2.call("DELETE", "/v2/leaderboard/cached", "").await;
+    assert_eq!(status, 200);
+    assert_eq!(top(5).await, vec![(id1, 30)]);
+    lb.node.stop().await.unwrap();
+}
+
 #[actix_rt::test]
 async fn boards_and_records_survive_a_restart() {
     let lb = start("", |_| {}).await;

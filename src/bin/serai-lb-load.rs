@@ -1,24 +1,35 @@
-//! `serai-lb-load`: a closed-loop HTTP benchmark of the leaderboard API.
+//! `serai-lb-load`: a closed-loop HTTP benchmark of the leaderboard API and of the HTTP edge
+//! around it, every figure printed beside the baseline it is judged against.
 //!
 //! A node is started in this process on a fresh throwaway database (`serai::localdb`, the
 //! same PostgreSQL the tests use), a board `bench` (descending, `best`) is seeded with
 //! `--seed` records by SQL and warmed, `--users` players authenticate by device id, then
 //! `--clients` concurrent HTTP/1.1 keep-alive connections, each with exactly one request
-//! outstanding, run three modes for `--seconds` each:
+//! outstanding, run the `--modes` for `--seconds` each:
 //!
+//! - `echo`: `POST /v2/rpc/echo` with the player's session: the bare HTTP edge, the baseline
+//!   of every HTTP figure (`/echo` in the table);
+//! - `auth-new`: `POST /v2/account/authenticate/device?create=true` with a new device id;
+//! - `auth-existing`: the same with the device id of a player that exists (`create=false`);
 //! - `write`: `POST /v2/leaderboard/bench` a random score for a random player (acknowledged
 //!   only after its batch is committed; with the default `--operator set` every write changes
 //!   the record, so every write is a row in a committed batch);
+//! - `ceiling`: not the node: the commit ceiling of the database at the batch size `write`
+//!   reached, with as many batches in flight as a board keeps (`ceiling.rs`); `write` is
+//!   reported as a fraction of it (`/ceiling`);
 //! - `top`: `GET /v2/leaderboard/bench?limit=<--limit>`;
 //! - `around`: `GET /v2/leaderboard/bench/owner/<owner>?limit=<--limit>`, the owner drawn
 //!   from 1000 seeded records (and the players', once they wrote).
 //!
-//! Each mode prints requests/s and latency p50/p99; `write` also the average batch size.
+//! Each mode prints requests/s, latency p50/p99 and its ratio to the baseline; `write` also
+//! the average batch size.
 //!
 //! ```text
 //! cargo run --release --bin serai-lb-load -- --clients 32 --seconds 10
 //! ```
 
+#[path = "lb-load/ceiling.rs"]
+mod ceiling;
 #[path = "common/conn.rs"]
 mod conn;
 #[path = "common/percentile.rs"]
@@ -77,21 +88,30 @@ struct Args {
     /// `.serai/pg`, which runs with fsync off).
     #[arg(long, default_value = "default")]
     pg: String,
-    /// Modes to run, in order.
-    #[arg(long, value_delimiter = ',', default_value = "write,top,around")]
+    /// Modes to run, in order (`echo` first: the others are reported as ratios of it).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "echo,auth-new,auth-existing,write,ceiling,top,around"
+    )]
     modes: Vec<String>,
 }
 
 struct User {
     id: Uuid,
+    device: String,
     auth: String,
 }
 
-async fn authenticate(addr: SocketAddr, n: usize, parallel: usize) -> Vec<User> {
-    let basic = format!(
+fn basic_auth() -> String {
+    format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode("defaultkey:")
-    );
+    )
+}
+
+async fn authenticate(addr: SocketAddr, n: usize, parallel: usize) -> Vec<User> {
+    let basic = basic_auth();
     let per = n.div_ceil(parallel.max(1));
     let tasks = (0..parallel).map(|t| {
         let basic = basic.clone();
@@ -99,15 +119,25 @@ async fn authenticate(addr: SocketAddr, n: usize, parallel: usize) -> Vec<User> 
             let mut conn = Conn::open(addr).await.expect("connect");
             let mut users = Vec::new();
             for i in (t * per)..((t + 1) * per).min(n) {
-                let body = format!("{{\"id\":\"bench-device-{i:08}-{}\"}}", Uuid::new_v4());
+                let device_suffix = Uuid::new_v4();
+                let body = format!("{{\"id\":\"bench-device-{i:08}-{device_suffix}\"}}");
                 let req = request(
                     "POST",
                     &format!("/v2/account/authenticate/device?create=true&username=bench{i}"),
                     &basic,
                     &body,
                 );
-                let (status, answer) = conn.exchange(&req).await.expect("authenticate");
-                assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+                // A sign-up the server could not take (a conflict, a busy database) is asked
+                // again a few times.
+                let mut tries = 0;
+                let answer = loop {
+                    let (status, answer) = conn.exchange(&req).await.expect("authenticate");
+                    tries += 1;
+                    if status == 200 || tries >= 10 {
+                        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+                        break answer;
+                    }
+                };
                 let v: serde_json::Value = serde_json::from_slice(&answer).expect("json");
                 let token = v["token"].as_str().expect("token").to_string();
                 let payload = token.split('.').nth(1).expect("jwt");
@@ -118,6 +148,7 @@ async fn authenticate(addr: SocketAddr, n: usize, parallel: usize) -> Vec<User> 
                 )
                 .expect("claims");
                 users.push(User {
+                    device: format!("bench-device-{i:08}-{device_suffix}"),
                     id: claims["uid"].as_str().expect("uid").parse().expect("uuid"),
                     auth: format!("Bearer {token}"),
                 });
@@ -153,6 +184,7 @@ async fn run_mode(
         let owners = owners.clone();
         let mode = mode.to_string();
         let limit = args.limit;
+        let basic = basic_auth();
         tokio::task::spawn_local(async move {
             let mut rng = StdRng::seed_from_u64(c as u64 * 7919 + 1);
             let mut conn = Conn::open(addr).await.expect("connect");
@@ -164,6 +196,19 @@ async fn run_mode(
                 }
                 let user = &users[rng.gen_range(0..users.len())];
                 let req = match mode.as_str() {
+                    "echo" => request("POST", "/v2/rpc/echo", &user.auth, "\"{\\\"n\\\":1}\""),
+                    "auth-new" => request(
+                        "POST",
+                        "/v2/account/authenticate/device?create=true",
+                        &basic,
+                        &format!("{{\"id\":\"bench-new-{}\"}}", Uuid::new_v4()),
+                    ),
+                    "auth-existing" => request(
+                        "POST",
+                        "/v2/account/authenticate/device?create=false",
+                        &basic,
+                        &format!("{{\"id\":\"{}\"}}", user.device),
+                    ),
                     "write" => {
                         let body = format!(
                             "{{\"score\":\"{}\",\"subscore\":\"{}\"}}",
@@ -394,10 +439,27 @@ async fn bench(args: Args) {
         args.clients, args.seconds, args.limit, args.operator, args.window_ms, args.batch_size
     );
     println!(
-        "{:<8} {:>10} {:>10} {:>10} {:>8}",
-        "mode", "req/s", "p50 ms", "p99 ms", "errors"
+        "{:<14} {:>10} {:>9} {:>9} {:>7}  {:>8}",
+        "mode", "req/s", "p50 ms", "p99 ms", "errors", "ratio"
     );
+    let mut echo_rate: Option<f64> = None;
+    // The write mode's average batch (rows per committed batch), for the ceiling.
+    let mut write_batch: Option<(f64, f64)> = None;
     for mode in &args.modes {
+        if mode == "ceiling" {
+            let (rate, batch) = write_batch.unwrap_or((f64::NAN, args.clients as f64 / 4.0));
+            let batch_rows = batch.round().max(1.0) as usize;
+            let in_flight = serai::leaderboard::service::MAX_IN_FLIGHT;
+            match ceiling::measure(db.url(), batch_rows, in_flight, args.warmup, args.seconds).await
+            {
+                Ok(c) => println!(
+                    "{:<14} {:>10.0} {:>9.2} {:>9.2} {:>7}  write/ceiling {:.2}   ({:.0} commits/s of {batch_rows} rows, {in_flight} in flight)",
+                    "ceiling", c.rows_per_s, c.p50_ms, c.p99_ms, 0, rate / c.rows_per_s, c.commits_per_s
+                ),
+                Err(e) => println!("ceiling: failed: {e}"),
+            }
+            continue;
+        }
         if mode == "around" && args.modes.iter().any(|m| m == "write") {
             owners.extend(users.iter().map(|u| u.id));
         }
@@ -407,8 +469,16 @@ async fn bench(args: Args) {
         let after = metrics.render();
         tally.latencies_us.sort_unstable();
         let rate = tally.latencies_us.len() as f64 / took.as_secs_f64();
+        let ratio = match (mode.as_str(), echo_rate) {
+            ("echo", _) => {
+                echo_rate = Some(rate);
+                "1.00 (baseline)".to_string()
+            }
+            (_, Some(echo)) => format!("/echo {:.2}", rate / echo),
+            _ => "-".to_string(),
+        };
         let mut line = format!(
-            "{:<8} {:>10.0} {:>10.2} {:>10.2} {:>8}",
+            "{:<14} {:>10.0} {:>9.2} {:>9.2} {:>7}  {ratio}",
             mode,
             rate,
             percentile(&tally.latencies_us, 50.0),
@@ -424,6 +494,7 @@ async fn bench(args: Args) {
             let batches = counter(&after, b, ok) - counter(&before, b, ok);
             let writes = counter(&after, w, ok) - counter(&before, w, ok);
             if batches > 0.0 {
+                write_batch = Some((rate, writes / batches));
                 line.push_str(&format!(
                     "   ({batches:.0} batches, {:.1} writes/batch)",
                     writes / batches

@@ -192,3 +192,16 @@ remote! {
     SettleBattle => "character.settle_battle",
     Handover => "character.handover",
 }
+
+/// Whose a character is and where it stands, as its session last published it (see
+/// [`crate::routing::published`]): enough to answer an advisory read (the quotes where the
+/// character is) without a trip through the session's mailbox. Anything that changes the
+/// character still goes to the session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Whereabouts {
+    pub user_id: Uuid,
+    pub location: String,
+}
+
+/// Every ready session's [`Whereabouts`] on this node, by character id.
+pub type CharacterWhereabouts = crate::routing::published::Published<Uuid, Whereabouts>;

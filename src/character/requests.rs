@@ -282,6 +282,7 @@ impl CharacterSession {
                 let answer = finish(act, ctx, &call, outcome, |act, after: CharacterState| {
                     let (state, _) = act.ready(Caller::Server)?;
                     *state = after.clone();
+                    act.publish();
                     Ok(after)
                 });
                 if answer.is_ok() {
@@ -423,6 +424,7 @@ impl Handler<DeleteCharacter> for CharacterSession {
                 if let Ok(()) = answer {
                     // Gone: a later message activates afresh and finds no character.
                     act.phase = super::actor::Phase::Gone(SessionError::NotFound);
+                    act.withdraw();
                     ctx.stop();
                 }
                 answer

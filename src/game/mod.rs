@@ -2,6 +2,7 @@
 //! gateway serves, the client routes, and how entity actors are stopped at shutdown.
 
 mod rpcs;
+mod snapshots;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +27,8 @@ const HANDOVER_TTL: Duration = Duration::from_secs(30);
 
 /// Registers every entity kind with the router and every game RPC with the gateway.
 pub fn register(services: &Services) {
+    // What sessions and markets publish for the read-only RPCs (`rpcs::snapshots`).
+    let snapshots = snapshots::Snapshots::new(&services.metrics);
     let character = CharacterDeps {
         db: services.db.clone(),
         catalog: services.catalog.clone(),
@@ -39,6 +42,7 @@ pub fn register(services: &Services) {
             time_scale: services.config.travel_time_scale,
         },
         handovers: Arc::new(Handovers::new(HANDOVER_CAPACITY, HANDOVER_TTL)),
+        whereabouts: snapshots.whereabouts.clone(),
     };
     let handovers = character.handovers.clone();
     services
@@ -74,6 +78,7 @@ pub fn register(services: &Services) {
         services.config.idle_timeout,
     );
     market.reservation_ttl = crate::market::actor::reservation_ttl(services.config.request_timeout);
+    market.quotes = snapshots.quotes.clone();
     services
         .router
         .register::<Market>(move |node| Market::new(node, market.clone()));
@@ -88,7 +93,7 @@ pub fn register(services: &Services) {
         .router
         .register_remote::<Market, market_msg::Settle>();
     crate::leaderboard::service::register(services);
-    rpcs::register(services);
+    rpcs::register(services, snapshots);
 }
 
 /// Lets other nodes reach the characters and battles owned here.

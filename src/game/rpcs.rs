@@ -24,6 +24,8 @@ use crate::request::{Call, Caller};
 use crate::routing::{Entity, Remote, Router};
 use crate::services::Services;
 
+use super::snapshots::{self, Snapshots};
+
 /// What the handlers share.
 #[derive(Clone)]
 struct Api {
@@ -31,13 +33,15 @@ struct Api {
     db: Db,
     /// Taken with `get()` once per request.
     catalog: CurrentCatalog,
+    snapshots: Snapshots,
 }
 
-pub fn register(services: &Services) {
+pub fn register(services: &Services, snapshots: Snapshots) {
     let api = Api {
         router: services.router.clone(),
         db: services.db.clone(),
         catalog: services.catalog.clone(),
+        snapshots,
     };
     let rpc = &services.rpc;
     macro_rules! rpc {
@@ -300,6 +304,18 @@ async fn delete_character(api: Api, ctx: RpcContext, payload: String) -> Result<
 async fn get_trade_quotes(api: Api, ctx: RpcContext, payload: String) -> Result<String, RpcError> {
     let Decoded { req, call } =
         decode::<wire::CharacterRef>(&api, &ctx, "get_trade_quotes", &payload)?;
+    if let Some((node, quotes)) = snapshots::quotes(
+        &api.router,
+        &api.snapshots,
+        &api.catalog,
+        req.character_id,
+        &call,
+    ) {
+        return encode(&wire::Quotes {
+            node,
+            quotes: quotes.quotes.iter().cloned().map(Into::into).collect(),
+        });
+    }
     let m = msg::GetQuotes { call: call.clone() };
     let (node, quotes) = session(&api, req.character_id, &call, m)
         .await?

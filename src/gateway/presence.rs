@@ -5,6 +5,10 @@
 //! drained by the socket's writer task. A push that finds the queue full means the client does
 //! not read its messages: the socket is disconnected, nothing is buffered without bound.
 //! [`Presence::notify`] never blocks and never waits for a client.
+//!
+//! The queue is sized for an idle player: it holds no buffer while empty (a linked queue that
+//! allocates per queued item), and its bounds are counted here (items and bytes), so an idle
+//! socket costs a few hundred bytes for it instead of a preallocated block of slots.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -12,7 +16,7 @@ use std::sync::{Arc, RwLock};
 
 use actix_web::web::Bytes;
 use actix_ws::CloseReason;
-use tokio::sync::mpsc;
+use futures_channel::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -33,7 +37,10 @@ pub(crate) enum Outbound {
 /// The sending side of a socket's outbound queue.
 #[derive(Clone)]
 pub(crate) struct Outbox {
-    tx: mpsc::Sender<Outbound>,
+    tx: mpsc::UnboundedSender<Outbound>,
+    /// Items queued and not yet taken by the writer (bounded by `max_items`).
+    queued_items: Arc<AtomicUsize>,
+    max_items: usize,
     queued_bytes: Arc<AtomicUsize>,
     max_bytes: usize,
     /// Cancelled when the client is too slow: the writer drops the connection at once.
@@ -53,16 +60,32 @@ pub(crate) enum PushError {
 
 impl Outbox {
     /// A queue of at most `max_messages` items and `max_bytes` bytes of text.
-    pub(crate) fn new(max_messages: usize, max_bytes: usize) -> (Outbox, mpsc::Receiver<Outbound>) {
-        let (tx, rx) = mpsc::channel(max_messages.max(1));
+    pub(crate) fn new(max_messages: usize, max_bytes: usize) -> (Outbox, OutboxReceiver) {
+        let (tx, rx) = mpsc::unbounded();
+        let queued_items = Arc::new(AtomicUsize::new(0));
         let outbox = Outbox {
             tx,
+            queued_items: queued_items.clone(),
+            max_items: max_messages.max(1),
             queued_bytes: Arc::new(AtomicUsize::new(0)),
             max_bytes,
             kill: CancellationToken::new(),
             codec: SocketCodec::Json,
         };
-        (outbox, rx)
+        (outbox, OutboxReceiver { rx, queued_items })
+    }
+
+    /// Queues `item` if fewer than `max_items` wait.
+    fn try_send(&self, item: Outbound) -> Result<(), PushError> {
+        let before = self.queued_items.fetch_add(1, Ordering::AcqRel);
+        if before >= self.max_items {
+            self.queued_items.fetch_sub(1, Ordering::AcqRel);
+            return Err(self.overflow());
+        }
+        self.tx.unbounded_send(item).map_err(|_| {
+            self.queued_items.fetch_sub(1, Ordering::AcqRel);
+            PushError::Closed
+        })
     }
 
     /// The same queue for a socket that speaks `codec`.
@@ -106,16 +129,9 @@ impl Outbox {
             self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
             return Err(self.overflow());
         }
-        match self.tx.try_send(item) {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
-                match e {
-                    mpsc::error::TrySendError::Full(_) => Err(self.overflow()),
-                    mpsc::error::TrySendError::Closed(_) => Err(PushError::Closed),
-                }
-            }
-        }
+        self.try_send(item).inspect_err(|_| {
+            self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+        })
     }
 
     /// Queues a control item (ping, pong, close).
@@ -123,11 +139,30 @@ impl Outbox {
         if self.kill.is_cancelled() {
             return Err(PushError::Closed);
         }
-        match self.tx.try_send(item) {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(_)) => Err(self.overflow()),
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(PushError::Closed),
-        }
+        self.try_send(item)
+    }
+}
+
+/// The writer's side of a socket's outbound queue.
+pub(crate) struct OutboxReceiver {
+    rx: mpsc::UnboundedReceiver<Outbound>,
+    queued_items: Arc<AtomicUsize>,
+}
+
+impl OutboxReceiver {
+    /// The next item; `None` once every [`Outbox`] is gone and the queue is empty.
+    pub(crate) async fn recv(&mut self) -> Option<Outbound> {
+        let item = self.rx.recv().await.ok()?;
+        self.queued_items.fetch_sub(1, Ordering::AcqRel);
+        Some(item)
+    }
+
+    /// The next item if one is queued.
+    #[cfg(test)]
+    pub(crate) fn try_recv(&mut self) -> Option<Outbound> {
+        let item = self.rx.try_recv().ok()?;
+        self.queued_items.fetch_sub(1, Ordering::AcqRel);
+        Some(item)
     }
 }
 
@@ -354,5 +389,14 @@ mod tests {
             .is_ok());
         let six = Frame::Binary(Bytes::from_static(b"123456"));
         assert_eq!(o.push_frame(six), Err(PushError::Overflow));
+
+        // Taking an item makes room for one more.
+        let (o, mut rx) = Outbox::new(1, 1 << 20);
+        assert!(o.push_control(Outbound::Ping).is_ok());
+        assert!(matches!(rx.try_recv(), Some(Outbound::Ping)));
+        assert!(o.push_control(Outbound::Ping).is_ok());
+        drop(o);
+        assert!(matches!(rx.try_recv(), Some(Outbound::Ping)));
+        assert!(rx.try_recv().is_none());
     }
 }

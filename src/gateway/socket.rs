@@ -27,12 +27,11 @@ use actix::{
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError, Session};
 use serde::Deserialize;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::auth::{self, SessionUser, TokenKind};
 use super::error::{ApiError, GrpcCode};
-use super::presence::{Outbound, Outbox};
+use super::presence::{Outbound, Outbox, OutboxReceiver};
 use super::rpc::{RpcContext, RpcError};
 use super::GatewayState;
 use crate::protocol::client::{
@@ -99,7 +98,7 @@ struct SocketConn {
     user: SessionUser,
     outbox: Outbox,
     /// Taken by `started` to run the writer.
-    writer: Option<(Session, mpsc::Receiver<Outbound>)>,
+    writer: Option<(Session, OutboxReceiver)>,
     socket_id: Option<u64>,
     last_seen: Instant,
     inflight: usize,
@@ -296,17 +295,25 @@ impl Actor for SocketConn {
                 .map(|_, _act, ctx| ctx.stop()),
         );
 
-        ctx.run_interval(self.state.socket.ping_interval, |act, ctx| {
-            if act.outbox.push_control(Outbound::Ping).is_err() {
-                ctx.stop();
-            }
-        });
+        // One timer per socket (an idle socket holds little else): it checks the read
+        // deadline and sends the ping when one is due.
         let deadline = self.state.socket.read_deadline;
-        let check = (deadline / 5).max(Duration::from_millis(50));
-        ctx.run_interval(check, move |act, ctx| {
+        let ping_every = self.state.socket.ping_interval;
+        let tick = (deadline / 5)
+            .min(ping_every)
+            .max(Duration::from_millis(50));
+        let mut last_ping = Instant::now();
+        ctx.run_interval(tick, move |act, ctx| {
             if act.last_seen.elapsed() > deadline {
                 tracing::debug!(user = %act.user.user_id, "socket read deadline passed");
                 act.close(CloseCode::Away, "read deadline exceeded", ctx);
+                return;
+            }
+            if last_ping.elapsed() + tick / 2 >= ping_every {
+                last_ping = Instant::now();
+                if act.outbox.push_control(Outbound::Ping).is_err() {
+                    ctx.stop();
+                }
             }
         });
     }
@@ -378,7 +385,7 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for SocketConn {
 /// close frame), after sending a queued close, or at once when `kill` is cancelled.
 async fn run_writer(
     mut session: Session,
-    mut rx: mpsc::Receiver<Outbound>,
+    mut rx: OutboxReceiver,
     kill: CancellationToken,
     queued: Arc<AtomicUsize>,
     write_timeout: Duration,

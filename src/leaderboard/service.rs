@@ -298,6 +298,48 @@ where
     answer
 }
 
+/// A leaderboard's top page (`List` with a limit and nothing else: no owners, cursor or
+/// expiry), serialized by `serialize`. From this node's replica, the page is serialized once
+/// per change of the replicas and served from the stored bytes until the next
+/// ([`super::replication::pages`]); otherwise as [`read`] answers it.
+pub async fn read_top<E>(
+    router: &Router,
+    id: String,
+    msg: List,
+    serialize: impl Fn(&RecordList) -> Result<actix_web::web::Bytes, E>,
+) -> Result<Result<actix_web::web::Bytes, E>, LeaderboardError> {
+    let plain = msg.owner_ids.is_empty() && msg.cursor.is_none() && msg.expiry.is_none();
+    if let (Some(s), Some(limit), true) = (sync_of(router), msg.limit, plain) {
+        let now = unix_now();
+        let answer = s.read(&id, |r| {
+            // Under the replicas' read lock: the version and the page agree.
+            let version = s.pages.version();
+            let bucket = reads::read_bucket(&r.board, None, now);
+            // Only plain leaderboards: a tournament's page also depends on its windows.
+            let key = (r.board.row.id.clone(), limit, bucket?);
+            if r.board.is_tournament() || msg.api != super::messages::Api::Leaderboard {
+                return None;
+            }
+            if let Some(bytes) = s.pages.get(&key, version) {
+                return Some(Ok(Ok(bytes)));
+            }
+            Some(msg.answer(r, now)?.map(|list| {
+                let bytes = serialize(&list);
+                if let Ok(b) = &bytes {
+                    s.pages.put(key, version, b.clone());
+                }
+                bytes
+            }))
+        });
+        if let Some(answer) = answer {
+            s.count_read(Served::Replica);
+            return answer;
+        }
+    }
+    let list = read(router, id, msg).await?;
+    Ok(serialize(&list))
+}
+
 /// Sends a write to the board's owner. When the owner is another node, this node's replica
 /// pulls the owner's log before the answer leaves, so a read here shows the write (or, when
 /// the pull fails, reads of the board go to the owner until a pull succeeds).

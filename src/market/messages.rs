@@ -95,3 +95,18 @@ impl Remote for Reserve {
 impl Remote for Settle {
     const NAME: &'static str = "market.settle.v2";
 }
+
+/// A market's quotes as it last published them (see [`crate::routing::published`]): what
+/// [`GetQuotes`] would answer, without a trip through the market's mailbox. Quotes are advisory
+/// (a trade is priced again by [`Reserve`] at the owner), so a snapshot a change old is as
+/// good an answer as the actor's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedQuotes {
+    /// The catalog version the market's goods follow: a reader that sees a newer one installed
+    /// asks the market instead (its next request makes it follow the catalog).
+    pub catalog_version: i64,
+    pub quotes: Vec<Quote>,
+}
+
+/// Every market's published quotes on this node, by trade node code.
+pub type MarketQuotes = crate::routing::published::Published<String, PublishedQuotes>;

@@ -347,6 +347,11 @@ pub const CATALOG: &[Described] = &[
         "Leaderboard write batches committed.",
     ),
     counter(
+        "serai_snapshot_reads_total",
+        &["rpc", "answered"],
+        "Read-only RPCs by who answered: snapshot (what the owners published, on the caller's thread) or owner (the actors, when no usable snapshot was there).",
+    ),
+    counter(
         "serai_leaderboard_owner_reads_total",
         &["source"],
         "Reads answered by a board's owner, by source: memory (its rank cache) or database.",

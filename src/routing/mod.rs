@@ -11,6 +11,7 @@ pub mod handover;
 pub mod membership;
 pub mod peer;
 pub mod placement;
+pub mod published;
 mod registry;
 pub mod ring;
 mod router;

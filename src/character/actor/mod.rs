@@ -12,6 +12,7 @@
 //! node's whole backlog), so a late batch never overwrites it.
 
 mod passivation;
+mod published;
 mod settlement;
 mod trip;
 
@@ -64,6 +65,8 @@ pub struct CharacterDeps {
     pub travel: TravelSettings,
     /// States handed over by the previous owners of characters that moved here.
     pub handovers: Arc<Handovers<Uuid, CharacterState>>,
+    /// Where ready sessions publish their [`Whereabouts`] for readers on other threads.
+    pub whereabouts: Arc<CharacterWhereabouts>,
 }
 
 /// How long to wait before trying a failed encounter or arrival write again.
@@ -103,6 +106,8 @@ pub struct CharacterSession {
     trip_timer: Option<SpawnHandle>,
     /// Answers to keyed requests this session committed (repeats are answered from here).
     pub(super) answers: Answers,
+    /// The epoch under which this activation's [`Whereabouts`] are published, if they are.
+    published: Option<i64>,
 }
 
 impl Entity for CharacterSession {
@@ -119,6 +124,7 @@ impl CharacterSession {
             last_active: Instant::now(),
             trip_timer: None,
             answers: Answers::default(),
+            published: None,
         }
     }
 
@@ -156,6 +162,7 @@ impl CharacterSession {
             DbError::Fenced(_) => {
                 tracing::warn!(character = %self.id, "fenced: another claim owns this character; stopping");
                 self.phase = Phase::Gone(SessionError::busy());
+                self.withdraw();
                 ctx.stop();
                 SessionError::busy()
             }
@@ -176,6 +183,7 @@ impl CharacterSession {
             _ => return,
         };
         self.phase = Phase::Reloading { epoch };
+        self.withdraw();
         if let Some(h) = self.trip_timer.take() {
             ctx.cancel_future(h);
         }
@@ -193,6 +201,7 @@ impl CharacterSession {
                     state: Box::new(state),
                     epoch,
                 };
+                act.publish();
                 act.schedule_trip(ctx);
             }
             Ok(None) => {
@@ -285,6 +294,7 @@ impl CharacterSession {
                 self.mark_dirty(ctx, rows);
             }
         }
+        self.publish();
         self.schedule_trip(ctx);
         let battle = match &self.phase {
             Phase::Ready { state, .. } => state.battle_id,
@@ -377,6 +387,10 @@ pub fn dirty_rows(state: &CharacterState, epoch: i64) -> Vec<DirtyRow> {
 impl Actor for CharacterSession {
     type Context = Context<Self>;
 
+    fn stopped(&mut self, _: &mut Self::Context) {
+        self.withdraw();
+    }
+
     fn started(&mut self, ctx: &mut Self::Context) {
         let (db, id, node) = (self.deps.db.clone(), self.id, self.deps.node_id.clone());
         let handovers = self.deps.handovers.clone();
@@ -419,6 +433,10 @@ impl Actor for CharacterSession {
         }));
         let tick = (self.deps.idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(15));
         ctx.run_interval(tick, |act, ctx| {
+            if act.deps.whereabouts.take_read(&act.id) {
+                // Read through the snapshot: activity the mailbox never saw.
+                act.last_active = Instant::now();
+            }
             if act.last_active.elapsed() >= act.deps.idle && !act.on_the_road() {
                 ctx.notify(Passivate);
             }
@@ -432,6 +450,7 @@ impl Handler<Fenced> for CharacterSession {
     fn handle(&mut self, msg: Fenced, ctx: &mut Self::Context) {
         tracing::warn!(character = %self.id, key = ?msg.key, "dirty write fenced; stopping");
         self.phase = Phase::Gone(SessionError::busy());
+        self.withdraw();
         ctx.stop();
     }
 }

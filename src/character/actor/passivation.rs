@@ -34,6 +34,7 @@ impl Handler<Passivate> for CharacterSession {
         // away), the session stays and tries again later, so a fresh activation never loads
         // older rows than this one holds.
         let kept = std::mem::replace(&mut self.phase, Phase::Gone(SessionError::busy()));
+        self.withdraw();
         let work = async move {
             // A failed attempt (a serialization conflict, a blip) is asked again at once: a
             // session that moved must not hold its key longer than the database needs.
@@ -63,6 +64,7 @@ impl Handler<Passivate> for CharacterSession {
             }
             tracing::warn!(character = %act.id, "final flush failed; staying active and trying again shortly");
             act.phase = kept;
+            act.publish();
             act.last_active = Instant::now();
             act.schedule_trip(ctx);
             // The key may have moved: the new owner waits for our release, so try again soon

@@ -93,6 +93,7 @@ impl Handler<SettleBattle> for CharacterSession {
                 let (state, _) = act.ready(Caller::Server)?;
                 *state = after;
                 let user = state.user_id;
+                act.publish();
                 act.deps.notifier.push(user, notice);
                 act.feed_boards(won);
                 act.schedule_trip(ctx);

@@ -205,6 +205,7 @@ impl CharacterSession {
                 };
                 *state = arrived;
                 let user = state.user_id;
+                act.publish();
                 act.deps.notifier.push(user, notice);
                 act.count_travel("arrived");
             }

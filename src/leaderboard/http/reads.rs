@@ -11,7 +11,7 @@ use super::params::{board_id, int_param, owner_ids, param, params, session};
 use super::HttpState;
 use crate::gateway::http::json;
 use crate::gateway::ApiError;
-use crate::leaderboard::messages::{Api, AroundOwner, List};
+use crate::leaderboard::messages::{Api, AroundOwner, List, RecordList};
 use crate::leaderboard::service;
 
 async fn list(
@@ -49,6 +49,18 @@ async fn list(
         cursor,
         expiry: int_param(&params, "expiry")?,
     };
+    if msg.owner_ids.is_empty() && msg.cursor.is_none() && msg.expiry.is_none() {
+        let serialize = |list: &RecordList| {
+            serde_json::to_vec(&answers::record_list(list)).map(web::Bytes::from)
+        };
+        let body = service::read_top(&state.router, id, msg, serialize)
+            .await
+            .map_err(|e| api_error(e, Call::Read))?
+            .map_err(ApiError::internal)?;
+        return Ok(HttpResponse::Ok()
+            .content_type("application/json")
+            .body(body));
+    }
     let list = service::read(&state.router, id, msg)
         .await
         .map_err(|e| api_error(e, Call::Read))?;

@@ -20,6 +20,7 @@
 pub mod log;
 pub mod net;
 mod origin;
+pub mod pages;
 pub mod replica;
 pub mod state;
 pub mod sync;

@@ -156,6 +156,8 @@ pub struct LeaderboardSync {
     /// acknowledged here could not be pulled in time).
     pub(crate) fences: Mutex<HashMap<String, String>>,
     pub(crate) lags: Mutex<VecDeque<i64>>,
+    /// Serialized top pages, valid until the replicas change.
+    pub(crate) pages: super::pages::PageCache,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -201,6 +203,7 @@ impl LeaderboardSync {
             pulls: Mutex::new(HashMap::new()),
             fences: Mutex::new(HashMap::new()),
             lags: Mutex::new(VecDeque::new()),
+            pages: Default::default(),
         }
     }
 
@@ -208,8 +211,11 @@ impl LeaderboardSync {
         self.replicas.read().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Every change of a replica goes through here: the stored pages miss from now on.
     pub(crate) fn write_replicas(&self) -> std::sync::RwLockWriteGuard<'_, Replicas> {
-        self.replicas.write().unwrap_or_else(|e| e.into_inner())
+        let guard = self.replicas.write().unwrap_or_else(|e| e.into_inner());
+        self.pages.changed();
+        guard
     }
 
     pub fn node_id(&self) -> &str {

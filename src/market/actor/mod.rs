@@ -27,10 +27,12 @@
 //!   arriving meanwhile get [`MarketError::Unavailable`]: send them again to reach a fresh
 //!   activation.
 
+mod published;
 mod recovery;
 mod reload;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -39,7 +41,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::messages::{
-    GetQuotes, GetStatus, MarketStatus, Reservation, Reserve, Settle, SettleOutcome,
+    GetQuotes, GetStatus, MarketQuotes, MarketStatus, Reservation, Reserve, Settle, SettleOutcome,
 };
 use crate::domain::catalog::{CurrentCatalog, Stock};
 use crate::domain::market::ledger::Ledger;
@@ -80,6 +82,8 @@ pub struct MarketDeps {
     pub recovery_interval: Duration,
     /// How long a reservation may stay open ([`RESERVATION_TTL`]).
     pub reservation_ttl: Duration,
+    /// Where the market publishes its quotes for readers on other threads.
+    pub quotes: Arc<MarketQuotes>,
 }
 
 impl MarketDeps {
@@ -97,6 +101,7 @@ impl MarketDeps {
             idle,
             recovery_interval: RECOVERY_INTERVAL,
             reservation_ttl: RESERVATION_TTL,
+            quotes: Arc::new(MarketQuotes::new()),
         }
     }
 }
@@ -232,10 +237,12 @@ impl Market {
         ctx.run_interval(tick, |act, ctx| act.tick(ctx));
         // Write the recovery owed since the rows were last written.
         self.start_recovery(ctx);
+        self.publish();
     }
 
     fn fail(&mut self, error: MarketError, ctx: &mut Context<Self>) {
         self.phase = Phase::Failed(error);
+        self.withdraw();
         self.goods.clear();
         self.open.clear();
         // Stopping at once would drop the messages already queued; stopping from a timer lets
@@ -247,6 +254,7 @@ impl Market {
     /// no recovery write is in flight (a write in flight holds row locks the last one needs).
     fn begin_stop(&mut self, ctx: &mut Context<Self>) {
         self.phase = Phase::Stopping;
+        self.withdraw();
         if !self.recovery_in_flight {
             self.finish_stop(ctx);
         }
@@ -304,6 +312,7 @@ impl Market {
         tracing::warn!(node = %self.node, id, good = %r.good, side = %r.side, quantity = r.quantity,
             "market reservation not settled in time, released");
         self.counters.expired.increment(1);
+        self.publish();
         self.refresh(&r.good, ctx);
     }
 
@@ -330,6 +339,7 @@ impl Market {
             match result {
                 Ok(Some(row)) => {
                     slot.ledger.adopt(row);
+                    act.publish();
                 }
                 Ok(None) => {}
                 Err(e) => {
@@ -365,6 +375,7 @@ impl Actor for Market {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        self.withdraw();
         tracing::debug!(node = %self.node, "market stopped");
     }
 }
@@ -428,6 +439,7 @@ impl Handler<GetQuotes> for Market {
     fn handle(&mut self, _: GetQuotes, ctx: &mut Context<Self>) -> Vec<Quote> {
         self.touch();
         self.follow_catalog(ctx);
+        self.publish();
         self.goods
             .iter()
             .map(|(good, slot)| slot.ledger.quote(good))
@@ -470,6 +482,7 @@ impl Handler<Reserve> for Market {
         };
         self.open.insert(id, reservation.clone());
         self.counters.reserved.increment(1);
+        self.publish();
         ctx.run_later(self.deps.reservation_ttl, move |act, ctx| {
             act.expire(id, ctx)
         });
@@ -503,6 +516,7 @@ impl Handler<Settle> for Market {
             }
             (None, _) => {}
         }
+        self.publish();
         // The row the trade left is not known, or the market's view of it was stale.
         if matches!(
             msg.outcome,

@@ -12,6 +12,10 @@ impl Market {
         if now.duration_since(self.last_recovery) >= self.deps.recovery_interval {
             self.start_recovery(ctx);
         }
+        if self.deps.quotes.take_read(&self.node) {
+            // Quotes read from the snapshot: activity the mailbox never saw.
+            self.touch();
+        }
         if self.open.is_empty()
             && !self.recovery_in_flight
             && now.duration_since(self.last_activity) >= self.deps.idle
@@ -64,6 +68,8 @@ impl Market {
         if plan.is_empty() {
             return;
         }
+        // Falls are held at once: the quotes show them.
+        self.publish();
         self.recovery_in_flight = true;
         let (db, node, owner, epoch) = (
             self.deps.db.clone(),
@@ -100,6 +106,7 @@ impl Market {
                     }
                 }
             }
+            act.publish();
             if act.phase == Phase::Stopping {
                 act.finish_stop(ctx);
             }

@@ -61,6 +61,9 @@ impl Market {
                     if act.catalog_version == version {
                         act.catalog_version = version - 1;
                     }
+                    // Readers of the snapshot see the older version and ask the market, which
+                    // follows the catalog again.
+                    act.publish();
                     return;
                 }
             };
@@ -77,6 +80,7 @@ impl Market {
                         .insert(row.good.clone(), slot_from_row(stock, row));
                 }
             }
+            act.publish();
         }));
     }
 }
