@@ -12,6 +12,8 @@
 //!   app where the node builds it).
 //! - Errors: `{"error","message","code"}` with grpc-gateway's HTTP statuses — [`error`].
 //!
+//! - Cluster-wide rate limits per user and RPC group, checked before a handler runs —
+//!   [`rate_limit`].
 //! - Request ids (`X-Request-Id`) and the access log (`serai::access`) — [`access`].
 //!
 //! Mount everything with [`configure`]:
@@ -26,6 +28,7 @@ pub mod notification_store;
 pub mod notifications;
 pub mod notifier;
 pub mod presence;
+pub mod rate_limit;
 pub mod rpc;
 pub mod socket;
 
@@ -40,6 +43,7 @@ pub use error::{ApiError, GrpcCode};
 pub use notification_store::NotificationStore;
 pub use notifier::Notifier;
 pub use presence::Presence;
+pub use rate_limit::RateLimiter;
 pub use rpc::{RpcContext, RpcError, RpcHandler, RpcRegistry};
 
 use crate::config::Config;

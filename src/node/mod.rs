@@ -20,7 +20,9 @@ pub use crate::services::Services;
 use crate::admin::http::{self as admin_http, AdminState, Readiness};
 use crate::config::Config;
 use crate::domain::catalog::CurrentCatalog;
-use crate::gateway::{access, cors, NotificationStore, Notifier, Presence, RpcRegistry};
+use crate::gateway::{
+    access, cors, NotificationStore, Notifier, Presence, RateLimiter, RpcRegistry,
+};
 use crate::metrics::Metrics;
 use crate::persistence::{
     claims, heartbeat, migrate, BacklogLimits, Db, DbError, DbSettings, FlushPolicy,
@@ -147,6 +149,14 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<RunningNode, No
         ),
         peers: peers.clone(),
     };
+    if let Some(limits) = config.rate_limits.clone() {
+        services.rpc.set_rate_limiter(RateLimiter::start(
+            limits,
+            &router,
+            peers.clone(),
+            metrics.clone(),
+        ));
+    }
     crate::game::register(&services);
     let catalog_sync = CatalogSync::start(&services);
 
