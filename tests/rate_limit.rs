@@ -17,7 +17,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 const RATE: f64 = 20.0;
-const BURST: u32 = 10;
+const BURST: u32 = 20;
 /// How long the greedy user keeps every node busy.
 const RUN: Duration = Duration::from_secs(3);
 
@@ -53,6 +53,19 @@ async fn hammer(
         }
     }
     (ok, refused)
+}
+
+/// `serai_rate_limit_owner_asks_total` summed over every node and group.
+fn owner_asks(cluster: &TestCluster) -> u64 {
+    (0..3)
+        .flat_map(|i| {
+            let text = cluster.node(i).services.metrics.render();
+            text.lines()
+                .filter(|l| l.starts_with("serai_rate_limit_owner_asks_total{"))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .sum::<f64>() as u64
 }
 
 #[actix_rt::test]
@@ -134,6 +147,12 @@ async fn a_user_spreading_over_three_nodes_gets_no_more_than_the_cluster_limit()
     let ran_of = |u: Uuid| ran.lock().unwrap().get(&u).copied().unwrap_or(0);
     assert_eq!(ran_of(greedy.user_id), accepted);
     assert_eq!(ran_of(calm.user_id), calm_ok);
+    // Batches, and refusals decided locally: the owners were asked far less than once per
+    // request (each node may ask at most once per earned token, plus once per batch).
+    let asks = owner_asks(&cluster);
+    let sent = accepted + refusals.len() as u64 + calm_ok;
+    eprintln!("owner asks over the peer link: {asks} for {sent} requests");
+    assert!(asks * 10 < sent, "{asks} owner asks for {sent} requests");
 
     // Over the socket a refusal is realtime code 3 with gRPC code 8 in its context.
     let before = ran_of(greedy.user_id);

@@ -19,14 +19,14 @@ pub struct Rate {
 }
 
 impl Rate {
-    /// How many tokens a node asks for at once: about a tenth of a second's worth, at least
+    /// How many tokens a node asks for at once: about a quarter second's worth, at least
     /// one and at most a quarter of the burst, so the tokens stranded on nodes a user left
     /// stay a small part of what they may spend.
     pub fn lease_size(&self) -> u32 {
-        let tenth = (self.per_sec / 10.0).ceil();
+        let quarter = (self.per_sec / 4.0).ceil();
         let cap = (self.burst / 4).max(1);
-        if tenth.is_finite() && tenth >= 1.0 {
-            (tenth.min(f64::from(cap))) as u32
+        if quarter.is_finite() && quarter >= 1.0 {
+            (quarter.min(f64::from(cap))) as u32
         } else {
             1
         }
@@ -93,9 +93,24 @@ impl Bucket {
 pub struct Lease {
     tokens: u32,
     expires_ms: u64,
+    /// The owner had no token left: until then the node refuses without asking again, so a
+    /// user over the limit costs the owner one ask per token, not one per request.
+    held_off_until_ms: u64,
 }
 
 impl Lease {
+    /// Remembers that the owner's bucket was empty at `now_ms`: no token can be there before
+    /// one is earned at `rate`.
+    pub fn hold_off(&mut self, rate: &Rate, now_ms: u64) {
+        let one_token_ms = (1000.0 / rate.per_sec).ceil() as u64;
+        self.held_off_until_ms = now_ms.saturating_add(one_token_ms.max(1));
+    }
+
+    /// True while asking the owner again is pointless.
+    pub fn is_held_off(&self, now_ms: u64) -> bool {
+        now_ms < self.held_off_until_ms
+    }
+
     /// Spends one token if the lease holds one and has not expired.
     pub fn take(&mut self, now_ms: u64) -> bool {
         if self.tokens > 0 && now_ms < self.expires_ms {
@@ -166,6 +181,8 @@ mod tests {
         assert!(l.take(10) && l.take(20) && !l.take(30));
         l.add(2, 50, 100);
         assert!(!l.take(150), "expired at 150");
+        l.hold_off(&RATE, 150);
+        assert!(l.is_held_off(249) && !l.is_held_off(250));
         assert!(l.is_spent(150));
         assert_eq!(l.surrender(), 2);
         assert_eq!(l.surrender(), 0);
@@ -175,7 +192,8 @@ mod tests {
     fn lease_sizes_stay_small_against_the_burst() {
         let size = |per_sec, burst| Rate { per_sec, burst }.lease_size();
         assert_eq!(size(10.0, 5), 1);
-        assert_eq!(size(100.0, 100), 10);
+        assert_eq!(size(100.0, 200), 25);
+        assert_eq!(size(40.0, 100), 10);
         assert_eq!(size(1000.0, 20), 5);
         assert_eq!(size(0.5, 1), 1);
     }

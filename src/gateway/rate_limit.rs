@@ -151,6 +151,10 @@ impl RateLimiter {
             if lease.take(now) {
                 return Ok(());
             }
+            if lease.is_held_off(now) {
+                drop(leases);
+                return Err(self.refuse(group));
+            }
             // Spent or expired: what it still holds goes back with the ask.
             let back = lease.surrender();
             if leases.len() > SWEEP_ABOVE {
@@ -173,26 +177,31 @@ impl RateLimiter {
                 self.inner.fallback.grant(key.clone(), &rate, now, 1, 0)
             }
         };
-        if granted == 0 {
-            self.inner
-                .metrics
-                .counter_with("serai_rate_limit_refusals_total", &[("group", &group.name)])
-                .increment(1);
-            return Err(RpcError::new(
-                GrpcCode::ResourceExhausted,
-                format!(
-                    "Rate limit exceeded for `{}` ({} per second, burst {}): nothing was run; try again later.",
-                    group.name, group.rate_per_sec, group.burst
-                ),
-            ));
-        }
         let ttl = self.inner.limits.lease.as_millis() as u64;
         let mut leases = self.inner.leases.lock().unwrap_or_else(|e| e.into_inner());
-        leases
-            .entry(key)
-            .or_default()
-            .add(granted - 1, self.now_ms(), ttl);
+        let lease = leases.entry(key).or_default();
+        if granted == 0 {
+            lease.hold_off(&rate, self.now_ms());
+            drop(leases);
+            return Err(self.refuse(group));
+        }
+        lease.add(granted - 1, self.now_ms(), ttl);
         Ok(())
+    }
+
+    /// Counts a refusal of `group` and says it to the client.
+    fn refuse(&self, group: &RateGroup) -> RpcError {
+        self.inner
+            .metrics
+            .counter_with("serai_rate_limit_refusals_total", &[("group", &group.name)])
+            .increment(1);
+        RpcError::new(
+            GrpcCode::ResourceExhausted,
+            format!(
+                "Rate limit exceeded for `{}` ({} per second, burst {}): nothing was run; try again later.",
+                group.name, group.rate_per_sec, group.burst
+            ),
+        )
     }
 
     /// Asks the user's owner node (maybe this one) for up to `want` tokens.
@@ -207,6 +216,10 @@ impl RateLimiter {
                 .ok_or_else(|| format!("owner {node} is not in the view"))?,
             Owner::Nobody => return Err("no live member owns the user".into()),
         };
+        self.inner
+            .metrics
+            .counter_with("serai_rate_limit_owner_asks_total", &[("group", &key.1)])
+            .increment(1);
         let ask = LeaseAsk {
             user: key.0,
             group: key.1.clone(),
