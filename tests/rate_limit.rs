@@ -141,7 +141,10 @@ async fn a_user_spreading_over_three_nodes_gets_no_more_than_the_cluster_limit()
         assert_eq!((r.status, r.grpc_code), (429, Some(8)), "{r:?}");
         assert!(r.message.contains("Rate limit exceeded"), "{r:?}");
     }
-    assert!(calm_refused.is_empty(), "calm user refused: {calm_refused:?}");
+    assert!(
+        calm_refused.is_empty(),
+        "calm user refused: {calm_refused:?}"
+    );
     assert!(calm_ok >= 12, "the calm user sent {calm_ok}");
     // Refused calls ran nothing: the handlers ran exactly the accepted ones.
     let ran_of = |u: Uuid| ran.lock().unwrap().get(&u).copied().unwrap_or(0);

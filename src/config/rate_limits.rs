@@ -87,9 +87,13 @@ impl RawRateLimits {
         match field {
             "lease_ms" => self.lease_ms = Some(int()?),
             "default.rate_per_sec" => {
-                self.default.get_or_insert_with(Default::default).rate_per_sec = Some(number()?)
+                self.default
+                    .get_or_insert_with(Default::default)
+                    .rate_per_sec = Some(number()?)
             }
-            "default.burst" => self.default.get_or_insert_with(Default::default).burst = Some(int()?),
+            "default.burst" => {
+                self.default.get_or_insert_with(Default::default).burst = Some(int()?)
+            }
             other => return Err(ConfigError::new(other, "not a known field")),
         }
         Ok(())
@@ -131,10 +135,7 @@ impl RawRateLimits {
                 ));
             }
             for rpc in &g.rpcs {
-                if let Some(other) = groups
-                    .iter()
-                    .find(|o: &&RateGroup| o.rpcs.contains(rpc))
-                {
+                if let Some(other) = groups.iter().find(|o: &&RateGroup| o.rpcs.contains(rpc)) {
                     return Err(ConfigError::new(
                         &format!("rate_limits.groups.{name}.rpcs"),
                         format!("`{rpc}` is already in group `{}`", other.name),
@@ -209,7 +210,8 @@ mod tests {
         assert_eq!((trade.name.as_str(), trade.burst), ("trade", 4));
         let other = limits.group_of("get_character").unwrap();
         assert_eq!((other.name.as_str(), other.burst), ("default", 20));
-        let no_default = parse("[rate_limits.groups.t]\nrate_per_sec = 1\nrpcs = [\"a\"]\n").unwrap();
+        let no_default =
+            parse("[rate_limits.groups.t]\nrate_per_sec = 1\nrpcs = [\"a\"]\n").unwrap();
         assert!(no_default.group_of("b").is_none());
     }
 
@@ -235,6 +237,27 @@ mod tests {
             ),
             "rate_limits.groups.b.rpcs"
         );
+    }
+
+    #[test]
+    fn off_by_default_and_read_from_the_file_and_the_environment() {
+        use crate::config::RawConfig;
+        assert!(RawConfig::default()
+            .validate()
+            .unwrap()
+            .rate_limits
+            .is_none());
+        let raw: RawConfig = toml::from_str(
+            "[rate_limits.groups.trade]\nrate_per_sec = 5\nrpcs = [\"execute_trade\"]\n",
+        )
+        .unwrap();
+        let limits = raw.validate().unwrap().rate_limits.unwrap();
+        assert_eq!(limits.group_of("execute_trade").unwrap().burst, 5);
+        let mut raw = RawConfig::default();
+        raw.apply_env(|k| (k == "SERAI_RATE_LIMITS_DEFAULT_RATE_PER_SEC").then(|| "7".into()))
+            .unwrap();
+        let limits = raw.validate().unwrap().rate_limits.unwrap();
+        assert_eq!(limits.group_of("anything").unwrap().burst, 7);
     }
 
     #[test]

@@ -150,7 +150,10 @@ const ENV_OVERRIDES: &[(&str, &str)] = &[
         "SERAI_RATE_LIMITS_DEFAULT_RATE_PER_SEC",
         "rate_limits.default.rate_per_sec",
     ),
-    ("SERAI_RATE_LIMITS_DEFAULT_BURST", "rate_limits.default.burst"),
+    (
+        "SERAI_RATE_LIMITS_DEFAULT_BURST",
+        "rate_limits.default.burst",
+    ),
     (
         "SERAI_SESSION_TOKEN_EXPIRY_SECS",
         "session_token_expiry_secs",

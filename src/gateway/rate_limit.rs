@@ -172,7 +172,10 @@ impl RateLimiter {
                 }
                 self.inner
                     .metrics
-                    .counter_with("serai_rate_limit_fallbacks_total", &[("group", &group.name)])
+                    .counter_with(
+                        "serai_rate_limit_fallbacks_total",
+                        &[("group", &group.name)],
+                    )
                     .increment(1);
                 self.inner.fallback.grant(key.clone(), &rate, now, 1, 0)
             }
