@@ -298,3 +298,98 @@ fn decode<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, String> {
         None => Err("empty rate limit message".into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RateGroup;
+    use crate::routing::peer::PeerSettings;
+    use crate::routing::placement::{Member, Placement};
+
+    fn limits(burst: u32) -> RateLimits {
+        RateLimits {
+            lease: Duration::from_millis(1000),
+            default: Some(RateGroup {
+                name: "default".into(),
+                rate_per_sec: 0.5,
+                burst,
+                rpcs: vec![],
+            }),
+            groups: vec![],
+        }
+    }
+
+    fn user() -> RpcContext {
+        RpcContext {
+            user_id: Uuid::new_v4(),
+            username: "u".into(),
+            vars: Default::default(),
+            http_key: false,
+        }
+    }
+
+    /// A node `a` in a view with `b`, whose peer address refuses connections.
+    fn limiter_with_dead_peer(burst: u32) -> (RateLimiter, Arc<Router>, Arc<Metrics>) {
+        let member = |id: &str, peer: &str| Member {
+            node_id: id.into(),
+            peer_addr: peer.into(),
+            client_addr: String::new(),
+            incarnation: 1,
+        };
+        let view = vec![member("a", "127.0.0.1:9"), member("b", "127.0.0.1:1")];
+        let metrics = Metrics::new("a");
+        let router = Arc::new(Router::new(
+            Placement::of_view("a", 1, view, 64),
+            Vec::new(),
+            metrics.clone(),
+        ));
+        let peers = Peers::new(PeerSettings::new("a", "secret-secret"));
+        let limiter = RateLimiter::start(limits(burst), &router, peers, metrics.clone());
+        (limiter, router, metrics)
+    }
+
+    /// A user whose owner is (`local`) or is not this node.
+    fn user_owned(router: &Router, local: bool) -> RpcContext {
+        loop {
+            let ctx = user();
+            let owner = router
+                .placement()
+                .owner(PLACEMENT_KIND, ctx.user_id.as_bytes());
+            if (owner == Owner::Local) == local {
+                return ctx;
+            }
+        }
+    }
+
+    #[actix_rt::test]
+    async fn an_unreachable_owner_fails_open_with_a_per_node_limit() {
+        let (limiter, router, metrics) = limiter_with_dead_peer(2);
+        let ctx = user_owned(&router, false);
+        assert!(limiter.admit(&ctx, "anything").await.is_ok());
+        assert!(limiter.admit(&ctx, "anything").await.is_ok());
+        let refused = limiter.admit(&ctx, "anything").await.unwrap_err();
+        assert_eq!(refused.grpc_code(), GrpcCode::ResourceExhausted);
+        let text = metrics.render();
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("serai_rate_limit_fallbacks_total{") && l.ends_with(" 3")),
+            "{text}"
+        );
+    }
+
+    #[actix_rt::test]
+    async fn a_local_owner_grants_its_burst_and_server_calls_are_not_limited() {
+        let (limiter, router, _) = limiter_with_dead_peer(3);
+        let ctx = user_owned(&router, true);
+        for _ in 0..3 {
+            limiter.admit(&ctx, "anything").await.unwrap();
+        }
+        assert!(limiter.admit(&ctx, "anything").await.is_err());
+        for _ in 0..10 {
+            limiter
+                .admit(&RpcContext::server(), "anything")
+                .await
+                .unwrap();
+        }
+    }
+}
