@@ -62,7 +62,7 @@ struct LeaseGrant {
 
 type Key = (Uuid, String);
 
-/// Buckets by (user, group), with the rate of each group.
+/// Token buckets by (user, group); the caller passes the group's rate.
 struct Buckets {
     table: Mutex<HashMap<Key, Bucket>>,
 }
