@@ -12,11 +12,13 @@ use std::time::Duration;
 use serde::Deserialize;
 
 mod database_tls;
+mod rate_limits;
 mod raw;
 mod secrets;
 mod validate;
 
 pub use database_tls::{database_tls, DatabaseTls, SslMode};
+pub use rate_limits::{RateGroup, RateLimits, RawRateGroup, RawRateLimits, DEFAULT_GROUP};
 pub use raw::RawConfig;
 pub use secrets::{DefaultSecrets, Secret, SecretsCheck, SECRETS};
 
@@ -133,6 +135,8 @@ pub struct Config {
     /// How often a node reads the catalog version, to catch up on a reload whose broadcast
     /// it missed.
     pub catalog_poll_interval: Duration,
+    /// Cluster-wide limits per user and RPC group; `None` (the default): no limits.
+    pub rate_limits: Option<RateLimits>,
 }
 
 /// A configuration value that cannot be used: the field's name and what is wrong with it.

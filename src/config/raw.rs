@@ -4,6 +4,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use super::rate_limits::RawRateLimits;
 use super::ConfigError;
 
 /// What a config file may contain; every field optional, unknown fields refused.
@@ -62,6 +63,7 @@ pub struct RawConfig {
     pub db_pool_wait_ms: Option<i64>,
     pub db_statement_timeout_ms: Option<i64>,
     pub catalog_poll_interval_ms: Option<i64>,
+    pub rate_limits: Option<RawRateLimits>,
 }
 
 /// Environment variables that override file values: (variable, field).
@@ -143,6 +145,15 @@ const ENV_OVERRIDES: &[(&str, &str)] = &[
         "leaderboard_sync_ready_timeout_ms",
     ),
     ("SERAI_RING_VNODES", "ring_vnodes"),
+    ("SERAI_RATE_LIMITS_LEASE_MS", "rate_limits.lease_ms"),
+    (
+        "SERAI_RATE_LIMITS_DEFAULT_RATE_PER_SEC",
+        "rate_limits.default.rate_per_sec",
+    ),
+    (
+        "SERAI_RATE_LIMITS_DEFAULT_BURST",
+        "rate_limits.default.burst",
+    ),
     (
         "SERAI_SESSION_TOKEN_EXPIRY_SECS",
         "session_token_expiry_secs",
@@ -195,6 +206,12 @@ impl RawConfig {
     }
 
     fn set(&mut self, field: &str, value: String) -> Result<(), ConfigError> {
+        if let Some(rest) = field.strip_prefix("rate_limits.") {
+            return self
+                .rate_limits
+                .get_or_insert_with(Default::default)
+                .set(rest, &value);
+        }
         let float = |v: &str| {
             v.trim()
                 .parse::<f64>()

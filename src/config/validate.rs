@@ -242,6 +242,7 @@ impl RawConfig {
                 10,
                 3_600_000,
             )?),
+            rate_limits: self.rate_limits.map(|r| r.validate()).transpose()?,
         };
         let mut config = config;
         config.advertise_peer_addr = self
@@ -350,7 +351,7 @@ fn ms(field: &str, v: Option<i64>, default: u64) -> Result<Duration, ConfigError
     )?))
 }
 
-fn bounded(
+pub(super) fn bounded(
     field: &str,
     v: Option<i64>,
     default: u64,

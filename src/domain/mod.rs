@@ -7,8 +7,10 @@
 //! - [`character`]: a character's state, the rules of every change to it, and travel.
 //! - [`market`]: pricing, quotas and recovery, and the ledger of one good's reservations.
 //! - [`battle`]: deterministic turn resolution over a seeded PRNG, and what a battle is worth.
+//! - [`rate_limit`]: token buckets and leases of the cluster-wide rate limits.
 
 pub mod battle;
 pub mod catalog;
 pub mod character;
 pub mod market;
+pub mod rate_limit;

@@ -12,6 +12,8 @@
 //!   app where the node builds it).
 //! - Errors: `{"error","message","code"}` with grpc-gateway's HTTP statuses — [`error`].
 //!
+//! - Cluster-wide rate limits per user and RPC group, checked before a handler runs —
+//!   [`rate_limit`].
 //! - Request ids (`X-Request-Id`) and the access log (`serai::access`) — [`access`].
 //!
 //! Mount everything with [`configure`]:
@@ -29,6 +31,7 @@ pub mod notifications;
 pub mod notifier;
 pub mod passwords;
 pub mod presence;
+pub mod rate_limit;
 pub mod revocation;
 pub mod rpc;
 pub mod socket;
@@ -45,6 +48,7 @@ pub use notification_store::NotificationStore;
 pub use notifier::Notifier;
 pub use passwords::Passwords;
 pub use presence::Presence;
+pub use rate_limit::RateLimiter;
 pub use revocation::Revocations;
 pub use rpc::{RpcContext, RpcError, RpcHandler, RpcRegistry};
 

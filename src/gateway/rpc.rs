@@ -16,6 +16,7 @@ use futures_util::FutureExt;
 use uuid::Uuid;
 
 use super::error::GrpcCode;
+use super::rate_limit::RateLimiter;
 use crate::persistence::DbError;
 use crate::request::{self, Failure};
 
@@ -169,6 +170,8 @@ pub type RpcHandler =
 #[derive(Default)]
 pub struct RpcRegistry {
     handlers: RwLock<HashMap<String, RpcHandler>>,
+    /// Checked before every handler runs (none: no limits configured).
+    limiter: RwLock<Option<RateLimiter>>,
 }
 
 impl fmt::Debug for RpcRegistry {
@@ -202,6 +205,11 @@ impl RpcRegistry {
         self.register(id, Arc::new(move |ctx, payload| f(ctx, payload).boxed()));
     }
 
+    /// Limits every later call with `limiter` (a refusal runs nothing).
+    pub fn set_rate_limiter(&self, limiter: RateLimiter) {
+        *self.limiter.write().unwrap_or_else(|e| e.into_inner()) = Some(limiter);
+    }
+
     /// The handler of `id` (any case).
     pub fn get(&self, id: &str) -> Option<RpcHandler> {
         let map = self.handlers.read().unwrap_or_else(|e| e.into_inner());
@@ -230,6 +238,21 @@ impl RpcRegistry {
     ) -> Option<BoxFuture<'static, Result<String, RpcError>>> {
         let handler = self.get(id)?;
         let id = id.to_lowercase();
+        let limiter = self
+            .limiter
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(limiter) = limiter {
+            // The handler is started only once admitted; a panic starting it is caught below
+            // like one while it runs.
+            let (rpc, handler) = (id.clone(), handler);
+            let limited = async move {
+                limiter.admit(&ctx, &rpc).await?;
+                handler(ctx, payload).await
+            };
+            return Some(Self::guarded(id, limited.boxed()));
+        }
         let fut = match std::panic::catch_unwind(AssertUnwindSafe(|| handler(ctx, payload))) {
             Ok(fut) => fut,
             Err(_) => {
@@ -240,6 +263,14 @@ impl RpcRegistry {
                 );
             }
         };
+        Some(Self::guarded(id, fut))
+    }
+
+    /// `fut` with a panic answered as an internal error, traced under a request id.
+    fn guarded(
+        id: String,
+        fut: BoxFuture<'static, Result<String, RpcError>>,
+    ) -> BoxFuture<'static, Result<String, RpcError>> {
         let fut = AssertUnwindSafe(fut).catch_unwind().map(move |r| match r {
             Ok(result) => result,
             Err(_) => {
@@ -248,10 +279,10 @@ impl RpcRegistry {
             }
         });
         // An HTTP call already runs as its request; a socket message gets an id of its own.
-        Some(match request::trace_id() {
+        match request::trace_id() {
             Some(_) => fut.boxed(),
             None => request::traced(request::new_trace_id(), fut).boxed(),
-        })
+        }
     }
 }
 

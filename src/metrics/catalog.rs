@@ -235,6 +235,23 @@ pub const CATALOG: &[Described] = &[
         "Seconds a client RPC took, by RPC id, transport (http, socket) and outcome: ok, \
          refused (the request's own fault or a rule said no), not_run, may_have_run, error.",
     ),
+    counter(
+        "serai_rate_limit_refusals_total",
+        &["group"],
+        "Client RPCs refused by the cluster-wide rate limit (RESOURCE_EXHAUSTED), by group.",
+    ),
+    counter(
+        "serai_rate_limit_owner_asks_total",
+        &["group"],
+        "Token leases this node asked of a user's owner node over the peer link, by group \
+         (one per batch of requests, not per request).",
+    ),
+    counter(
+        "serai_rate_limit_fallbacks_total",
+        &["group"],
+        "Rate-limited RPCs decided by this node's own bucket because the user's owner node \
+         could not be reached (fail open, limited per node), by group.",
+    ),
     gauge(
         "serai_sessions_online",
         &[],

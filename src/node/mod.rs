@@ -21,7 +21,7 @@ use crate::admin::http::{self as admin_http, AdminState, Readiness};
 use crate::config::Config;
 use crate::domain::catalog::CurrentCatalog;
 use crate::gateway::{
-    access, cors, NotificationStore, Notifier, Presence, Revocations, RpcRegistry,
+    access, cors, NotificationStore, Notifier, Presence, RateLimiter, Revocations, RpcRegistry,
 };
 use crate::metrics::Metrics;
 use crate::persistence::{
@@ -162,6 +162,14 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<RunningNode, No
             shutdown.clone(),
         )
         .await?;
+    if let Some(limits) = config.rate_limits.clone() {
+        services.rpc.set_rate_limiter(RateLimiter::start(
+            limits,
+            &router,
+            peers.clone(),
+            metrics.clone(),
+        ));
+    }
     crate::game::register(&services);
     let catalog_sync = CatalogSync::start(&services);
 
