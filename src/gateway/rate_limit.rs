@@ -229,7 +229,7 @@ impl RateLimiter {
             want,
             returning,
         };
-        let body = encode(&ask);
+        let body = channel::encode(FORMAT, &ask);
         let answer = channel::call(
             &self.inner.peers,
             &member,
@@ -239,7 +239,7 @@ impl RateLimiter {
         )
         .await
         .map_err(|e| e.to_string())?;
-        decode::<LeaseGrant>(&answer).map(|g| g.granted.min(want))
+        channel::decode::<LeaseGrant>(FORMAT, "rate limit", &answer).map(|g| g.granted.min(want))
     }
 
     fn grant_owned(&self, key: &Key, want: u32, returning: u32) -> u32 {
@@ -265,12 +265,12 @@ impl RateLimiter {
 
 impl Channel for RateLimiter {
     fn serve(&self, _from: String, body: Vec<u8>) -> BoxFuture<'static, Result<Vec<u8>, Failure>> {
-        let answer = decode::<LeaseAsk>(&body)
+        let answer = channel::decode::<LeaseAsk>(FORMAT, "rate limit", &body)
             .map(|ask| {
                 // A group this node does not know (configs differ during a rollout) grants
                 // nothing, so the asking node refuses rather than over-admits.
                 let granted = self.grant_owned(&(ask.user, ask.group), ask.want, ask.returning);
-                encode(&LeaseGrant { granted })
+                channel::encode(FORMAT, &LeaseGrant { granted })
             })
             .map_err(Failure::not_run);
         Box::pin(async move { answer })
@@ -281,21 +281,6 @@ fn rate_of(group: &RateGroup) -> Rate {
     Rate {
         per_sec: group.rate_per_sec,
         burst: group.burst,
-    }
-}
-
-fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    let mut out = vec![FORMAT];
-    // Plain integers, a UUID and a string always encode.
-    out.extend(postcard::to_stdvec(value).unwrap_or_default());
-    out
-}
-
-fn decode<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, String> {
-    match body.split_first() {
-        Some((&FORMAT, rest)) => postcard::from_bytes(rest).map_err(|e| e.to_string()),
-        Some((other, _)) => Err(format!("unknown rate limit message format {other}")),
-        None => Err("empty rate limit message".into()),
     }
 }
 

@@ -83,20 +83,6 @@ struct Told {
     tokens: Vec<(String, i64)>,
 }
 
-fn encode(told: &Told) -> Vec<u8> {
-    let mut out = vec![FORMAT];
-    out.extend(postcard::to_stdvec(told).unwrap_or_default());
-    out
-}
-
-fn decode(body: &[u8]) -> Result<Told, String> {
-    match body.split_first() {
-        Some((&FORMAT, rest)) => postcard::from_bytes(rest).map_err(|e| e.to_string()),
-        Some((other, _)) => Err(format!("unknown revocation message format {other}")),
-        None => Err("empty revocation message".into()),
-    }
-}
-
 /// Where the members are, once the node has started its peer link.
 #[derive(Clone)]
 struct Cluster {
@@ -219,9 +205,12 @@ impl Revocations {
             .filter(|m| m.node_id != cluster.node_id)
             .cloned()
             .collect();
-        let body = encode(&Told {
-            tokens: tokens.to_vec(),
-        });
+        let body = channel::encode(
+            FORMAT,
+            &Told {
+                tokens: tokens.to_vec(),
+            },
+        );
         let deadline = Instant::now() + BROADCAST_WITHIN;
         let calls = members.iter().map(|m| {
             let (body, peers) = (body.clone(), &cluster.peers);
@@ -264,7 +253,7 @@ impl Revocations {
 
 impl Channel for Revocations {
     fn serve(&self, from: String, body: Vec<u8>) -> BoxFuture<'static, Result<Vec<u8>, Failure>> {
-        let told = decode(&body);
+        let told = channel::decode::<Told>(FORMAT, "revocation", &body);
         let set = self.set.clone();
         Box::pin(async move {
             let told = told.map_err(|e| {
@@ -295,10 +284,10 @@ mod tests {
         let told = Told {
             tokens: vec![("tid".into(), 42)],
         };
-        let bytes = encode(&told);
-        assert_eq!(decode(&bytes), Ok(told));
-        assert!(decode(&[9, 0]).is_err());
-        assert!(decode(&[]).is_err());
-        assert!(decode(&[FORMAT, 0xff, 0xff]).is_err());
+        let bytes = channel::encode(FORMAT, &told);
+        assert_eq!(channel::decode(FORMAT, "revocation", &bytes), Ok(told));
+        assert!(channel::decode::<Told>(FORMAT, "revocation", &[9, 0]).is_err());
+        assert!(channel::decode::<Told>(FORMAT, "revocation", &[]).is_err());
+        assert!(channel::decode::<Told>(FORMAT, "revocation", &[FORMAT, 0xff, 0xff]).is_err());
     }
 }

@@ -15,6 +15,29 @@ use super::peer::{PeerError, PeerRequest, PeerResponse, Peers, RemoteError};
 use super::placement::Member;
 use crate::request::Failure;
 
+/// A channel message: one byte naming the encoding's `format`, then `value` in postcard.
+/// Each channel bumps its format when its messages change, so a node can tell a message it
+/// cannot read from a broken one.
+pub fn encode<T: serde::Serialize>(format: u8, value: &T) -> Vec<u8> {
+    let mut out = vec![format];
+    // The channels' messages are plain data (integers, strings, UUIDs): they always encode.
+    out.extend(postcard::to_stdvec(value).unwrap_or_default());
+    out
+}
+
+/// Reads a message [`encode`]d in `format`; `channel` names it in the error.
+pub fn decode<T: serde::de::DeserializeOwned>(
+    format: u8,
+    channel: &str,
+    body: &[u8],
+) -> Result<T, String> {
+    match body.split_first() {
+        Some((&f, rest)) if f == format => postcard::from_bytes(rest).map_err(|e| e.to_string()),
+        Some((other, _)) => Err(format!("unknown {channel} message format {other}")),
+        None => Err(format!("empty {channel} message")),
+    }
+}
+
 /// The serving side of a channel.
 pub trait Channel: Send + Sync + 'static {
     /// Answers one request from node `from`.

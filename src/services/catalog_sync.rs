@@ -58,21 +58,6 @@ struct Serving {
     version: i64,
 }
 
-fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    let mut out = vec![FORMAT];
-    // Plain integers always encode.
-    out.extend(postcard::to_stdvec(value).unwrap_or_default());
-    out
-}
-
-fn decode<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, String> {
-    match body.split_first() {
-        Some((&FORMAT, rest)) => postcard::from_bytes(rest).map_err(|e| e.to_string()),
-        Some((other, _)) => Err(format!("unknown catalog message format {other}")),
-        None => Err("empty catalog message".into()),
-    }
-}
-
 /// Why a reload changed nothing (or not everything).
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
@@ -190,10 +175,13 @@ impl CatalogSync {
         version: i64,
         bumped_at: Option<DateTime<Utc>>,
     ) -> BTreeMap<String, Result<i64, String>> {
-        let body = encode(&Invalidation {
-            version,
-            bumped_at_ms: bumped_at.map(|t| t.timestamp_millis()),
-        });
+        let body = channel::encode(
+            FORMAT,
+            &Invalidation {
+                version,
+                bumped_at_ms: bumped_at.map(|t| t.timestamp_millis()),
+            },
+        );
         let members = match self.router.upgrade() {
             Some(router) => router
                 .placement()
@@ -210,7 +198,7 @@ impl CatalogSync {
                 let answer = channel::call(&self.peers, &m, CHANNEL, body, deadline)
                     .await
                     .map_err(|e| e.to_string())
-                    .and_then(|bytes| decode::<Serving>(&bytes))
+                    .and_then(|bytes| channel::decode::<Serving>(FORMAT, "catalog", &bytes))
                     .map(|s| s.version);
                 (m.node_id, answer)
             }
@@ -306,14 +294,14 @@ impl Channel for CatalogSync {
     fn serve(&self, from: String, body: Vec<u8>) -> BoxFuture<'static, Result<Vec<u8>, Failure>> {
         let sync = self.clone();
         Box::pin(async move {
-            let told: Invalidation = decode(&body).map_err(|e| {
+            let told: Invalidation = channel::decode(FORMAT, "catalog", &body).map_err(|e| {
                 Failure::not_run(format!("undecodable catalog invalidation from {from}: {e}"))
             })?;
             let bumped_at = told
                 .bumped_at_ms
                 .and_then(|ms| Utc.timestamp_millis_opt(ms).single());
             let version = sync.catch_up(told.version, bumped_at).await?;
-            Ok(encode(&Serving { version }))
+            Ok(channel::encode(FORMAT, &Serving { version }))
         })
     }
 }
@@ -328,17 +316,24 @@ mod tests {
             version: 42,
             bumped_at_ms: Some(1_700_000_000_123),
         };
-        let bytes = encode(&told);
+        let bytes = channel::encode(FORMAT, &told);
         assert_eq!(bytes[0], FORMAT);
-        assert_eq!(decode::<Invalidation>(&bytes), Ok(told));
         assert_eq!(
-            decode::<Serving>(&encode(&Serving { version: 7 })),
+            channel::decode::<Invalidation>(FORMAT, "catalog", &bytes),
+            Ok(told)
+        );
+        assert_eq!(
+            channel::decode::<Serving>(
+                FORMAT,
+                "catalog",
+                &channel::encode(FORMAT, &Serving { version: 7 })
+            ),
             Ok(Serving { version: 7 })
         );
         let mut foreign = bytes.clone();
         foreign[0] = 9;
-        assert!(decode::<Invalidation>(&foreign).is_err());
-        assert!(decode::<Invalidation>(&[]).is_err());
-        assert!(decode::<Invalidation>(&[FORMAT, 0xff]).is_err());
+        assert!(channel::decode::<Invalidation>(FORMAT, "catalog", &foreign).is_err());
+        assert!(channel::decode::<Invalidation>(FORMAT, "catalog", &[]).is_err());
+        assert!(channel::decode::<Invalidation>(FORMAT, "catalog", &[FORMAT, 0xff]).is_err());
     }
 }
