@@ -246,15 +246,7 @@ mod tests {
     use serai::config::RawConfig;
 
     fn config(pairs: &[(&str, &str)]) -> Config {
-        let mut raw = RawConfig::default();
-        raw.apply_env(|k| {
-            pairs
-                .iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| v.to_string())
-        })
-        .unwrap();
-        raw.validate().unwrap()
+        RawConfig::from_env_pairs(pairs).unwrap()
     }
 
     #[test]

@@ -192,6 +192,19 @@ impl RawConfig {
         })
     }
 
+    /// The defaults with `pairs` as `SERAI_*` overrides, validated: a configuration as the
+    /// environment would give it, for tests and tools.
+    pub fn from_env_pairs(pairs: &[(&str, &str)]) -> Result<super::Config, ConfigError> {
+        let mut raw = RawConfig::default();
+        raw.apply_env(|var| {
+            pairs
+                .iter()
+                .find(|(name, _)| *name == var)
+                .map(|(_, value)| value.to_string())
+        })?;
+        raw.validate()
+    }
+
     /// Applies `SERAI_*` overrides from `lookup` (the process environment in production).
     pub fn apply_env(
         &mut self,
