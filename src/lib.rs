@@ -22,6 +22,7 @@
 //!   hot reload (load, install, broadcast, poll) in [`services::catalog_sync`].
 //! - Entity actors: [`market`], [`leaderboard`], [`battle`], [`character`] (in that order: a
 //!   character's session uses the others).
+//! - [`world`]: server-wide state without Redis: world bosses and limited-time sales.
 //! - [`game`]: the game's client RPCs and the registration of every entity kind.
 //! - [`admin`]: the operator's HTTP edge (health, readiness, metrics, drain, cluster).
 //! - [`node`]: assembles one node from a config and runs it until shutdown.
@@ -57,6 +58,9 @@ pub mod battle;
 pub mod character;
 pub mod leaderboard;
 pub mod market;
+
+// Server-wide state: world bosses and limited-time sales.
+pub mod world;
 
 // The game's RPCs.
 pub mod game;

@@ -60,6 +60,8 @@ pub fn configure(state: AdminState) -> impl Fn(&mut web::ServiceConfig) + Clone 
             .configure(super::leaderboards::mount)
             .configure(super::compensation::mount)
             .configure(super::catalog::mount)
+            .configure(super::world_events::mount)
+            .configure(super::world_sales::mount)
             .service(
                 web::scope("/admin")
                     .route("/status", web::get().to(status))

@@ -5,3 +5,5 @@ pub mod catalog;
 pub mod compensation;
 pub mod http;
 pub mod leaderboards;
+pub mod world_events;
+pub mod world_sales;

@@ -7,6 +7,7 @@
 //! - [`character`]: a character's state, the rules of every change to it, and travel.
 //! - [`market`]: pricing, quotas and recovery, and the ledger of one good's reservations.
 //! - [`battle`]: deterministic turn resolution over a seeded PRNG, and what a battle is worth.
+//! - [`world`]: world bosses and limited-time sales.
 //! - [`rate_limit`]: token buckets and leases of the cluster-wide rate limits.
 
 pub mod battle;
@@ -14,3 +15,4 @@ pub mod catalog;
 pub mod character;
 pub mod market;
 pub mod rate_limit;
+pub mod world;

@@ -93,6 +93,7 @@ pub fn register(services: &Services) {
         .router
         .register_remote::<Market, market_msg::Settle>();
     crate::leaderboard::service::register(services);
+    crate::world::register(services);
     rpcs::register(services, snapshots);
 }
 
@@ -145,5 +146,6 @@ pub async fn stop_all(services: &Services) {
         router.stop_local::<Market>(within),
         router.stop_local::<Battle>(within),
     );
+    crate::world::stop_all(services).await;
     crate::leaderboard::service::stop_all(services).await;
 }

@@ -72,6 +72,8 @@ pub static MIGRATIONS: &[Migration] = &[
         "0011_accounts_profile_email_revocation.sql"
     ),
     migration!(12, "notification", "0012_notification.sql"),
+    migration!(13, "world_event", "0013_world_event.sql"),
+    migration!(14, "world_sale", "0014_world_sale.sql"),
 ];
 
 /// File name of the default catalog data in `schema/`.

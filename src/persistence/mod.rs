@@ -19,6 +19,8 @@
 //! - `accounts`: users, device ids and custom ids, sign-up in one statement; `profiles`: what
 //!   players see and set of accounts; `links`: email and password, link and unlink;
 //!   `revocations`: revoked token ids, kept until the tokens expire.
+//! - `world_events`, `world_sales`: world bosses (progress, participants, rewards) and
+//!   limited-time sales (stock, purchases per character).
 //! - `receipts`: idempotency receipts, written in the transaction of their change.
 
 mod connect;
@@ -53,6 +55,8 @@ pub mod pg;
 pub mod profiles;
 pub mod receipts;
 pub mod revocations;
+pub mod world_events;
+pub mod world_sales;
 
 pub use actor::{BacklogLimits, FlushPolicy, PersistenceActor};
 pub use messages::{flush_entity, flush_now};

@@ -5,6 +5,7 @@
 //! - [`account`]: accounts, users, email and linking, logout (Nakama's JSON).
 //! - [`leaderboard`]: Nakama's JSON of the leaderboard and tournament API (records, lists,
 //!   tournaments, the write body).
+//! - [`world`]: world events and sales (RPCs, admin bodies, notifications).
 //! - [`protobuf`]: Nakama's realtime envelope in protobuf (`/ws?format=protobuf`), and
 //!   [`socket_codec`], which puts it and the JSON envelope behind one interface.
 
@@ -14,6 +15,7 @@ pub mod leaderboard;
 pub mod peer;
 pub mod protobuf;
 pub mod socket_codec;
+pub mod world;
 
 /// Game RPC payloads (requests and answers of `create_character`, `execute_trade` …).
 pub mod rpc;

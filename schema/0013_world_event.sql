@@ -1,0 +1,1 @@
+-- World events (bosses): filled in by the world boss work.

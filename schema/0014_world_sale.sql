@@ -1,0 +1,1 @@
+-- Limited-time sales: filled in by the sales work.

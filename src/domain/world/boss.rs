@@ -1,0 +1,1 @@
+//! The rules of a world boss: damage, HP, state over time, rewards.

@@ -1,0 +1,1 @@
+//! The rules of a limited-time sale: stock, per-character limits, its window.

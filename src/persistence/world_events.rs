@@ -1,0 +1,1 @@
+//! World events (bosses): their rows, progress, participants and rewards.

@@ -1,0 +1,1 @@
+//! Limited-time sales: their rows, stock and per-character purchases.

@@ -1,0 +1,1 @@
+//! `buy_sale` and `/admin/world/sales`.
