@@ -2,9 +2,10 @@
 # Builds the release binaries and prints every figure of the performance table (issue 14) as a
 # ratio to a baseline measured in the same run, with p50/p99 latencies:
 #
-#   1. HTTP (`serai-lb-load`, 32 closed-loop clients, 10 s per mode): bare `echo` RPC (the
-#      baseline), device auth with a new and with an existing account, leaderboard writes,
-#      top 10 and around-owner of a 10k-record board, each as `/echo`; the writes also as a
+#   1. HTTP (`serai-auth-load` then `serai-lb-load`, 32 closed-loop clients, 10 s per mode,
+#      each with its own bare `echo` RPC baseline): device auth with a new and with an
+#      existing account (and the sign-up retries counted), leaderboard writes, top 10 and
+#      around-owner of a 10k-record board, each as `/echo`; the writes also as a
 #      fraction of the database's commit ceiling (`ceiling`: the same batch sizes committed by
 #      a trivial prepared upsert, one round trip per batch, as many batches in flight as a
 #      board keeps; target >= 0.80);
@@ -31,13 +32,17 @@ sockets="${SERAI_BENCH_SOCKETS:-5000}"
 
 echo "== building (release)"
 cargo build --release --bin serai-load --bin serai --bin serai-cluster-bench \
-    --bin serai-lb-load --bin serai-socket-mem
+    --bin serai-lb-load --bin serai-auth-load --bin serai-socket-mem
 target_dir="$(cargo metadata --format-version 1 --no-deps 2>/dev/null \
     | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
 bin="${target_dir:-target}/release"
 
 echo
-echo "== HTTP: serai-lb-load --clients 32 --seed 10000 $*"
+echo "== HTTP, device auth: serai-auth-load --clients 32 --seconds $seconds"
+"$bin/serai-auth-load" --clients 32 --seconds "$seconds"
+
+echo
+echo "== HTTP, leaderboard: serai-lb-load --clients 32 --seed 10000 $*"
 "$bin/serai-lb-load" --clients 32 --seed 10000 "$@"
 
 for clients in 8 32; do

@@ -7,10 +7,14 @@
 //! - `new`: `POST /v2/account/authenticate/device` with a fresh device id every time, ids
 //!   consecutive across all clients (`load-device-0000000001`, …: neighbours in the id index,
 //!   the worst case for a SERIALIZABLE sign-up);
-//! - `existing`: the same call with the ids `new` created (a returning player's login).
+//! - `existing`: the same call with the ids `new` created (a returning player's login);
+//! - `echo`: `POST /v2/rpc/echo` with a player's session: the bare HTTP edge, the baseline the
+//!   other modes are reported against (`/echo`, as issue 14's table compares them).
 //!
-//! Each mode prints requests/s, latency p50/p99, errors, and the sign-up retries the node
-//! counted meanwhile (`serai_db_retries_total` plus `serai_account_signup_retries_total`).
+//! Each mode prints requests/s, latency p50/p99, errors, the sign-up retries the node
+//! counted meanwhile (`serai_db_retries_total` plus `serai_account_signup_retries_total`) and
+//! its ratio to `echo`. (`serai-lb-load` measures the leaderboard; sign-ups and logins are
+//! measured here only.)
 //!
 //! ```text
 //! cargo run --release --bin serai-auth-load -- --clients 32 --seconds 10
@@ -43,8 +47,9 @@ struct Args {
     /// Measured seconds per mode.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
-    /// Modes to run, in order (`existing` logs in with the ids `new` created).
-    #[arg(long, value_delimiter = ',', default_value = "new,existing")]
+    /// Modes to run, in order (`existing` logs in with the ids `new` created; `echo` first:
+    /// the others are reported as ratios of it).
+    #[arg(long, value_delimiter = ',', default_value = "echo,new,existing")]
     modes: Vec<String>,
     /// Connections of the node's database pool.
     #[arg(long, default_value_t = 16)]
@@ -92,32 +97,39 @@ async fn bench(args: Args) {
         base64::engine::general_purpose::STANDARD.encode("defaultkey:")
     );
     let next = Arc::new(AtomicU64::new(1));
+    let session = Arc::new(session_token(addr, &basic).await);
     println!(
         "{} clients, {} s per mode, pool {}",
         args.clients, args.seconds, args.pool
     );
     println!(
-        "{:<9} {:>9} {:>8} {:>8} {:>7} {:>8}",
-        "mode", "req/s", "p50 ms", "p99 ms", "errors", "retries"
+        "{:<9} {:>9} {:>8} {:>8} {:>7} {:>8}  {:>8}",
+        "mode", "req/s", "p50 ms", "p99 ms", "errors", "retries", "ratio"
     );
+    let mut echo_rate: Option<f64> = None;
     for mode in &args.modes {
         let created = next.load(Ordering::Relaxed);
         let before = metrics.render();
         let end = Instant::now() + Duration::from_secs(args.seconds);
         let tasks = (0..args.clients).map(|c| {
             let (basic, next, mode) = (basic.clone(), next.clone(), mode.clone());
+            let session = session.clone();
             tokio::task::spawn_local(async move {
                 let mut conn = Conn::open(addr).await.expect("connect");
                 let (mut lat, mut errors, mut k) = (Vec::<u32>::new(), 0u64, c as u64);
                 while Instant::now() < end {
-                    let n = if mode == "new" {
+                    let req = if mode == "echo" {
+                        request("POST", "/v2/rpc/echo", &session, "\"{\\\"n\\\":1}\"")
+                    } else {
+                        let n = if mode == "new" {
                         next.fetch_add(1, Ordering::Relaxed)
                     } else {
                         k = (k + args_clients_step(c)) % created.max(2);
-                        k.max(1)
+                            k.max(1)
+                        };
+                        let body = format!("{{\"id\":\"load-device-{n:010}\"}}");
+                        request("POST", "/v2/account/authenticate/device", &basic, &body)
                     };
-                    let body = format!("{{\"id\":\"load-device-{n:010}\"}}");
-                    let req = request("POST", "/v2/account/authenticate/device", &basic, &body);
                     let started = Instant::now();
                     match conn.exchange(&req).await {
                         Ok((200, _)) => lat.push(started.elapsed().as_micros() as u32),
@@ -146,10 +158,19 @@ async fn bench(args: Args) {
         .map(|m| total(&after, m) - total(&before, m))
         .sum::<f64>();
         lat.sort_unstable();
+        let rate = lat.len() as f64 / args.seconds as f64;
+        let ratio = match (mode.as_str(), echo_rate) {
+            ("echo", _) => {
+                echo_rate = Some(rate);
+                "1.00 (baseline)".to_string()
+            }
+            (_, Some(echo)) => format!("/echo {:.2}", rate / echo),
+            _ => "-".to_string(),
+        };
         println!(
-            "{:<9} {:>9.0} {:>8.2} {:>8.2} {:>7} {:>8}",
+            "{:<9} {:>9.0} {:>8.2} {:>8.2} {:>7} {:>8}  {ratio}",
             mode,
-            lat.len() as f64 / args.seconds as f64,
+            rate,
             percentile(&lat, 50.0),
             percentile(&lat, 99.0),
             errors,
@@ -158,6 +179,22 @@ async fn bench(args: Args) {
     }
     node.stop().await.expect("node stops");
     drop(db);
+}
+
+/// A session token (`Bearer …`) of a player made for the `echo` mode (its device id is outside
+/// the `load-device-` range the other modes use).
+async fn session_token(addr: std::net::SocketAddr, basic: &str) -> String {
+    let mut conn = Conn::open(addr).await.expect("connect");
+    let req = request(
+        "POST",
+        "/v2/account/authenticate/device?create=true",
+        basic,
+        "{\"id\":\"echo-device-0001\"}",
+    );
+    let (status, body) = conn.exchange(&req).await.expect("authenticate");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    format!("Bearer {}", v["token"].as_str().expect("token"))
 }
 
 /// Clients walk the existing ids with different strides so they log in to different accounts.
