@@ -9,8 +9,6 @@
 //!
 //! - `echo`: `POST /v2/rpc/echo` with the player's session: the bare HTTP edge, the baseline
 //!   of every HTTP figure (`/echo` in the table);
-//! - `auth-new`: `POST /v2/account/authenticate/device?create=true` with a new device id;
-//! - `auth-existing`: the same with the device id of a player that exists (`create=false`);
 //! - `write`: `POST /v2/leaderboard/bench` a random score for a random player (acknowledged
 //!   only after its batch is committed; with the default `--operator set` every write changes
 //!   the record, so every write is a row in a committed batch);
@@ -22,7 +20,7 @@
 //!   from 1000 seeded records (and the players', once they wrote).
 //!
 //! Each mode prints requests/s, latency p50/p99 and its ratio to the baseline; `write` also
-//! the average batch size.
+//! the average batch size. Sign-ups and logins are measured by `serai-auth-load`.
 //!
 //! ```text
 //! cargo run --release --bin serai-lb-load -- --clients 32 --seconds 10
@@ -79,6 +77,10 @@ struct Args {
     /// `leaderboard_batch_size` of the node.
     #[arg(long, default_value_t = 500)]
     batch_size: usize,
+    /// `leaderboard_max_in_flight` of the node (batches of the board in the database at once);
+    /// the ceiling keeps as many in flight.
+    #[arg(long, default_value_t = serai::leaderboard::service::MAX_IN_FLIGHT)]
+    in_flight: usize,
     /// The board's operator: `set` (every write changes the record, so every write is a
     /// database row), `best` (only improvements are written) or `incr`.
     #[arg(long, default_value = "set")]
@@ -92,14 +94,13 @@ struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "echo,auth-new,auth-existing,write,ceiling,top,around"
+        default_value = "echo,write,ceiling,top,around"
     )]
     modes: Vec<String>,
 }
 
 struct User {
     id: Uuid,
-    device: String,
     auth: String,
 }
 
@@ -148,7 +149,6 @@ async fn authenticate(addr: SocketAddr, n: usize, parallel: usize) -> Vec<User> 
                 )
                 .expect("claims");
                 users.push(User {
-                    device: format!("bench-device-{i:08}-{device_suffix}"),
                     id: claims["uid"].as_str().expect("uid").parse().expect("uuid"),
                     auth: format!("Bearer {token}"),
                 });
@@ -184,7 +184,6 @@ async fn run_mode(
         let owners = owners.clone();
         let mode = mode.to_string();
         let limit = args.limit;
-        let basic = basic_auth();
         tokio::task::spawn_local(async move {
             let mut rng = StdRng::seed_from_u64(c as u64 * 7919 + 1);
             let mut conn = Conn::open(addr).await.expect("connect");
@@ -197,18 +196,6 @@ async fn run_mode(
                 let user = &users[rng.gen_range(0..users.len())];
                 let req = match mode.as_str() {
                     "echo" => request("POST", "/v2/rpc/echo", &user.auth, "\"{\\\"n\\\":1}\""),
-                    "auth-new" => request(
-                        "POST",
-                        "/v2/account/authenticate/device?create=true",
-                        &basic,
-                        &format!("{{\"id\":\"bench-new-{}\"}}", Uuid::new_v4()),
-                    ),
-                    "auth-existing" => request(
-                        "POST",
-                        "/v2/account/authenticate/device?create=false",
-                        &basic,
-                        &format!("{{\"id\":\"{}\"}}", user.device),
-                    ),
                     "write" => {
                         let body = format!(
                             "{{\"score\":\"{}\",\"subscore\":\"{}\"}}",
@@ -401,6 +388,7 @@ async fn bench(args: Args) {
     let mut config = serai::config::Config::for_test(db.url());
     config.leaderboard_batch_window = Duration::from_millis(args.window_ms);
     config.leaderboard_batch_size = args.batch_size;
+    config.leaderboard_max_in_flight = args.in_flight;
     config.database_pool_size = 16;
     let started = Instant::now();
     let node = serai::node::start(config, serai::shutdown::Shutdown::new())
@@ -435,8 +423,8 @@ async fn bench(args: Args) {
         started.elapsed().as_secs_f64()
     );
     println!(
-        "{} clients, {} s per mode, limit {}, operator {}, batch window {} ms, batch size {}",
-        args.clients, args.seconds, args.limit, args.operator, args.window_ms, args.batch_size
+        "{} clients, {} s per mode, limit {}, operator {}, batch window {} ms, batch size {}, {} batches in flight",
+        args.clients, args.seconds, args.limit, args.operator, args.window_ms, args.batch_size, args.in_flight
     );
     println!(
         "{:<14} {:>10} {:>9} {:>9} {:>7}  {:>8}",
@@ -449,7 +437,7 @@ async fn bench(args: Args) {
         if mode == "ceiling" {
             let (rate, batch) = write_batch.unwrap_or((f64::NAN, args.clients as f64 / 4.0));
             let batch_rows = batch.round().max(1.0) as usize;
-            let in_flight = serai::leaderboard::service::MAX_IN_FLIGHT;
+            let in_flight = args.in_flight;
             match ceiling::measure(db.url(), batch_rows, in_flight, args.warmup, args.seconds).await
             {
                 Ok(c) => println!(

@@ -38,6 +38,10 @@ pub enum LogFormat {
     Json,
 }
 
+/// Leaderboard batches of one board in the database at once, by default: enough to overlap
+/// commits (PostgreSQL flushes concurrent commits together) without many multixact fences.
+pub const MAX_IN_FLIGHT_DEFAULT: usize = 4;
+
 /// The validated configuration of one node.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -89,6 +93,8 @@ pub struct Config {
     /// Leaderboard writes arriving within this window are committed together.
     pub leaderboard_batch_window: Duration,
     pub leaderboard_batch_size: usize,
+    /// Batches of one board in the database at once (pipelined commits).
+    pub leaderboard_max_in_flight: usize,
     /// A board refuses new writes ("try again") while this many wait for their batch.
     pub leaderboard_write_queue_limit: usize,
     /// Replicate every board's rank cache to every node (reads answered locally).

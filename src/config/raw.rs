@@ -43,6 +43,7 @@ pub struct RawConfig {
     pub rank_cache_blacklist: Option<Vec<String>>,
     pub leaderboard_batch_window_ms: Option<i64>,
     pub leaderboard_batch_size: Option<i64>,
+    pub leaderboard_max_in_flight: Option<i64>,
     pub leaderboard_write_queue_limit: Option<i64>,
     pub leaderboard_sync_enabled: Option<bool>,
     pub leaderboard_sync_batch_size: Option<i64>,
@@ -118,6 +119,10 @@ const ENV_OVERRIDES: &[(&str, &str)] = &[
         "leaderboard_batch_window_ms",
     ),
     ("SERAI_LEADERBOARD_BATCH_SIZE", "leaderboard_batch_size"),
+    (
+        "SERAI_LEADERBOARD_MAX_IN_FLIGHT",
+        "leaderboard_max_in_flight",
+    ),
     (
         "SERAI_LEADERBOARD_WRITE_QUEUE_LIMIT",
         "leaderboard_write_queue_limit",
@@ -294,6 +299,7 @@ impl RawConfig {
             "membership_timeout_ms" => self.membership_timeout_ms = Some(int(&value)?),
             "leaderboard_batch_window_ms" => self.leaderboard_batch_window_ms = Some(int(&value)?),
             "leaderboard_batch_size" => self.leaderboard_batch_size = Some(int(&value)?),
+            "leaderboard_max_in_flight" => self.leaderboard_max_in_flight = Some(int(&value)?),
             "leaderboard_write_queue_limit" => {
                 self.leaderboard_write_queue_limit = Some(int(&value)?)
             }

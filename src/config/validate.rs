@@ -149,6 +149,13 @@ impl RawConfig {
                 1,
                 10_000,
             )? as usize,
+            leaderboard_max_in_flight: bounded(
+                "leaderboard_max_in_flight",
+                self.leaderboard_max_in_flight,
+                super::MAX_IN_FLIGHT_DEFAULT as u64,
+                1,
+                64,
+            )? as usize,
             leaderboard_write_queue_limit: bounded(
                 "leaderboard_write_queue_limit",
                 self.leaderboard_write_queue_limit,

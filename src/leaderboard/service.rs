@@ -28,8 +28,8 @@ use crate::routing::{Entity, Remote, Router};
 use crate::services::Services;
 use crate::shutdown::Shutdown;
 
-/// Batches of one board in the database at once.
-pub const MAX_IN_FLIGHT: usize = 4;
+/// Batches of one board in the database at once, unless `leaderboard_max_in_flight` says.
+pub const MAX_IN_FLIGHT: usize = crate::config::MAX_IN_FLIGHT_DEFAULT;
 
 /// The actor's dependencies from the node's services and config.
 pub fn deps(services: &Services) -> LeaderboardDeps {
@@ -40,7 +40,7 @@ pub fn deps(services: &Services) -> LeaderboardDeps {
         blacklist: Arc::new(c.rank_cache_blacklist.clone()),
         batch_window: c.leaderboard_batch_window,
         batch_size: c.leaderboard_batch_size.max(1),
-        max_in_flight: MAX_IN_FLIGHT,
+        max_in_flight: c.leaderboard_max_in_flight.max(1),
         write_queue_limit: c.leaderboard_write_queue_limit.max(1),
         counters: Arc::new(Counters::new(&services.db)),
         sync: sync_of(&services.router),
