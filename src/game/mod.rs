@@ -118,10 +118,14 @@ fn register_remote_game(services: &Services) {
     r.register_remote::<Battle, b::Resume>();
 }
 
-/// The client listener's routes: the Nakama-compatible gateway.
+/// The client listener's routes (the Nakama-compatible gateway) and the gateway's state, which
+/// the listener's WebSocket upgrades ([`gateway::upgrade`]) share.
 pub fn client_routes(
     services: &Services,
-) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
+) -> (
+    impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+    GatewayState,
+) {
     let state = GatewayState::new(
         services.config.clone(),
         services.db.clone(),
@@ -130,11 +134,12 @@ pub fn client_routes(
     )
     .with_revocations(services.revocations.clone());
     let leaderboards = crate::leaderboard::http::configure(services);
-    let gateway = gateway::configure(state);
-    move |cfg: &mut web::ServiceConfig| {
+    let gateway = gateway::configure(state.clone());
+    let routes = move |cfg: &mut web::ServiceConfig| {
         leaderboards(cfg);
         gateway(cfg);
-    }
+    };
+    (routes, state)
 }
 
 /// Asks every local entity actor to flush and stop; returns once they have (or after 20 s).

@@ -35,6 +35,8 @@ pub mod rate_limit;
 pub mod revocation;
 pub mod rpc;
 pub mod socket;
+pub mod upgrade;
+pub mod ws_io;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

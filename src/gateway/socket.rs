@@ -24,14 +24,18 @@ use std::time::{Duration, Instant};
 use actix::{
     Actor, ActorContext, ActorFutureExt, AsyncContext, Context, StreamHandler, WrapFuture,
 };
+use actix_web::http::header::HeaderMap;
+use actix_web::web::{Bytes, BytesMut};
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError, Session};
 use serde::Deserialize;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_util::sync::CancellationToken;
 
 use super::auth::{self, SessionUser, TokenKind};
 use super::error::{ApiError, GrpcCode};
 use super::presence::{Outbound, Outbox, OutboxReceiver};
+use super::ws_io::{self, WsWriter};
 use super::rpc::{RpcContext, RpcError};
 use super::GatewayState;
 use crate::protocol::client::{
@@ -50,17 +54,61 @@ struct ConnectQuery {
     format: Option<String>,
 }
 
-/// `GET /ws`: authenticates, upgrades, and starts the connection's actor.
+/// `GET /ws` as an HTTP route: authenticates, upgrades, and starts the connection's actor on
+/// actix-web's connection. The node's client listener hands WebSocket upgrades to
+/// [`super::upgrade`] instead (the socket owns its TCP stream); this route answers the
+/// requests that are not upgrades, and serves apps built with [`super::configure`] alone.
 pub(crate) async fn connect(
     req: HttpRequest,
     body: web::Payload,
     state: web::Data<GatewayState>,
 ) -> Result<HttpResponse, ApiError> {
-    let q = web::Query::<ConnectQuery>::from_query(req.query_string())
+    let (user, codec) = authorize(&state, req.query_string(), req.headers())?;
+    let (response, session, stream) = actix_ws::handle(&req, body).map_err(|e| {
+        ApiError::invalid_argument(format!("Expected a WebSocket upgrade request: {e}."))
+    })?;
+    let settings = state.socket;
+    let stream = stream
+        .max_frame_size(settings.max_message_size)
+        .aggregate_continuations()
+        .max_continuation_size(settings.max_message_size);
+    let state = state.get_ref().clone();
+    SocketConn::create(move |ctx| {
+        ctx.add_stream(stream);
+        SocketConn::new(state, user, Writer::Session(session), codec)
+    });
+    Ok(response)
+}
+
+/// Starts the connection's actor on a TCP stream the socket owns after the upgrade
+/// ([`super::upgrade`]); `leftover` holds bytes the client sent after its upgrade request.
+pub(crate) fn start_owned(
+    state: GatewayState,
+    user: SessionUser,
+    codec: SocketCodec,
+    read: OwnedReadHalf,
+    leftover: BytesMut,
+    write: OwnedWriteHalf,
+) {
+    let max = state.socket.max_message_size;
+    let stream = ws_io::messages(read, leftover, max, max);
+    SocketConn::create(move |ctx| {
+        ctx.add_stream(stream);
+        SocketConn::new(state, user, Writer::Owned(WsWriter::new(write)), codec)
+    });
+}
+
+/// Who may open a socket: the session token (query `token`, else `Authorization: Bearer`)
+/// and the frame format (`format`).
+pub(crate) fn authorize(
+    state: &GatewayState,
+    query: &str,
+    headers: &HeaderMap,
+) -> Result<(SessionUser, SocketCodec), ApiError> {
+    let q = web::Query::<ConnectQuery>::from_query(query)
         .map(web::Query::into_inner)
         .map_err(|e| ApiError::invalid_argument(format!("Invalid query string: {e}.")))?;
-    let header_token = req
-        .headers()
+    let header_token = headers
         .get(actix_web::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(auth::parse_bearer);
@@ -76,20 +124,54 @@ pub(crate) async fn connect(
         .ok_or_else(|| ApiError::unauthenticated("Auth token invalid"))?;
     let codec =
         SocketCodec::from_format(q.format.as_deref()).map_err(ApiError::invalid_argument)?;
-    let (response, session, stream) = actix_ws::handle(&req, body).map_err(|e| {
-        ApiError::invalid_argument(format!("Expected a WebSocket upgrade request: {e}."))
-    })?;
-    let settings = state.socket;
-    let stream = stream
-        .max_frame_size(settings.max_message_size)
-        .aggregate_continuations()
-        .max_continuation_size(settings.max_message_size);
-    let state = state.get_ref().clone();
-    SocketConn::create(move |ctx| {
-        ctx.add_stream(stream);
-        SocketConn::new(state, user, session, codec)
-    });
-    Ok(response)
+    Ok((user, codec))
+}
+
+/// Where a socket's frames go: actix-web's connection ([`connect`]) or the TCP stream the
+/// socket owns ([`start_owned`]).
+enum Writer {
+    Session(Session),
+    Owned(WsWriter),
+}
+
+/// The connection is gone.
+struct Gone;
+
+impl Writer {
+    async fn text(&mut self, text: String) -> Result<(), Gone> {
+        match self {
+            Writer::Session(s) => s.text(text).await.map_err(|_| Gone),
+            Writer::Owned(w) => w.text(text).await.map_err(|_| Gone),
+        }
+    }
+
+    async fn binary(&mut self, bytes: Bytes) -> Result<(), Gone> {
+        match self {
+            Writer::Session(s) => s.binary(bytes).await.map_err(|_| Gone),
+            Writer::Owned(w) => w.binary(bytes).await.map_err(|_| Gone),
+        }
+    }
+
+    async fn ping(&mut self) -> Result<(), Gone> {
+        match self {
+            Writer::Session(s) => s.ping(b"").await.map_err(|_| Gone),
+            Writer::Owned(w) => w.ping(b"").await.map_err(|_| Gone),
+        }
+    }
+
+    async fn pong(&mut self, bytes: &[u8]) -> Result<(), Gone> {
+        match self {
+            Writer::Session(s) => s.pong(bytes).await.map_err(|_| Gone),
+            Writer::Owned(w) => w.pong(bytes).await.map_err(|_| Gone),
+        }
+    }
+
+    async fn close(self, reason: Option<CloseReason>) -> Result<(), Gone> {
+        match self {
+            Writer::Session(s) => s.close(reason).await.map_err(|_| Gone),
+            Writer::Owned(w) => w.close(reason).await.map_err(|_| Gone),
+        }
+    }
 }
 
 /// One client connection.
@@ -98,7 +180,7 @@ struct SocketConn {
     user: SessionUser,
     outbox: Outbox,
     /// Taken by `started` to run the writer.
-    writer: Option<(Session, OutboxReceiver)>,
+    writer: Option<(Writer, OutboxReceiver)>,
     socket_id: Option<u64>,
     last_seen: Instant,
     inflight: usize,
@@ -108,7 +190,7 @@ impl SocketConn {
     fn new(
         state: GatewayState,
         user: SessionUser,
-        session: Session,
+        session: Writer,
         codec: SocketCodec,
     ) -> SocketConn {
         let (outbox, rx) = Outbox::new(
@@ -384,7 +466,7 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for SocketConn {
 /// Hands queued frames to the connection, in order. Ends when every sender is gone (after a
 /// close frame), after sending a queued close, or at once when `kill` is cancelled.
 async fn run_writer(
-    mut session: Session,
+    mut session: Writer,
     mut rx: OutboxReceiver,
     kill: CancellationToken,
     queued: Arc<AtomicUsize>,
@@ -430,7 +512,7 @@ async fn run_writer(
                         queued.fetch_sub(bytes.len(), Ordering::AcqRel);
                         session.binary(bytes).await
                     }
-                    Outbound::Ping => session.ping(b"").await,
+                    Outbound::Ping => session.ping().await,
                     Outbound::Pong(bytes) => session.pong(&bytes).await,
                     Outbound::Close(_) => Ok(()),
                 }

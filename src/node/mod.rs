@@ -2,6 +2,7 @@
 //! actor, router, peer link and membership, admin listener and client listener; run until the
 //! [`Shutdown`] fires, then drained in order.
 
+mod client_listener;
 mod peer_handlers;
 mod reconnect;
 
@@ -14,6 +15,7 @@ use actix::{Actor, Arbiter, ArbiterHandle};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::{from_fn, Condition};
 use actix_web::{App, HttpServer};
+
 
 pub use crate::services::Services;
 
@@ -173,10 +175,10 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<RunningNode, No
     crate::game::register(&services);
     let catalog_sync = CatalogSync::start(&services);
 
-    let client_cfg = crate::game::client_routes(&services);
+    let (client_cfg, gateway_state) = crate::game::client_routes(&services);
     let draining = shutdown.clone();
     let access_log = config.access_log;
-    let client = HttpServer::new(move || {
+    let app = move || {
         let draining = draining.clone();
         App::new()
             .wrap_fn(move |req, srv| {
@@ -199,15 +201,14 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<RunningNode, No
             .wrap(from_fn(cors::cors))
             .wrap(Condition::new(access_log, from_fn(access::access_log)))
             .wrap(from_fn(access::request_id))
-    })
-    .disable_signals()
-    .shutdown_timeout(10)
-    .bind(config.client_addr)
-    .map_err(|source| NodeError::Bind {
-        addr: config.client_addr,
-        source,
-    })?;
-    let client_addr = client.addrs()[0];
+    };
+    let (client, client_addr) =
+        client_listener::bind(config.client_addr, app, gateway_state).map_err(|source| {
+            NodeError::Bind {
+                addr: config.client_addr,
+                source,
+            }
+        })?;
 
     // The peer listener answers pings with the incarnation chosen just below.
     let incarnation = Arc::new(AtomicI64::new(0));
