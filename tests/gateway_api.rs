@@ -1,12 +1,12 @@
-//! The Nakama-compatible client API over real sockets against a real PostgreSQL: a real actix
-//! HttpServer on 127.0.0.1:0 with `gateway::configure`, a raw HTTP/1.1 client, and
-//! tokio-tungstenite for the realtime socket.
+//! The Nakama-compatible client API over real sockets against a real PostgreSQL: the node's
+//! client listener (`gateway::listener`) on 127.0.0.1:0 with `gateway::configure`, a raw
+//! HTTP/1.1 client, and tokio-tungstenite for the realtime socket.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_web::{App, HttpServer};
+use actix_web::App;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use futures_util::{SinkExt, StreamExt};
@@ -72,13 +72,14 @@ impl Server {
         let mut state = GatewayState::new(config, db, rpc, Presence::new());
         tune(&mut state);
         let app_state = state.clone();
-        let server = HttpServer::new(move || App::new().configure(configure(app_state.clone())))
-            .workers(2)
-            .disable_signals()
-            .bind("127.0.0.1:0")
-            .expect("bind");
-        let addr = server.addrs()[0];
-        let server = server.run();
+        // The node's client listener: WebSocket upgrades leave the HTTP connection.
+        let (server, addr) = serai::gateway::listener::bind(
+            "127.0.0.1:0".parse().unwrap(),
+            move || App::new().configure(configure(app_state.clone())),
+            state.clone(),
+        )
+        .expect("bind");
+        let server = server.workers(2).run();
         let handle = server.handle();
         actix_rt::spawn(server);
         Server {

@@ -15,6 +15,8 @@
 //! - `ceiling`: not the node: the commit ceiling of the database at the batch size `write`
 //!   reached, with as many batches in flight as a board keeps (`ceiling.rs`); `write` is
 //!   reported as a fraction of it (`/ceiling`);
+//! - `ceiling-records`: the same with the board's own fenced statement on `leaderboard_record`
+//!   (`write` against it: the node's share of the gap to the ceiling);
 //! - `top`: `GET /v2/leaderboard/bench?limit=<--limit>`;
 //! - `around`: `GET /v2/leaderboard/bench/owner/<owner>?limit=<--limit>`, the owner drawn
 //!   from 1000 seeded records (and the players', once they wrote).
@@ -94,7 +96,7 @@ struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "echo,write,ceiling,top,around"
+        default_value = "echo,write,ceiling,ceiling-records,top,around"
     )]
     modes: Vec<String>,
 }
@@ -434,15 +436,28 @@ async fn bench(args: Args) {
     // The write mode's average batch (rows per committed batch), for the ceiling.
     let mut write_batch: Option<(f64, f64)> = None;
     for mode in &args.modes {
-        if mode == "ceiling" {
+        if mode == "ceiling" || mode == "ceiling-records" {
             let (rate, batch) = write_batch.unwrap_or((f64::NAN, args.clients as f64 / 4.0));
             let batch_rows = batch.round().max(1.0) as usize;
             let in_flight = args.in_flight;
-            match ceiling::measure(db.url(), batch_rows, in_flight, args.warmup, args.seconds).await
-            {
+            let statement = if mode == "ceiling" {
+                ceiling::Statement::Trivial
+            } else {
+                ceiling::Statement::Records
+            };
+            let measured = ceiling::measure(
+                statement,
+                db.url(),
+                batch_rows,
+                in_flight,
+                args.warmup,
+                args.seconds,
+            )
+            .await;
+            match measured {
                 Ok(c) => println!(
-                    "{:<14} {:>10.0} {:>9.2} {:>9.2} {:>7}  write/ceiling {:.2}   ({:.0} commits/s of {batch_rows} rows, {in_flight} in flight)",
-                    "ceiling", c.rows_per_s, c.p50_ms, c.p99_ms, 0, rate / c.rows_per_s, c.commits_per_s
+                    "{:<14} {:>10.0} {:>9.2} {:>9.2} {:>7}  write/{mode} {:.2}   ({:.0} commits/s of {batch_rows} rows, {in_flight} in flight)",
+                    mode, c.rows_per_s, c.p50_ms, c.p99_ms, 0, rate / c.rows_per_s, c.commits_per_s
                 ),
                 Err(e) => println!("ceiling: failed: {e}"),
             }

@@ -119,7 +119,7 @@ fn register_remote_game(services: &Services) {
 }
 
 /// The client listener's routes (the Nakama-compatible gateway) and the gateway's state, which
-/// the listener's WebSocket upgrades ([`gateway::upgrade`]) share.
+/// the listener's WebSocket upgrades ([`crate::gateway::upgrade`]) share.
 pub fn client_routes(
     services: &Services,
 ) -> (

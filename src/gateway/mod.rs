@@ -26,6 +26,7 @@ pub mod auth;
 pub mod cors;
 pub mod error;
 pub mod http;
+pub mod listener;
 pub mod notification_store;
 pub mod notifications;
 pub mod notifier;

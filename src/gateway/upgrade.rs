@@ -62,6 +62,9 @@ async fn serve(
         .send(h1::Message::Item((response.drop_body(), BodySize::None)))
         .await?;
     let parts = framed.into_parts();
+    // Each frame is written as it is sent (no dispatcher gathers them): no Nagle delay for a
+    // frame that follows an unacknowledged one.
+    parts.io.set_nodelay(true)?;
     let (read, write) = parts.io.into_split();
     socket::start_owned(state, user, codec, read, parts.read_buf, write);
     Ok(())
@@ -73,10 +76,11 @@ async fn refuse(framed: &mut Upgraded, res: HttpResponse) -> Result<(), actix_we
     let body = actix_web::body::to_bytes(body).await.unwrap_or_default();
     let mut head: Response<()> = res.into();
     head.head_mut().set_connection_type(ConnectionType::Close);
+    // Head and body in one write: a client may read only what came with the head.
     framed
-        .send(h1::Message::Item((head, BodySize::Sized(body.len() as u64))))
+        .feed(h1::Message::Item((head, BodySize::Sized(body.len() as u64))))
         .await?;
-    framed.send(h1::Message::Chunk(Some(body))).await?;
+    framed.feed(h1::Message::Chunk(Some(body))).await?;
     framed.send(h1::Message::Chunk(None)).await?;
     Ok(())
 }

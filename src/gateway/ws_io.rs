@@ -224,3 +224,101 @@ fn text(bytes: Bytes) -> Result<ByteString, ProtocolError> {
         ProtocolError::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, e))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::{TcpListener, TcpStream};
+
+    /// A connected pair: (the client's stream, the server's halves).
+    async fn pair() -> (TcpStream, OwnedReadHalf, OwnedWriteHalf) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let (r, w) = server.into_split();
+        (client, r, w)
+    }
+
+    /// A masked client frame (`fin`, `opcode`, `payload`).
+    fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+        assert!(payload.len() < 126);
+        let mask = [1u8, 2, 3, 4];
+        let mut f = vec![(fin as u8) << 7 | opcode, 0x80 | payload.len() as u8];
+        f.extend_from_slice(&mask);
+        f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        f
+    }
+
+    #[tokio::test]
+    async fn bytes_past_the_upgrade_are_decoded_and_fragments_joined() {
+        let (mut client, r, _w) = pair().await;
+        let leftover = BytesMut::from(&client_frame(true, 1, b"first")[..]);
+        let mut messages = Box::pin(messages(r, leftover, 1024, 1024));
+        let mut wire = client_frame(false, 1, b"he");
+        wire.extend(client_frame(false, 0, b"ll"));
+        wire.extend(client_frame(true, 0, b"o"));
+        wire.extend(client_frame(true, 2, b"\x00\x01"));
+        client.write_all(&wire).await.unwrap();
+        let got: Vec<_> = (&mut messages).take(3).collect().await;
+        assert!(matches!(&got[0], Ok(AggregatedMessage::Text(t)) if t == "first"));
+        assert!(matches!(&got[1], Ok(AggregatedMessage::Text(t)) if t == "hello"));
+        assert!(matches!(&got[2], Ok(AggregatedMessage::Binary(b)) if &b[..] == b"\x00\x01"));
+        drop(client);
+        assert!(messages.next().await.is_none(), "ends when the client closes");
+    }
+
+    #[tokio::test]
+    async fn a_joined_message_over_the_limit_is_an_error() {
+        let (mut client, r, _w) = pair().await;
+        let mut messages = Box::pin(messages(r, BytesMut::new(), 1024, 4));
+        let mut wire = client_frame(false, 1, b"abc");
+        wire.extend(client_frame(true, 0, b"def"));
+        client.write_all(&wire).await.unwrap();
+        match messages.next().await {
+            Some(Err(ProtocolError::Io(e))) => {
+                assert!(e.to_string().contains("maximum continuation size"))
+            }
+            other => panic!("expected the size error, got {other:?}"),
+        }
+        assert!(messages.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn an_idle_reader_holds_no_buffer() {
+        let (mut client, r, _w) = pair().await;
+        let mut reader = WsReader {
+            io: r,
+            buf: BytesMut::new(),
+            codec: Codec::new(),
+            max_message: 1024,
+            partial: None,
+            done: false,
+        };
+        client
+            .write_all(&client_frame(true, 1, b"ping"))
+            .await
+            .unwrap();
+        assert!(matches!(reader.next().await, Some(Ok(AggregatedMessage::Text(_)))));
+        // Waiting for the next frame, the reader gives its buffer back first.
+        let waiting = tokio::time::timeout(std::time::Duration::from_millis(50), reader.next());
+        assert!(waiting.await.is_err(), "nothing more was sent");
+        assert_eq!(reader.buf.capacity(), 0);
+    }
+
+    #[tokio::test]
+    async fn the_writer_sends_unmasked_frames_and_a_close() {
+        let (mut client, _r, w) = pair().await;
+        let mut writer = WsWriter::new(w);
+        writer.text("hi").await.unwrap();
+        writer.close(None).await.unwrap();
+        let mut got = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut client, &mut got)
+            .await
+            .unwrap();
+        assert_eq!(got, vec![0x81, 2, b'h', b'i', 0x88, 0]);
+    }
+}

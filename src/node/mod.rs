@@ -2,7 +2,6 @@
 //! actor, router, peer link and membership, admin listener and client listener; run until the
 //! [`Shutdown`] fires, then drained in order.
 
-mod client_listener;
 mod peer_handlers;
 mod reconnect;
 
@@ -203,7 +202,7 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<RunningNode, No
             .wrap(from_fn(access::request_id))
     };
     let (client, client_addr) =
-        client_listener::bind(config.client_addr, app, gateway_state).map_err(|source| {
+        crate::gateway::listener::bind(config.client_addr, app, gateway_state).map_err(|source| {
             NodeError::Bind {
                 addr: config.client_addr,
                 source,

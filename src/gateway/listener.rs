@@ -1,7 +1,7 @@
-//! The client listener: the client app served by actix-http's `HttpService`, as actix-web's
+//! The client listener (the node's, and the tests' gateway servers): the client app served by actix-http's `HttpService`, as actix-web's
 //! `HttpServer` serves it (same keep-alive, request and disconnect timeouts, backlog, graceful
 //! stop), plus the one thing `HttpServer` cannot be given: an upgrade service. WebSocket upgrades
-//! leave the HTTP connection for [`gateway::upgrade`], so an idle socket does not keep the
+//! leave the HTTP connection for [`upgrade`], so an idle socket does not keep the
 //! HTTP dispatcher (and its two 8 KiB buffers) alive for its whole life.
 
 use std::fmt;
@@ -15,7 +15,7 @@ use actix_server::ServerBuilder;
 use actix_web::dev::AppConfig;
 use actix_web::Error;
 
-use crate::gateway::{upgrade, GatewayState};
+use super::{upgrade, GatewayState};
 
 /// Binds `addr` (address reuse on, backlog 1024, as `HttpServer` binds) and prepares the
 /// server of `app` without starting it (`run` starts it); returns it with the address bound
