@@ -122,9 +122,9 @@ async fn bench(args: Args) {
                         request("POST", "/v2/rpc/echo", &session, "\"{\\\"n\\\":1}\"")
                     } else {
                         let n = if mode == "new" {
-                        next.fetch_add(1, Ordering::Relaxed)
-                    } else {
-                        k = (k + args_clients_step(c)) % created.max(2);
+                            next.fetch_add(1, Ordering::Relaxed)
+                        } else {
+                            k = (k + args_clients_step(c)) % created.max(2);
                             k.max(1)
                         };
                         let body = format!("{{\"id\":\"load-device-{n:010}\"}}");

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use actix_http::body::MessageBody;
 use actix_http::{HttpService, KeepAlive, Request, Response};
-use actix_service::{map_config, IntoServiceFactory, Service, ServiceFactory, ServiceFactoryExt};
 use actix_server::ServerBuilder;
+use actix_service::{map_config, IntoServiceFactory, Service, ServiceFactory, ServiceFactoryExt};
 use actix_web::dev::AppConfig;
 use actix_web::Error;
 

@@ -35,8 +35,8 @@ use tokio_util::sync::CancellationToken;
 use super::auth::{self, SessionUser, TokenKind};
 use super::error::{ApiError, GrpcCode};
 use super::presence::{Outbound, Outbox, OutboxReceiver};
-use super::ws_io::{self, WsWriter};
 use super::rpc::{RpcContext, RpcError};
+use super::ws_io::{self, WsWriter};
 use super::GatewayState;
 use crate::protocol::client::{
     realtime_code, ClientEnvelope, ClientMessage, DecodeError, EmptyObject, RealtimeError,

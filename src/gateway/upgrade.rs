@@ -52,9 +52,8 @@ async fn serve(
     let response = match ws::handshake(req.head()) {
         Ok(mut builder) => builder.finish(),
         Err(e) => {
-            let refused = ApiError::invalid_argument(format!(
-                "Expected a WebSocket upgrade request: {e}."
-            ));
+            let refused =
+                ApiError::invalid_argument(format!("Expected a WebSocket upgrade request: {e}."));
             return refuse(&mut framed, refused.error_response()).await;
         }
     };
@@ -78,7 +77,10 @@ async fn refuse(framed: &mut Upgraded, res: HttpResponse) -> Result<(), actix_we
     head.head_mut().set_connection_type(ConnectionType::Close);
     // Head and body in one write: a client may read only what came with the head.
     framed
-        .feed(h1::Message::Item((head, BodySize::Sized(body.len() as u64))))
+        .feed(h1::Message::Item((
+            head,
+            BodySize::Sized(body.len() as u64),
+        )))
         .await?;
     framed.feed(h1::Message::Chunk(Some(body))).await?;
     framed.send(h1::Message::Chunk(None)).await?;

@@ -56,11 +56,13 @@ impl WsWriter {
     }
 
     pub async fn ping(&mut self, bytes: &[u8]) -> Result<(), Closed> {
-        self.send(Message::Ping(Bytes::copy_from_slice(bytes))).await
+        self.send(Message::Ping(Bytes::copy_from_slice(bytes)))
+            .await
     }
 
     pub async fn pong(&mut self, bytes: &[u8]) -> Result<(), Closed> {
-        self.send(Message::Pong(Bytes::copy_from_slice(bytes))).await
+        self.send(Message::Pong(Bytes::copy_from_slice(bytes)))
+            .await
     }
 
     /// Sends a close frame and shuts the sending side down.
@@ -111,9 +113,7 @@ pub fn messages(
 }
 
 fn size_error() -> ProtocolError {
-    ProtocolError::Io(std::io::Error::other(
-        "Exceeded maximum continuation size",
-    ))
+    ProtocolError::Io(std::io::Error::other("Exceeded maximum continuation size"))
 }
 
 impl WsReader {
@@ -220,9 +220,8 @@ impl Partial {
 }
 
 fn text(bytes: Bytes) -> Result<ByteString, ProtocolError> {
-    ByteString::try_from(bytes).map_err(|e| {
-        ProtocolError::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, e))
-    })
+    ByteString::try_from(bytes)
+        .map_err(|e| ProtocolError::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
 }
 
 #[cfg(test)]
@@ -268,7 +267,10 @@ mod tests {
         assert!(matches!(&got[1], Ok(AggregatedMessage::Text(t)) if t == "hello"));
         assert!(matches!(&got[2], Ok(AggregatedMessage::Binary(b)) if &b[..] == b"\x00\x01"));
         drop(client);
-        assert!(messages.next().await.is_none(), "ends when the client closes");
+        assert!(
+            messages.next().await.is_none(),
+            "ends when the client closes"
+        );
     }
 
     #[tokio::test]
@@ -302,7 +304,10 @@ mod tests {
             .write_all(&client_frame(true, 1, b"ping"))
             .await
             .unwrap();
-        assert!(matches!(reader.next().await, Some(Ok(AggregatedMessage::Text(_)))));
+        assert!(matches!(
+            reader.next().await,
+            Some(Ok(AggregatedMessage::Text(_)))
+        ));
         // Waiting for the next frame, the reader gives its buffer back first.
         let waiting = tokio::time::timeout(std::time::Duration::from_millis(50), reader.next());
         assert!(waiting.await.is_err(), "nothing more was sent");

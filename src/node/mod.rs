@@ -15,7 +15,6 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::{from_fn, Condition};
 use actix_web::{App, HttpServer};
 
-
 pub use crate::services::Services;
 
 use crate::admin::http::{self as admin_http, AdminState, Readiness};
@@ -202,12 +201,12 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<RunningNode, No
             .wrap(from_fn(access::request_id))
     };
     let (client, client_addr) =
-        crate::gateway::listener::bind(config.client_addr, app, gateway_state).map_err(|source| {
-            NodeError::Bind {
+        crate::gateway::listener::bind(config.client_addr, app, gateway_state).map_err(
+            |source| NodeError::Bind {
                 addr: config.client_addr,
                 source,
-            }
-        })?;
+            },
+        )?;
 
     // The peer listener answers pings with the incarnation chosen just below.
     let incarnation = Arc::new(AtomicI64::new(0));

@@ -34,7 +34,8 @@ pub enum Statement {
     Records,
 }
 
-const TRIVIAL: &str = "INSERT INTO bench_commit_ceiling (k, v) SELECT * FROM unnest($1::INT8[], $2::INT8[]) \
+const TRIVIAL: &str =
+    "INSERT INTO bench_commit_ceiling (k, v) SELECT * FROM unnest($1::INT8[], $2::INT8[]) \
      ON CONFLICT (k) DO UPDATE SET v = excluded.v";
 
 /// The statement of `persistence::leaderboards::flush_upserts`, with the columns that are the
