@@ -333,3 +333,20 @@ impl RawConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod max_in_flight_tests {
+    use super::RawConfig;
+
+    #[test]
+    fn leaderboard_max_in_flight_defaults_to_4_and_is_bounded() {
+        let default = RawConfig::from_env_pairs(&[]).unwrap();
+        assert_eq!(default.leaderboard_max_in_flight, 4);
+        let set = RawConfig::from_env_pairs(&[("SERAI_LEADERBOARD_MAX_IN_FLIGHT", "8")]).unwrap();
+        assert_eq!(set.leaderboard_max_in_flight, 8);
+        for bad in ["0", "65", "many"] {
+            let e = RawConfig::from_env_pairs(&[("SERAI_LEADERBOARD_MAX_IN_FLIGHT", bad)]);
+            assert!(e.is_err(), "{bad} accepted");
+        }
+    }
+}
