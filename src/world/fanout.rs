@@ -135,8 +135,9 @@ impl WorldFanout {
         };
         let offer = lock(&self.inner.coalescer).offer(topic, update, std::time::Instant::now());
         match offer {
-            Offer::Now => self.inner.wake.notify_one(),
-            Offer::Later => {}
+            // The sender sleeps until the earliest due topic: tell it of a new one.
+            Offer::Now | Offer::Later => self.inner.wake.notify_one(),
+            Offer::Replaced => {}
             Offer::Refused => self.inner.dropped("topics"),
         }
     }
