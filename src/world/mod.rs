@@ -18,6 +18,8 @@ use crate::services::Services;
 
 /// Registers the world's entity kinds with the router and its RPCs with the gateway.
 pub fn register(services: &Services) {
+    // Every node serves the push channel, whether or not it ever owns an event.
+    fanout::WorldFanout::new(services);
     boss::register(services);
     sale::register(services);
 }
