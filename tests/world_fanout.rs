@@ -29,9 +29,7 @@ const JITTER: Duration = Duration::from_millis(60);
 async fn collect(mut socket: GameSocket, within: Duration) -> Vec<(Instant, i64)> {
     let deadline = Instant::now() + within;
     let mut got = Vec::new();
-    while let Ok(Some(Ok(msg))) =
-        tokio::time::timeout_at(deadline.into(), socket.ws.next()).await
-    {
+    while let Ok(Some(Ok(msg))) = tokio::time::timeout_at(deadline.into(), socket.ws.next()).await {
         let Message::Text(text) = msg else { continue };
         let v: Value = serde_json::from_str(text.as_str()).expect("a JSON frame");
         for n in v["notifications"]["notifications"]
@@ -105,7 +103,10 @@ async fn pushes_reach_every_node_coalesced_to_two_per_second() {
         // At most 2 per second: any three consecutive ones span a second.
         for w in got.windows(3) {
             let span = w[2].0.duration_since(w[0].0);
-            assert!(span + JITTER >= Duration::from_secs(1), "node {node}: {got:?}");
+            assert!(
+                span + JITTER >= Duration::from_secs(1),
+                "node {node}: {got:?}"
+            );
         }
         // Coalesced, yet steadily updated: about 2 per second over the fight, not 600.
         let most = 2 * published_for.as_secs() as usize + 3;

@@ -15,13 +15,13 @@
 //!     --attack-rpc attack_world_boss --attack-payload '…'
 //! ```
 
+#[path = "world-load/attacks.rs"]
+mod attacks;
 #[allow(dead_code)] // shared with serai-cluster-bench, which uses all of it
 #[path = "cluster-bench/client.rs"]
 mod client;
 #[path = "common/mod.rs"]
 mod common;
-#[path = "world-load/attacks.rs"]
-mod attacks;
 #[path = "world-load/fanout.rs"]
 mod fanout;
 #[path = "world-load/nodes.rs"]
@@ -86,7 +86,9 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     if args.nodes == 0 || args.sockets == 0 || args.rounds == 0 || args.clients == 0 {
-        eprintln!("serai-world-load: --nodes, --sockets, --rounds and --clients must be at least 1");
+        eprintln!(
+            "serai-world-load: --nodes, --sockets, --rounds and --clients must be at least 1"
+        );
         return std::process::ExitCode::from(2);
     }
     match run(&args) {
@@ -104,7 +106,10 @@ fn run(args: &Args) -> Result<(), BoxError> {
         .enable_all()
         .build()?;
     let db = rt.block_on(serai::localdb::TestDatabase::create())?;
-    eprintln!("{} nodes in this process on database {}", args.nodes, db.name);
+    eprintln!(
+        "{} nodes in this process on database {}",
+        args.nodes, db.name
+    );
     let nodes = (0..args.nodes)
         .map(|i| {
             nodes::start_node(&db.url, &format!("world-{i}"), |c| {

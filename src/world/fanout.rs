@@ -316,7 +316,10 @@ mod tests {
         );
         let (read, read_users) = read_pushed(&body).unwrap();
         // The wire's timestamp has whole seconds (Nakama's format).
-        assert_eq!((read.id, read.content, read_users), (n.id, n.content, users));
+        assert_eq!(
+            (read.id, read.content, read_users),
+            (n.id, n.content, users)
+        );
         assert!(read_pushed(&[]).is_err());
         assert!(read_pushed(&[9, 0]).is_err());
         let too_many = channel::encode(
@@ -347,6 +350,10 @@ mod tests {
                 users: vec![Uuid::new_v4(); MAX_USERS_PER_MESSAGE],
             },
         );
-        assert!(body.len() < crate::protocol::peer::MAX_FRAME / 8, "{}", body.len());
+        assert!(
+            body.len() < crate::protocol::peer::MAX_FRAME / 8,
+            "{}",
+            body.len()
+        );
     }
 }

@@ -52,9 +52,8 @@ pub async fn connect_user(
         .as_str()
         .ok_or("device auth: no token in the answer")?;
     let claims = token.split('.').nth(1).ok_or("device auth: not a JWT")?;
-    let claims: serde_json::Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(claims)?,
-    )?;
+    let claims: serde_json::Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(claims)?)?;
     let user = claims["uid"]
         .as_str()
         .ok_or("device auth: no uid claim")?

@@ -2,14 +2,16 @@
 //! the nodes (round robin), each keeping one RPC outstanding for `--seconds`. The target is
 //! pluggable: `--attack-rpc` and `--attack-payload`, a template in which `{character_id}`
 //! (one character made per client, so the target needs it), `{request_id}` (a fresh UUID per
-//! call) and `{event_id}` (`--event-id`) are replaced. `--event-create` (a JSON body) is POSTed
+//! call) and `{event_id}` (`--event-id`) are replaced; in `--event-create` also `{starts_at}`
+//! (a minute ago) and `{ends_at}` (in an hour). `--event-create` (a JSON body) is POSTed
 //! to node 0's `/admin/world/events` first. The baseline is the built-in `echo` RPC with the
 //! same payloads on the same sockets, run first.
 //!
 //! ```text
 //! serai-world-load --part attacks --attack-rpc attack_world_boss \
 //!   --attack-payload '{"event_id":"{event_id}","character_id":"{character_id}","request_id":"{request_id}"}' \
-//!   --event-create '{"id":"{event_id}","kind":"boss","title":"Bench","max_hp":1000000000,…}'
+//!   --event-create '{"id":"{event_id}","kind":"boss","title":"Bench","max_hp":1000000000000,
+//!     "starts_at":"{starts_at}","ends_at":"{ends_at}","reward_gold":1,"reward_item":null}'
 //! ```
 
 use std::time::{Duration, Instant};
@@ -59,6 +61,14 @@ struct Attacker {
 
 fn fill(template: &str, target: &Target, character: Option<Uuid>) -> String {
     let mut s = template.replace("{event_id}", &target.event_id);
+    if s.contains("{starts_at}") || s.contains("{ends_at}") {
+        let now = chrono::Utc::now();
+        let at =
+            |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        s = s
+            .replace("{starts_at}", &at(now - chrono::Duration::minutes(1)))
+            .replace("{ends_at}", &at(now + chrono::Duration::hours(1)));
+    }
     if let Some(c) = character {
         s = s.replace("{character_id}", &c.to_string());
     }
@@ -88,7 +98,11 @@ async fn create_event(nodes: &[Node], target: &Target) -> Result<(), BoxError> {
     Ok(())
 }
 
-async fn connect(nodes: &[Node], clients: usize, target: &Target) -> Result<Vec<Attacker>, BoxError> {
+async fn connect(
+    nodes: &[Node],
+    clients: usize,
+    target: &Target,
+) -> Result<Vec<Attacker>, BoxError> {
     let run = Uuid::new_v4().simple().to_string()[..8].to_string();
     let needs_character = target.payload.contains("{character_id}");
     let mut out = Vec::with_capacity(clients);

@@ -74,7 +74,11 @@ async fn read(mut ws: Ws, out: mpsc::UnboundedSender<(i32, Instant)>) {
 
 /// Authenticates `sockets` devices spread over `nodes` (round robin), 32 at a time; their user
 /// ids and sockets.
-async fn connect_all(nodes: &[Node], sockets: usize, run: &str) -> Result<Vec<(Uuid, Ws)>, BoxError> {
+async fn connect_all(
+    nodes: &[Node],
+    sockets: usize,
+    run: &str,
+) -> Result<Vec<(Uuid, Ws)>, BoxError> {
     let began = Instant::now();
     let mut out = Vec::with_capacity(sockets);
     let indexes: Vec<usize> = (0..sockets).collect();
@@ -155,7 +159,9 @@ pub async fn run(nodes: &[Node], sockets: usize, rounds: usize) -> Result<Vec<Ro
         let (last, missing) = last_receipt(&mut rx, code, users.len()).await;
         world.missing += missing;
         if let Some(last) = last {
-            world.last_us.push(last.duration_since(t0).as_micros() as u64);
+            world
+                .last_us
+                .push(last.duration_since(t0).as_micros() as u64);
         }
         // The next round is a leading edge again.
         tokio::time::sleep_until((t0 + MIN_GAP + Duration::from_millis(50)).into()).await;
@@ -181,7 +187,9 @@ pub async fn run(nodes: &[Node], sockets: usize, rounds: usize) -> Result<Vec<Ro
         let (last, missing) = last_receipt(&mut rx, code, users.len()).await;
         baseline.missing += missing;
         if let Some(last) = last {
-            baseline.last_us.push(last.duration_since(t0).as_micros() as u64);
+            baseline
+                .last_us
+                .push(last.duration_since(t0).as_micros() as u64);
         }
     }
     let echo = echo_rounds(nodes).await?;

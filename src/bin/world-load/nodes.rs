@@ -101,7 +101,11 @@ pub async fn wait_converged(nodes: &[Node]) -> Result<(), BoxError> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while nodes.iter().any(|node| node.members() != nodes.len()) {
         if Instant::now() > deadline {
-            return Err(format!("the {} nodes did not see each other within 30 s", nodes.len()).into());
+            return Err(format!(
+                "the {} nodes did not see each other within 30 s",
+                nodes.len()
+            )
+            .into());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

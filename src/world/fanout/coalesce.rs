@@ -104,7 +104,10 @@ impl<T> Coalescer<T> {
 
     /// The earliest time a waiting value becomes due (`None`: nothing waits).
     pub fn next_due(&self) -> Option<Instant> {
-        self.topics.values().filter_map(|s| s.due_at(self.gap)).min()
+        self.topics
+            .values()
+            .filter_map(|s| s.due_at(self.gap))
+            .min()
     }
 
     /// Topics held (waiting, or sent less than a gap ago).
@@ -162,7 +165,11 @@ mod tests {
         assert_eq!(c.offer("a", 1, t0), Offer::Now);
         assert_eq!(c.offer("b", 1, t0), Offer::Now);
         assert_eq!(c.offer("c", 1, t0), Offer::Refused);
-        assert_eq!(c.offer("a", 2, t0), Offer::Now, "a known topic is still served");
+        assert_eq!(
+            c.offer("a", 2, t0),
+            Offer::Now,
+            "a known topic is still served"
+        );
         let mut due = c.take_due(t0);
         due.sort();
         assert_eq!(due, vec![("a".to_string(), 2), ("b".to_string(), 1)]);
