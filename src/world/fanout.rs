@@ -164,18 +164,28 @@ impl Inner {
                 _ = sleep => {}
             }
             let due = lock(&self.coalescer).take_due(std::time::Instant::now());
-            for (_, update) in due {
-                self.send(&update);
+            // The members' messages go first and their senders get to run before this node
+            // queues its own sockets: the members deliver to theirs meanwhile.
+            for (_, update) in &due {
+                self.send_to_members(update);
+            }
+            tokio::task::yield_now().await;
+            for (_, update) in &due {
+                self.deliver_local(update);
             }
         }
     }
 
-    /// Queues `update` on this node's sockets and sends it to every other member.
-    fn send(&self, update: &Update) {
+    /// Queues `update` on this node's sockets.
+    fn deliver_local(&self, update: &Update) {
         let local = self
             .presence
             .notify_users(&update.users, &update.notification);
         self.delivered(local);
+    }
+
+    /// Queues one message per [`MAX_USERS_PER_MESSAGE`] users on each other member's queue.
+    fn send_to_members(&self, update: &Update) {
         let Some(router) = self.router.upgrade() else {
             return;
         };
