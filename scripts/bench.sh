@@ -15,7 +15,12 @@
 #      the default mix (quotes=80,trade=20) at 32 clients;
 #   3. memory (`serai-socket-mem`, 5 000 sockets): RSS per idle authenticated socket of the
 #      real binary (target <= 12 KiB), beside a bare socket held by a minimal tokio server;
-#   4. unless skipped: the flush benchmark, the receipts' cost and the cluster's hop and
+#   4. world (`serai-world-load`, 3 nodes in one process): the push fan-out to 5 000 subscribed
+#      sockets, publish to the last socket's receipt (p50/p99/max over 50 rounds) beside the
+#      per-user `Notifier::push` and a bare echo round trip; then attacks per second from the 3
+#      nodes against SERAI_BENCH_ATTACK_RPC (default `echo`; `attack_world_boss` once the boss is
+#      wired, with SERAI_BENCH_ATTACK_PAYLOAD and SERAI_BENCH_EVENT_CREATE) beside echo;
+#   5. unless skipped: the flush benchmark, the receipts' cost and the cluster's hop and
 #      failover (the earlier issues' figures).
 #
 # The machine is small and shared: compare ratios within one run, and run it twice.
@@ -33,7 +38,7 @@ sockets="${SERAI_BENCH_SOCKETS:-5000}"
 
 echo "== building (release)"
 cargo build --release --bin serai-load --bin serai --bin serai-cluster-bench \
-    --bin serai-lb-load --bin serai-auth-load --bin serai-socket-mem
+    --bin serai-lb-load --bin serai-auth-load --bin serai-socket-mem --bin serai-world-load
 target_dir="$(cargo metadata --format-version 1 --no-deps 2>/dev/null \
     | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
 bin="${target_dir:-target}/release"
@@ -60,6 +65,18 @@ echo "== memory: serai-socket-mem --sockets $sockets"
 # Two descriptors per socket in this process (client side) and one per socket in the node.
 ulimit -n "$(( sockets * 2 + 1024 ))" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 "$bin/serai-socket-mem" --sockets "$sockets"
+
+echo
+echo "== world: serai-world-load --sockets $sockets --rounds 50 --clients 48 --seconds $seconds"
+world_args=(--sockets "$sockets" --rounds 50 --clients 48 --seconds "$seconds"
+    --attack-rpc "${SERAI_BENCH_ATTACK_RPC:-echo}")
+if [[ -n "${SERAI_BENCH_ATTACK_PAYLOAD:-}" ]]; then
+    world_args+=(--attack-payload "$SERAI_BENCH_ATTACK_PAYLOAD")
+fi
+if [[ -n "${SERAI_BENCH_EVENT_CREATE:-}" ]]; then
+    world_args+=(--event-create "$SERAI_BENCH_EVENT_CREATE")
+fi
+"$bin/serai-world-load" "${world_args[@]}"
 
 if [[ -n "${SERAI_BENCH_ONLY_TABLE:-}" ]]; then
     exit 0

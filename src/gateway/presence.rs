@@ -250,6 +250,31 @@ impl Presence {
             .count()
     }
 
+    /// Pushes one notification to every socket on this node of each of `users` (a world
+    /// event's subscribers), encoded at most once per codec for all of them, under one read
+    /// lock. Returns how many sockets it was queued on. Never blocks.
+    pub fn notify_users(&self, users: &[Uuid], notification: &Notification) -> usize {
+        let map = self.inner.sockets.read().unwrap_or_else(|e| e.into_inner());
+        let message = ServerMessage::Notifications(NotificationList {
+            notifications: std::slice::from_ref(notification),
+        });
+        let (mut json, mut protobuf) = (None, None);
+        users
+            .iter()
+            .filter_map(|u| map.get(u))
+            .flatten()
+            .filter(|(_, outbox)| {
+                let codec = outbox.codec();
+                let slot = match codec {
+                    SocketCodec::Json => &mut json,
+                    SocketCodec::Protobuf => &mut protobuf,
+                };
+                let frame = slot.get_or_insert_with(|| codec.encode(None, &message));
+                outbox.push_frame(frame.clone()).is_ok()
+            })
+            .count()
+    }
+
     /// The users with a socket on this node.
     pub fn users(&self) -> Vec<Uuid> {
         let map = self.inner.sockets.read().unwrap_or_else(|e| e.into_inner());
@@ -358,6 +383,26 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn notify_users_reaches_each_listed_users_sockets_once() {
+        let p = Presence::new();
+        let (a, b, absent) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let (oa, mut ra) = Outbox::new(8, 1 << 20);
+        let (ob, mut rb) = Outbox::new(8, 1 << 20);
+        let (ob2, mut rb2) = Outbox::new(8, 1 << 20);
+        let (other, mut ro) = Outbox::new(8, 1 << 20);
+        p.join(a, oa);
+        p.join(b, ob);
+        p.join(b, ob2.with_codec(SocketCodec::Protobuf));
+        p.join(Uuid::new_v4(), other);
+        let n = Notification::new("world_event", 0, &serde_json::json!({"hp": 3}));
+        assert_eq!(p.notify_users(&[a, b, absent], &n), 3);
+        assert!(matches!(ra.try_recv(), Some(Outbound::Text(t)) if t.contains(&n.id)));
+        assert!(matches!(rb.try_recv(), Some(Outbound::Text(t)) if t.contains(&n.id)));
+        assert!(matches!(rb2.try_recv(), Some(Outbound::Binary(_))));
+        assert!(ro.try_recv().is_none(), "a user not listed gets nothing");
     }
 
     #[test]

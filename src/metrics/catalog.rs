@@ -252,6 +252,18 @@ pub const CATALOG: &[Described] = &[
         "Rate-limited RPCs decided by this node's own bucket because the user's owner node \
          could not be reached (fail open, limited per node), by group.",
     ),
+    counter(
+        "serai_world_pushes_total",
+        &["to"],
+        "World event updates (subject world_event) queued on this node's sockets (to=socket).",
+    ),
+    counter(
+        "serai_world_push_dropped_total",
+        &["reason"],
+        "World event updates dropped: reason=topics (a publish beyond the topic bound), \
+         backlog (a member's queue of peer messages full), send (a peer message failed or \
+         timed out), malformed (a received peer message refused).",
+    ),
     gauge(
         "serai_sessions_online",
         &[],

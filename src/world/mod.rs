@@ -3,18 +3,23 @@
 //!
 //! - [`boss`]: world events: a boss whose HP every player on every node attacks, rewards once
 //!   per participant, HP updates pushed to subscribers, coalesced.
+//! - [`fanout`]: world pushes to subscribed sockets on every node, coalesced per event to
+//!   at most 2 per second, one peer message per member (not per user).
 //! - [`sale`]: limited-time sales of scarce stock: never oversold, a limit per character.
 //!
 //! The cluster-wide rate limits are the third such thing; they sit in the gateway
 //! ([`crate::gateway::rate_limit`]) because every RPC passes through them.
 
 pub mod boss;
+pub mod fanout;
 pub mod sale;
 
 use crate::services::Services;
 
 /// Registers the world's entity kinds with the router and its RPCs with the gateway.
 pub fn register(services: &Services) {
+    // Every node serves the push channel, whether or not it ever owns an event.
+    fanout::WorldFanout::new(services);
     boss::register(services);
     sale::register(services);
 }

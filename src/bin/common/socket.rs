@@ -24,6 +24,15 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// Authenticates device `device` at `authority` (`host:port`) with the server key, creating
 /// its account if needed, and opens the socket with the session token.
 pub async fn connect(authority: &str, server_key: &str, device: &str) -> Result<Ws, BoxError> {
+    Ok(connect_user(authority, server_key, device).await?.1)
+}
+
+/// [`connect`], also answering the user's id (the session token's `uid` claim).
+pub async fn connect_user(
+    authority: &str,
+    server_key: &str,
+    device: &str,
+) -> Result<(uuid::Uuid, Ws), BoxError> {
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("{server_key}:"));
     let body = serde_json::json!({ "id": device }).to_string();
     let (status, text) = http::request(
@@ -42,9 +51,16 @@ pub async fn connect(authority: &str, server_key: &str, device: &str) -> Result<
     let token = v["token"]
         .as_str()
         .ok_or("device auth: no token in the answer")?;
+    let claims = token.split('.').nth(1).ok_or("device auth: not a JWT")?;
+    let claims: serde_json::Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(claims)?)?;
+    let user = claims["uid"]
+        .as_str()
+        .ok_or("device auth: no uid claim")?
+        .parse()?;
     let url = format!("ws://{authority}/ws?lang=en&status=true&token={token}");
     let (ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true).await?;
-    Ok(ws)
+    Ok((user, ws))
 }
 
 /// An `rpc` answer, for its payload.
