@@ -121,7 +121,7 @@ pub struct Ledger {
 pub async fn buy_until_done(addrs: Vec<SocketAddr>, b: Buyer, t: Terms, first: i64, give_up: Instant) -> Ledger {
     let mut ledger = Ledger::default();
     let (mut node, mut q, mut seq) = (b.node, first, 0u32);
-    let mut bought = 0;
+    let (mut bought, mut sold_out_seen) = (0, 0);
     while bought < t.limit {
         seq += 1;
         let req = json!({"sale_id": t.id, "character_id": b.character, "quantity": q,
@@ -150,7 +150,13 @@ pub async fn buy_until_done(addrs: Vec<SocketAddr>, b: Buyer, t: Terms, first: i
         let message = v["message"].as_str().unwrap_or_default().to_string();
         ledger.refusals.push(message.clone());
         if message.contains("only 0 left") || message.contains("sold out") {
-            break;
+            // Units held by reservations that fail come back: look a few more times.
+            sold_out_seen += 1;
+            if sold_out_seen >= 5 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
         }
         if message.contains("over the limit") {
             if q == 1 {
