@@ -146,7 +146,11 @@ async fn refusals_change_nothing_and_a_repeat_returns_its_receipt() {
     assert!(refused(buy("later", 1, None).await, "not started").contains("not started"));
     assert!(refused(buy("past", 1, None).await, "ended").contains("ended"));
     assert!(refused(buy("elsewhere", 1, None).await, "wrong node").contains("must be there"));
-    assert!(refused(buy("open", 3, None).await, "over the limit").contains("over the limit"));
+    let over = buy("open", 3, None).await;
+    eprintln!("example refusal: {}", over.1);
+    assert!(refused(over, "over the limit").contains("over the limit"));
+    let (_, v) = buy(&"x".repeat(129), 1, None).await;
+    assert_eq!(v["code"].as_i64(), Some(3), "a sale_id too long: {v}");
     let (status, v) = buy("nosuch", 1, None).await;
     assert_eq!(v["code"].as_i64(), Some(5), "unknown sale: {status} {v}");
     let (status, v) = buy("open", 0, None).await;
@@ -162,6 +166,7 @@ async fn refusals_change_nothing_and_a_repeat_returns_its_receipt() {
     // A purchase with a request_id, then the same request again: the stored answer, once.
     let (status, first) = buy("open", 2, Some("request-1")).await;
     assert_eq!(status, 200, "{first}");
+    eprintln!("example answer: {first}");
     assert_eq!((first["bought"].as_i64(), first["stock_left"].as_i64(), first["gold"].as_i64()),
         (Some(2), Some(8), Some(START_GOLD - 10)));
     // Another buyer moves the stock meanwhile; the repeat still answers what it was.

@@ -67,6 +67,10 @@ fn decode(api: &Api, ctx: &RpcContext, payload: &str) -> Result<(wire::BuySale, 
 
 async fn buy_sale(api: Api, ctx: RpcContext, payload: String) -> Result<String, RpcError> {
     let (req, call) = decode(&api, &ctx, &payload)?;
+    // The id names an actor: a bounded key, checked before anything is activated.
+    if req.sale_id.is_empty() || req.sale_id.len() > 128 {
+        return Err(RpcError::invalid_argument("sale_id must be 1-128 bytes"));
+    }
     let reserve = Reserve {
         character_id: req.character_id,
         quantity: req.quantity,
