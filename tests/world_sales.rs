@@ -19,7 +19,9 @@ use serde_json::{json, Value};
 const BUYERS: usize = 500;
 
 fn addrs(cluster: &TestCluster) -> Vec<SocketAddr> {
-    (0..cluster.nodes.len()).map(|i| cluster.node(i).client_addr).collect()
+    (0..cluster.nodes.len())
+        .map(|i| cluster.node(i).client_addr)
+        .collect()
 }
 
 fn admin_of(cluster: &TestCluster, i: usize) -> (SocketAddr, String) {
@@ -29,12 +31,20 @@ fn admin_of(cluster: &TestCluster, i: usize) -> (SocketAddr, String) {
 
 /// A good to sell: the first of the catalog (its weight fits a new caravan's room for a few).
 fn a_good(cluster: &TestCluster) -> String {
-    cluster.node(0).services.catalog.get().goods()[0].code.clone()
+    cluster.node(0).services.catalog.get().goods()[0]
+        .code
+        .clone()
 }
 
 fn other_node(cluster: &TestCluster, home: &str) -> String {
     let catalog = cluster.node(0).services.catalog.get();
-    catalog.nodes().iter().find(|n| n.code != home).unwrap().code.clone()
+    catalog
+        .nodes()
+        .iter()
+        .find(|n| n.code != home)
+        .unwrap()
+        .code
+        .clone()
 }
 
 async fn check_admin(cluster: &TestCluster, t: &Terms) {
@@ -57,10 +67,17 @@ async fn check_admin(cluster: &TestCluster, t: &Terms) {
     let (status, v) = admin(addr, "wrong", "POST", &body).await;
     assert_eq!(status, 401, "{v}");
     let (status, v) = admin(addr, &token, "GET", &Value::Null).await;
-    assert_eq!((status, v["sales"].as_array().map(Vec::len)), (200, Some(0)), "bad input changed nothing: {v}");
+    assert_eq!(
+        (status, v["sales"].as_array().map(Vec::len)),
+        (200, Some(0)),
+        "bad input changed nothing: {v}"
+    );
     let (status, v) = admin(addr, &token, "POST", &body).await;
     assert_eq!(status, 201, "{v}");
-    assert_eq!((v["stock_left"].as_i64(), v["state"].as_str()), (Some(t.stock), Some("open")));
+    assert_eq!(
+        (v["stock_left"].as_i64(), v["state"].as_str()),
+        (Some(t.stock), Some("open"))
+    );
     let (status, _) = admin(addr, &token, "POST", &body).await;
     assert_eq!(status, 200, "the same sale again is idempotent");
     let mut different = body.clone();
@@ -88,18 +105,46 @@ async fn five_hundred_buyers_over_three_nodes_buy_exactly_the_stock() {
     let give_up = Instant::now() + Duration::from_secs(40);
     let work = buyers.iter().enumerate().map(|(i, b)| {
         let first = 1 + (i % 3) as i64;
-        tokio::spawn(buy_until_done(addrs.clone(), b.clone(), t.clone(), first, give_up))
+        tokio::spawn(buy_until_done(
+            addrs.clone(),
+            b.clone(),
+            t.clone(),
+            first,
+            give_up,
+        ))
     });
-    let ledgers: Vec<_> = join_all(work).await.into_iter().map(Result::unwrap).collect();
+    let ledgers: Vec<_> = join_all(work)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
     sales::verify(&pg, &t, &buyers, &ledgers).await;
-    let over: usize = ledgers.iter().map(|l| l.refusals.iter().filter(|m| m.contains("over the limit")).count()).sum();
-    assert!(over > 0, "buyers asking for 3 were refused over the limit of 2");
+    let over: usize = ledgers
+        .iter()
+        .map(|l| {
+            l.refusals
+                .iter()
+                .filter(|m| m.contains("over the limit"))
+                .count()
+        })
+        .sum();
+    assert!(
+        over > 0,
+        "buyers asking for 3 were refused over the limit of 2"
+    );
     let (addr, token) = admin_of(&cluster, 2);
     let (_, v) = admin(addr, &token, "GET", &Value::Null).await;
     let listed = &v["sales"][0];
-    assert_eq!((listed["sold"].as_i64(), listed["stock_left"].as_i64()), (Some(100), Some(0)), "{v}");
+    assert_eq!(
+        (listed["sold"].as_i64(), listed["stock_left"].as_i64()),
+        (Some(100), Some(0)),
+        "{v}"
+    );
     assert_eq!(listed["state"], "sold_out");
-    eprintln!("500 buyers, 100 sold in {:?} (setup included)", started.elapsed());
+    eprintln!(
+        "500 buyers, 100 sold in {:?} (setup included)",
+        started.elapsed()
+    );
 }
 
 #[actix_rt::test]
@@ -154,36 +199,81 @@ async fn refusals_change_nothing_and_a_repeat_returns_its_receipt() {
     let (status, v) = buy("nosuch", 1, None).await;
     assert_eq!(v["code"].as_i64(), Some(5), "unknown sale: {status} {v}");
     let (status, v) = buy("open", 0, None).await;
-    assert_eq!(v["code"].as_i64(), Some(3), "quantity 0 is invalid: {status} {v}");
+    assert_eq!(
+        v["code"].as_i64(),
+        Some(3),
+        "quantity 0 is invalid: {status} {v}"
+    );
     // Another account's character.
-    let (_, v) = rpc(addrs[0], &buyers[1].token, "buy_sale",
-        &json!({"sale_id": "open", "character_id": b.character, "quantity": 1})).await;
+    let (_, v) = rpc(
+        addrs[0],
+        &buyers[1].token,
+        "buy_sale",
+        &json!({"sale_id": "open", "character_id": b.character, "quantity": 1}),
+    )
+    .await;
     assert_eq!(v["code"].as_i64(), Some(7), "not yours: {v}");
-    let gold: i64 = pg.query_one("SELECT gold FROM player_character WHERE id = $1::TEXT::UUID", &[&b.character]).await.unwrap().get(0);
-    let sold: i64 = pg.query_one("SELECT sum(sold)::INT8 FROM world_sale", &[]).await.unwrap().get(0);
+    let gold: i64 = pg
+        .query_one(
+            "SELECT gold FROM player_character WHERE id = $1::TEXT::UUID",
+            &[&b.character],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let sold: i64 = pg
+        .query_one("SELECT sum(sold)::INT8 FROM world_sale", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!((gold, sold), (START_GOLD, 0), "refusals changed nothing");
 
     // A purchase with a request_id, then the same request again: the stored answer, once.
     let (status, first) = buy("open", 2, Some("request-1")).await;
     assert_eq!(status, 200, "{first}");
     eprintln!("example answer: {first}");
-    assert_eq!((first["bought"].as_i64(), first["stock_left"].as_i64(), first["gold"].as_i64()),
-        (Some(2), Some(8), Some(START_GOLD - 10)));
+    assert_eq!(
+        (
+            first["bought"].as_i64(),
+            first["stock_left"].as_i64(),
+            first["gold"].as_i64()
+        ),
+        (Some(2), Some(8), Some(START_GOLD - 10))
+    );
     // Another buyer moves the stock meanwhile; the repeat still answers what it was.
     let other = &buyers[1];
-    let (status, _) = rpc(addrs[1], &other.token, "buy_sale",
-        &json!({"sale_id": "open", "character_id": other.character, "quantity": 1})).await;
+    let (status, _) = rpc(
+        addrs[1],
+        &other.token,
+        "buy_sale",
+        &json!({"sale_id": "open", "character_id": other.character, "quantity": 1}),
+    )
+    .await;
     assert_eq!(status, 200);
     for node in 0..3 {
         let req = json!({"sale_id": "open", "character_id": b.character, "quantity": 2, "request_id": "request-1"});
         let (status, again) = rpc(addrs[node], &b.token, "buy_sale", &req).await;
-        assert_eq!((status, &again), (200, &first), "the repeat via node-{node} is the stored answer");
+        assert_eq!(
+            (status, &again),
+            (200, &first),
+            "the repeat via node-{node} is the stored answer"
+        );
     }
     let (status, v) = buy("open", 1, Some("request-1")).await;
-    assert_eq!((status, v["code"].as_i64()), (409, Some(6)), "a request_id reused for another request: {v}");
+    assert_eq!(
+        (status, v["code"].as_i64()),
+        (409, Some(6)),
+        "a request_id reused for another request: {v}"
+    );
     let row: (i64, i64) = {
-        let r = pg.query_one("SELECT (SELECT sold FROM world_sale WHERE id = 'open'), \
-            (SELECT gold FROM player_character WHERE id = $1::TEXT::UUID)", &[&b.character]).await.unwrap();
+        let r = pg
+            .query_one(
+                "SELECT (SELECT sold FROM world_sale WHERE id = 'open'), \
+            (SELECT gold FROM player_character WHERE id = $1::TEXT::UUID)",
+                &[&b.character],
+            )
+            .await
+            .unwrap();
         (r.get(0), r.get(1))
     };
     assert_eq!(row, (3, START_GOLD - 10), "applied once");

@@ -24,7 +24,15 @@ async fn sigkill_of_the_sale_owner_never_oversells() {
     let started = Instant::now();
     let db = TestDatabase::create().await.expect("database");
     let mut procs: Vec<Option<NodeProcess>> = (0..3)
-        .map(|i| Some(NodeProcess::spawn(&db.url, i, ADMIN_TOKEN, "sales-failover", &[])))
+        .map(|i| {
+            Some(NodeProcess::spawn(
+                &db.url,
+                i,
+                ADMIN_TOKEN,
+                "sales-failover",
+                &[],
+            ))
+        })
         .collect();
     {
         let live: Vec<&NodeProcess> = procs.iter().flatten().collect();
@@ -64,11 +72,15 @@ async fn sigkill_of_the_sale_owner_never_oversells() {
 
     // The owner, once it sold a fifth of the stock.
     let mut victim = None;
-    common::wait_until("a fifth of the stock sold", Duration::from_secs(30), async || {
-        let (sold, owner) = row(&pg, &t.id).await;
-        victim = owner.filter(|_| sold >= 20);
-        victim.is_some()
-    })
+    common::wait_until(
+        "a fifth of the stock sold",
+        Duration::from_secs(30),
+        async || {
+            let (sold, owner) = row(&pg, &t.id).await;
+            victim = owner.filter(|_| sold >= 20);
+            victim.is_some()
+        },
+    )
     .await;
     let victim = victim.unwrap();
     let i: usize = victim.trim_start_matches("node-").parse().unwrap();
@@ -76,13 +88,24 @@ async fn sigkill_of_the_sale_owner_never_oversells() {
     p.child.kill().expect("SIGKILL");
     p.child.wait().unwrap();
     let (sold_at_kill, _) = row(&pg, &t.id).await;
-    assert!(sold_at_kill < t.stock, "the owner died in the middle of the sale ({sold_at_kill} sold)");
+    assert!(
+        sold_at_kill < t.stock,
+        "the owner died in the middle of the sale ({sold_at_kill} sold)"
+    );
 
-    let ledgers: Vec<_> = buying.await.unwrap().into_iter().map(Result::unwrap).collect();
+    let ledgers: Vec<_> = buying
+        .await
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
     sales::verify(&pg, &t, &buyers, &ledgers).await;
     let (_, owner) = row(&pg, &t.id).await;
     let (sold, _) = row(&pg, &t.id).await;
-    assert!(owner.as_deref() != Some(victim.as_str()), "a new owner sells: {owner:?}");
+    assert!(
+        owner.as_deref() != Some(victim.as_str()),
+        "a new owner sells: {owner:?}"
+    );
     assert_eq!(sold, t.stock);
     let retried: usize = ledgers.iter().map(|l| l.retried).sum();
     let live = procs.iter().flatten().next().unwrap();
@@ -98,7 +121,10 @@ async fn sigkill_of_the_sale_owner_never_oversells() {
 /// The sale's `sold` and `owner_node`.
 async fn row(pg: &tokio_postgres::Client, id: &str) -> (i64, Option<String>) {
     let r = pg
-        .query_one("SELECT sold, owner_node FROM world_sale WHERE id = $1", &[&id])
+        .query_one(
+            "SELECT sold, owner_node FROM world_sale WHERE id = $1",
+            &[&id],
+        )
         .await
         .unwrap();
     (r.get(0), r.get(1))

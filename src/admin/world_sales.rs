@@ -71,7 +71,10 @@ async fn list(state: web::Data<AdminState>) -> HttpResponse {
     match world_sales::list(&state.db).await {
         Ok(rows) => {
             let now = now_ms();
-            let sales: Vec<SaleView> = rows.iter().map(|r| SaleView::new(&r.spec, r.sold, now)).collect();
+            let sales: Vec<SaleView> = rows
+                .iter()
+                .map(|r| SaleView::new(&r.spec, r.sold, now))
+                .collect();
             HttpResponse::Ok().json(json!({ "sales": sales }))
         }
         Err(e) => unavailable(e),

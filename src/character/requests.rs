@@ -31,7 +31,9 @@ fn now_ms() -> i64 {
 }
 
 /// An answer known before any work (a refusal, or a repeat answered from memory).
-pub(super) fn answered<T: 'static>(r: SessionResult<T>) -> AtomicResponse<CharacterSession, SessionResult<T>> {
+pub(super) fn answered<T: 'static>(
+    r: SessionResult<T>,
+) -> AtomicResponse<CharacterSession, SessionResult<T>> {
     AtomicResponse::new(Box::pin(actix::fut::ready(r)))
 }
 

@@ -98,7 +98,10 @@ pub async fn create(db: &Db, s: &SaleSpec) -> Result<Created, DbError> {
 pub async fn get(db: &Db, id: &str) -> Result<Option<SaleRow>, DbError> {
     let client = db.client().await?;
     let r = client
-        .query_opt(&format!("SELECT {COLUMNS} FROM world_sale WHERE id = $1"), &[&id])
+        .query_opt(
+            &format!("SELECT {COLUMNS} FROM world_sale WHERE id = $1"),
+            &[&id],
+        )
         .await?;
     Ok(r.as_ref().map(row))
 }
@@ -196,7 +199,8 @@ pub async fn buy(db: &Db, p: &Purchase, answer: Answer) -> Result<Bought, DbErro
                 let sold_params: [&(dyn ToSql + Sync); 2] = [&p.sale_id, &p.quantity];
                 let purchase_params: [&(dyn ToSql + Sync); 4] =
                     [&p.sale_id, &p.character_id, &p.quantity, &p.limit];
-                let cargo_params: [&(dyn ToSql + Sync); 3] = [&p.character_id, &p.good, &p.quantity];
+                let cargo_params: [&(dyn ToSql + Sync); 3] =
+                    [&p.character_id, &p.good, &p.quantity];
                 // Independent statements, pipelined in one round trip; the sale's row (the hot
                 // one) is locked last. Any error rolls all of them back.
                 let (gold, held, purchase, sold) = futures_util::join!(

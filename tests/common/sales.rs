@@ -36,12 +36,22 @@ pub struct Terms {
 
 /// `n` buyers over `addrs` (created `concurrency` at a time), each with a character at the
 /// first faction's home and [`START_GOLD`]; returns them with that home node.
-pub async fn prepare(addrs: &[SocketAddr], n: usize, pg: &tokio_postgres::Client) -> (Vec<Buyer>, String) {
+pub async fn prepare(
+    addrs: &[SocketAddr],
+    n: usize,
+    pg: &tokio_postgres::Client,
+) -> (Vec<Buyer>, String) {
     let reader = auth(addrs[0], "sale-catalog-reader").await;
     let (_, catalog) = rpc(addrs[0], &reader, "get_catalog", &json!({})).await;
     let faction = catalog["factions"][0]["code"].as_str().unwrap().to_string();
-    let home = catalog["factions"][0]["home_node"].as_str().unwrap().to_string();
-    let background = catalog["backgrounds"][0]["code"].as_str().unwrap().to_string();
+    let home = catalog["factions"][0]["home_node"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let background = catalog["backgrounds"][0]["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let addrs = addrs.to_vec();
     let buyers: Vec<Buyer> = stream::iter(0..n)
         .map(|i| {
@@ -83,7 +93,10 @@ pub async fn rpc(addr: SocketAddr, token: &str, id: &str, payload: &Value) -> (u
     let body = serde_json::to_string(&payload.to_string()).unwrap();
     let path = format!("/v2/rpc/{id}");
     match http(addr, "POST", &path, &format!("Bearer {token}"), &body).await {
-        Some((200, v)) => (200, serde_json::from_str(v["payload"].as_str().unwrap_or("null")).unwrap()),
+        Some((200, v)) => (
+            200,
+            serde_json::from_str(v["payload"].as_str().unwrap_or("null")).unwrap(),
+        ),
         Some((status, v)) => (status, v),
         None => (1, Value::Null),
     }
@@ -91,10 +104,20 @@ pub async fn rpc(addr: SocketAddr, token: &str, id: &str, payload: &Value) -> (u
 
 /// `POST` or `GET /admin/world/sales` on the admin listener.
 pub async fn admin(addr: SocketAddr, token: &str, method: &str, body: &Value) -> (u16, Value) {
-    let body = if body.is_null() { String::new() } else { body.to_string() };
-    http(addr, method, "/admin/world/sales", &format!("Bearer {token}"), &body)
-        .await
-        .expect("the admin listener answers")
+    let body = if body.is_null() {
+        String::new()
+    } else {
+        body.to_string()
+    };
+    http(
+        addr,
+        method,
+        "/admin/world/sales",
+        &format!("Bearer {token}"),
+        &body,
+    )
+    .await
+    .expect("the admin listener answers")
 }
 
 /// The admin body of a sale open from a minute ago for an hour.
@@ -118,7 +141,13 @@ pub struct Ledger {
 
 /// Buys until sold out or at the limit: first `first` units, then 1 at a time. Every answer
 /// that is not final is asked again with the same request_id, until `give_up`.
-pub async fn buy_until_done(addrs: Vec<SocketAddr>, b: Buyer, t: Terms, first: i64, give_up: Instant) -> Ledger {
+pub async fn buy_until_done(
+    addrs: Vec<SocketAddr>,
+    b: Buyer,
+    t: Terms,
+    first: i64,
+    give_up: Instant,
+) -> Ledger {
     let mut ledger = Ledger::default();
     let (mut node, mut q, mut seq) = (b.node, first, 0u32);
     let (mut bought, mut sold_out_seen) = (0, 0);
@@ -138,7 +167,11 @@ pub async fn buy_until_done(addrs: Vec<SocketAddr>, b: Buyer, t: Terms, first: i
                 node = (node + 1) % addrs.len();
             }
             ledger.retried += 1;
-            assert!(Instant::now() < give_up, "{} got no final answer: {status} {v}", b.character);
+            assert!(
+                Instant::now() < give_up,
+                "{} got no final answer: {status} {v}",
+                b.character
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         if status == 200 {
@@ -178,24 +211,41 @@ pub async fn verify(pg: &tokio_postgres::Client, t: &Terms, buyers: &[Buyer], le
         .get(0);
     assert_eq!(sold, t.stock, "exactly the stock is sold");
     let rows = pg
-        .query("SELECT character_id, quantity FROM world_sale_purchase WHERE sale_id = $1", &[&t.id])
+        .query(
+            "SELECT character_id, quantity FROM world_sale_purchase WHERE sale_id = $1",
+            &[&t.id],
+        )
         .await
         .unwrap();
     let purchases: HashMap<Uuid, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-    assert_eq!(purchases.values().sum::<i64>(), sold, "purchases add up to sold");
+    assert_eq!(
+        purchases.values().sum::<i64>(),
+        sold,
+        "purchases add up to sold"
+    );
     let (mut spent, mut gained) = (0i64, 0i64);
     let mut stock_left_seen = BTreeSet::new();
     for (b, l) in buyers.iter().zip(ledgers) {
         let id: Uuid = b.character.parse().unwrap();
         let bought = purchases.get(&id).copied().unwrap_or(0);
         assert!(bought <= t.limit, "{id} bought {bought}, over the limit");
-        let answered: i64 = l.answers.iter().map(|a| a["bought"].as_i64().unwrap()).sum();
-        assert_eq!(answered, bought, "{id}: the answers say what the database holds");
+        let answered: i64 = l
+            .answers
+            .iter()
+            .map(|a| a["bought"].as_i64().unwrap())
+            .sum();
+        assert_eq!(
+            answered, bought,
+            "{id}: the answers say what the database holds"
+        );
         if let Some(last) = l.answers.last() {
             assert_eq!(last["bought_total"].as_i64(), Some(bought));
         }
         for a in &l.answers {
-            assert!(stock_left_seen.insert(a["stock_left"].as_i64().unwrap()), "each commit leaves its own stock_left");
+            assert!(
+                stock_left_seen.insert(a["stock_left"].as_i64().unwrap()),
+                "each commit leaves its own stock_left"
+            );
         }
         let gold: i64 = pg
             .query_one("SELECT gold FROM player_character WHERE id = $1", &[&id])
@@ -203,16 +253,27 @@ pub async fn verify(pg: &tokio_postgres::Client, t: &Terms, buyers: &[Buyer], le
             .unwrap()
             .get(0);
         let held: i64 = pg
-            .query_opt("SELECT quantity FROM caravan_cargo WHERE character_id = $1 AND good = $2", &[&id, &t.good])
+            .query_opt(
+                "SELECT quantity FROM caravan_cargo WHERE character_id = $1 AND good = $2",
+                &[&id, &t.good],
+            )
             .await
             .unwrap()
             .map_or(0, |r| r.get(0));
-        assert_eq!(START_GOLD - gold, t.price * bought, "{id}: gold paid for what was bought");
+        assert_eq!(
+            START_GOLD - gold,
+            t.price * bought,
+            "{id}: gold paid for what was bought"
+        );
         assert_eq!(held, bought, "{id}: cargo gained is what was bought");
         spent += START_GOLD - gold;
         gained += held;
     }
     assert_eq!(spent, t.price * sold, "gold conserved");
     assert_eq!(gained, sold, "goods conserved");
-    assert_eq!(stock_left_seen.first(), Some(&0), "the last purchase left nothing");
+    assert_eq!(
+        stock_left_seen.first(),
+        Some(&0),
+        "the last purchase left nothing"
+    );
 }

@@ -56,9 +56,13 @@ pub enum SaleError {
 
 /// Checks a sale an operator schedules; the error names the field.
 pub fn validate(spec: &SaleSpec, catalog: &Catalog) -> Result<(), (&'static str, String)> {
-    let id_ok = !spec.id.is_empty() && spec.id.len() <= 128 && !spec.id.chars().any(char::is_control);
+    let id_ok =
+        !spec.id.is_empty() && spec.id.len() <= 128 && !spec.id.chars().any(char::is_control);
     if !id_ok {
-        return Err(("id", "id must be 1-128 bytes without control characters".into()));
+        return Err((
+            "id",
+            "id must be 1-128 bytes without control characters".into(),
+        ));
     }
     if catalog.node(&spec.node).is_none() {
         return Err(("node", format!("unknown trade node `{}`", spec.node)));
@@ -73,7 +77,10 @@ pub fn validate(spec: &SaleSpec, catalog: &Catalog) -> Result<(), (&'static str,
         return Err(("price", "price must not be negative".into()));
     }
     if spec.per_character_limit < 1 {
-        return Err(("per_character_limit", "per_character_limit must be at least 1".into()));
+        return Err((
+            "per_character_limit",
+            "per_character_limit must be at least 1".into(),
+        ));
     }
     if spec.starts_at_ms >= spec.ends_at_ms {
         return Err(("ends_at", "ends_at must be after starts_at".into()));
@@ -99,13 +106,18 @@ pub fn precheck_purchase(
         return refuse("the character is in a battle".into());
     }
     if total > state.gold {
-        return refuse(format!("not enough gold: {total} needed, you have {}", state.gold));
+        return refuse(format!(
+            "not enough gold: {total} needed, you have {}",
+            state.gold
+        ));
     }
     let weight = catalog.good(good).map_or(0, |g| g.weight.max(0) as i64);
     let extra = weight.saturating_mul(quantity);
     let room = rules::capacity(state, catalog).saturating_sub(rules::cargo_weight(state, catalog));
     if extra > room {
-        return refuse(format!("not enough cargo space: needs {extra}, {room} free"));
+        return refuse(format!(
+            "not enough cargo space: needs {extra}, {room} free"
+        ));
     }
     Ok(())
 }
@@ -197,7 +209,9 @@ impl SaleBook {
         now_ms: i64,
     ) -> Result<Hold, SaleError> {
         if !(1..=MAX_QUANTITY).contains(&quantity) {
-            return Err(SaleError::Invalid(format!("quantity must be 1 to {MAX_QUANTITY}")));
+            return Err(SaleError::Invalid(format!(
+                "quantity must be 1 to {MAX_QUANTITY}"
+            )));
         }
         if now_ms < self.spec.starts_at_ms {
             return Err(SaleError::NotStarted);

@@ -29,7 +29,10 @@ fn refuses_outside_the_window_and_at_another_node() {
         b.reserve(1, c, "elsewhere", 1, 1_500),
         Err(SaleError::WrongNode("port".into()))
     );
-    assert!(matches!(b.reserve(1, c, "port", 0, 1_500), Err(SaleError::Invalid(_))));
+    assert!(matches!(
+        b.reserve(1, c, "port", 0, 1_500),
+        Err(SaleError::Invalid(_))
+    ));
     assert_eq!(b.reserved(), 0);
 }
 
@@ -42,7 +45,11 @@ fn the_limit_counts_bought_and_reserved_units() {
         b.reserve(2, c, "port", 2, 1_500),
         Err(SaleError::OverLimit { limit: 3, left: 1 })
     );
-    b.settle(1, c, Outcome::Committed(Some(Committed { sold: 2, bought: 2 })));
+    b.settle(
+        1,
+        c,
+        Outcome::Committed(Some(Committed { sold: 2, bought: 2 })),
+    );
     assert_eq!(b.taken_by(c), 2);
     assert!(b.reserve(3, c, "port", 1, 1_500).is_ok());
     assert_eq!(
@@ -56,7 +63,10 @@ fn stock_counts_open_reservations_and_frees_them_on_release() {
     let mut b = book(3, 5);
     let (x, y) = (Uuid::new_v4(), Uuid::new_v4());
     b.reserve(1, x, "port", 2, 1_500).unwrap();
-    assert_eq!(b.reserve(2, y, "port", 2, 1_500), Err(SaleError::SoldOut(1)));
+    assert_eq!(
+        b.reserve(2, y, "port", 2, 1_500),
+        Err(SaleError::SoldOut(1))
+    );
     assert!(!b.settle(1, x, Outcome::NotRun));
     assert!(b.reserve(2, y, "port", 3, 1_500).is_ok());
     assert_eq!(b.release(2).map(|h| h.quantity), Some(3));
@@ -112,7 +122,13 @@ fn a_purchase_needs_gold_and_room() {
     let bg = catalog.backgrounds()[0].code.clone();
     let mut c =
         rules::new_character(&catalog, Uuid::new_v4(), Uuid::new_v4(), "Ada", &f, &bg).unwrap();
-    let good = catalog.goods().iter().find(|g| g.weight > 0).unwrap().code.clone();
+    let good = catalog
+        .goods()
+        .iter()
+        .find(|g| g.weight > 0)
+        .unwrap()
+        .code
+        .clone();
     c.gold = 100;
     assert!(precheck_purchase(&c, &catalog, &good, 1, 100).is_ok());
     assert!(precheck_purchase(&c, &catalog, &good, 1, 101).is_err());

@@ -107,7 +107,14 @@ pub fn decode_sale(body: &Value) -> Result<SaleSpec, (&'static str, String)> {
         .as_object()
         .ok_or(("body", "the body must be a JSON object".to_string()))?;
     const KNOWN: [&str; 8] = [
-        "id", "node", "good", "stock", "price", "per_character_limit", "starts_at", "ends_at",
+        "id",
+        "node",
+        "good",
+        "stock",
+        "price",
+        "per_character_limit",
+        "starts_at",
+        "ends_at",
     ];
     if let Some(k) = o.keys().find(|k| !KNOWN.contains(&k.as_str())) {
         return Err(("body", format!("unknown field `{k}`")));

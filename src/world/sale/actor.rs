@@ -96,11 +96,16 @@ impl Sale {
     fn refresh(&mut self, character: Uuid, ctx: &mut Context<Self>) {
         let (db, id) = (self.deps.db.clone(), self.id.clone());
         let read = async move { world_sales::read_rows(&db, &id, character).await };
-        ctx.spawn(read.into_actor(self).map(move |rows, act, _| match (rows, act.book()) {
-            (Ok(rows), Ok(book)) => book.adopt(character, rows),
-            (Err(e), _) => tracing::warn!(sale = %act.id, error = %e, "sale: reading its rows failed"),
-            _ => {}
-        }));
+        ctx.spawn(
+            read.into_actor(self)
+                .map(move |rows, act, _| match (rows, act.book()) {
+                    (Ok(rows), Ok(book)) => book.adopt(character, rows),
+                    (Err(e), _) => {
+                        tracing::warn!(sale = %act.id, error = %e, "sale: reading its rows failed")
+                    }
+                    _ => {}
+                }),
+        );
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
@@ -161,7 +166,10 @@ impl Actor for Sale {
                 tracing::debug!(sale = %act.id, epoch, sold = book.sold, "sale loaded");
                 act.epoch = epoch;
                 act.phase = Phase::Ready(book);
-                let tick = act.deps.idle.clamp(Duration::from_millis(10), Duration::from_secs(1));
+                let tick = act
+                    .deps
+                    .idle
+                    .clamp(Duration::from_millis(10), Duration::from_secs(1));
                 ctx.run_interval(tick, |act, ctx| act.tick(ctx));
             }
             Err(e) => act.fail(e, ctx),
@@ -190,7 +198,9 @@ impl Handler<Reserve> for Sale {
             stock: s.stock,
             limit: s.per_character_limit,
         };
-        ctx.run_later(self.deps.reservation_ttl, move |act, ctx| act.expire(id, ctx));
+        ctx.run_later(self.deps.reservation_ttl, move |act, ctx| {
+            act.expire(id, ctx)
+        });
         Ok(grant)
     }
 }

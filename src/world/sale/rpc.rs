@@ -175,9 +175,9 @@ fn session_error(e: SessionError) -> RpcError {
         }
         SessionError::Invalid(m) => RpcError::invalid_argument(m),
         SessionError::Refused(m) => RpcError::failed_precondition(m),
-        SessionError::Conflict => RpcError::already_exists(
-            "this request_id was already used for a different request",
-        ),
+        SessionError::Conflict => {
+            RpcError::already_exists("this request_id was already used for a different request")
+        }
         SessionError::Failed(f) => f.into(),
     }
 }
@@ -202,12 +202,7 @@ impl<T> NotRun for Result<T, SaleError> {
 /// Sends `m` to the owner of `key`, again while the answer is *not run* (moving, loading,
 /// unreachable), with backoff, while it can finish before the deadline. Anything that may
 /// have run is answered as it is.
-async fn ask<A, M>(
-    router: &Router,
-    key: A::Key,
-    m: M,
-    call: &Call,
-) -> Result<M::Result, Failure>
+async fn ask<A, M>(router: &Router, key: A::Key, m: M, call: &Call) -> Result<M::Result, Failure>
 where
     A: Entity + actix::Handler<M>,
     A::Context: actix::dev::ToEnvelope<A, M>,
@@ -218,7 +213,9 @@ where
     let mut delay = Duration::from_millis(20);
     loop {
         let started = std::time::Instant::now();
-        let answer = router.ask_until::<A, M>(key.clone(), m.clone(), call.deadline).await;
+        let answer = router
+            .ask_until::<A, M>(key.clone(), m.clone(), call.deadline)
+            .await;
         let retry = match &answer {
             Ok(r) => r.not_run(),
             Err(f) => f.is_retryable(),
