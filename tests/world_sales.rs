@@ -250,9 +250,9 @@ async fn refusals_change_nothing_and_a_repeat_returns_its_receipt() {
     )
     .await;
     assert_eq!(status, 200);
-    for node in 0..3 {
+    for (node, addr) in addrs.iter().enumerate() {
         let req = json!({"sale_id": "open", "character_id": b.character, "quantity": 2, "request_id": "request-1"});
-        let (status, again) = rpc(addrs[node], &b.token, "buy_sale", &req).await;
+        let (status, again) = rpc(*addr, &b.token, "buy_sale", &req).await;
         assert_eq!(
             (status, &again),
             (200, &first),
