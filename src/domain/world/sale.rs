@@ -272,5 +272,4 @@ impl SaleBook {
 }
 
 #[cfg(test)]
-#[path = "sale_tests.rs"]
 mod tests;
