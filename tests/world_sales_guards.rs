@@ -181,3 +181,132 @@ async fn concurrent_purchases_without_any_owner_never_oversell() {
         .get(0);
     assert_eq!((ok as i64, sold, over, spent), (25, 25, 0, 250));
 }
+
+mod actor {
+    use std::time::Duration;
+
+    use actix::Actor;
+    use serai::domain::world::sale::{Committed, Outcome, SaleError};
+    use serai::world::sale::messages::{GetStatus, Reserve, SaleStatus, Settle};
+    use serai::world::sale::{Sale, SaleDeps};
+
+    use super::*;
+
+    fn deps(db: &Db, ttl: Duration) -> SaleDeps {
+        SaleDeps {
+            db: db.clone(),
+            node_id: "node-test".into(),
+            idle: Duration::from_secs(60),
+            reservation_ttl: ttl,
+        }
+    }
+
+    async fn status(sale: &actix::Addr<Sale>) -> SaleStatus {
+        sale.send(GetStatus).await.unwrap().expect("loaded")
+    }
+
+    /// A reservation nobody settles is released after its lifetime; a commit that landed
+    /// meanwhile is read back; a new activation (a failover) loads sold and the buyers' units.
+    #[actix_rt::test]
+    async fn unsettled_reservations_expire_and_a_new_owner_loads_the_rows() {
+        let (tdb, db) = common::migrated_db().await;
+        let pg = common::raw_client(&tdb.url).await;
+        let c = common::rows::insert_characters(&pg, 2).await;
+        let s = spec("timed", 4, 2);
+        create(&db, &s).await;
+        let sale = Sale::new("timed".into(), deps(&db, Duration::from_millis(300))).start();
+        let grant = sale
+            .send(Reserve {
+                character_id: c[0],
+                quantity: 2,
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((grant.total, grant.node.as_str()), (20, "port_azul"));
+        let refused = sale
+            .send(Reserve {
+                character_id: c[0],
+                quantity: 1,
+            })
+            .await
+            .unwrap();
+        assert_eq!(refused, Err(SaleError::OverLimit { limit: 2, left: 0 }));
+        // The purchase commits but its caller dies before settling.
+        world_sales::buy(&db, &purchase(&s, c[0], 2), no_receipt())
+            .await
+            .unwrap();
+        common::wait_until(
+            "the reservation expires",
+            Duration::from_secs(5),
+            async || {
+                let st = status(&sale).await;
+                st.open_reservations == 0 && st.sold == 2
+            },
+        )
+        .await;
+        let refused = sale
+            .send(Reserve {
+                character_id: c[0],
+                quantity: 1,
+            })
+            .await
+            .unwrap();
+        assert!(
+            matches!(refused, Err(SaleError::OverLimit { .. })),
+            "the commit was read back"
+        );
+        // A settle of an earlier activation's reservation still teaches the rows.
+        let done = world_sales::buy(&db, &purchase(&s, c[1], 1), no_receipt())
+            .await
+            .unwrap();
+        sale.send(Settle {
+            reservation_id: 99,
+            character_id: c[1],
+            outcome: Outcome::Committed(Some(done.rows)),
+        })
+        .await
+        .unwrap();
+        assert_eq!(status(&sale).await.sold, 3);
+        assert_eq!(done.rows, Committed { sold: 3, bought: 1 });
+        // Another node takes over (the first one's lease is gone): it loads the rows.
+        pg.execute("UPDATE world_sale SET owner_node = NULL", &[])
+            .await
+            .unwrap();
+        let mut other = deps(&db, Duration::from_secs(5));
+        other.node_id = "node-other".into();
+        let next = Sale::new("timed".into(), other).start();
+        let st = status(&next).await;
+        assert_eq!((st.sold, st.epoch), (3, 2));
+        let r = next
+            .send(Reserve {
+                character_id: c[1],
+                quantity: 2,
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            r,
+            Err(SaleError::OverLimit { limit: 2, left: 1 }),
+            "its purchase was loaded"
+        );
+        let r = next
+            .send(Reserve {
+                character_id: c[1],
+                quantity: 1,
+            })
+            .await
+            .unwrap();
+        assert!(r.is_ok(), "{r:?}");
+        assert_eq!(status(&next).await.reserved, 1);
+        let missing = Sale::new("nosuch".into(), deps(&db, Duration::from_secs(5))).start();
+        let r = missing
+            .send(Reserve {
+                character_id: c[1],
+                quantity: 1,
+            })
+            .await
+            .unwrap();
+        assert_eq!(r, Err(SaleError::NotFound));
+    }
+}
