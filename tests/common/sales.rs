@@ -133,8 +133,10 @@ pub fn sale_body(t: &Terms) -> Value {
 #[derive(Default, Debug)]
 pub struct Ledger {
     pub answers: Vec<Value>,
-    /// Requests repeated with their request_id after no answer or "may have run".
+    /// Requests repeated with their request_id after any answer that was not final.
     pub retried: usize,
+    /// Of those, the ones whose first outcome was unknown: "may have run" (4) or no answer.
+    pub may_have_run: usize,
     /// Refusals, by message.
     pub refusals: Vec<String>,
 }
@@ -162,6 +164,9 @@ pub async fn buy_until_done(
             let final_answer = status == 200 || matches!(code, Some(3 | 5 | 6 | 7 | 9));
             if final_answer {
                 break (status, v);
+            }
+            if status == 1 || code == Some(4) {
+                ledger.may_have_run += 1;
             }
             if status <= 1 || status >= 500 {
                 node = (node + 1) % addrs.len();
