@@ -5,6 +5,7 @@ pub mod actor;
 pub mod messages;
 mod replay;
 mod requests;
+pub mod sale_purchase;
 mod settler;
 
 pub use actor::{CharacterDeps, CharacterSession};

@@ -31,14 +31,16 @@ fn now_ms() -> i64 {
 }
 
 /// An answer known before any work (a refusal, or a repeat answered from memory).
-fn answered<T: 'static>(r: SessionResult<T>) -> AtomicResponse<CharacterSession, SessionResult<T>> {
+pub(super) fn answered<T: 'static>(
+    r: SessionResult<T>,
+) -> AtomicResponse<CharacterSession, SessionResult<T>> {
     AtomicResponse::new(Box::pin(actix::fut::ready(r)))
 }
 
 /// Finishes a critical write on the actor: a replay is answered as stored (memory already
 /// holds the change, or was reloaded with it); a commit is applied to memory by `apply`,
 /// which returns the answer; a write error goes through `on_db_error`.
-fn finish<T, W>(
+pub(super) fn finish<T, W>(
     act: &mut CharacterSession,
     ctx: &mut Context<CharacterSession>,
     call: &Call,

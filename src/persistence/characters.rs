@@ -245,7 +245,7 @@ pub async fn delete(
 }
 
 /// Changes gold by `delta` if the session still owns the row and gold stays non-negative.
-async fn change_gold(
+pub(crate) async fn change_gold(
     tx: &Transaction<'_>,
     id: Uuid,
     epoch: i64,

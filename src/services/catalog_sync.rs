@@ -124,6 +124,11 @@ impl CatalogSync {
         sync
     }
 
+    /// The catalog this node serves (take it with `get()` once per request).
+    pub fn current(&self) -> &CurrentCatalog {
+        &self.current
+    }
+
     /// The catalog version this node serves.
     pub fn version(&self) -> i64 {
         self.current.version()

@@ -12,6 +12,7 @@ pub mod process;
 pub mod proxy;
 pub mod raw;
 pub mod rows;
+pub mod sales;
 pub mod trading;
 
 use serai::config::Dialect;

@@ -1,0 +1,230 @@
+//! `buy_sale {sale_id, character_id, quantity, request_id?}` → `{bought, bought_total,
+//! stock_left, gold, cargo}`.
+//!
+//! Reserve at the sale's owner → the buyer's session writes the purchase (one transaction,
+//! see `character::sale_purchase`) → settle the reservation with what happened. A request that
+//! may have run is answered as such and never sent again; the client repeats it with the same
+//! `request_id`, which returns the stored answer (also when the sale, meanwhile sold out or at
+//! the buyer's limit, refuses the repeat's reservation).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::messages::{Reserve, SaleGrant, Settle};
+use super::Sale;
+use crate::character::messages::SessionError;
+use crate::character::sale_purchase::{BuySale, SaleReceipt};
+use crate::character::CharacterSession;
+use crate::domain::world::sale::{Outcome, SaleError};
+use crate::gateway::rpc::{RpcContext, RpcError};
+use crate::persistence::{receipts, Db};
+use crate::protocol::world::sale as wire;
+use crate::request::{request_key, Call, Caller, Failure};
+use crate::routing::{Entity, Remote, Router};
+use crate::services::Services;
+
+#[derive(Clone)]
+struct Api {
+    router: Arc<Router>,
+    db: Db,
+}
+
+pub fn register(services: &Services) {
+    let api = Api {
+        router: services.router.clone(),
+        db: services.db.clone(),
+    };
+    services.rpc.register_fn("buy_sale", move |ctx, payload| {
+        let api = api.clone();
+        async move { buy_sale(api, ctx, payload).await }
+    });
+}
+
+fn decode(api: &Api, ctx: &RpcContext, payload: &str) -> Result<(wire::BuySale, Call), RpcError> {
+    let mut value: serde_json::Value = serde_json::from_str(payload)
+        .map_err(|e| RpcError::invalid_argument(format!("invalid payload: {e}")))?;
+    let key = request_key(ctx.user_id, "buy_sale", &value).map_err(RpcError::invalid_argument)?;
+    if let Some(map) = value.as_object_mut() {
+        map.remove("request_id");
+    }
+    let req = serde_json::from_value(value)
+        .map_err(|e| RpcError::invalid_argument(format!("invalid payload: {e}")))?;
+    let caller = match ctx.http_key {
+        true => Caller::Server,
+        false => Caller::User(ctx.user_id),
+    };
+    let call = Call {
+        caller,
+        deadline: api.router.deadline(),
+        key,
+        ticket: Default::default(),
+    };
+    Ok((req, call))
+}
+
+async fn buy_sale(api: Api, ctx: RpcContext, payload: String) -> Result<String, RpcError> {
+    let (req, call) = decode(&api, &ctx, &payload)?;
+    // The id names an actor: a bounded key, checked before anything is activated.
+    if req.sale_id.is_empty() || req.sale_id.len() > 128 {
+        return Err(RpcError::invalid_argument("sale_id must be 1-128 bytes"));
+    }
+    let reserve = Reserve {
+        character_id: req.character_id,
+        quantity: req.quantity,
+    };
+    let granted = ask::<Sale, _>(&api.router, req.sale_id.clone(), reserve, &call).await;
+    let grant = match granted {
+        Ok(Ok(grant)) => grant,
+        // A repeat of a purchase that committed is refused by the sale (sold out, the limit
+        // reached): its stored answer stands instead.
+        refused => return stored_or(&api, &call, refusal(refused)).await,
+    };
+    let buy = BuySale {
+        call: call.clone(),
+        sale_id: req.sale_id.clone(),
+        node: grant.node.clone(),
+        good: grant.good.clone(),
+        quantity: grant.quantity,
+        total: grant.total,
+        stock: grant.stock,
+        limit: grant.limit,
+    };
+    let answer = ask::<CharacterSession, _>(&api.router, req.character_id, buy, &call).await;
+    settle(&api, &req.sale_id, &grant, req.character_id, &answer).await;
+    let receipt = match answer {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return Err(session_error(e)),
+        Err(f) => return Err(f.into()),
+    };
+    encode(&receipt)
+}
+
+fn encode(r: &SaleReceipt) -> Result<String, RpcError> {
+    let view = wire::SaleBought::new(r.bought, r.bought_total, r.stock_left, r.gold, &r.cargo);
+    serde_json::to_string(&view).map_err(|e| RpcError::internal(format!("encoding failed: {e}")))
+}
+
+/// Tells the sale what became of its reservation. A session that may have written the
+/// purchase makes the sale read its rows; one that did not frees the units.
+async fn settle(
+    api: &Api,
+    sale_id: &str,
+    grant: &SaleGrant,
+    character_id: uuid::Uuid,
+    answer: &Result<Result<SaleReceipt, SessionError>, Failure>,
+) {
+    let outcome = match answer {
+        Ok(Ok(r)) => Outcome::Committed(Some(r.rows())),
+        Ok(Err(SessionError::Failed(Failure::NotRun(_)))) | Err(Failure::NotRun(_)) => {
+            Outcome::NotRun
+        }
+        Ok(Err(SessionError::Failed(_))) | Err(_) => Outcome::Committed(None),
+        Ok(Err(_)) => Outcome::Refused,
+    };
+    let msg = Settle {
+        reservation_id: grant.id,
+        character_id,
+        outcome,
+    };
+    // Unsettled, the reservation expires at the sale on its own.
+    let _ = api.router.ask::<Sale, _>(sale_id.to_string(), msg).await;
+}
+
+fn refusal(r: Result<Result<SaleGrant, SaleError>, Failure>) -> RpcError {
+    match r {
+        Ok(Ok(_)) => RpcError::internal("granted"),
+        Ok(Err(e)) => sale_error(e),
+        Err(f) => f.into(),
+    }
+}
+
+/// The stored answer of a repeated request, else `error`.
+async fn stored_or(api: &Api, call: &Call, error: RpcError) -> Result<String, RpcError> {
+    let Some(key) = &call.key else {
+        return Err(error);
+    };
+    match receipts::find(&api.db, key.user_id, &key.request_id).await {
+        Ok(Some(s)) if s.fingerprint != key.fingerprint => Err(RpcError::already_exists(
+            "this request_id was already used for a different request",
+        )),
+        Ok(Some(s)) => match serde_json::from_str::<SaleReceipt>(&s.answer) {
+            Ok(r) => encode(&r),
+            Err(_) => Err(error),
+        },
+        _ => Err(error),
+    }
+}
+
+fn sale_error(e: SaleError) -> RpcError {
+    match e {
+        SaleError::NotFound => RpcError::not_found("no such sale"),
+        SaleError::Invalid(m) => RpcError::invalid_argument(m),
+        SaleError::Unavailable => Failure::not_run(e.to_string()).into(),
+        other => RpcError::failed_precondition(other.to_string()),
+    }
+}
+
+fn session_error(e: SessionError) -> RpcError {
+    match e {
+        SessionError::NotFound => RpcError::not_found("character not found"),
+        SessionError::NotYours => {
+            RpcError::permission_denied("this character belongs to another account")
+        }
+        SessionError::Invalid(m) => RpcError::invalid_argument(m),
+        SessionError::Refused(m) => RpcError::failed_precondition(m),
+        SessionError::Conflict => {
+            RpcError::already_exists("this request_id was already used for a different request")
+        }
+        SessionError::Failed(f) => f.into(),
+    }
+}
+
+/// Whether an answer is a refusal that ran nothing, which may be sent again.
+trait NotRun {
+    fn not_run(&self) -> bool;
+}
+
+impl<T> NotRun for Result<T, SessionError> {
+    fn not_run(&self) -> bool {
+        matches!(self, Err(SessionError::Failed(Failure::NotRun(_))))
+    }
+}
+
+impl<T> NotRun for Result<T, SaleError> {
+    fn not_run(&self) -> bool {
+        matches!(self, Err(SaleError::Unavailable))
+    }
+}
+
+/// Sends `m` to the owner of `key`, again while the answer is *not run* (moving, loading,
+/// unreachable), with backoff, while it can finish before the deadline. Anything that may
+/// have run is answered as it is.
+async fn ask<A, M>(router: &Router, key: A::Key, m: M, call: &Call) -> Result<M::Result, Failure>
+where
+    A: Entity + actix::Handler<M>,
+    A::Context: actix::dev::ToEnvelope<A, M>,
+    A::Key: Clone,
+    M: Remote + Clone,
+    M::Result: Serialize + DeserializeOwned + Send + NotRun,
+{
+    let mut delay = Duration::from_millis(20);
+    loop {
+        let started = std::time::Instant::now();
+        let answer = router
+            .ask_until::<A, M>(key.clone(), m.clone(), call.deadline)
+            .await;
+        let retry = match &answer {
+            Ok(r) => r.not_run(),
+            Err(f) => f.is_retryable(),
+        };
+        let left = call.deadline.remaining();
+        if !retry || left.is_none_or(|l| l <= delay + started.elapsed() * 2) {
+            return answer;
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_millis(500));
+    }
+}
