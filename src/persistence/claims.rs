@@ -13,14 +13,16 @@ pub enum EntityTable {
     Battle,
     Leaderboard,
     TradeNode,
+    WorldEvent,
 }
 
 impl EntityTable {
-    pub const ALL: [EntityTable; 4] = [
+    pub const ALL: [EntityTable; 5] = [
         EntityTable::Character,
         EntityTable::Battle,
         EntityTable::Leaderboard,
         EntityTable::TradeNode,
+        EntityTable::WorldEvent,
     ];
 
     fn sql_name(self) -> (&'static str, &'static str) {
@@ -30,6 +32,7 @@ impl EntityTable {
             EntityTable::Battle => ("battle_encounter", "id"),
             EntityTable::Leaderboard => ("leaderboard", "id"),
             EntityTable::TradeNode => ("trade_node", "code"),
+            EntityTable::WorldEvent => ("world_event", "id"),
         }
     }
 }

@@ -9,6 +9,7 @@
 //! ([`crate::gateway::rate_limit`]) because every RPC passes through them.
 
 pub mod boss;
+pub mod fanout;
 pub mod sale;
 
 use crate::services::Services;
