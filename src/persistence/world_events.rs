@@ -319,3 +319,12 @@ pub async fn due(db: &Db, limit: i64) -> Result<Vec<String>, DbError> {
         .map(|r| r.get(0))
         .collect())
 }
+
+/// Whether the catalog (the database's) has an item template `code`.
+pub async fn item_exists(db: &Db, code: &str) -> Result<bool, DbError> {
+    let client = db.client().await?;
+    Ok(client
+        .query_opt("SELECT 1 FROM item_template WHERE code = $1", &[&code])
+        .await?
+        .is_some())
+}
