@@ -25,16 +25,26 @@ fn rfc3339(offset_secs: i64) -> String {
 async fn admin(cluster: &TestCluster, method: &str, path: &str, body: &Value) -> (u16, Value) {
     let node = cluster.node(0);
     let auth = format!("Bearer {}", node.services.config.admin_token);
-    let body = if body.is_null() { Vec::new() } else { body.to_string().into_bytes() };
+    let body = if body.is_null() {
+        Vec::new()
+    } else {
+        body.to_string().into_bytes()
+    };
     let r = request(
         node.admin_addr,
         method,
         path,
-        &[("Authorization", &auth), ("Content-Type", "application/json")],
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
         &body,
     )
     .await;
-    (r.status, serde_json::from_str(&r.body).unwrap_or(Value::Null))
+    (
+        r.status,
+        serde_json::from_str(&r.body).unwrap_or(Value::Null),
+    )
 }
 
 fn event(id: &str, max_hp: i64) -> Value {
@@ -54,13 +64,15 @@ async fn player(cluster: &TestCluster, i: usize) -> (GameClient, Uuid, i64) {
         "request_id": format!("create-{i:04}"),
     });
     // Under load a create may be refused as *not run*: asked again (same request_id).
-    let v = wait_for("create_character", Duration::from_secs(30), async || {
-        match client.rpc("create_character", &payload).await {
+    let v = wait_for(
+        "create_character",
+        Duration::from_secs(30),
+        async || match client.rpc("create_character", &payload).await {
             Ok(v) => Ok(v),
             Err(e) if e.grpc_code == Some(14) => Err(format!("{e:?}")),
             Err(e) => panic!("create_character: {e:?}"),
-        }
-    })
+        },
+    )
     .await;
     let id = v["id"].as_str().unwrap().parse().unwrap();
     (client, id, v["gold"].as_i64().unwrap())
@@ -75,10 +87,17 @@ struct Seen {
 
 async fn attack_until_refused(client: GameClient, character: Uuid, event_id: &str) -> Seen {
     let mut ws = client.socket().await;
-    let mut seen = Seen { character, hits: Vec::new(), refused: None };
+    let mut seen = Seen {
+        character,
+        hits: Vec::new(),
+        refused: None,
+    };
     loop {
         match ws
-            .rpc("attack_world_boss", &json!({"event_id": event_id, "character_id": character}))
+            .rpc(
+                "attack_world_boss",
+                &json!({"event_id": event_id, "character_id": character}),
+            )
             .await
         {
             Ok(v) => seen.hits.push((
@@ -91,7 +110,10 @@ async fn attack_until_refused(client: GameClient, character: Uuid, event_id: &st
                 break;
             }
             // Anything else (not run: an owner moving) is asked again.
-            Err(e) => assert!(e.grpc_code != Some(9) || e.message.contains("defeated"), "{e:?}"),
+            Err(e) => assert!(
+                e.grpc_code != Some(9) || e.message.contains("defeated"),
+                "{e:?}"
+            ),
         }
     }
     ws.close().await;
@@ -103,7 +125,11 @@ async fn watch(mut ws: common::client::GameSocket, event_id: String) -> Vec<(Ins
     let mut got = Vec::new();
     loop {
         let v = ws.next_json().await;
-        for n in v["notifications"]["notifications"].as_array().into_iter().flatten() {
+        for n in v["notifications"]["notifications"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
             if n["subject"] != "world_event" {
                 continue;
             }
@@ -129,41 +155,72 @@ async fn five_hundred_attackers_on_three_nodes_kill_once_and_each_is_rewarded_on
         .await;
     // Enough HP for several rounds of everyone.
     let max_hp = 30_000;
-    let (status, body) = admin(&cluster, "POST", "/admin/world/events", &event("wyrm", max_hp)).await;
+    let (status, body) = admin(
+        &cluster,
+        "POST",
+        "/admin/world/events",
+        &event("wyrm", max_hp),
+    )
+    .await;
     assert_eq!(status, 201, "{body}");
 
     // A watcher on node 2 subscribes by reading the event.
     let watcher = GameClient::device(cluster.node(2).client_addr, "boss-watcher").await;
     let mut ws = watcher.socket().await;
-    let v = ws.rpc("get_world_event", &json!({"event_id": "wyrm"})).await.expect("get");
-    assert_eq!((v["state"].as_str(), v["hp"].as_i64()), (Some("active"), Some(max_hp)));
+    let v = ws
+        .rpc("get_world_event", &json!({"event_id": "wyrm"}))
+        .await
+        .expect("get");
+    assert_eq!(
+        (v["state"].as_str(), v["hp"].as_i64()),
+        (Some("active"), Some(max_hp))
+    );
     let watching = tokio::spawn(watch(ws, "wyrm".into()));
 
     let started = Instant::now();
     let seen: Vec<Seen> = futures_util::future::join_all(
-        players.iter().map(|(c, id, _)| attack_until_refused(c.clone(), *id, "wyrm")),
+        players
+            .iter()
+            .map(|(c, id, _)| attack_until_refused(c.clone(), *id, "wyrm")),
     )
     .await;
     let attacks: usize = seen.iter().map(|s| s.hits.len()).sum();
-    eprintln!("{attacks} attacks by {ATTACKERS} attackers in {:?}", started.elapsed());
+    eprintln!(
+        "{attacks} attacks by {ATTACKERS} attackers in {:?}",
+        started.elapsed()
+    );
 
     // Exactly one kill; HP never below 0; every attacker ends on the refusal.
     let kills = seen.iter().flat_map(|s| &s.hits).filter(|h| h.2).count();
     assert_eq!(kills, 1, "exactly one attack kills");
-    assert!(seen.iter().flat_map(|s| &s.hits).all(|h| h.1 >= 0 && h.0 > 0));
-    assert!(seen.iter().all(|s| s.refused.as_ref().is_some_and(|e| e.grpc_code == Some(9))));
+    assert!(seen
+        .iter()
+        .flat_map(|s| &s.hits)
+        .all(|h| h.1 >= 0 && h.0 > 0));
+    assert!(seen
+        .iter()
+        .all(|s| s.refused.as_ref().is_some_and(|e| e.grpc_code == Some(9))));
     let counted: i64 = seen.iter().flat_map(|s| &s.hits).map(|h| h.0).sum();
     assert_eq!(counted, max_hp, "the damage answered sums to the boss's HP");
 
     // Later attacks are refused; the event reads defeated.
     let (c, id, _) = &players[0];
     let late = c
-        .rpc("attack_world_boss", &json!({"event_id": "wyrm", "character_id": id}))
+        .rpc(
+            "attack_world_boss",
+            &json!({"event_id": "wyrm", "character_id": id}),
+        )
         .await
         .unwrap_err();
     assert_eq!(late.grpc_code, Some(9), "{late:?}");
-    let v = c.rpc("get_world_event", &json!({"event_id": "wyrm"})).await.unwrap();
-    assert_eq!((v["state"].as_str(), v["hp"].as_i64()), (Some("defeated"), Some(0)));
+    let v = c
+        .rpc("get_world_event", &json!({"event_id": "wyrm"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        (v["state"].as_str(), v["hp"].as_i64()),
+        (Some("defeated"), Some(0))
+    );
     let participants: Vec<&Seen> = seen.iter().filter(|s| !s.hits.is_empty()).collect();
     assert_eq!(v["participants"].as_u64(), Some(participants.len() as u64));
     let mine: i64 = seen[0].hits.iter().map(|h| h.0).sum();
@@ -172,14 +229,25 @@ async fn five_hundred_attackers_on_three_nodes_kill_once_and_each_is_rewarded_on
     // Every participant rewarded exactly once: reward rows, gold, items, stored notices.
     let db = raw_client(&cluster.db.url).await;
     let n = participants.len() as i64;
-    wait_for("every participant rewarded", Duration::from_secs(30), async || {
-        let r: i64 = db
-            .query_one("SELECT count(*) FROM world_event_reward WHERE event_id = 'wyrm'", &[])
-            .await
-            .unwrap()
-            .get(0);
-        if r == n { Ok(()) } else { Err(format!("{r} of {n}")) }
-    })
+    wait_for(
+        "every participant rewarded",
+        Duration::from_secs(30),
+        async || {
+            let r: i64 = db
+                .query_one(
+                    "SELECT count(*) FROM world_event_reward WHERE event_id = 'wyrm'",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if r == n {
+                Ok(())
+            } else {
+                Err(format!("{r} of {n}"))
+            }
+        },
+    )
     .await;
     let damage: i64 = db
         .query_one("SELECT COALESCE(sum(damage), 0)::INT8 FROM world_event_participant WHERE event_id = 'wyrm'", &[])
@@ -200,8 +268,18 @@ async fn five_hundred_attackers_on_three_nodes_kill_once_and_each_is_rewarded_on
             .await
             .unwrap();
         let (gold, items, notices): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
-        assert_eq!(gold, before[&s.character] + REWARD_GOLD, "gold of {}", s.character);
-        assert_eq!((items, notices), (1, 1), "item and notice of {}", s.character);
+        assert_eq!(
+            gold,
+            before[&s.character] + REWARD_GOLD,
+            "gold of {}",
+            s.character
+        );
+        assert_eq!(
+            (items, notices),
+            (1, 1),
+            "item and notice of {}",
+            s.character
+        );
     }
 
     // The watcher got updates, never more than 2 within any 1 s, the last one the kill.
@@ -217,7 +295,9 @@ async fn five_hundred_attackers_on_three_nodes_kill_once_and_each_is_rewarded_on
             w.iter().map(|u| &u.1).collect::<Vec<_>>()
         );
     }
-    assert!(updates.windows(2).all(|w| w[1].1["hp"].as_i64() <= w[0].1["hp"].as_i64()));
+    assert!(updates
+        .windows(2)
+        .all(|w| w[1].1["hp"].as_i64() <= w[0].1["hp"].as_i64()));
     cluster.stop_all().await;
 }
 
@@ -242,18 +322,32 @@ async fn admin_validates_is_idempotent_and_cancels() {
     bad_cases.push(("reward_item", with("reward_item", json!("no_such_item"))));
     for (field, body) in &bad_cases {
         let (status, v) = admin(&cluster, "POST", "/admin/world/events", body).await;
-        assert_eq!((status, v["field"].as_str()), (400, Some(*field)), "{body} → {v}");
+        assert_eq!(
+            (status, v["field"].as_str()),
+            (400, Some(*field)),
+            "{body} → {v}"
+        );
     }
     let (status, _) = admin(&cluster, "POST", "/admin/world/events", &json!({"id": "x"})).await;
     assert_eq!(status, 400);
     let (status, v) = admin(&cluster, "GET", "/admin/world/events", &Value::Null).await;
-    assert_eq!((status, v["events"].as_array().map(Vec::len)), (200, Some(0)), "bad input changed nothing");
+    assert_eq!(
+        (status, v["events"].as_array().map(Vec::len)),
+        (200, Some(0)),
+        "bad input changed nothing"
+    );
 
     let (status, v) = admin(&cluster, "POST", "/admin/world/events", &good).await;
     assert_eq!(status, 201, "{v}");
     let (status, _) = admin(&cluster, "POST", "/admin/world/events", &good).await;
     assert_eq!(status, 200, "the same body again is idempotent");
-    let (status, _) = admin(&cluster, "POST", "/admin/world/events", &with("max_hp", json!(101))).await;
+    let (status, _) = admin(
+        &cluster,
+        "POST",
+        "/admin/world/events",
+        &with("max_hp", json!(101)),
+    )
+    .await;
     assert_eq!(status, 409, "another body under the same id");
     let (status, v) = admin(&cluster, "GET", "/admin/world/events", &Value::Null).await;
     assert_eq!(status, 200);
@@ -263,21 +357,48 @@ async fn admin_validates_is_idempotent_and_cancels() {
     // Cancel: attacks are refused afterwards, no rewards; a second cancel is 409.
     let (client, id, _) = player(&cluster, 0).await;
     let hit = client
-        .rpc("attack_world_boss", &json!({"event_id": "kraken", "character_id": id}))
+        .rpc(
+            "attack_world_boss",
+            &json!({"event_id": "kraken", "character_id": id}),
+        )
         .await
         .expect("attack");
     assert!(hit["damage"].as_i64().unwrap() > 0);
-    let (status, v) = admin(&cluster, "DELETE", "/admin/world/events/kraken", &Value::Null).await;
-    assert_eq!((status, v["state"].as_str()), (200, Some("cancelled")), "{v}");
-    let e = wait_for("attacks refused once cancelled", Duration::from_secs(10), async || {
-        match client.rpc("attack_world_boss", &json!({"event_id": "kraken", "character_id": id})).await {
+    let (status, v) = admin(
+        &cluster,
+        "DELETE",
+        "/admin/world/events/kraken",
+        &Value::Null,
+    )
+    .await;
+    assert_eq!(
+        (status, v["state"].as_str()),
+        (200, Some("cancelled")),
+        "{v}"
+    );
+    let e = wait_for(
+        "attacks refused once cancelled",
+        Duration::from_secs(10),
+        async || match client
+            .rpc(
+                "attack_world_boss",
+                &json!({"event_id": "kraken", "character_id": id}),
+            )
+            .await
+        {
             Err(e) if e.message.contains("cancelled") => Ok(e),
             other => Err(format!("{other:?}")),
-        }
-    })
+        },
+    )
     .await;
     assert_eq!(e.grpc_code, Some(9));
-    let (status, _) = admin(&cluster, "DELETE", "/admin/world/events/kraken", &Value::Null).await;
+    let (status, _) = admin(
+        &cluster,
+        "DELETE",
+        "/admin/world/events/kraken",
+        &Value::Null,
+    )
+    .await;
     assert_eq!(status, 409);
     let (status, _) = admin(&cluster, "DELETE", "/admin/world/events/nope", &Value::Null).await;
     assert_eq!(status, 404);
@@ -294,35 +415,63 @@ async fn admin_validates_is_idempotent_and_cancels() {
 #[actix_rt::test]
 async fn a_retried_attack_returns_the_same_answer_and_counts_once() {
     let mut cluster = TestCluster::start(3, |_, _| {}).await;
-    let (status, _) = admin(&cluster, "POST", "/admin/world/events", &event("golem", 1_000_000)).await;
+    let (status, _) = admin(
+        &cluster,
+        "POST",
+        "/admin/world/events",
+        &event("golem", 1_000_000),
+    )
+    .await;
     assert_eq!(status, 201);
     let (client, id, _) = player(&cluster, 1).await;
     let payload = json!({"event_id": "golem", "character_id": id, "request_id": "swing-0001"});
-    let first = client.rpc("attack_world_boss", &payload).await.expect("attack");
-    let again = client.rpc("attack_world_boss", &payload).await.expect("repeat");
+    let first = client
+        .rpc("attack_world_boss", &payload)
+        .await
+        .expect("attack");
+    let again = client
+        .rpc("attack_world_boss", &payload)
+        .await
+        .expect("repeat");
     assert_eq!(first, again, "the repeat is answered with the first answer");
-    let other = json!({"event_id": "golem", "character_id": Uuid::new_v4(), "request_id": "swing-0001"});
+    let other =
+        json!({"event_id": "golem", "character_id": Uuid::new_v4(), "request_id": "swing-0001"});
     let e = client.rpc("attack_world_boss", &other).await.unwrap_err();
     assert!(e.grpc_code == Some(6) || e.grpc_code == Some(5), "{e:?}");
-    let v = client.rpc("get_world_event", &json!({"event_id": "golem"})).await.unwrap();
+    let v = client
+        .rpc("get_world_event", &json!({"event_id": "golem"}))
+        .await
+        .unwrap();
     assert_eq!(v["your_damage"], first["damage"], "counted once");
-    assert_eq!(v["hp"].as_i64(), Some(1_000_000 - first["damage"].as_i64().unwrap()));
+    assert_eq!(
+        v["hp"].as_i64(),
+        Some(1_000_000 - first["damage"].as_i64().unwrap())
+    );
 
     // Someone else's character, bad input, an unknown event: refused, nothing changes.
     let (intruder, _, _) = player(&cluster, 2).await;
     let e = intruder
-        .rpc("attack_world_boss", &json!({"event_id": "golem", "character_id": id}))
+        .rpc(
+            "attack_world_boss",
+            &json!({"event_id": "golem", "character_id": id}),
+        )
         .await
         .unwrap_err();
     assert_eq!(e.grpc_code, Some(7), "{e:?}");
-    let e = client.rpc_str("attack_world_boss", "{\"event_id\": 5}").await.unwrap_err();
+    let e = client
+        .rpc_str("attack_world_boss", "{\"event_id\": 5}")
+        .await
+        .unwrap_err();
     assert_eq!(e.grpc_code, Some(3), "{e:?}");
     let e = client
         .rpc("get_world_event", &json!({"event_id": "nothing-here"}))
         .await
         .unwrap_err();
     assert_eq!(e.grpc_code, Some(5), "{e:?}");
-    let v = client.rpc("get_world_event", &json!({"event_id": "golem"})).await.unwrap();
+    let v = client
+        .rpc("get_world_event", &json!({"event_id": "golem"}))
+        .await
+        .unwrap();
     assert_eq!(v["your_damage"], first["damage"]);
     cluster.stop_all().await;
 }

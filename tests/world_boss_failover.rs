@@ -39,15 +39,21 @@ async fn player(addr: SocketAddr, i: usize) -> (GameClient, Uuid, i64) {
         "name": format!("Fighter {i}"), "faction": "merchant_league", "background": "caravan_hand",
         "request_id": format!("create-{i:04}"),
     });
-    let v = wait_for("create_character", Duration::from_secs(30), async || {
-        match client.rpc("create_character", &payload).await {
+    let v = wait_for(
+        "create_character",
+        Duration::from_secs(30),
+        async || match client.rpc("create_character", &payload).await {
             Ok(v) => Ok(v),
             Err(e) if e.grpc_code == Some(14) => Err(format!("{e:?}")),
             Err(e) => panic!("create_character: {e:?}"),
-        }
-    })
+        },
+    )
     .await;
-    (client, v["id"].as_str().unwrap().parse().unwrap(), v["gold"].as_i64().unwrap())
+    (
+        client,
+        v["id"].as_str().unwrap().parse().unwrap(),
+        v["gold"].as_i64().unwrap(),
+    )
 }
 
 /// Attacks until the boss is defeated; an attack without a final answer (the owner moving) is
@@ -91,7 +97,15 @@ async fn fight(client: GameClient, character: Uuid, i: usize, last_hp: Arc<Atomi
 async fn sigkill_of_the_bosss_owner_mid_fight_kills_once_and_rewards_once() {
     let db = TestDatabase::create().await.expect("database");
     let mut procs: Vec<Option<NodeProcess>> = (0..3)
-        .map(|i| Some(NodeProcess::spawn(&db.url, i, ADMIN_TOKEN, "world-boss", &[])))
+        .map(|i| {
+            Some(NodeProcess::spawn(
+                &db.url,
+                i,
+                ADMIN_TOKEN,
+                "world-boss",
+                &[],
+            ))
+        })
         .collect();
     {
         let live: Vec<&NodeProcess> = procs.iter().flatten().collect();
@@ -118,7 +132,10 @@ async fn sigkill_of_the_bosss_owner_mid_fight_kills_once_and_rewards_once() {
         .await
         .expect("get_world_event");
     let owner: String = pg
-        .query_one("SELECT owner_node FROM world_event WHERE id = 'leviathan'", &[])
+        .query_one(
+            "SELECT owner_node FROM world_event WHERE id = 'leviathan'",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
@@ -140,9 +157,11 @@ async fn sigkill_of_the_bosss_owner_mid_fight_kills_once_and_rewards_once() {
         .enumerate()
         .map(|(i, (c, id, _))| tokio::spawn(fight(c.clone(), *id, i, last_hp.clone())))
         .collect();
-    wait_until("a fifth of the boss's HP gone", Duration::from_secs(20), async || {
-        last_hp.load(Ordering::Relaxed) < MAX_HP * 4 / 5
-    })
+    wait_until(
+        "a fifth of the boss's HP gone",
+        Duration::from_secs(20),
+        async || last_hp.load(Ordering::Relaxed) < MAX_HP * 4 / 5,
+    )
     .await;
     let hp_at_kill = last_hp.load(Ordering::Relaxed);
     let mut dead = procs[victim].take().unwrap();
@@ -155,7 +174,11 @@ async fn sigkill_of_the_bosss_owner_mid_fight_kills_once_and_rewards_once() {
     }
 
     // The fight went on after the kill, on the new owner; one kill in all; HP never below 0.
-    let after: Vec<&Hit> = hits.iter().map(|(_, h)| h).filter(|h| h.at > killed_at).collect();
+    let after: Vec<&Hit> = hits
+        .iter()
+        .map(|(_, h)| h)
+        .filter(|h| h.at > killed_at)
+        .collect();
     assert!(!after.is_empty(), "attacks succeeded after the owner died");
     let resumed = after.iter().map(|h| h.at).min().unwrap() - killed_at;
     println!(
@@ -163,38 +186,69 @@ async fn sigkill_of_the_bosss_owner_mid_fight_kills_once_and_rewards_once() {
         hits.len() - after.len(),
         after.len()
     );
-    assert_eq!(hits.iter().filter(|(_, h)| h.killed).count(), 1, "exactly one kill");
+    assert_eq!(
+        hits.iter().filter(|(_, h)| h.killed).count(),
+        1,
+        "exactly one kill"
+    );
     assert!(hits.iter().all(|(_, h)| h.hp >= 0 && h.damage > 0));
     let new_owner: Option<String> = pg
-        .query_one("SELECT owner_node FROM world_event WHERE id = 'leviathan'", &[])
+        .query_one(
+            "SELECT owner_node FROM world_event WHERE id = 'leviathan'",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
-    assert_ne!(new_owner.as_deref(), Some(owner.as_str()), "a survivor owns the boss now");
+    assert_ne!(
+        new_owner.as_deref(),
+        Some(owner.as_str()),
+        "a survivor owns the boss now"
+    );
     let row = pg
-        .query_one("SELECT state, hp FROM world_event WHERE id = 'leviathan'", &[])
+        .query_one(
+            "SELECT state, hp FROM world_event WHERE id = 'leviathan'",
+            &[],
+        )
         .await
         .unwrap();
-    assert_eq!((row.get::<_, String>(0), row.get::<_, i64>(1)), ("defeated".to_string(), 0));
+    assert_eq!(
+        (row.get::<_, String>(0), row.get::<_, i64>(1)),
+        ("defeated".to_string(), 0)
+    );
 
     // Every participant in the database is rewarded exactly once; every attacker that hit
     // after the failover is one of them.
     let participants: Vec<Uuid> = pg
-        .query("SELECT character_id FROM world_event_participant WHERE event_id = 'leviathan'", &[])
+        .query(
+            "SELECT character_id FROM world_event_participant WHERE event_id = 'leviathan'",
+            &[],
+        )
         .await
         .unwrap()
         .iter()
         .map(|r| r.get(0))
         .collect();
     let n = participants.len() as i64;
-    wait_for("every participant rewarded", Duration::from_secs(30), async || {
-        let r: i64 = pg
-            .query_one("SELECT count(*) FROM world_event_reward WHERE event_id = 'leviathan'", &[])
-            .await
-            .unwrap()
-            .get(0);
-        if r == n { Ok(()) } else { Err(format!("{r} of {n}")) }
-    })
+    wait_for(
+        "every participant rewarded",
+        Duration::from_secs(30),
+        async || {
+            let r: i64 = pg
+                .query_one(
+                    "SELECT count(*) FROM world_event_reward WHERE event_id = 'leviathan'",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if r == n {
+                Ok(())
+            } else {
+                Err(format!("{r} of {n}"))
+            }
+        },
+    )
     .await;
     for (id, h) in &hits {
         if h.at > killed_at {

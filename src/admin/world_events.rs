@@ -55,7 +55,11 @@ fn view(r: &EventRow) -> AdminEventView {
         title: r.def.title.clone(),
         max_hp: r.def.max_hp,
         hp: r.hp,
-        state: r.boss().state_at(Utc::now().timestamp_millis()).as_str().to_string(),
+        state: r
+            .boss()
+            .state_at(Utc::now().timestamp_millis())
+            .as_str()
+            .to_string(),
         starts_at: rfc3339(r.def.starts_at),
         ends_at: rfc3339(r.def.ends_at),
         reward_gold: r.def.reward_gold,
@@ -66,25 +70,43 @@ fn view(r: &EventRow) -> AdminEventView {
 fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= MAX_ID_LEN
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+}
+
+/// A bad field of a definition, and why.
+type FieldError = (&'static str, String);
+
+fn field_error(field: &'static str, message: impl std::fmt::Display) -> FieldError {
+    (field, message.to_string())
 }
 
 /// The definition in `body`, or the 400 naming the first bad field.
-fn definition(body: &[u8]) -> Result<EventDef, HttpResponse> {
-    let c: CreateEvent = serde_json::from_slice(body).map_err(|e| bad("body", e))?;
+fn definition(body: &[u8]) -> Result<EventDef, FieldError> {
+    let c: CreateEvent = serde_json::from_slice(body).map_err(|e| field_error("body", e))?;
     if !valid_id(&c.id) {
-        return Err(bad("id", format!("1 to {MAX_ID_LEN} of A-Z a-z 0-9 - _ . :")));
+        return Err(field_error(
+            "id",
+            format!("1 to {MAX_ID_LEN} of A-Z a-z 0-9 - _ . :"),
+        ));
     }
     if c.kind != "boss" {
-        return Err(bad("kind", "must be \"boss\""));
+        return Err(field_error("kind", "must be \"boss\""));
     }
-    if c.title.trim().is_empty() || c.title.chars().count() > MAX_TITLE_LEN || c.title.contains('\0') {
-        return Err(bad("title", format!("1 to {MAX_TITLE_LEN} characters")));
+    if c.title.trim().is_empty()
+        || c.title.chars().count() > MAX_TITLE_LEN
+        || c.title.contains('\0')
+    {
+        return Err(field_error(
+            "title",
+            format!("1 to {MAX_TITLE_LEN} characters"),
+        ));
     }
-    let time = |field: &str, s: &str| {
+    let time = |field: &'static str, s: &str| {
         DateTime::parse_from_rfc3339(s)
             .map(|t| t.with_timezone(&Utc))
-            .map_err(|e| bad(field, format!("not an RFC 3339 time: {e}")))
+            .map_err(|e| field_error(field, format!("not an RFC 3339 time: {e}")))
     };
     let starts_at = time("starts_at", &c.starts_at)?;
     let ends_at = time("ends_at", &c.ends_at)?;
@@ -94,9 +116,15 @@ fn definition(body: &[u8]) -> Result<EventDef, HttpResponse> {
         ends_at.timestamp_millis(),
         c.reward_gold,
     )
-    .map_err(|(field, why)| bad(field, why))?;
-    if c.reward_item.as_deref().is_some_and(|i| i.is_empty() || i.len() > MAX_ID_LEN) {
-        return Err(bad("reward_item", "an item code of the catalog, or null"));
+    .map_err(|(field, why)| field_error(field, why))?;
+    if c.reward_item
+        .as_deref()
+        .is_some_and(|i| i.is_empty() || i.len() > MAX_ID_LEN)
+    {
+        return Err(field_error(
+            "reward_item",
+            "an item code of the catalog, or null",
+        ));
     }
     Ok(EventDef {
         id: c.id,
@@ -118,7 +146,7 @@ fn truncate(t: DateTime<Utc>) -> DateTime<Utc> {
 async fn create(state: web::Data<AdminState>, body: web::Bytes) -> HttpResponse {
     let def = match definition(&body) {
         Ok(d) => d,
-        Err(response) => return response,
+        Err((field, why)) => return bad(field, why),
     };
     if let Some(item) = &def.reward_item {
         match world_events::item_exists(&state.db, item).await {
@@ -158,7 +186,9 @@ async fn list(state: web::Data<AdminState>) -> HttpResponse {
 async fn cancel(state: web::Data<AdminState>, path: web::Path<String>) -> HttpResponse {
     let id = path.into_inner();
     match world_events::cancel(&state.db, &id).await {
-        Ok(true) => HttpResponse::Ok().json(json!({"id": id, "state": EventState::Cancelled.as_str()})),
+        Ok(true) => {
+            HttpResponse::Ok().json(json!({"id": id, "state": EventState::Cancelled.as_str()}))
+        }
         Ok(false) => match world_events::get(&state.db, &id).await {
             Ok(None) => HttpResponse::NotFound()
                 .json(json!({"code": 5, "message": format!("no world event `{id}`")})),

@@ -43,33 +43,37 @@ impl Handler<GrantWorldReward> for CharacterSession {
     type Result = AtomicResponse<Self, SessionResult<bool>>;
 
     fn handle(&mut self, msg: GrantWorldReward, _: &mut Self::Context) -> Self::Result {
-        let prepared = msg.deadline.check().map_err(SessionError::from).and_then(|()| {
-            let (state, epoch) = self.ready(Caller::Server)?;
-            let item = msg
-                .item
-                .clone()
-                .map(|t| (item_id(&msg.event_id, state.id), t));
-            let notice = Self::persistent_notice(
-                WORLD_EVENT_REWARD,
-                &RewardNotice {
+        let prepared = msg
+            .deadline
+            .check()
+            .map_err(SessionError::from)
+            .and_then(|()| {
+                let (state, epoch) = self.ready(Caller::Server)?;
+                let item = msg
+                    .item
+                    .clone()
+                    .map(|t| (item_id(&msg.event_id, state.id), t));
+                let notice = Self::persistent_notice(
+                    WORLD_EVENT_REWARD,
+                    &RewardNotice {
+                        event_id: msg.event_id.clone(),
+                        character_id: state.id,
+                        gold: msg.gold,
+                        item: msg.item.clone(),
+                        character_gold: state.gold + msg.gold,
+                    },
+                    &format!("{}/{}/world_event_reward", msg.event_id, state.id),
+                );
+                let grant = RewardGrant {
                     event_id: msg.event_id.clone(),
                     character_id: state.id,
+                    session_epoch: epoch,
                     gold: msg.gold,
-                    item: msg.item.clone(),
-                    character_gold: state.gold + msg.gold,
-                },
-                &format!("{}/{}/world_event_reward", msg.event_id, state.id),
-            );
-            let grant = RewardGrant {
-                event_id: msg.event_id.clone(),
-                character_id: state.id,
-                session_epoch: epoch,
-                gold: msg.gold,
-                item,
-                notification: to_stored(state.user_id, &notice),
-            };
-            Ok((grant, notice, state.user_id))
-        });
+                    item,
+                    notification: to_stored(state.user_id, &notice),
+                };
+                Ok((grant, notice, state.user_id))
+            });
         let db = self.deps.db.clone();
         let work = async move {
             let (grant, notice, user) = prepared?;

@@ -103,7 +103,9 @@ pub async fn create(db: &Db, d: &EventDef) -> Result<Created, DbError> {
     match get(db, &d.id).await? {
         Some(existing) if existing.def == *d => Ok(Created::Same),
         Some(_) => Ok(Created::Different),
-        None => Err(DbError::Unavailable("the event vanished while created".into())),
+        None => Err(DbError::Unavailable(
+            "the event vanished while created".into(),
+        )),
     }
 }
 
@@ -118,7 +120,12 @@ pub async fn get(db: &Db, id: &str) -> Result<Option<EventRow>, DbError> {
 pub async fn list(db: &Db, limit: i64) -> Result<Vec<EventRow>, DbError> {
     let client = db.client().await?;
     let sql = format!("SELECT {COLUMNS} FROM world_event ORDER BY starts_at DESC, id LIMIT $1");
-    Ok(client.query(&sql, &[&limit]).await?.iter().map(row).collect())
+    Ok(client
+        .query(&sql, &[&limit])
+        .await?
+        .iter()
+        .map(row)
+        .collect())
 }
 
 /// Cancels an open event: state `cancelled` and the claim bumped and released, which fences

@@ -159,10 +159,9 @@ pub fn record(
     user_id: Uuid,
     damage: i64,
 ) {
-    let p = participants.entry(character_id).or_insert(Participant {
-        user_id,
-        damage: 0,
-    });
+    let p = participants
+        .entry(character_id)
+        .or_insert(Participant { user_id, damage: 0 });
     p.damage = p.damage.saturating_add(damage.max(0));
 }
 

@@ -200,12 +200,18 @@ impl WorldBoss {
         match e {
             DbError::Fenced(_) => {
                 tracing::warn!(event = %self.id, "world boss fenced (another claim, or cancelled); stopping");
-                self.fail(BossError::Failed(Failure::not_run("the world event moved, try again")), ctx);
+                self.fail(
+                    BossError::Failed(Failure::not_run("the world event moved, try again")),
+                    ctx,
+                );
                 BossError::Failed(Failure::not_run("the world event moved, try again"))
             }
             DbError::CommitUnknown(_) => {
                 tracing::warn!(event = %self.id, error = %e, "world boss: commit unknown; reloading");
-                self.fail(BossError::Failed(Failure::not_run("the world event is reloading, try again")), ctx);
+                self.fail(
+                    BossError::Failed(Failure::not_run("the world event is reloading, try again")),
+                    ctx,
+                );
                 BossError::Failed(e.failure())
             }
             other => BossError::Failed(other.failure()),
@@ -386,9 +392,13 @@ impl Actor for WorldBoss {
             self.deps.node_id.clone(),
         );
         let load = async move {
-            let epoch =
-                claims::claim(&db, EntityTable::WorldEvent, &EntityId::Text(id.clone()), &node)
-                    .await?;
+            let epoch = claims::claim(
+                &db,
+                EntityTable::WorldEvent,
+                &EntityId::Text(id.clone()),
+                &node,
+            )
+            .await?;
             let loaded = world_events::load(&db, &id).await?;
             Ok::<_, DbError>(loaded.map(|l| (l, epoch)))
         };
@@ -415,7 +425,11 @@ impl Handler<Attack> for WorldBoss {
         if let Err(e) = checked {
             return ActorResponse::reply(Err(e));
         }
-        if let Some(answer) = m.request.as_ref().and_then(|r| self.recent.get(m.user_id, r)) {
+        if let Some(answer) = m
+            .request
+            .as_ref()
+            .and_then(|r| self.recent.get(m.user_id, r))
+        {
             return ActorResponse::reply(answer);
         }
         self.subscribe(m.user_id);

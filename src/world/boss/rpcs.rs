@@ -52,7 +52,8 @@ fn typed<T: DeserializeOwned>(mut value: serde_json::Value) -> Result<T, RpcErro
     if let Some(map) = value.as_object_mut() {
         map.remove("request_id");
     }
-    serde_json::from_value(value).map_err(|e| RpcError::invalid_argument(format!("invalid payload: {e}")))
+    serde_json::from_value(value)
+        .map_err(|e| RpcError::invalid_argument(format!("invalid payload: {e}")))
 }
 
 fn check_id(id: &str) -> Result<(), RpcError> {
@@ -66,7 +67,9 @@ fn check_id(id: &str) -> Result<(), RpcError> {
 
 fn user(ctx: &RpcContext) -> Result<uuid::Uuid, RpcError> {
     if ctx.http_key {
-        return Err(RpcError::invalid_argument("this RPC needs a user session, not the http key"));
+        return Err(RpcError::invalid_argument(
+            "this RPC needs a user session, not the http key",
+        ));
     }
     Ok(ctx.user_id)
 }
@@ -83,7 +86,9 @@ fn boss_error(e: BossError) -> RpcError {
 fn session_error(e: SessionError) -> RpcError {
     match e {
         SessionError::NotFound => RpcError::not_found("character not found"),
-        SessionError::NotYours => RpcError::permission_denied("this character belongs to another account"),
+        SessionError::NotYours => {
+            RpcError::permission_denied("this character belongs to another account")
+        }
         SessionError::Invalid(m) => RpcError::invalid_argument(m),
         SessionError::Refused(m) => RpcError::failed_precondition(m),
         SessionError::Conflict => RpcError::already_exists(e.to_string()),
@@ -114,7 +119,9 @@ where
 {
     let mut pause = Duration::from_millis(20);
     loop {
-        let answer = router.ask_until::<A, M>(key.clone(), m.clone(), deadline).await;
+        let answer = router
+            .ask_until::<A, M>(key.clone(), m.clone(), deadline)
+            .await;
         let again = match &answer {
             Ok(r) => not_run(r, &failed),
             Err(f) => matches!(f, Failure::NotRun(_)),
@@ -142,7 +149,11 @@ fn session_failure(e: &SessionError) -> Option<&Failure> {
     }
 }
 
-async fn get_world_event(router: Arc<Router>, ctx: RpcContext, payload: String) -> Result<String, RpcError> {
+async fn get_world_event(
+    router: Arc<Router>,
+    ctx: RpcContext,
+    payload: String,
+) -> Result<String, RpcError> {
     let req: GetWorldEventRequest = typed(parse(&payload)?)?;
     check_id(&req.event_id)?;
     let deadline = router.deadline();
@@ -154,10 +165,15 @@ async fn get_world_event(router: Arc<Router>, ctx: RpcContext, payload: String) 
     serde_json::to_string(&view).map_err(|e| RpcError::internal(e.to_string()))
 }
 
-async fn attack_world_boss(router: Arc<Router>, ctx: RpcContext, payload: String) -> Result<String, RpcError> {
+async fn attack_world_boss(
+    router: Arc<Router>,
+    ctx: RpcContext,
+    payload: String,
+) -> Result<String, RpcError> {
     let user_id = user(&ctx)?;
     let value = parse(&payload)?;
-    let key = request_key(user_id, "attack_world_boss", &value).map_err(RpcError::invalid_argument)?;
+    let key =
+        request_key(user_id, "attack_world_boss", &value).map_err(RpcError::invalid_argument)?;
     let req: AttackRequest = typed(value)?;
     check_id(&req.event_id)?;
     let deadline = router.deadline();

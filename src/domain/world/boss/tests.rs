@@ -100,7 +100,10 @@ fn only_participants_without_a_reward_of_a_paying_event_are_owed() {
     assert_eq!(owed.iter().map(|(c, _)| *c).collect::<Vec<_>>(), vec![b]);
     assert!(unrewarded(EventState::Active, &ps, &done).is_empty());
     assert!(unrewarded(EventState::Cancelled, &ps, &done).is_empty());
-    assert_eq!(unrewarded(EventState::Expired, &ps, &BTreeSet::new()).len(), 2);
+    assert_eq!(
+        unrewarded(EventState::Expired, &ps, &BTreeSet::new()).len(),
+        2
+    );
 }
 
 #[test]
@@ -122,8 +125,8 @@ proptest! {
         let mut b = boss(max_hp);
         let (mut counted, mut kills, mut killed) = (0i64, 0, false);
         for (damage, at) in attacks {
-            match b.attack(damage, at) {
-                Ok(hit) => {
+            if let Ok(hit) = b.attack(damage, at) {
+                {
                     prop_assert!(!killed, "an attack counted after the kill");
                     prop_assert!(hit.hp >= 0 && hit.damage > 0 && hit.damage <= damage);
                     counted += hit.damage;
@@ -132,7 +135,6 @@ proptest! {
                         killed = true;
                     }
                 }
-                Err(_) => {}
             }
             prop_assert!(b.hp >= 0);
             prop_assert_eq!(counted, max_hp - b.hp);
