@@ -126,14 +126,12 @@ proptest! {
         let (mut counted, mut kills, mut killed) = (0i64, 0, false);
         for (damage, at) in attacks {
             if let Ok(hit) = b.attack(damage, at) {
-                {
-                    prop_assert!(!killed, "an attack counted after the kill");
-                    prop_assert!(hit.hp >= 0 && hit.damage > 0 && hit.damage <= damage);
-                    counted += hit.damage;
-                    if hit.killed {
-                        kills += 1;
-                        killed = true;
-                    }
+                prop_assert!(!killed, "an attack counted after the kill");
+                prop_assert!(hit.hp >= 0 && hit.damage > 0 && hit.damage <= damage);
+                counted += hit.damage;
+                if hit.killed {
+                    kills += 1;
+                    killed = true;
                 }
             }
             prop_assert!(b.hp >= 0);
