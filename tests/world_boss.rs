@@ -475,3 +475,81 @@ async fn a_retried_attack_returns_the_same_answer_and_counts_once() {
     assert_eq!(v["your_damage"], first["damage"]);
     cluster.stop_all().await;
 }
+
+/// An event nobody touches after one attack still ends at `ends_at` and pays: its actor idles
+/// out (writing its progress), and a node's sweeper wakes it when it is due.
+#[actix_rt::test]
+async fn an_untouched_event_expires_at_its_end_and_pays_its_participants() {
+    let mut cluster =
+        TestCluster::start(3, |_, c| c.idle_timeout = Duration::from_millis(500)).await;
+    let mut e = event("mirage", 1_000_000);
+    let ends = chrono::Utc::now() + chrono::Duration::seconds(4);
+    e["ends_at"] = json!(ends.to_rfc3339());
+    let (status, v) = admin(&cluster, "POST", "/admin/world/events", &e).await;
+    assert_eq!(status, 201, "{v}");
+    let (client, id, gold) = player(&cluster, 0).await;
+    let hit = client
+        .rpc(
+            "attack_world_boss",
+            &json!({"event_id": "mirage", "character_id": id}),
+        )
+        .await
+        .expect("attack");
+    let db = raw_client(&cluster.db.url).await;
+    // Passivated: progress written and the claim released, before the end.
+    wait_for("the boss passivates", Duration::from_secs(5), async || {
+        let r = db
+            .query_one(
+                "SELECT owner_node, hp FROM world_event WHERE id = 'mirage'",
+                &[],
+            )
+            .await
+            .unwrap();
+        let (owner, hp): (Option<String>, i64) = (r.get(0), r.get(1));
+        match owner {
+            None => Ok(hp),
+            Some(o) => Err(format!("owned by {o}")),
+        }
+    })
+    .await;
+    assert!(chrono::Utc::now() < ends, "passivated before the end");
+    let r = db
+        .query_one("SELECT hp FROM world_event WHERE id = 'mirage'", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        r.get::<_, i64>(0),
+        1_000_000 - hit["damage"].as_i64().unwrap()
+    );
+    wait_for("the event expires and pays", Duration::from_secs(15), async || {
+        let r = db
+            .query_one(
+                "SELECT e.state, (SELECT count(*) FROM world_event_reward r WHERE r.event_id = e.id), \
+                 (SELECT gold FROM player_character WHERE id = $1) FROM world_event e WHERE e.id = 'mirage'",
+                &[&id],
+            )
+            .await
+            .unwrap();
+        let (state, rewards, now): (String, i64, i64) = (r.get(0), r.get(1), r.get(2));
+        match (state.as_str(), rewards) {
+            ("expired", 1) => Ok(now),
+            _ => Err(format!("{state}, {rewards} rewards")),
+        }
+    })
+    .await;
+    let now: i64 = db
+        .query_one("SELECT gold FROM player_character WHERE id = $1", &[&id])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(now, gold + REWARD_GOLD);
+    let e = client
+        .rpc(
+            "attack_world_boss",
+            &json!({"event_id": "mirage", "character_id": id}),
+        )
+        .await
+        .unwrap_err();
+    assert!(e.message.contains("expired"), "{e:?}");
+    cluster.stop_all().await;
+}
