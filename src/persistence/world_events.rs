@@ -335,3 +335,17 @@ pub async fn item_exists(db: &Db, code: &str) -> Result<bool, DbError> {
         .await?
         .is_some())
 }
+
+/// Settles the reward of a participant whose character no longer exists: a reward row paying
+/// nothing, so that the event is not woken for it again. Idempotent.
+pub async fn settle_gone(db: &Db, event_id: &str, character: Uuid) -> Result<(), DbError> {
+    let client = db.client().await?;
+    client
+        .execute(
+            "INSERT INTO world_event_reward (event_id, character_id, gold, item) VALUES ($1, $2, 0, NULL) \
+             ON CONFLICT (event_id, character_id) DO NOTHING",
+            &[&event_id, &character],
+        )
+        .await?;
+    Ok(())
+}

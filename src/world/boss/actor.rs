@@ -208,6 +208,17 @@ impl WorldBoss {
             }
             DbError::CommitUnknown(_) => {
                 tracing::warn!(event = %self.id, error = %e, "world boss: commit unknown; reloading");
+                // Whatever committed, the claim is still ours at this epoch: let it go, so the
+                // next activation (here or on a new owner) claims at once and reads the row.
+                let (db, id, node, epoch) = (
+                    self.deps.db.clone(),
+                    EntityId::Text(self.id.clone()),
+                    self.deps.node_id.clone(),
+                    self.epoch,
+                );
+                actix::spawn(async move {
+                    let _ = claims::release(&db, EntityTable::WorldEvent, &id, &node, epoch).await;
+                });
                 self.fail(
                     BossError::Failed(Failure::not_run("the world event is reloading, try again")),
                     ctx,

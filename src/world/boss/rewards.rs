@@ -16,6 +16,7 @@ use crate::character::messages::SessionError;
 use crate::character::world_reward::GrantWorldReward;
 use crate::character::CharacterSession;
 use crate::domain::world::boss as rules;
+use crate::persistence::{world_events, Db};
 use crate::request::Deadline;
 
 /// Grants in flight at once, per event.
@@ -40,9 +41,11 @@ impl WorldBoss {
         };
         self.rewarding = true;
         let event = self.id.clone();
+        let db = self.deps.db.clone();
         let round = stream::iter(owed)
             .map(move |(character, _)| {
-                let (router, event, def) = (router.clone(), event.clone(), def.clone());
+                let (router, event, def, db) =
+                    (router.clone(), event.clone(), def.clone(), db.clone());
                 async move {
                     let msg = GrantWorldReward {
                         event_id: event,
@@ -50,7 +53,7 @@ impl WorldBoss {
                         item: def.reward_item,
                         deadline: Deadline::after(GRANT_BUDGET),
                     };
-                    (character, grant(&router, character, msg).await)
+                    (character, grant(&router, &db, character, msg).await)
                 }
             })
             .buffer_unordered(CONCURRENCY)
@@ -78,8 +81,13 @@ impl WorldBoss {
 }
 
 /// One grant, sent again (fresh deadline) while it fails. `true` once it is paid (now or
-/// before), or when the character no longer exists (nothing left to pay).
-async fn grant(router: &crate::routing::Router, character: Uuid, msg: GrantWorldReward) -> bool {
+/// before), or settled as paying nothing because the character no longer exists.
+async fn grant(
+    router: &crate::routing::Router,
+    db: &Db,
+    character: Uuid,
+    msg: GrantWorldReward,
+) -> bool {
     let mut pause = Duration::from_millis(50);
     for _ in 0..ATTEMPTS {
         let mut m = msg.clone();
@@ -89,7 +97,16 @@ async fn grant(router: &crate::routing::Router, character: Uuid, msg: GrantWorld
             .ask_until::<CharacterSession, GrantWorldReward>(character, m, deadline)
             .await
         {
-            Ok(Ok(_)) | Ok(Err(SessionError::NotFound)) => return true,
+            Ok(Ok(_)) => return true,
+            Ok(Err(SessionError::NotFound)) => {
+                // Deleted: nothing to pay; a row paying nothing settles it.
+                match world_events::settle_gone(db, &msg.event_id, character).await {
+                    Ok(()) => return true,
+                    Err(e) => {
+                        tracing::debug!(%character, error = %e, "settling a gone participant failed")
+                    }
+                }
+            }
             Ok(Err(e)) => tracing::debug!(%character, error = %e, "world reward grant failed"),
             Err(e) => tracing::debug!(%character, error = %e, "world reward grant failed"),
         }
