@@ -164,8 +164,21 @@ async fn five_hundred_attackers_on_three_nodes_kill_once_and_each_is_rewarded_on
     .await;
     assert_eq!(status, 201, "{body}");
 
-    // A watcher on node 2 subscribes by reading the event.
-    let watcher = GameClient::device(cluster.node(2).client_addr, "boss-watcher").await;
+    // A watcher subscribes by reading the event, on the boss's own node: what it receives is
+    // what the node sends, not the peer link's delays under the attackers' load.
+    let db = raw_client(&cluster.db.url).await;
+    let probe = GameClient::device(cluster.node(0).client_addr, "boss-probe").await;
+    probe
+        .rpc("get_world_event", &json!({"event_id": "wyrm"}))
+        .await
+        .expect("get");
+    let owner: String = db
+        .query_one("SELECT owner_node FROM world_event WHERE id = 'wyrm'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let at: usize = owner.trim_start_matches("node-").parse().unwrap();
+    let watcher = GameClient::device(cluster.node(at).client_addr, "boss-watcher").await;
     let mut ws = watcher.socket().await;
     let v = ws
         .rpc("get_world_event", &json!({"event_id": "wyrm"}))
@@ -227,7 +240,6 @@ async fn five_hundred_attackers_on_three_nodes_kill_once_and_each_is_rewarded_on
     assert_eq!(v["your_damage"].as_i64(), Some(mine));
 
     // Every participant rewarded exactly once: reward rows, gold, items, stored notices.
-    let db = raw_client(&cluster.db.url).await;
     let n = participants.len() as i64;
     wait_for(
         "every participant rewarded",
