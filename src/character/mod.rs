@@ -10,3 +10,5 @@ mod settler;
 
 pub use actor::{CharacterDeps, CharacterSession};
 pub use settler::BattleSettler;
+pub mod world_attack;
+pub mod world_reward;

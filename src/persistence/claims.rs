@@ -13,6 +13,7 @@ pub enum EntityTable {
     Battle,
     Leaderboard,
     TradeNode,
+    WorldEvent,
     WorldSale,
 }
 
@@ -22,6 +23,7 @@ impl EntityTable {
         EntityTable::Battle,
         EntityTable::Leaderboard,
         EntityTable::TradeNode,
+        EntityTable::WorldEvent,
         EntityTable::WorldSale,
     ];
 
@@ -32,6 +34,7 @@ impl EntityTable {
             EntityTable::Battle => ("battle_encounter", "id"),
             EntityTable::Leaderboard => ("leaderboard", "id"),
             EntityTable::TradeNode => ("trade_node", "code"),
+            EntityTable::WorldEvent => ("world_event", "id"),
             EntityTable::WorldSale => ("world_sale", "id"),
         }
     }
