@@ -18,7 +18,7 @@ pub enum EntityTable {
 }
 
 impl EntityTable {
-    pub const ALL: [EntityTable; 5] = [
+    pub const ALL: [EntityTable; 6] = [
         EntityTable::Character,
         EntityTable::Battle,
         EntityTable::Leaderboard,
