@@ -10,7 +10,7 @@ pub use crate::domain::battle::snapshot::BattleSnapshot;
 use crate::domain::character::travel::Trip;
 use crate::request::Call;
 use crate::request::{Failure, Ticket};
-use crate::routing::Remote;
+use crate::routing::{NotRun, Remote};
 
 /// Why a battle refused or failed a request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
@@ -32,6 +32,12 @@ pub enum BattleError {
     /// No answer: not run, or may have run.
     #[error("{0}")]
     Failed(Failure),
+}
+
+impl<T> NotRun for Result<T, BattleError> {
+    fn not_run(&self) -> bool {
+        matches!(self, Err(BattleError::Failed(Failure::NotRun(_))))
+    }
 }
 
 impl From<Failure> for BattleError {

@@ -8,9 +8,10 @@ use uuid::Uuid;
 use crate::battle::messages::{BattleSnapshot, Settlement};
 use crate::domain::character::state::CharacterState;
 use crate::domain::market::rules::{Quote, Side};
+use crate::gateway::RpcError;
 use crate::request::Call;
 use crate::request::{Failure, Ticket};
-use crate::routing::Remote;
+use crate::routing::{NotRun, Remote};
 
 /// Why a session refused or failed a request. The first five are answers (the request was
 /// decided and changed nothing); [`SessionError::Failed`] is no answer.
@@ -47,6 +48,26 @@ impl From<Failure> for SessionError {
 }
 
 pub type SessionResult<T> = Result<T, SessionError>;
+
+impl<T> NotRun for Result<T, SessionError> {
+    fn not_run(&self) -> bool {
+        matches!(self, Err(SessionError::Failed(Failure::NotRun(_))))
+    }
+}
+
+/// How a session's refusal reaches the client: every RPC that asks a session says it this way.
+impl From<SessionError> for RpcError {
+    fn from(e: SessionError) -> RpcError {
+        match e {
+            SessionError::NotFound => RpcError::not_found(e.to_string()),
+            SessionError::NotYours => RpcError::permission_denied(e.to_string()),
+            SessionError::Invalid(m) => RpcError::invalid_argument(m),
+            SessionError::Refused(m) => RpcError::failed_precondition(m),
+            SessionError::Conflict => RpcError::already_exists(e.to_string()),
+            SessionError::Failed(f) => f.into(),
+        }
+    }
+}
 
 #[derive(Message, Debug, Clone, Serialize, Deserialize)]
 #[rtype(result = "SessionResult<CharacterState>")]

@@ -11,17 +11,17 @@ use uuid::Uuid;
 
 use crate::battle::messages::{self as bmsg, BattleError};
 use crate::battle::Battle;
-use crate::character::messages::{self as msg, SessionError};
+use crate::character::messages as msg;
 use crate::character::CharacterSession;
 use crate::domain::catalog::CurrentCatalog;
 use crate::domain::character::rules;
 use crate::gateway::rpc::{RpcContext, RpcError};
+use crate::gateway::rpc_payload::{self, encode, Decoded};
 use crate::persistence::receipts::{self, Receipt};
 use crate::persistence::{characters, Db, DbError};
 use crate::protocol::rpc as wire;
-use crate::request::{request_key, Deadline, Failure};
-use crate::request::{Call, Caller};
-use crate::routing::{Entity, Remote, Router};
+use crate::request::{Call, Deadline, Failure};
+use crate::routing::{Entity, NotRun, Remote, Router};
 use crate::services::Services;
 
 use super::snapshots::{self, Snapshots};
@@ -69,76 +69,18 @@ pub fn register(services: &Services, snapshots: Snapshots) {
     rpc!("submit_turn", submit_turn);
 }
 
-/// A request's payload, decoded once: the typed request and the call it makes (caller,
-/// deadline, and the idempotency key when the payload names a `request_id`).
-struct Decoded<T> {
-    req: T,
-    call: Call,
-}
-
+/// The payload decoded with this node's request deadline (`gateway::rpc_payload`).
 fn decode<T: DeserializeOwned>(
     api: &Api,
     ctx: &RpcContext,
     rpc: &str,
     payload: &str,
 ) -> Result<Decoded<T>, RpcError> {
-    if payload.trim().is_empty() {
-        return Err(RpcError::invalid_argument("a JSON payload is required"));
-    }
-    let mut value: serde_json::Value = serde_json::from_str(payload)
-        .map_err(|e| RpcError::invalid_argument(format!("invalid payload: {e}")))?;
-    let key = request_key(ctx.user_id, rpc, &value).map_err(RpcError::invalid_argument)?;
-    if let Some(map) = value.as_object_mut() {
-        map.remove("request_id");
-    }
-    let req = serde_json::from_value(value)
-        .map_err(|e| RpcError::invalid_argument(format!("invalid payload: {e}")))?;
-    let call = Call {
-        caller: caller(ctx),
-        deadline: api.router.deadline(),
-        key,
-        ticket: Default::default(),
-    };
-    Ok(Decoded { req, call })
-}
-
-fn encode<T: Serialize>(value: &T) -> Result<String, RpcError> {
-    serde_json::to_string(value)
-        .map_err(|e| RpcError::internal(format!("encoding the answer failed: {e}")))
-}
-
-fn caller(ctx: &RpcContext) -> Caller {
-    if ctx.http_key {
-        Caller::Server
-    } else {
-        Caller::User(ctx.user_id)
-    }
-}
-
-fn user(ctx: &RpcContext) -> Result<Uuid, RpcError> {
-    if ctx.http_key {
-        return Err(RpcError::invalid_argument(
-            "this RPC needs a user session, not the http key",
-        ));
-    }
-    Ok(ctx.user_id)
+    rpc_payload::decode(ctx, rpc, payload, api.router.deadline())
 }
 
 fn conflict() -> RpcError {
     RpcError::already_exists("this request_id was already used for a different request")
-}
-
-fn session_error(e: SessionError) -> RpcError {
-    match e {
-        SessionError::NotFound => RpcError::not_found("character not found"),
-        SessionError::NotYours => {
-            RpcError::permission_denied("this character belongs to another account")
-        }
-        SessionError::Invalid(m) => RpcError::invalid_argument(m),
-        SessionError::Refused(m) => RpcError::failed_precondition(m),
-        SessionError::Conflict => conflict(),
-        SessionError::Failed(f) => f.into(),
-    }
 }
 
 fn battle_error(e: BattleError) -> RpcError {
@@ -155,26 +97,8 @@ fn battle_error(e: BattleError) -> RpcError {
     }
 }
 
-/// Whether an actor's answer is a refusal that changed nothing and may be asked again.
-trait NotRun {
-    fn not_run(&self) -> bool;
-}
-
-impl<T> NotRun for Result<T, SessionError> {
-    fn not_run(&self) -> bool {
-        matches!(self, Err(SessionError::Failed(Failure::NotRun(_))))
-    }
-}
-
-impl<T> NotRun for Result<T, BattleError> {
-    fn not_run(&self) -> bool {
-        matches!(self, Err(BattleError::Failed(Failure::NotRun(_))))
-    }
-}
-
-/// Sends `m` to the entity's owner (on whichever node), sending it again while the answer is
-/// *not run* (the entity is moving, loading, or its node unreachable), with backoff, until
-/// the call's deadline. Anything that may have run is answered as it is, never sent again.
+/// Sends `m` to the entity's owner, again while it answers *not run*
+/// ([`Router::ask_retrying`]); anything that may have run is answered as it is.
 async fn ask<A, M>(api: &Api, id: Uuid, m: M, deadline: Deadline) -> Result<M::Result, RpcError>
 where
     A: Entity<Key = Uuid> + actix::Handler<M>,
@@ -182,42 +106,15 @@ where
     M: Remote + Clone,
     M::Result: Serialize + DeserializeOwned + Send + NotRun,
 {
-    let mut delay = std::time::Duration::from_millis(20);
-    for attempt in 1.. {
-        let started = std::time::Instant::now();
-        let answer = api.router.ask_until::<A, M>(id, m.clone(), deadline).await;
-        let last: Result<M::Result, RpcError> = match answer {
-            Ok(r) if r.not_run() => Ok(r),
-            Ok(r) => return Ok(r),
-            Err(f @ Failure::NotRun(_)) => Err(f.into()),
-            Err(f) => return Err(f.into()),
-        };
-        // A few attempts, each only if it can finish well before the deadline: an entity
-        // moving between nodes is there again within a heartbeat or two; an outage is
-        // answered as it is, promptly, before the deadline turns it into "unknown".
-        let took = started.elapsed();
-        if attempt >= MAX_ATTEMPTS
-            || deadline
-                .remaining()
-                .is_none_or(|left| left <= delay + took * 2)
-        {
-            return last;
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(std::time::Duration::from_millis(500));
-    }
-    unreachable!("the loop returns")
+    Ok(api.router.ask_retrying::<A, M>(id, m, deadline).await?)
 }
-
-/// How many times a *not run* answer is asked again (20 ms doubling: about 1.2 s in all).
-const MAX_ATTEMPTS: u32 = 7;
 
 async fn get_catalog(api: Api, _: RpcContext, _: String) -> Result<String, RpcError> {
     encode(&wire::CatalogView::new(&api.catalog.get()))
 }
 
 async fn create_character(api: Api, ctx: RpcContext, payload: String) -> Result<String, RpcError> {
-    let user = user(&ctx)?;
+    let user = ctx.session_user()?;
     let Decoded { req, call } =
         decode::<wire::CreateCharacter>(&api, &ctx, "create_character", &payload)?;
     let catalog = api.catalog.get();
@@ -264,7 +161,7 @@ async fn stored_answer(api: &Api, r: &Receipt) -> Result<Option<String>, RpcErro
 }
 
 async fn list_characters(api: Api, ctx: RpcContext, _: String) -> Result<String, RpcError> {
-    let user = user(&ctx)?;
+    let user = ctx.session_user()?;
     let list = characters::list(&api.db, user).await?;
     encode(&wire::CharacterList {
         characters: list.into_iter().map(Into::into).collect(),
@@ -287,7 +184,7 @@ async fn get_character(api: Api, ctx: RpcContext, payload: String) -> Result<Str
     let m = msg::GetCharacter { call: call.clone() };
     let state = session(&api, req.character_id, &call, m)
         .await?
-        .map_err(session_error)?;
+        .map_err(RpcError::from)?;
     encode(&wire::CharacterView::new(&state, &api.catalog.get()))
 }
 
@@ -297,7 +194,7 @@ async fn delete_character(api: Api, ctx: RpcContext, payload: String) -> Result<
     let m = msg::DeleteCharacter { call: call.clone() };
     session(&api, req.character_id, &call, m)
         .await?
-        .map_err(session_error)?;
+        .map_err(RpcError::from)?;
     encode(&wire::Deleted { deleted: true })
 }
 
@@ -319,7 +216,7 @@ async fn get_trade_quotes(api: Api, ctx: RpcContext, payload: String) -> Result<
     let m = msg::GetQuotes { call: call.clone() };
     let (node, quotes) = session(&api, req.character_id, &call, m)
         .await?
-        .map_err(session_error)?;
+        .map_err(RpcError::from)?;
     encode(&wire::Quotes {
         node,
         quotes: quotes.into_iter().map(Into::into).collect(),
@@ -338,7 +235,7 @@ async fn execute_trade(api: Api, ctx: RpcContext, payload: String) -> Result<Str
     };
     let receipt = session(&api, req.character_id, &call, m)
         .await?
-        .map_err(session_error)?;
+        .map_err(RpcError::from)?;
     encode(&wire::TradeResult {
         gold: receipt.gold,
         unit_price: receipt.unit_price,
@@ -356,7 +253,7 @@ async fn hire_crew(api: Api, ctx: RpcContext, payload: String) -> Result<String,
     };
     let state = session(&api, req.character_id, &call, m)
         .await?
-        .map_err(session_error)?;
+        .map_err(RpcError::from)?;
     encode(&wire::CharacterView::new(&state, &api.catalog.get()))
 }
 
@@ -368,7 +265,7 @@ async fn dismiss_crew(api: Api, ctx: RpcContext, payload: String) -> Result<Stri
     };
     let state = session(&api, req.character_id, &call, m)
         .await?
-        .map_err(session_error)?;
+        .map_err(RpcError::from)?;
     encode(&wire::CharacterView::new(&state, &api.catalog.get()))
 }
 
@@ -380,7 +277,7 @@ async fn learn_skill(api: Api, ctx: RpcContext, payload: String) -> Result<Strin
     };
     let state = session(&api, req.character_id, &call, m)
         .await?
-        .map_err(session_error)?;
+        .map_err(RpcError::from)?;
     encode(&wire::CharacterView::new(&state, &api.catalog.get()))
 }
 
@@ -392,7 +289,7 @@ async fn travel(api: Api, ctx: RpcContext, payload: String) -> Result<String, Rp
     };
     let state = session(&api, req.character_id, &call, m)
         .await?
-        .map_err(session_error)?;
+        .map_err(RpcError::from)?;
     encode(&wire::CharacterView::new(&state, &api.catalog.get()))
 }
 
@@ -408,7 +305,7 @@ async fn force_encounter(api: Api, ctx: RpcContext, payload: String) -> Result<S
     let m = msg::ForceEncounter { call: call.clone() };
     let snapshot = session(&api, req.character_id, &call, m)
         .await?
-        .map_err(session_error)?;
+        .map_err(RpcError::from)?;
     encode(&wire::BattleView::new(&snapshot))
 }
 

@@ -35,6 +35,7 @@ pub mod presence;
 pub mod rate_limit;
 pub mod revocation;
 pub mod rpc;
+pub mod rpc_payload;
 pub mod socket;
 pub mod upgrade;
 pub mod ws_io;

@@ -34,6 +34,16 @@ pub struct RpcContext {
 }
 
 impl RpcContext {
+    /// The calling player, for an RPC that acts for one: a server-to-server call has none.
+    pub fn session_user(&self) -> Result<Uuid, RpcError> {
+        if self.http_key {
+            return Err(RpcError::invalid_argument(
+                "this RPC needs a user session, not the http key",
+            ));
+        }
+        Ok(self.user_id)
+    }
+
     /// The context of a server-to-server call.
     pub fn server() -> RpcContext {
         RpcContext {

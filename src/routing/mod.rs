@@ -18,4 +18,4 @@ mod router;
 
 pub use entity::{Entity, Passivate, Remote, RouteKey};
 pub use registry::Registry;
-pub use router::{Router, DEFAULT_REQUEST_BUDGET, VERDICT_GRACE};
+pub use router::{NotRun, Router, DEFAULT_REQUEST_BUDGET, VERDICT_GRACE};

@@ -20,9 +20,19 @@ use crate::metrics::Metrics;
 use crate::request::{self, Deadline, Failure, Faults, Ticket};
 
 mod local;
+mod retry;
+
+pub use retry::NotRun;
 
 /// The entity kinds a node runs; their `Entity::KIND`s.
-pub const KINDS: [&str; 4] = ["character", "battle", "market", "leaderboard"];
+pub const KINDS: [&str; 6] = [
+    "character",
+    "battle",
+    "market",
+    "leaderboard",
+    "world_event",
+    "world_sale",
+];
 
 /// How many times [`Router::ask`] follows a "not the owner" answer before giving up.
 const MAX_ATTEMPTS: usize = 3;

@@ -5,9 +5,10 @@ use actix::Message;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::gateway::RpcError;
 use crate::protocol::world::boss::{AttackReply, EventView};
 use crate::request::{Deadline, Failure};
-use crate::routing::Remote;
+use crate::routing::{NotRun, Remote};
 
 /// Why a boss refused or failed a request. All but [`BossError::Failed`] are answers that
 /// changed nothing.
@@ -31,6 +32,24 @@ impl From<Failure> for BossError {
 }
 
 pub type BossResult<T> = Result<T, BossError>;
+
+impl<T> NotRun for Result<T, BossError> {
+    fn not_run(&self) -> bool {
+        matches!(self, Err(BossError::Failed(Failure::NotRun(_))))
+    }
+}
+
+/// How a boss's refusal reaches the client.
+impl From<BossError> for RpcError {
+    fn from(e: BossError) -> RpcError {
+        match e {
+            BossError::NotFound => RpcError::not_found(e.to_string()),
+            BossError::Refused(m) => RpcError::failed_precondition(m),
+            BossError::Conflict => RpcError::already_exists(e.to_string()),
+            BossError::Failed(f) => f.into(),
+        }
+    }
+}
 
 /// One attack by `character_id` (of `user_id`, checked by its session, which computed the
 /// damage). A repeat under the same `(user_id, request_id)` and fingerprint is answered with

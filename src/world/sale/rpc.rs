@@ -8,10 +8,6 @@
 //! the buyer's limit, refuses the repeat's reservation).
 
 use std::sync::Arc;
-use std::time::Duration;
-
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 
 use super::messages::{Reserve, SaleGrant, Settle};
 use super::Sale;
@@ -20,10 +16,11 @@ use crate::character::sale_purchase::{BuySale, SaleReceipt};
 use crate::character::CharacterSession;
 use crate::domain::world::sale::{Outcome, SaleError};
 use crate::gateway::rpc::{RpcContext, RpcError};
+use crate::gateway::rpc_payload::{self, Decoded};
 use crate::persistence::{receipts, Db};
 use crate::protocol::world::sale as wire;
-use crate::request::{request_key, Call, Caller, Failure};
-use crate::routing::{Entity, Remote, Router};
+use crate::request::{Call, Failure};
+use crate::routing::{NotRun, Router};
 use crate::services::Services;
 
 #[derive(Clone)]
@@ -43,30 +40,9 @@ pub fn register(services: &Services) {
     });
 }
 
-fn decode(api: &Api, ctx: &RpcContext, payload: &str) -> Result<(wire::BuySale, Call), RpcError> {
-    let mut value: serde_json::Value = serde_json::from_str(payload)
-        .map_err(|e| RpcError::invalid_argument(format!("invalid payload: {e}")))?;
-    let key = request_key(ctx.user_id, "buy_sale", &value).map_err(RpcError::invalid_argument)?;
-    if let Some(map) = value.as_object_mut() {
-        map.remove("request_id");
-    }
-    let req = serde_json::from_value(value)
-        .map_err(|e| RpcError::invalid_argument(format!("invalid payload: {e}")))?;
-    let caller = match ctx.http_key {
-        true => Caller::Server,
-        false => Caller::User(ctx.user_id),
-    };
-    let call = Call {
-        caller,
-        deadline: api.router.deadline(),
-        key,
-        ticket: Default::default(),
-    };
-    Ok((req, call))
-}
-
 async fn buy_sale(api: Api, ctx: RpcContext, payload: String) -> Result<String, RpcError> {
-    let (req, call) = decode(&api, &ctx, &payload)?;
+    let Decoded { req, call } =
+        rpc_payload::decode::<wire::BuySale>(&ctx, "buy_sale", &payload, api.router.deadline())?;
     // The id names an actor: a bounded key, checked before anything is activated.
     if req.sale_id.is_empty() || req.sale_id.len() > 128 {
         return Err(RpcError::invalid_argument("sale_id must be 1-128 bytes"));
@@ -75,7 +51,10 @@ async fn buy_sale(api: Api, ctx: RpcContext, payload: String) -> Result<String, 
         character_id: req.character_id,
         quantity: req.quantity,
     };
-    let granted = ask::<Sale, _>(&api.router, req.sale_id.clone(), reserve, &call).await;
+    let granted = api
+        .router
+        .ask_retrying::<Sale, _>(req.sale_id.clone(), reserve, call.deadline)
+        .await;
     let grant = match granted {
         Ok(Ok(grant)) => grant,
         // A repeat of a purchase that committed is refused by the sale (sold out, the limit
@@ -92,11 +71,14 @@ async fn buy_sale(api: Api, ctx: RpcContext, payload: String) -> Result<String, 
         stock: grant.stock,
         limit: grant.limit,
     };
-    let answer = ask::<CharacterSession, _>(&api.router, req.character_id, buy, &call).await;
+    let answer = api
+        .router
+        .ask_retrying::<CharacterSession, _>(req.character_id, buy, call.deadline)
+        .await;
     settle(&api, &req.sale_id, &grant, req.character_id, &answer).await;
     let receipt = match answer {
         Ok(Ok(r)) => r,
-        Ok(Err(e)) => return Err(session_error(e)),
+        Ok(Err(e)) => return Err(e.into()),
         Err(f) => return Err(f.into()),
     };
     encode(&receipt)
@@ -167,64 +149,8 @@ fn sale_error(e: SaleError) -> RpcError {
     }
 }
 
-fn session_error(e: SessionError) -> RpcError {
-    match e {
-        SessionError::NotFound => RpcError::not_found("character not found"),
-        SessionError::NotYours => {
-            RpcError::permission_denied("this character belongs to another account")
-        }
-        SessionError::Invalid(m) => RpcError::invalid_argument(m),
-        SessionError::Refused(m) => RpcError::failed_precondition(m),
-        SessionError::Conflict => {
-            RpcError::already_exists("this request_id was already used for a different request")
-        }
-        SessionError::Failed(f) => f.into(),
-    }
-}
-
-/// Whether an answer is a refusal that ran nothing, which may be sent again.
-trait NotRun {
-    fn not_run(&self) -> bool;
-}
-
-impl<T> NotRun for Result<T, SessionError> {
-    fn not_run(&self) -> bool {
-        matches!(self, Err(SessionError::Failed(Failure::NotRun(_))))
-    }
-}
-
 impl<T> NotRun for Result<T, SaleError> {
     fn not_run(&self) -> bool {
         matches!(self, Err(SaleError::Unavailable))
-    }
-}
-
-/// Sends `m` to the owner of `key`, again while the answer is *not run* (moving, loading,
-/// unreachable), with backoff, while it can finish before the deadline. Anything that may
-/// have run is answered as it is.
-async fn ask<A, M>(router: &Router, key: A::Key, m: M, call: &Call) -> Result<M::Result, Failure>
-where
-    A: Entity + actix::Handler<M>,
-    A::Context: actix::dev::ToEnvelope<A, M>,
-    A::Key: Clone,
-    M: Remote + Clone,
-    M::Result: Serialize + DeserializeOwned + Send + NotRun,
-{
-    let mut delay = Duration::from_millis(20);
-    loop {
-        let started = std::time::Instant::now();
-        let answer = router
-            .ask_until::<A, M>(key.clone(), m.clone(), call.deadline)
-            .await;
-        let retry = match &answer {
-            Ok(r) => r.not_run(),
-            Err(f) => f.is_retryable(),
-        };
-        let left = call.deadline.remaining();
-        if !retry || left.is_none_or(|l| l <= delay + started.elapsed() * 2) {
-            return answer;
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_millis(500));
     }
 }
