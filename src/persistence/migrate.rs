@@ -74,6 +74,11 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(12, "notification", "0012_notification.sql"),
     migration!(13, "world_event", "0013_world_event.sql"),
     migration!(14, "world_sale", "0014_world_sale.sql"),
+    migration!(
+        15,
+        "leaderboard_record_hot_updates",
+        "0015_leaderboard_record_hot_updates.sql"
+    ),
 ];
 
 /// File name of the default catalog data in `schema/`.

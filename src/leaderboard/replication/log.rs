@@ -111,11 +111,10 @@ impl OriginLog {
         let entries = take_bounded(self.buffer.iter().skip(skip), max_entries, max_bytes);
         let to = entries.last().map_or(from - 1, |e| e.version);
         self.sent = to;
-        self.unsent_since_ms = self
-            .buffer
-            .iter()
-            .find(|e| e.version > to)
-            .map(|e| e.committed_ms);
+        // Versions are consecutive in the buffer: the first unsent entry is found by index,
+        // not by a scan of everything buffered (this runs once per batch sent).
+        let next = (to + 1).saturating_sub(self.first()) as usize;
+        self.unsent_since_ms = self.buffer.get(next).map(|e| e.committed_ms);
         Some(self.batch(from, to, dedupe(entries)))
     }
 

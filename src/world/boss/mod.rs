@@ -5,10 +5,12 @@
 //! - [`messages`]: [`Attack`], [`GetEvent`], [`Wake`] (remote: any node reaches the owner).
 //! - [`rewards`]: each participant paid once through its session, retried with backoff.
 //! - [`sweeper`]: wakes events nobody touches so they expire and pay.
-//! - [`rpcs`]: `get_world_event`, `attack_world_boss`.
+//! - [`rpcs`]: `get_world_event`, `attack_world_boss`; [`power_cache`]: a character's attack
+//!   power kept for a moment on the node its player calls.
 
 pub mod actor;
 pub mod messages;
+mod power_cache;
 mod rewards;
 mod rpcs;
 mod sweeper;

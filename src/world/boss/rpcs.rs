@@ -1,15 +1,18 @@
 //! `get_world_event` and `attack_world_boss` (docs/world.md#world-bosses).
 //!
 //! An attack goes: the character's session (wherever it lives) checks the caller owns the
-//! character and computes its damage ([`WorldAttackPower`]); then the boss's owner applies it
+//! character and computes its damage ([`WorldAttackPower`], kept for a moment by
+//! [`PowerCache`]); then the boss's owner applies it
 //! ([`Attack`]). Each leg is asked again while it answers *not run* (moving, loading, the owner
 //! unreachable), within the request's deadline; nothing that may have run is sent again — the
 //! client repeats it with its `request_id`, which the boss answers from memory.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::actor::WorldBoss;
 use super::messages::{Attack, GetEvent};
+use super::power_cache::{PowerCache, POWER_CAPACITY, POWER_TTL};
 use crate::character::world_attack::WorldAttackPower;
 use crate::character::CharacterSession;
 use crate::gateway::rpc::{RpcContext, RpcError};
@@ -29,9 +32,10 @@ pub fn register(services: &Services) {
         async move { get_world_event(router, ctx, payload).await }
     });
     let router = services.router.clone();
+    let powers = Arc::new(PowerCache::new(POWER_TTL, POWER_CAPACITY));
     rpc.register_fn("attack_world_boss", move |ctx, payload| {
-        let router = router.clone();
-        async move { attack_world_boss(router, ctx, payload).await }
+        let (router, powers) = (router.clone(), powers.clone());
+        async move { attack_world_boss(router, powers, ctx, payload).await }
     });
 }
 
@@ -69,10 +73,11 @@ async fn get_world_event(
 
 async fn attack_world_boss(
     router: Arc<Router>,
+    powers: Arc<PowerCache>,
     ctx: RpcContext,
     payload: String,
 ) -> Result<String, RpcError> {
-    ctx.session_user()?;
+    let user_id = ctx.session_user()?;
     let Decoded { req, mut call } = rpc_payload::decode::<AttackRequest>(
         &ctx,
         "attack_world_boss",
@@ -84,9 +89,21 @@ async fn attack_world_boss(
     // leg only computes the damage, so it needs none.
     let key = call.key.take();
     let deadline = call.deadline;
-    let power = router
-        .ask_retrying::<CharacterSession, _>(req.character_id, WorldAttackPower { call }, deadline)
-        .await??;
+    let power = match powers.get(req.character_id, user_id, Instant::now()) {
+        Some(power) => power,
+        None => {
+            let asked = Instant::now();
+            let power = router
+                .ask_retrying::<CharacterSession, _>(
+                    req.character_id,
+                    WorldAttackPower { call },
+                    deadline,
+                )
+                .await??;
+            powers.put(req.character_id, power, asked);
+            power
+        }
+    };
     let m = Attack {
         character_id: req.character_id,
         user_id: power.user_id,

@@ -1,0 +1,13 @@
+-- Leaderboard writes as fast as the database commits (issue 14): the rank index on
+-- (leaderboard_id, expiry_time, score, subscore, owner_id) held `score`, so every record update
+-- wrote a new entry into all three indexes of the table (PostgreSQL cannot make an update
+-- heap-only, HOT, while an index holds a changed column; on CockroachDB each index is one more
+-- write per update). Without it an update of a record changes no indexed column and costs
+-- about what an update of a two-column table costs (measured: 0.60 -> 0.90-1.0 of a trivial
+-- upsert, docs/leaderboard-replication.md, "Records in the database").
+--
+-- Boards are ranked in memory (the rank cache); only two reads still order records in the
+-- database: a board whose rank cache is off (`rank_cache_blacklist`) and a past bucket no
+-- longer in memory. They now read their bucket through the primary key (whose prefix is the
+-- bucket) and sort it: a page costs time in proportion to the bucket's records, not the page's.
+DROP INDEX IF EXISTS leaderboard_record_rank_idx;
