@@ -241,26 +241,7 @@ async fn five_hundred_attackers_on_three_nodes_kill_once_and_each_is_rewarded_on
 
     // Every participant rewarded exactly once: reward rows, gold, items, stored notices.
     let n = participants.len() as i64;
-    wait_for(
-        "every participant rewarded",
-        Duration::from_secs(30),
-        async || {
-            let r: i64 = db
-                .query_one(
-                    "SELECT count(*) FROM world_event_reward WHERE event_id = 'wyrm'",
-                    &[],
-                )
-                .await
-                .unwrap()
-                .get(0);
-            if r == n {
-                Ok(())
-            } else {
-                Err(format!("{r} of {n}"))
-            }
-        },
-    )
-    .await;
+    common::rows::wait_rewarded(&db, "wyrm", n).await;
     let damage: i64 = db
         .query_one("SELECT COALESCE(sum(damage), 0)::INT8 FROM world_event_participant WHERE event_id = 'wyrm'", &[])
         .await

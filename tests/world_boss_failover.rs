@@ -96,21 +96,7 @@ async fn fight(client: GameClient, character: Uuid, i: usize, last_hp: Arc<Atomi
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkill_of_the_bosss_owner_mid_fight_kills_once_and_rewards_once() {
     let db = TestDatabase::create().await.expect("database");
-    let mut procs: Vec<Option<NodeProcess>> = (0..3)
-        .map(|i| {
-            Some(NodeProcess::spawn(
-                &db.url,
-                i,
-                ADMIN_TOKEN,
-                "world-boss",
-                &[],
-            ))
-        })
-        .collect();
-    {
-        let live: Vec<&NodeProcess> = procs.iter().flatten().collect();
-        NodeProcess::wait_members(&live, ADMIN_TOKEN, 3, Duration::from_secs(30)).await;
-    }
+    let mut procs = NodeProcess::start_cluster(&db.url, 3, ADMIN_TOKEN, "world-boss").await;
     let pg = raw_client(&db.url).await;
     let auth = format!("Bearer {ADMIN_TOKEN}");
     let now = chrono::Utc::now();
@@ -230,26 +216,7 @@ async fn sigkill_of_the_bosss_owner_mid_fight_kills_once_and_rewards_once() {
         .map(|r| r.get(0))
         .collect();
     let n = participants.len() as i64;
-    wait_for(
-        "every participant rewarded",
-        Duration::from_secs(30),
-        async || {
-            let r: i64 = pg
-                .query_one(
-                    "SELECT count(*) FROM world_event_reward WHERE event_id = 'leviathan'",
-                    &[],
-                )
-                .await
-                .unwrap()
-                .get(0);
-            if r == n {
-                Ok(())
-            } else {
-                Err(format!("{r} of {n}"))
-            }
-        },
-    )
-    .await;
+    common::rows::wait_rewarded(&pg, "leviathan", n).await;
     for (id, h) in &hits {
         if h.at > killed_at {
             assert!(participants.contains(id), "{id} hit after the failover");

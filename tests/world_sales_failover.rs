@@ -23,21 +23,7 @@ const BUYERS: usize = 500;
 async fn sigkill_of_the_sale_owner_never_oversells() {
     let started = Instant::now();
     let db = TestDatabase::create().await.expect("database");
-    let mut procs: Vec<Option<NodeProcess>> = (0..3)
-        .map(|i| {
-            Some(NodeProcess::spawn(
-                &db.url,
-                i,
-                ADMIN_TOKEN,
-                "sales-failover",
-                &[],
-            ))
-        })
-        .collect();
-    {
-        let live: Vec<&NodeProcess> = procs.iter().flatten().collect();
-        NodeProcess::wait_members(&live, ADMIN_TOKEN, 3, Duration::from_secs(30)).await;
-    }
+    let mut procs = NodeProcess::start_cluster(&db.url, 3, ADMIN_TOKEN, "sales-failover").await;
     let addrs: Vec<SocketAddr> = procs.iter().flatten().map(|p| p.client).collect();
     let pg = common::raw_client(&db.url).await;
     let (buyers, home) = sales::prepare(&addrs, BUYERS, &pg).await;

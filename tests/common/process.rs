@@ -91,6 +91,22 @@ impl NodeProcess {
         .await;
     }
 
+    /// Starts `n` nodes on `url` (as [`NodeProcess::spawn`] without extra settings) and waits
+    /// until each sees all `n`. Each is an `Option` so a test can kill one and keep the rest.
+    pub async fn start_cluster(
+        url: &str,
+        n: usize,
+        admin_token: &str,
+        tag: &str,
+    ) -> Vec<Option<NodeProcess>> {
+        let procs: Vec<Option<NodeProcess>> = (0..n)
+            .map(|i| Some(NodeProcess::spawn(url, i, admin_token, tag, &[])))
+            .collect();
+        let live: Vec<&NodeProcess> = procs.iter().flatten().collect();
+        NodeProcess::wait_members(&live, admin_token, n, Duration::from_secs(30)).await;
+        procs
+    }
+
     /// Everything the node has logged so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

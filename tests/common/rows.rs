@@ -71,3 +71,28 @@ pub async fn insert_characters(pg: &tokio_postgres::Client, n: i64) -> Vec<Uuid>
     .map(|r| r.get(0))
     .collect()
 }
+
+/// Waits until `n` participants of world event `event` have their reward row (each is paid in
+/// one transaction with its row, so a row is a paid reward).
+pub async fn wait_rewarded(pg: &tokio_postgres::Client, event: &str, n: i64) {
+    super::wait_for(
+        "every participant rewarded",
+        std::time::Duration::from_secs(30),
+        async || {
+            let r: i64 = pg
+                .query_one(
+                    "SELECT count(*) FROM world_event_reward WHERE event_id = $1",
+                    &[&event],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if r == n {
+                Ok(())
+            } else {
+                Err(format!("{r} of {n}"))
+            }
+        },
+    )
+    .await;
+}

@@ -1,5 +1,7 @@
-//! Write batching: a batch is taken when `leaderboard_batch_size` writes wait or the oldest
-//! has waited `leaderboard_batch_window`; its changes go to the database in one fenced
+//! Write batching (group commit): a batch is taken when `leaderboard_batch_size` writes wait,
+//! or the oldest has waited `leaderboard_batch_window` and the batch is worth a commit of its
+//! own ([`due`]: at once when nothing is in flight, else once it is about as full as those in
+//! flight); its changes go to the database in one fenced
 //! statement ([`leaderboards::flush`]); only after it commits are they applied to memory (and
 //! replication) and each writer answered. Up to `max_in_flight` batches at once, never two on
 //! one record. A failed batch changes nothing and its writers are told to retry; a fenced one
@@ -33,9 +35,18 @@ impl Leaderboard {
             };
             let waited = oldest.elapsed();
             let gather = self.deps.batch_window;
-            let due = self.pending.len() >= self.deps.batch_size
-                || waited >= gather
-                || self.phase == Phase::Stopping;
+            let due = due(
+                self.pending.len(),
+                self.deps.batch_size,
+                self.in_flight,
+                waited >= gather,
+                self.phase == Phase::Stopping,
+            );
+            if !due && waited >= gather {
+                // Waiting for a fuller batch: the next commit of a batch in flight (or the
+                // next write) looks again.
+                return;
+            }
             if !due {
                 if !self.timer_armed {
                     self.timer_armed = true;
@@ -224,6 +235,32 @@ impl Leaderboard {
     }
 }
 
+/// Writes per batch already in flight that the next batch must have before it goes on its own.
+const FILL_PER_IN_FLIGHT: usize = 8;
+
+/// Whether the `waiting` writes go to the database now (group commit). A full batch, or a
+/// stopping board, goes at once; otherwise nothing goes before the batch window has passed
+/// (`window_passed`). Then, with no batch in flight, the writes go: a lone write is not held
+/// back. With batches in flight, the next one waits until it carries at least
+/// [`FILL_PER_IN_FLIGHT`] writes per batch in flight; until then the commit of one in flight
+/// takes it. Under light load every write goes at once; under heavy load each commit carries
+/// more writes, and it is the number of commits, not of rows, that bounds a busy database.
+fn due(
+    waiting: usize,
+    batch_size: usize,
+    in_flight: usize,
+    window_passed: bool,
+    stopping: bool,
+) -> bool {
+    if waiting == 0 {
+        return false;
+    }
+    if waiting >= batch_size.max(1) || stopping {
+        return true;
+    }
+    window_passed && (in_flight == 0 || waiting >= in_flight * FILL_PER_IN_FLIGHT)
+}
+
 fn row_of(board: &Board, expiry: i64, owner: Uuid, e: &Entry) -> RecordRow {
     RecordRow {
         expiry,
@@ -238,5 +275,26 @@ fn row_of(board: &Board, expiry: i64, owner: Uuid, e: &Entry) -> RecordRow {
         metadata: e.rec.metadata.clone(),
         create_time: e.rec.create_time,
         update_time: e.rec.update_time,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lone_write_goes_at_once_and_a_busy_board_fills_its_batches() {
+        // Nothing in flight: anything waiting goes once the window has passed.
+        assert!(due(1, 500, 0, true, false));
+        assert!(!due(1, 500, 0, false, false), "inside the window");
+        assert!(!due(0, 500, 0, true, false));
+        // Batches in flight: the next one waits for FILL writes per batch in flight.
+        assert!(!due(7, 500, 1, true, false));
+        assert!(due(8, 500, 1, true, false));
+        assert!(!due(15, 500, 2, true, false));
+        assert!(due(16, 500, 2, true, false));
+        // A full batch, or a stopping board, goes regardless.
+        assert!(due(3, 3, 3, false, false));
+        assert!(due(1, 500, 3, false, true));
     }
 }

@@ -9,8 +9,9 @@
 //!   database instead, as Nakama would: a board whose rank cache is off (config blacklist) and
 //!   a bucket that is not in memory (a past period asked for with `expiry`).
 //! - **Writes** (`Write`, `DeleteRecord`, `Join`) are queued. A batch is taken when
-//!   `leaderboard_batch_size` writes are waiting or the oldest has waited
-//!   `leaderboard_batch_window`; its writes are applied in arrival order with
+//!   `leaderboard_batch_size` writes are waiting, or the oldest has waited
+//!   `leaderboard_batch_window` and either no batch is in flight or the waiting writes fill
+//!   a batch worth its own commit (group commit, `batch::due`); its writes are applied in arrival order with
 //!   [`rules::apply`](super::rules::apply) on top of the committed records, and the changed
 //!   records go to the database in one fenced statement
 //!   ([`leaderboards::flush`](crate::persistence::leaderboards::flush)). Only after it commits
