@@ -58,24 +58,7 @@ fn event(id: &str, max_hp: i64) -> Value {
 /// A player with one character, on node `i % 3`.
 async fn player(cluster: &TestCluster, i: usize) -> (GameClient, Uuid, i64) {
     let addr = cluster.node(i % 3).client_addr;
-    let client = GameClient::device(addr, &format!("boss-device-{i:04}")).await;
-    let payload = json!({
-        "name": format!("Hero {i}"), "faction": "merchant_league", "background": "caravan_hand",
-        "request_id": format!("create-{i:04}"),
-    });
-    // Under load a create may be refused as *not run*: asked again (same request_id).
-    let v = wait_for(
-        "create_character",
-        Duration::from_secs(30),
-        async || match client.rpc("create_character", &payload).await {
-            Ok(v) => Ok(v),
-            Err(e) if e.grpc_code == Some(14) => Err(format!("{e:?}")),
-            Err(e) => panic!("create_character: {e:?}"),
-        },
-    )
-    .await;
-    let id = v["id"].as_str().unwrap().parse().unwrap();
-    (client, id, v["gold"].as_i64().unwrap())
+    GameClient::with_character(addr, &format!("boss-device-{i:04}"), &format!("Hero {i}")).await
 }
 
 /// What one attacker saw: its answers (damage, hp, killed) and the refusal that ended it.

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use common::client::GameClient;
 use common::process::NodeProcess;
-use common::{raw_client, wait_for, wait_until};
+use common::{raw_client, wait_until};
 use serai::localdb::TestDatabase;
 
 const ADMIN_TOKEN: &str = "world-boss-failover-admin-token";
@@ -34,26 +34,8 @@ struct Hit {
 }
 
 async fn player(addr: SocketAddr, i: usize) -> (GameClient, Uuid, i64) {
-    let client = GameClient::device(addr, &format!("failover-device-{i:04}")).await;
-    let payload = json!({
-        "name": format!("Fighter {i}"), "faction": "merchant_league", "background": "caravan_hand",
-        "request_id": format!("create-{i:04}"),
-    });
-    let v = wait_for(
-        "create_character",
-        Duration::from_secs(30),
-        async || match client.rpc("create_character", &payload).await {
-            Ok(v) => Ok(v),
-            Err(e) if e.grpc_code == Some(14) => Err(format!("{e:?}")),
-            Err(e) => panic!("create_character: {e:?}"),
-        },
-    )
-    .await;
-    (
-        client,
-        v["id"].as_str().unwrap().parse().unwrap(),
-        v["gold"].as_i64().unwrap(),
-    )
+    let device = format!("failover-device-{i:04}");
+    GameClient::with_character(addr, &device, &format!("Fighter {i}")).await
 }
 
 /// Attacks until the boss is defeated; an attack without a final answer (the owner moving) is

@@ -208,6 +208,33 @@ impl GameClient {
         }
     }
 
+    /// A device's client with one new character named `name` (created with a `request_id`,
+    /// asked again while it answers *not run*, as under load): the client, the character's id
+    /// and its gold.
+    pub async fn with_character(
+        addr: SocketAddr,
+        device_id: &str,
+        name: &str,
+    ) -> (GameClient, Uuid, i64) {
+        let client = GameClient::device(addr, device_id).await;
+        let payload = json!({
+            "name": name, "faction": "merchant_league", "background": "caravan_hand",
+            "request_id": format!("create-{device_id}"),
+        });
+        let v = super::wait_for(
+            "create_character",
+            Duration::from_secs(30),
+            async || match client.rpc("create_character", &payload).await {
+                Ok(v) => Ok(v),
+                Err(e) if e.grpc_code == Some(14) => Err(format!("{e:?}")),
+                Err(e) => panic!("create_character: {e:?}"),
+            },
+        )
+        .await;
+        let id = v["id"].as_str().unwrap().parse().unwrap();
+        (client, id, v["gold"].as_i64().unwrap())
+    }
+
     /// The same client with another bearer token (expired, forged, …).
     pub fn with_token(&self, token: &str) -> GameClient {
         GameClient {
