@@ -79,10 +79,6 @@ fn decode<T: DeserializeOwned>(
     rpc_payload::decode(ctx, rpc, payload, api.router.deadline())
 }
 
-fn conflict() -> RpcError {
-    RpcError::already_exists("this request_id was already used for a different request")
-}
-
 fn battle_error(e: BattleError) -> RpcError {
     match e {
         BattleError::NotFound => RpcError::not_found("battle not found"),
@@ -91,7 +87,7 @@ fn battle_error(e: BattleError) -> RpcError {
         }
         BattleError::Invalid(m) => RpcError::invalid_argument(m),
         BattleError::Refused(m) => RpcError::failed_precondition(m),
-        BattleError::Conflict => conflict(),
+        BattleError::Conflict => RpcError::request_id_reused(),
         BattleError::Stale => Failure::not_run(e.to_string()).into(),
         BattleError::Failed(f) => f.into(),
     }
@@ -155,7 +151,7 @@ async fn create_character(api: Api, ctx: RpcContext, payload: String) -> Result<
 async fn stored_answer(api: &Api, r: &Receipt) -> Result<Option<String>, RpcError> {
     match receipts::find(&api.db, r.key.user_id, &r.key.request_id).await? {
         None => Ok(None),
-        Some(s) if s.fingerprint != r.key.fingerprint => Err(conflict()),
+        Some(s) if s.fingerprint != r.key.fingerprint => Err(RpcError::request_id_reused()),
         Some(s) => Ok(Some(s.answer)),
     }
 }

@@ -78,6 +78,10 @@ impl RpcError {
     pub fn already_exists(message: impl Into<String>) -> RpcError {
         RpcError::new(GrpcCode::AlreadyExists, message)
     }
+    /// A `request_id` used before for a different request: nothing was changed.
+    pub fn request_id_reused() -> RpcError {
+        RpcError::already_exists("this request_id was already used for a different request")
+    }
     pub fn permission_denied(message: impl Into<String>) -> RpcError {
         RpcError::new(GrpcCode::PermissionDenied, message)
     }

@@ -42,7 +42,7 @@ pub fn decode<T: DeserializeOwned>(
 }
 
 /// Who the call is for: the player, or the server itself for an `http_key` call.
-pub fn caller(ctx: &RpcContext) -> Caller {
+fn caller(ctx: &RpcContext) -> Caller {
     match ctx.http_key {
         true => Caller::Server,
         false => Caller::User(ctx.user_id),

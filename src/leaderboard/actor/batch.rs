@@ -42,13 +42,11 @@ impl Leaderboard {
                 waited >= gather,
                 self.phase == Phase::Stopping,
             );
-            if !due && waited >= gather {
-                // Waiting for a fuller batch: the next commit of a batch in flight (or the
-                // next write) looks again.
-                return;
-            }
             if !due {
-                if !self.timer_armed {
+                // Inside the window the timer looks again when it ends; past it the batch
+                // waits to fill, and the next commit of a batch in flight (or the next write)
+                // looks again.
+                if waited < gather && !self.timer_armed {
                     self.timer_armed = true;
                     ctx.run_later(gather - waited, |act, ctx| {
                         act.timer_armed = false;

@@ -11,9 +11,9 @@
 //! - **Writes** (`Write`, `DeleteRecord`, `Join`) are queued. A batch is taken when
 //!   `leaderboard_batch_size` writes are waiting, or the oldest has waited
 //!   `leaderboard_batch_window` and either no batch is in flight or the waiting writes fill
-//!   a batch worth its own commit (group commit, `batch::due`); its writes are applied in arrival order with
-//!   [`rules::apply`](super::rules::apply) on top of the committed records, and the changed
-//!   records go to the database in one fenced statement
+//!   a batch worth its own commit (group commit, `batch::due`); its writes are applied in
+//!   arrival order with [`rules::apply`](super::rules::apply) on top of the committed
+//!   records, and the changed records go to the database in one fenced statement
 //!   ([`leaderboards::flush`](crate::persistence::leaderboards::flush)). Only after it commits
 //!   are they applied to memory and each writer answered. A few batches may be in flight at
 //!   once (`max_in_flight`), never two changing the same record; writes arriving meanwhile

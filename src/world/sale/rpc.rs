@@ -86,7 +86,7 @@ async fn buy_sale(api: Api, ctx: RpcContext, payload: String) -> Result<String, 
 
 fn encode(r: &SaleReceipt) -> Result<String, RpcError> {
     let view = wire::SaleBought::new(r.bought, r.bought_total, r.stock_left, r.gold, &r.cargo);
-    serde_json::to_string(&view).map_err(|e| RpcError::internal(format!("encoding failed: {e}")))
+    rpc_payload::encode(&view)
 }
 
 /// Tells the sale what became of its reservation. A session that may have written the
@@ -129,9 +129,7 @@ async fn stored_or(api: &Api, call: &Call, error: RpcError) -> Result<String, Rp
         return Err(error);
     };
     match receipts::find(&api.db, key.user_id, &key.request_id).await {
-        Ok(Some(s)) if s.fingerprint != key.fingerprint => Err(RpcError::already_exists(
-            "this request_id was already used for a different request",
-        )),
+        Ok(Some(s)) if s.fingerprint != key.fingerprint => Err(RpcError::request_id_reused()),
         Ok(Some(s)) => match serde_json::from_str::<SaleReceipt>(&s.answer) {
             Ok(r) => encode(&r),
             Err(_) => Err(error),
