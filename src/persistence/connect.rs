@@ -8,6 +8,7 @@ use tokio_postgres::config::Host;
 use tokio_postgres::NoTls;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::io_thread::{self, OnIoThread};
 use super::tls;
 use super::DbError;
 use crate::config::database_tls;
@@ -47,29 +48,23 @@ impl Target {
     /// The pool's connection manager, connecting as [`Target::connect`] does.
     pub(crate) fn into_manager(self, config: ManagerConfig) -> Manager {
         match self.tls {
-            Some(tls) => Manager::from_config(self.pg, tls, config),
-            None => Manager::from_config(self.pg, NoTls, config),
+            Some(tls) => Manager::from_connect(self.pg, OnIoThread { tls }, config),
+            None => Manager::from_connect(self.pg, OnIoThread { tls: NoTls }, config),
         }
     }
 
-    /// One connection, driven on a task of its own until the client is dropped.
+    /// One connection, driven on the database I/O thread until the client is dropped.
     pub(crate) async fn connect(&self) -> Result<tokio_postgres::Client, DbError> {
         let failed = |source| DbError::Connect {
             server: self.server.clone(),
             source,
         };
-        let client = match &self.tls {
-            Some(tls) => {
-                let (client, conn) = self.pg.connect(tls.clone()).await.map_err(failed)?;
-                tokio::spawn(conn);
-                client
-            }
-            None => {
-                let (client, conn) = self.pg.connect(NoTls).await.map_err(failed)?;
-                tokio::spawn(conn);
-                client
-            }
-        };
+        let pg = self.pg.clone();
+        let (client, _driven) = match &self.tls {
+            Some(tls) => io_thread::connect(pg, tls.clone()).await,
+            None => io_thread::connect(pg, NoTls).await,
+        }
+        .map_err(failed)?;
         Ok(client)
     }
 }

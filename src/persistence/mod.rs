@@ -26,6 +26,7 @@
 mod connect;
 mod db;
 mod db_figures;
+mod io_thread;
 mod reach;
 pub mod retry;
 mod tls;
