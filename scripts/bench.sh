@@ -8,8 +8,10 @@
 #      around-owner of a 10k-record board, each as `/echo`; the writes also as a
 #      fraction of the database's commit ceiling (`ceiling`: the same batch sizes committed by
 #      a trivial prepared upsert, one round trip per batch, as many batches in flight as a
-#      board keeps; target >= 0.80) and of the board's own fenced statement committed the
-#      same way without the node (`ceiling-records`: the node's share of the gap);
+#      board keeps; target >= 0.80) and of the board's own write (`leaderboards::flush`)
+#      committed the same way without the node (`ceiling-records`: the node's share of the
+#      gap); every mode with the CPU an operation cost (the machine's and the process's), and
+#      the most writes/s the machine's cores allow at the write's cost, beside the ceiling;
 #   2. socket (`serai-load --mix quotes=100`, 8 then 32 clients): the in-memory game RPC
 #      `get_trade_quotes` as a ratio of bare `echo` on the same socket (target >= 0.70); then
 #      the default mix (quotes=80,trade=20) at 32 clients;

@@ -15,14 +15,20 @@
 //! - `ceiling`: not the node: the commit ceiling of the database at the batch size `write`
 //!   reached, with as many batches in flight as a board keeps (`ceiling.rs`); `write` is
 //!   reported as a fraction of it (`/ceiling`);
-//! - `ceiling-records`: the same with the board's own fenced statement on `leaderboard_record`
-//!   (`write` against it: the node's share of the gap to the ceiling);
+//! - `ceiling-records`: the same with the board's own write of its batches
+//!   (`persistence::leaderboards::flush`; `write` against it: the node's share of the gap to
+//!   the ceiling);
 //! - `top`: `GET /v2/leaderboard/bench?limit=<--limit>`;
 //! - `around`: `GET /v2/leaderboard/bench/owner/<owner>?limit=<--limit>`, the owner drawn
 //!   from 1000 seeded records (and the players', once they wrote).
 //!
 //! Each mode prints requests/s, latency p50/p99 and its ratio to the baseline; `write` also
-//! the average batch size. Sign-ups and logins are measured by `serai-auth-load`.
+//! the average batch size. Each also prints the CPU an operation cost the whole machine and
+//! this process (`cpu <machine> us/op (<here>)`, from `/proc`), and a last line turns the
+//! write's into the most writes/s this machine's cores allow at that cost, as a fraction of
+//! the ceiling: where the node, the clients and PostgreSQL share the cores, that fraction and
+//! not the batching is what bounds `write/ceiling`. Sign-ups and logins are measured by
+//! `serai-auth-load`.
 //!
 //! ```text
 //! cargo run --release --bin serai-lb-load -- --clients 32 --seconds 10
@@ -32,6 +38,8 @@
 mod ceiling;
 #[path = "common/conn.rs"]
 mod conn;
+#[path = "common/cpu.rs"]
+mod cpu;
 #[path = "common/percentile.rs"]
 mod percentile;
 
@@ -260,6 +268,16 @@ fn counter(text: &str, name: &str, label: &str) -> f64 {
         .sum()
 }
 
+/// `   cpu <machine> us/op (<this process> here)`, or nothing where it was not measured.
+fn cpu_text(used: Option<cpu::PerOp>) -> String {
+    used.map_or_else(String::new, |u| {
+        format!(
+            "   cpu {:.0} us/op ({:.0} here)",
+            u.machine_us, u.process_us
+        )
+    })
+}
+
 fn main() {
     let args = Args::parse();
     // Node logs on stderr with `SERAI_LOG=<filter>` (off by default: they cost time).
@@ -435,6 +453,9 @@ async fn bench(args: Args) {
     let mut echo_rate: Option<f64> = None;
     // The write mode's average batch (rows per committed batch), for the ceiling.
     let mut write_batch: Option<(f64, f64)> = None;
+    // CPU per write and the trivial ceiling's rows/s: what this machine's cores allow.
+    let mut write_cpu: Option<cpu::PerOp> = None;
+    let mut ceiling_rate: Option<f64> = None;
     for mode in &args.modes {
         if mode == "ceiling" || mode == "ceiling-records" {
             let (rate, batch) = write_batch.unwrap_or((f64::NAN, args.clients as f64 / 4.0));
@@ -445,6 +466,7 @@ async fn bench(args: Args) {
             } else {
                 ceiling::Statement::Records
             };
+            let meter = cpu::Meter::after(Duration::from_secs(args.warmup));
             let measured = ceiling::measure(
                 statement,
                 db.url(),
@@ -455,10 +477,16 @@ async fn bench(args: Args) {
             )
             .await;
             match measured {
-                Ok(c) => println!(
-                    "{:<14} {:>10.0} {:>9.2} {:>9.2} {:>7}  write/{mode} {:.2}   ({:.0} commits/s of {batch_rows} rows, {in_flight} in flight)",
-                    mode, c.rows_per_s, c.p50_ms, c.p99_ms, 0, rate / c.rows_per_s, c.commits_per_s
-                ),
+                Ok(c) => {
+                    let used = meter.per_op(c.rows_per_s * args.seconds as f64);
+                    println!(
+                        "{:<14} {:>10.0} {:>9.2} {:>9.2} {:>7}  write/{mode} {:.2}   ({:.0} commits/s of {batch_rows} rows, {in_flight} in flight){}",
+                        mode, c.rows_per_s, c.p50_ms, c.p99_ms, 0, rate / c.rows_per_s, c.commits_per_s, cpu_text(used)
+                    );
+                    if mode == "ceiling" {
+                        ceiling_rate = Some(c.rows_per_s);
+                    }
+                }
                 Err(e) => println!("ceiling: failed: {e}"),
             }
             continue;
@@ -468,8 +496,13 @@ async fn bench(args: Args) {
         }
         let sample = Arc::new(owners.clone());
         let before = metrics.render();
+        let meter = cpu::Meter::after(Duration::from_secs(args.warmup));
         let (mut tally, took) = run_mode(addr, mode, &args, users.clone(), sample).await;
         let after = metrics.render();
+        let used = meter.per_op(tally.latencies_us.len() as f64);
+        if mode == "write" {
+            write_cpu = used;
+        }
         tally.latencies_us.sort_unstable();
         let rate = tally.latencies_us.len() as f64 / took.as_secs_f64();
         let ratio = match (mode.as_str(), echo_rate) {
@@ -504,7 +537,18 @@ async fn bench(args: Args) {
                 ));
             }
         }
+        line.push_str(&cpu_text(used));
         println!("{line}");
+    }
+    if let (Some(used), Some(ceiling)) = (write_cpu, ceiling_rate) {
+        let bound = used.cpu_bound_rate();
+        println!(
+            "CPU: a write costs {:.0} us of the machine's CPU ({:.0} us in this process: node and \
+             clients), so its cores bound writes at {bound:.0}/s, {:.2} of the ceiling",
+            used.machine_us,
+            used.process_us,
+            bound / ceiling
+        );
     }
     node.stop().await.expect("node stops");
     db.drop_now().await;

@@ -6,14 +6,16 @@
 //! number of commits and rows per commit as the board's batches, with none of the node's work.
 //! Rows/s of this is the most the board's writes can reach on this database.
 //!
-//! [`Statement::Records`] measures the same with the board's own statement instead (fenced by
-//! a `FOR SHARE` of a board row, upserting `leaderboard_record` rows with their three indexes):
-//! what the database alone gives the real writes, so `write` against it is the node's share of
-//! the gap and the trivial ceiling against it the table's.
+//! [`Statement::Records`] measures the same with the board's own write instead: the node's
+//! `persistence::leaderboards::flush` (fenced by a `FOR SHARE` of a board row, upserting
+//! `leaderboard_record` rows with every column the node sends), called with batches of records
+//! as the board builds them. That is what the database alone gives the real writes, so `write`
+//! against it is the node's share of the gap and the trivial ceiling against it the table's.
 
 use std::time::{Duration, Instant};
 
 use rand::Rng;
+use serai::persistence::leaderboards::{self, FlushBatch, RecordRow};
 
 use crate::percentile::percentile;
 
@@ -30,26 +32,13 @@ pub struct Ceiling {
 pub enum Statement {
     /// A trivial upsert of `(k, v)` rows (no secondary index): the commit ceiling.
     Trivial,
-    /// The board's fenced upsert of records, as `persistence::leaderboards::flush` sends it.
+    /// The board's own write of a batch of records: `persistence::leaderboards::flush`.
     Records,
 }
 
 const TRIVIAL: &str =
     "INSERT INTO bench_commit_ceiling (k, v) SELECT * FROM unnest($1::INT8[], $2::INT8[]) \
      ON CONFLICT (k) DO UPDATE SET v = excluded.v";
-
-/// The statement of `persistence::leaderboards::flush_upserts`, with the columns that are the
-/// same for every row as constants.
-const RECORDS: &str = "WITH fence AS (SELECT id FROM leaderboard \
-     WHERE id = 'bench_ceiling' AND owner_node = 'bench' AND owner_epoch = 1 FOR SHARE) \
-     INSERT INTO leaderboard_record (leaderboard_id, expiry_time, owner_id, username, \
-     score, subscore, num_score, max_num_score, metadata, create_time, update_time) \
-     SELECT fence.id, 0, md5('ceiling' || d.k)::uuid, 'ceiling', d.v, 1, 1, 1000000, '{}'::JSONB, now(), now() \
-     FROM fence, unnest($1::INT8[], $2::INT8[]) AS d(k, v) \
-     ON CONFLICT (leaderboard_id, expiry_time, owner_id) DO UPDATE SET \
-       username = excluded.username, score = excluded.score, subscore = excluded.subscore, \
-       num_score = excluded.num_score, max_num_score = excluded.max_num_score, \
-       metadata = excluded.metadata, update_time = excluded.update_time RETURNING 1";
 
 /// Runs the baseline for `seconds` (after `warmup`) against `url`.
 pub async fn measure(
@@ -61,6 +50,8 @@ pub async fn measure(
     seconds: u64,
 ) -> Result<Ceiling, Box<dyn std::error::Error>> {
     let setup = serai::persistence::connect(url, None).await?;
+    // The board row the records' fence reads; its records are the `leaderboard_record` rows
+    // of board `bench_ceiling`.
     setup
         .batch_execute(
             "CREATE TABLE IF NOT EXISTS bench_commit_ceiling (k INT8 PRIMARY KEY, v INT8 NOT NULL);
@@ -68,23 +59,26 @@ pub async fn measure(
              ON CONFLICT (id) DO NOTHING",
         )
         .await?;
-    // Records: as many per connection as players write in `write` (2000 by default), so batches
-    // mostly update rows as the board's do.
-    let (sql, keys_per_conn) = match statement {
-        Statement::Trivial => (TRIVIAL, 100_000i64),
-        Statement::Records => (RECORDS, 500i64),
-    };
     let batch = batch.max(1);
     let warm_until = Instant::now() + Duration::from_secs(warmup);
     let end = warm_until + Duration::from_secs(seconds);
+    let pool = serai::persistence::Db::connect(
+        url,
+        in_flight.max(1),
+        serai::config::Dialect::Postgres,
+        serai::metrics::Metrics::new("ceiling"),
+    )?;
     let mut tasks = Vec::new();
     for c in 0..in_flight.max(1) {
-        let client = serai::persistence::connect(url, None).await?;
+        let committer = match statement {
+            Statement::Trivial => {
+                let client = serai::persistence::connect(url, None).await?;
+                let prepared = client.prepare(TRIVIAL).await?;
+                Committer::Trivial(client, prepared)
+            }
+            Statement::Records => Committer::Records(pool.clone()),
+        };
         tasks.push(tokio::task::spawn_local(async move {
-            let stmt = client
-                .prepare(sql)
-                .await
-                .expect("prepare the ceiling statement");
             let mut rng = rand::thread_rng();
             let mut latencies = Vec::new();
             let mut rows = 0u64;
@@ -96,15 +90,11 @@ pub async fn measure(
                 // Distinct keys per connection: batches in flight never wait on each other's
                 // rows (the board never has two batches on one record either).
                 let keys: Vec<i64> = (0..batch)
-                    .map(|_| (c as i64) << 40 | rng.gen_range(0..keys_per_conn))
+                    .map(|_| (c as i64) << 40 | rng.gen_range(0..committer.keys()))
                     .collect::<std::collections::BTreeSet<_>>()
                     .into_iter()
                     .collect();
-                let values: Vec<i64> = keys.iter().map(|_| rng.gen()).collect();
-                client
-                    .execute(&stmt, &[&keys, &values])
-                    .await
-                    .expect("ceiling batch");
+                committer.commit(&keys, &mut rng).await;
                 if started >= warm_until {
                     rows += keys.len() as u64;
                     latencies.push(started.elapsed().as_micros().min(u32::MAX as u128) as u32);
@@ -128,4 +118,61 @@ pub async fn measure(
         p50_ms: percentile(&latencies, 50.0),
         p99_ms: percentile(&latencies, 99.0),
     })
+}
+
+/// What one task of the baseline commits with.
+enum Committer {
+    /// A connection of its own and the statement prepared on it (one round trip a batch).
+    Trivial(tokio_postgres::Client, tokio_postgres::Statement),
+    Records(serai::persistence::Db),
+}
+
+impl Committer {
+    /// Keys each task draws from: records as many as players write in `write` (2000 by
+    /// default, over 4 tasks), so batches mostly update rows as the board's do.
+    fn keys(&self) -> i64 {
+        match self {
+            Committer::Trivial(..) => 100_000,
+            Committer::Records(_) => 500,
+        }
+    }
+
+    async fn commit(&self, keys: &[i64], rng: &mut impl Rng) {
+        match self {
+            Committer::Trivial(client, prepared) => {
+                let values: Vec<i64> = keys.iter().map(|_| rng.gen()).collect();
+                client
+                    .execute(prepared, &[&keys, &values])
+                    .await
+                    .expect("ceiling batch");
+            }
+            Committer::Records(db) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64);
+                let upserts = keys
+                    .iter()
+                    .map(|&k| RecordRow {
+                        expiry: 0,
+                        owner: uuid::Uuid::from_u64_pair(0, k as u64),
+                        username: Some(format!("player{k}")),
+                        score: rng.gen_range(0..1_000_000_000),
+                        subscore: rng.gen_range(0..1000),
+                        num_score: 1,
+                        max_num_score: 1_000_000,
+                        metadata: "{}".into(),
+                        create_time: now,
+                        update_time: now,
+                    })
+                    .collect();
+                let batch = FlushBatch {
+                    upserts,
+                    deletes: Vec::new(),
+                };
+                leaderboards::flush(db, "bench_ceiling", "bench", 1, &batch)
+                    .await
+                    .expect("ceiling batch of records");
+            }
+        }
+    }
 }
