@@ -2,7 +2,8 @@
 //!
 //! - `connect`: where the database is and how the way there is secured (`sslmode`, the CA):
 //!   every connection starts there; `tls`: rustls for each `sslmode`, certificate errors in
-//!   plain words.
+//!   plain words; `io_thread`: the one thread every connection reads and writes its socket
+//!   on, so a reply is read when it arrives, whatever the actor threads are doing.
 //! - [`Db`]: the pool, the dialect, and [`Db::transact`], the critical path (one transaction,
 //!   retried whole on SQLSTATE 40001, answered only after commit).
 //! - `batch`: pure coalescing of dirty rows (latest wins per row key, indexed by entity).
