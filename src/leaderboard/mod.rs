@@ -27,3 +27,11 @@ pub mod service;
 pub use rank_cache::{RankCache, RankCaches, RankEntry, SortOrder};
 pub use rules::{apply, Operator, Outcome, Record, WriteError};
 pub use schedule::{active_window, expiry_for, tournament_deadlines, CronSchedule, Deadlines};
+
+/// Seconds since the Unix epoch: the clock the actor and the reads give the pure parts
+/// (buckets, expiries, record times).
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}

@@ -20,6 +20,7 @@ use super::replication::replica::BoardReplica;
 use super::replication::sync::Served;
 use super::replication::wire::CHANNEL;
 use super::replication::{net, LeaderboardSync, SyncSettings};
+use super::unix_now;
 use crate::persistence::leaderboards;
 use crate::persistence::Db;
 use crate::request::Failure;
@@ -260,10 +261,6 @@ impl ReplicaRead for GetInfo {
     fn answer(&self, r: &BoardReplica, now: i64) -> Option<Result<BoardInfo, LeaderboardError>> {
         Some(Ok(reads::info(&r.board, r, now)))
     }
-}
-
-fn unix_now() -> i64 {
-    chrono::Utc::now().timestamp()
 }
 
 /// Answers a read from this node's replica when it can; otherwise from the owner (this node's

@@ -62,22 +62,12 @@ pub async fn measure(
     let batch = batch.max(1);
     let warm_until = Instant::now() + Duration::from_secs(warmup);
     let end = warm_until + Duration::from_secs(seconds);
-    let pool = serai::persistence::Db::connect(
-        url,
-        in_flight.max(1),
-        serai::config::Dialect::Postgres,
-        serai::metrics::Metrics::new("ceiling"),
-    )?;
     let mut tasks = Vec::new();
-    for c in 0..in_flight.max(1) {
-        let committer = match statement {
-            Statement::Trivial => {
-                let client = serai::persistence::connect(url, None).await?;
-                let prepared = client.prepare(TRIVIAL).await?;
-                Committer::Trivial(client, prepared)
-            }
-            Statement::Records => Committer::Records(pool.clone()),
-        };
+    for (c, committer) in Committer::open(statement, url, in_flight.max(1))
+        .await?
+        .into_iter()
+        .enumerate()
+    {
         tasks.push(tokio::task::spawn_local(async move {
             let mut rng = rand::thread_rng();
             let mut latencies = Vec::new();
@@ -128,6 +118,35 @@ enum Committer {
 }
 
 impl Committer {
+    /// `n` committers: each with a connection of its own for the trivial statement; one
+    /// pool of `n` (as a node's) shared by all for the records.
+    async fn open(
+        statement: Statement,
+        url: &str,
+        n: usize,
+    ) -> Result<Vec<Committer>, Box<dyn std::error::Error>> {
+        let mut committers = Vec::with_capacity(n);
+        match statement {
+            Statement::Trivial => {
+                for _ in 0..n {
+                    let client = serai::persistence::connect(url, None).await?;
+                    let prepared = client.prepare(TRIVIAL).await?;
+                    committers.push(Committer::Trivial(client, prepared));
+                }
+            }
+            Statement::Records => {
+                let db = serai::persistence::Db::connect(
+                    url,
+                    n,
+                    serai::config::Dialect::Postgres,
+                    serai::metrics::Metrics::new("ceiling"),
+                )?;
+                committers.resize_with(n, || Committer::Records(db.clone()));
+            }
+        }
+        Ok(committers)
+    }
+
     /// Keys each task draws from: records as many as players write in `write` (2000 by
     /// default, over 4 tasks), so batches mostly update rows as the board's do.
     fn keys(&self) -> i64 {
@@ -147,9 +166,7 @@ impl Committer {
                     .expect("ceiling batch");
             }
             Committer::Records(db) => {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs() as i64);
+                let now = serai::leaderboard::unix_now();
                 let upserts = keys
                     .iter()
                     .map(|&k| RecordRow {

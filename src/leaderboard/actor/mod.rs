@@ -42,7 +42,7 @@ mod writes;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use actix::prelude::*;
 use tokio::sync::oneshot;
@@ -53,6 +53,7 @@ use super::messages::{Api, LeaderboardError};
 use super::rank_cache::{RankCache, RankCaches};
 use super::reads::Buckets;
 use super::rules::Record;
+use super::unix_now;
 use crate::routing::Entity;
 use writes::Op;
 
@@ -60,12 +61,6 @@ pub use deps::{Counters, LeaderboardDeps};
 
 /// How long a past bucket stays in memory after its expiry.
 pub const BUCKET_GRACE_SECS: i64 = 60;
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
