@@ -17,6 +17,14 @@ use actix_web::Error;
 
 use super::{upgrade, GatewayState};
 
+/// How long an open connection may still deliver a request once a graceful stop began, before
+/// it is closed as idle. actix signals every connection in the instant it stops accepting; a
+/// request already on its way then (a keep-alive client's next one, or a new connection's
+/// first) would be read by no one and its connection closed without an answer. With the
+/// grace it is read and answered (a drained node answers what it no longer serves as not
+/// run), and the stop takes this much longer only while idle connections are open.
+const REQUEST_GRACE: Duration = Duration::from_millis(500);
+
 /// Binds `addr` (address reuse on, backlog 1024, as `HttpServer` binds) and prepares the
 /// server of `app` without starting it (`run` starts it); returns it with the address bound
 /// (the port, when `addr` asked for any).
@@ -59,7 +67,10 @@ where
             HttpService::build()
                 .graceful_shutdown_signal(move || {
                     let signal = signal.clone();
-                    async move { signal.notified().await }
+                    async move {
+                        signal.notified().await;
+                        tokio::time::sleep(REQUEST_GRACE).await;
+                    }
                 })
                 .keep_alive(KeepAlive::default())
                 .client_request_timeout(Duration::from_secs(5))
