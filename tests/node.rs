@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::node::{http, start_node, wait_for_status};
+use common::node::{http, parse_response, start_node, wait_for_status, Response};
 use serai::persistence::claims::{self, EntityId, EntityTable};
 use uuid::Uuid;
 
@@ -229,8 +229,11 @@ async fn a_request_on_an_idle_connection_as_the_listener_closes_is_answered() {
     // One answered request: the connection is accepted, served and now idle (keep-alive).
     let mut conn = TcpStream::connect(client).await.unwrap();
     conn.write_all(request).await.unwrap();
-    let first = read_one_answer(&mut conn).await;
-    assert!(first.starts_with(b"HTTP/1.1 200"), "the first answer");
+    assert_eq!(
+        read_one_answer(&mut conn).await.status,
+        200,
+        "the first answer"
+    );
 
     let node = t.node;
     let stopping = actix_rt::spawn(async move { node.stop().await });
@@ -258,22 +261,14 @@ async fn a_request_on_an_idle_connection_as_the_listener_closes_is_answered() {
         .expect("stop succeeds");
 }
 
-/// Reads one whole HTTP/1.1 answer (head and `Content-Length` body) from `conn`.
-async fn read_one_answer(conn: &mut tokio::net::TcpStream) -> Vec<u8> {
+/// Reads one whole HTTP/1.1 answer from `conn` (complete once `parse_response` reads it).
+async fn read_one_answer(conn: &mut tokio::net::TcpStream) -> Response {
     use tokio::io::AsyncReadExt;
     let mut got = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
-        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
-            let length: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0);
-            if got.len() >= end + 4 + length {
-                return got;
-            }
+        if let Ok(answer) = parse_response(&got) {
+            return answer;
         }
         let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut chunk))
             .await
